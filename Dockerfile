@@ -1,0 +1,34 @@
+# One image for every service of the lab: each variant (`lab serve <variant>`) and the load
+# generator (`lab load`). Node comes from NODE_IMAGE (a local seeded image where there is no
+# registry, LAB-SPEC section 7).
+ARG NODE_IMAGE=node:24-bookworm-slim
+
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY services ./services
+RUN npx tsc -p tsconfig.build.json
+
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund
+
+FROM ${NODE_IMAGE}
+ENV NODE_ENV=production \
+    HOST=0.0.0.0 \
+    PORT=25000 \
+    METRICS_PORT=9464
+WORKDIR /app
+COPY package.json ./
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /app/dist/services ./dist/services
+RUN ln -s /app/dist/services/cli.js /usr/local/bin/lab && chmod +x /app/dist/services/cli.js
+USER node
+EXPOSE 25000 9464
+HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --retries=3 \
+  CMD ["node", "dist/services/common/healthcheck.js"]
+ENTRYPOINT ["node", "dist/services/cli.js"]
+CMD ["variants"]

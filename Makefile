@@ -1,0 +1,60 @@
+# The concurrency lab. `make help` lists the targets; `make up` starts it, `make test` tests it.
+.DEFAULT_GOAL := help
+SHELL := bash
+COMPOSE := docker compose
+
+# Grafana is a compose profile: on by default, left out with LAB_NO_GRAFANA=1 (where no Grafana
+# image can be had). The environment overrides COMPOSE_PROFILES from .env.
+ifeq ($(LAB_NO_GRAFANA),1)
+export COMPOSE_PROFILES :=
+else
+export COMPOSE_PROFILES := grafana
+endif
+
+.PHONY: help up urls down ps logs test test-stack build dashboards
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+
+up: ## build the image, start the lab, wait until it is healthy, print the URLs to open
+	./scripts/init-env.sh
+	$(COMPOSE) build
+	$(COMPOSE) up -d --wait --wait-timeout 240 --remove-orphans
+	@$(MAKE) --no-print-directory urls
+
+urls: ## print the URLs and ports of a running lab
+	@echo
+	@echo "The lab is up. Open:"
+	@if [[ "$(COMPOSE_PROFILES)" == *grafana* ]]; then \
+	  echo "  Grafana     http://127.0.0.1:3000/d/lab-overview  (anonymous view; admin password in .env)"; fi
+	@echo "  Prometheus  http://127.0.0.1:9090"
+	@echo "  Load gen    http://127.0.0.1:9465/metrics"
+	@echo "Talk to a variant yourself (type 6, get fib: 8):"
+	@echo "  nc 127.0.0.1 25002   (eventloop)"
+	@echo "  nc 127.0.0.1 25005   (threadpool)"
+
+down: ## stop the lab and remove its containers and data (keeps .env)
+	$(COMPOSE) down -v --remove-orphans
+
+ps: ## show the lab's containers and their health
+	$(COMPOSE) ps
+
+logs: ## follow the logs of every service
+	$(COMPOSE) logs -f --tail 50
+
+build: node_modules/.package-lock.json ## compile the TypeScript into dist/
+	npm run build
+
+test: node_modules/.package-lock.json ## run the tests: protocol, conformance, lessons, load generator, dashboards (no Docker needed)
+	npm test
+
+test-stack: node_modules/.package-lock.json ## bring the compose stack up afresh, check it through Prometheus, tear it down
+	./scripts/init-env.sh
+	npm run build
+	node --test dist/test/stack/stack.test.js
+
+dashboards: build ## regenerate grafana/dashboards/*.json from grafana/src
+	node dist/grafana/src/generate.js --write
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund

@@ -1,0 +1,27 @@
+// The small HTTP listener every lab process exposes: Prometheus text on /metrics, a JSON health
+// report on /healthz (503 while the process drains or has stopped, so healthchecks see it).
+
+import { createServer, type Server } from 'node:http';
+import type { Registry } from 'prom-client';
+
+export interface Health {
+  ok: boolean;
+  [detail: string]: unknown;
+}
+
+export function createMetricsServer(registry: Registry, health: () => Health): Server {
+  return createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method === 'GET' && path === '/metrics') {
+      registry.metrics().then(
+        (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+        (error: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${error.message}\n`),
+      );
+    } else if (req.method === 'GET' && path === '/healthz') {
+      const report = health();
+      res.writeHead(report.ok ? 200 : 503, { 'content-type': 'application/json' }).end(`${JSON.stringify(report)}\n`);
+    } else {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics or /healthz\n');
+    }
+  });
+}

@@ -1,0 +1,216 @@
+// The shared server every variant runs on: the accept loop with the connection cap, the HTTP
+// listener for /metrics and /healthz, and graceful shutdown with a drain timeout (LAB-SPEC
+// section 2). A variant plugs in at one of two levels (section 3):
+//   - an Executor decides only how a parsed request reaches a CPU (`eventloop`, `threadpool`);
+//     the shared ExecutorOwner then serves every connection with LineConnection;
+//   - a ConnectionOwner takes whole accepted sockets (a variant that holds connections back,
+//     or gives each one its own thread or process) and reuses LineConnection where it serves.
+
+import { once } from 'node:events';
+import type { Server as HttpServer } from 'node:http';
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import { CgroupReader, defaultParallelism } from './cgroup.js';
+import { LineConnection, type RequestHandler } from './connection.js';
+import { createMetricsServer } from './http.js';
+import { formatError } from './protocol.js';
+import { createServerMetrics, type ServerMetrics } from './metrics.js';
+import type { ServeOptions } from './options.js';
+
+/** Level 1: how a parsed request reaches a CPU. */
+export interface Executor {
+  /** Threads or processes computing fib (reported as fib_workers). */
+  readonly workers: number;
+  run: RequestHandler;
+  close(): Promise<void>;
+}
+
+/** Level 2: who owns an accepted connection. */
+export interface ConnectionOwner {
+  /** Serve this socket; call `release` once the connection is over (frees its place under the cap). */
+  adopt(socket: Socket, release: () => void): void;
+  /** Shutdown: answer what has started, then close every connection. */
+  drain(): Promise<void>;
+  /** The drain timeout passed: answer what is left `unavailable` and close. */
+  abort(): void;
+  /** Free the owner's threads or processes; called after every connection has closed. */
+  close(): Promise<void>;
+}
+
+/** What a variant is given when the server starts it. */
+export interface VariantContext {
+  variant: string;
+  options: ServeOptions;
+  metrics: ServerMetrics;
+  /** POOL_SIZE, else the CPU quota rounded up, else the CPU count. */
+  poolSize: number;
+}
+
+export interface VariantDefinition {
+  name: string;
+  /** The concurrency model, in a phrase. */
+  model: string;
+  /** What it demonstrates, in a phrase. */
+  shows: string;
+  /** The connection cap when MAX_CONNECTIONS is not set: what the model can afford. */
+  defaultMaxConnections: number;
+  /** Level 1 plug-in; the shared ExecutorOwner serves the connections. */
+  createExecutor?(ctx: VariantContext): Promise<Executor>;
+  /** Level 2 plug-in, for variants that own whole connections. */
+  createOwner?(ctx: VariantContext): Promise<ConnectionOwner>;
+}
+
+/** Serves every connection in this process with the shared LineConnection and one executor. */
+export class ExecutorOwner implements ConnectionOwner {
+  private readonly connections = new Set<LineConnection>();
+
+  constructor(
+    private readonly executor: Executor,
+    private readonly ctx: VariantContext,
+  ) {
+    ctx.metrics.workers.set(executor.workers);
+  }
+
+  adopt(socket: Socket, release: () => void): void {
+    const { options, metrics } = this.ctx;
+    const connection = new LineConnection(socket, {
+      handler: this.executor.run,
+      fibMaxN: options.fibMaxN,
+      maxPipeline: options.maxPipeline,
+      metrics,
+    });
+    this.connections.add(connection);
+    void connection.done.then(() => {
+      this.connections.delete(connection);
+      release();
+    });
+  }
+
+  async drain(): Promise<void> {
+    await Promise.all([...this.connections].map((connection) => connection.drain()));
+  }
+
+  abort(): void {
+    for (const connection of this.connections) connection.abort();
+  }
+
+  close(): Promise<void> {
+    return this.executor.close();
+  }
+}
+
+export interface RunningServer {
+  readonly variant: string;
+  readonly fib: AddressInfo;
+  readonly http: AddressInfo;
+  readonly maxConnections: number;
+  /** Stop accepting, drain, close; resolves when everything is closed. Idempotent. */
+  shutdown(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** The cgroup to report and size pools from; null reports none (tests). */
+  cgroup?: CgroupReader | null;
+}
+
+export async function startServer(
+  variant: VariantDefinition,
+  options: ServeOptions,
+  { cgroup = new CgroupReader() }: StartOptions = {},
+): Promise<RunningServer> {
+  const metrics = createServerMetrics(variant.name, cgroup);
+  const ctx: VariantContext = {
+    variant: variant.name,
+    options,
+    metrics,
+    poolSize: options.poolSize ?? defaultParallelism(cgroup ?? undefined),
+  };
+  const owner = await createOwner(variant, ctx);
+  const maxConnections = options.maxConnections ?? variant.defaultMaxConnections;
+
+  let open = 0;
+  let draining = false;
+  const sockets = new Set<Socket>();
+  const fibServer: NetServer = createNetServer((socket) => {
+    if (draining) return void socket.destroy();
+    if (open >= maxConnections) {
+      metrics.requests.labels({ outcome: 'overloaded' }).inc();
+      socket.on('error', () => {});
+      socket.end(formatError('overloaded', `connection cap of ${maxConnections} reached`));
+      return;
+    }
+    open += 1;
+    metrics.connections.set(open);
+    sockets.add(socket);
+    let released = false;
+    owner.adopt(socket, () => {
+      if (released) return;
+      released = true;
+      open -= 1;
+      sockets.delete(socket);
+      metrics.connections.set(open);
+    });
+  });
+
+  const httpServer = createMetricsServer(metrics.registry, () => ({
+    ok: !draining,
+    status: draining ? 'draining' : 'ok',
+    variant: variant.name,
+    connections: open,
+  }));
+
+  try {
+    await listen(fibServer, options.port, options.host);
+    await listen(httpServer, options.metricsPort, options.host);
+  } catch (error) {
+    fibServer.close();
+    httpServer.close();
+    await owner.close();
+    throw error;
+  }
+
+  let shuttingDown: Promise<void> | undefined;
+  const shutdown = () => {
+    shuttingDown ??= (async () => {
+      draining = true;
+      fibServer.close();
+      const drained = owner.drain();
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), options.drainTimeoutMs);
+      });
+      if ((await Promise.race([drained, timedOut])) === 'timeout') {
+        owner.abort();
+        await Promise.race([drained, delay(2000)]);
+        for (const socket of sockets) socket.destroy();
+      }
+      clearTimeout(timer);
+      await owner.close();
+      httpServer.closeAllConnections();
+      await new Promise<void>((resolve) => httpServer.close(() => resolve()));
+    })();
+    return shuttingDown;
+  };
+
+  return {
+    variant: variant.name,
+    fib: fibServer.address() as AddressInfo,
+    http: httpServer.address() as AddressInfo,
+    maxConnections,
+    shutdown,
+  };
+}
+
+async function createOwner(variant: VariantDefinition, ctx: VariantContext): Promise<ConnectionOwner> {
+  if (variant.createOwner) return variant.createOwner(ctx);
+  if (variant.createExecutor) return new ExecutorOwner(await variant.createExecutor(ctx), ctx);
+  throw new Error(`variant ${variant.name} defines neither createExecutor nor createOwner`);
+}
+
+async function listen(server: NetServer | HttpServer, port: number, host: string): Promise<void> {
+  server.listen(port, host);
+  await once(server, 'listening'); // rejects with the listen error (EADDRINUSE, ...)
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}

@@ -1,0 +1,50 @@
+// threadpool: the event loop does all the I/O and hands each fib to a fixed pool of
+// worker_threads (piscina), like the talk's ThreadPoolExecutor but without a GIL: with as many
+// workers as cores, a long fib no longer stalls short ones. Requests beyond the pool wait in
+// piscina's queue (that wait is fib_queue_wait_seconds), at most MAX_QUEUE of them; past that
+// they are answered `overloaded`.
+
+import { Piscina } from 'piscina';
+import { RequestError } from '../common/errors.js';
+import type { FibResult, FibTask } from '../common/messages.js';
+import type { VariantDefinition } from '../common/server.js';
+
+export const threadpool: VariantDefinition = {
+  name: 'threadpool',
+  model: 'event loop for I/O + a fixed pool of worker_threads (piscina) for fib',
+  shows: 'parallelism with bounded threads; queue wait vs run time',
+  defaultMaxConnections: 10_000,
+  async createExecutor({ poolSize, options }) {
+    const pool = new Piscina<FibTask, FibResult>({
+      filename: new URL('./worker.js', import.meta.url).href,
+      // Created full and never shrunk: the pool is sized once, at start (LAB-SPEC section 3).
+      minThreads: poolSize,
+      maxThreads: poolSize,
+      idleTimeout: Number.MAX_SAFE_INTEGER,
+      concurrentTasksPerWorker: 1,
+    });
+    // Warm: every worker has loaded its module before the first client is served.
+    await Promise.all(Array.from({ length: poolSize }, () => pool.run({ n: 1 })));
+    // The queue is bounded here, not with piscina's maxQueue: piscina keeps abortable tasks
+    // (ours carry the client's AbortSignal) in a separate queue that maxQueue does not bound.
+    let pending = 0;
+    return {
+      workers: poolSize,
+      run: async (n, signal) => {
+        if (pending >= poolSize + options.maxQueue) {
+          throw new RequestError('overloaded', `all ${poolSize} workers busy and ${options.maxQueue} requests queued`);
+        }
+        pending += 1;
+        try {
+          return await pool.run({ n }, { signal });
+        } catch (error) {
+          if ((error as Error).name === 'AbortError') throw error;
+          throw new RequestError('internal', 'the worker computing this request failed');
+        } finally {
+          pending -= 1;
+        }
+      },
+      close: () => pool.destroy(),
+    };
+  },
+};

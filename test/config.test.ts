@@ -1,0 +1,99 @@
+// Bad configuration exits non-zero with one line that names the option, flag or variable.
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { resolveServeOptions, serveDefaults } from '../services/common/options.js';
+import { parseTargets, resolveLoadOptions } from '../services/loadgen/options.js';
+import { ConfigError } from '../services/common/errors.js';
+import { runLab, startVariant } from './helpers.js';
+
+function configError(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (error) {
+    assert.ok(error instanceof ConfigError, String(error));
+    return error.message;
+  }
+  assert.fail('expected a ConfigError');
+}
+
+describe('lab serve configuration', () => {
+  it('merges values over the defaults', () => {
+    assert.deepEqual(resolveServeOptions({}), serveDefaults);
+    const options = resolveServeOptions({ port: '0', poolSize: '3', fibMaxN: 78, maxConnections: '' });
+    assert.equal(options.port, 0);
+    assert.equal(options.poolSize, 3);
+    assert.equal(options.fibMaxN, 78);
+    assert.equal(options.maxConnections, null);
+  });
+
+  it('names the option in every guard', () => {
+    assert.match(configError(() => resolveServeOptions({ port: '70000' })), /--port \(PORT\)/);
+    assert.match(configError(() => resolveServeOptions({ fibMaxN: '79' })), /--fib-max-n \(FIB_MAX_N\).*0 to 78/);
+    assert.match(configError(() => resolveServeOptions({ poolSize: '0' })), /--pool-size \(POOL_SIZE\)/);
+    assert.match(configError(() => resolveServeOptions({ drainTimeoutMs: '1.5' })), /--drain-timeout-ms \(DRAIN_TIMEOUT_MS\)/);
+    assert.match(configError(() => resolveServeOptions({ maxConnections: 'lots' })), /--max-connections \(MAX_CONNECTIONS\)/);
+    assert.match(configError(() => resolveServeOptions({ host: ' ' })), /--host \(HOST\)/);
+  });
+
+  for (const [what, args, env, pattern] of [
+    ['a flag', ['--port', 'abc'], {}, /--port \(PORT\).*"abc"/],
+    ['an environment variable', [], { FIB_MAX_N: '99' }, /FIB_MAX_N/],
+    ['an unknown variant', [], {}, /unknown variant "nope"/],
+  ] as const) {
+    it(`exits non-zero with one line for ${what}`, async () => {
+      const variant = what === 'an unknown variant' ? 'nope' : 'eventloop';
+      const { code, stderr, stdout } = await runLab(['serve', variant, ...args], env);
+      assert.notEqual(code, 0);
+      assert.equal(stdout, '');
+      assert.equal(stderr.trim().split('\n').length, 1, stderr);
+      assert.match(stderr, pattern);
+    });
+  }
+
+  it('exits non-zero with one line when the port is taken', async () => {
+    const first = await startVariant('eventloop');
+    try {
+      const { code, stderr } = await runLab(['serve', 'eventloop', '--port', String(first.port), '--metrics-port', '0']);
+      assert.notEqual(code, 0);
+      assert.equal(stderr.trim().split('\n').length, 1, stderr);
+      assert.match(stderr, /EADDRINUSE/);
+    } finally {
+      await first.stop();
+    }
+  });
+});
+
+describe('lab load configuration', () => {
+  it('parses targets with their options', () => {
+    assert.deepEqual(parseTargets(['a=127.0.0.1:1', 'b=host.example:25001?connect=per-request,c=[::1]:3']), [
+      { name: 'a', host: '127.0.0.1', port: 1, connectPerRequest: false },
+      { name: 'b', host: 'host.example', port: 25001, connectPerRequest: true },
+      { name: 'c', host: '::1', port: 3, connectPerRequest: false },
+    ]);
+  });
+
+  it('names the option in every guard', () => {
+    assert.match(configError(() => resolveLoadOptions({})), /--target \(LOAD_TARGETS\)/);
+    assert.match(configError(() => parseTargets('eventloop')), /--target.*name=host:port/);
+    assert.match(configError(() => parseTargets('a=h:1?legacy=x')), /unknown target option/);
+    assert.match(configError(() => parseTargets('a=h:1,a=h:2')), /given twice/);
+    const base = { targets: 'a=127.0.0.1:1' };
+    assert.match(configError(() => resolveLoadOptions({ ...base, scenarios: 'perf9' })), /--scenario \(LOAD_SCENARIO\).*perf9/);
+    assert.match(configError(() => resolveLoadOptions({ ...base, durationMs: '5x' })), /--duration \(LOAD_DURATION\)/);
+    assert.match(configError(() => resolveLoadOptions({ ...base, connections: '0' })), /--connections \(LOAD_CONNECTIONS\)/);
+    assert.match(configError(() => resolveLoadOptions({ ...base, timeoutMs: '0' })), /--timeout \(LOAD_TIMEOUT\)/);
+  });
+
+  it('reads durations in ms, s, m and h', () => {
+    const options = resolveLoadOptions({ targets: 'a=h:1', thinkMs: '250ms', durationMs: '2m', timeoutMs: '1.5', reportEveryMs: '1h' });
+    assert.deepEqual([options.thinkMs, options.durationMs, options.timeoutMs, options.reportEveryMs], [250, 120_000, 1500, 3_600_000]);
+  });
+
+  it('exits non-zero with one line naming the option', async () => {
+    const { code, stderr } = await runLab(['load', '--target', 'x=127.0.0.1:1', '--duration', 'soon']);
+    assert.notEqual(code, 0);
+    assert.equal(stderr.trim().split('\n').length, 1, stderr);
+    assert.match(stderr, /--duration \(LOAD_DURATION\)/);
+  });
+});

@@ -1,0 +1,311 @@
+// The shared conformance suite: every variant, run as its own `lab serve` process on port 0, is
+// checked on real sockets against the protocol (LAB-SPEC section 2). A variant joins by adding a
+// row to VARIANTS with what it can produce.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { TestClient, fetchText, referenceFib, startVariant, type RunningVariant } from './helpers.js';
+
+interface VariantCase {
+  variant: string;
+  env: Record<string, string>;
+  /** fib runs off the serving thread, so a drain timeout can cut a running request short. */
+  computesOffThread: boolean;
+  /** Has a bounded queue that answers `overloaded` when full (env to make it tiny). */
+  boundedQueue?: Record<string, string>;
+}
+
+const VARIANTS: VariantCase[] = [
+  { variant: 'eventloop', env: {}, computesOffThread: false },
+  { variant: 'threadpool', env: { POOL_SIZE: '2' }, computesOffThread: true, boundedQueue: { POOL_SIZE: '1', MAX_QUEUE: '1' } },
+];
+
+/** Waits until /healthz reports draining (503), so the test knows shutdown has begun. */
+async function waitUntilDraining(server: RunningVariant): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    try {
+      const { status } = await fetchText(`http://127.0.0.1:${server.metricsPort}/healthz`);
+      if (status === 503) return;
+    } catch {
+      // the listener may close as the server finishes: keep trying until the deadline
+    }
+    await sleep(10);
+  }
+  throw new Error('healthz never reported draining');
+}
+
+for (const { variant, env, computesOffThread, boundedQueue } of VARIANTS) {
+  describe(`conformance: ${variant}`, () => {
+    let server: RunningVariant;
+    before(async () => {
+      server = await startVariant(variant, env);
+    });
+    after(async () => {
+      await server?.stop();
+    });
+
+    it('answers fib(n) for n = 0..25', async () => {
+      const client = await TestClient.connect(server.port);
+      try {
+        for (let n = 0; n <= 25; n++) assert.equal(await client.ask(String(n)), `fib: ${referenceFib(n)}`, `n=${n}`);
+      } finally {
+        client.close();
+      }
+    });
+
+    it('answers pipelined requests in request order', async () => {
+      const client = await TestClient.connect(server.port);
+      try {
+        const ns = [25, 1, 22, 2, 0, 24, 3, 18, 1];
+        await client.write(ns.map((n) => `${n}\n`).join(''));
+        assert.deepEqual(await client.readLines(ns.length), ns.map((n) => `fib: ${referenceFib(n)}`));
+      } finally {
+        client.close();
+      }
+    });
+
+    it('decodes requests split at every byte boundary, and byte by byte, in line mode', async () => {
+      const client = await TestClient.connect(server.port);
+      try {
+        assert.equal(await client.ask('1'), 'fib: 1'); // now in line mode
+        const stream = '12\n 7\r\n\t3 \n';
+        const expected = ['fib: 144', 'fib: 13', 'fib: 2'];
+        for (let cut = 1; cut < stream.length; cut++) {
+          await client.write(stream.slice(0, cut));
+          await sleep(2);
+          await client.write(stream.slice(cut));
+          assert.deepEqual(await client.readLines(3), expected, `split at byte ${cut}`);
+        }
+        for (const byte of stream) {
+          await client.write(byte);
+          await sleep(1);
+        }
+        assert.deepEqual(await client.readLines(3), expected, 'byte by byte');
+      } finally {
+        client.close();
+      }
+    });
+
+    it('answers each bad input with its error line and keeps the connection serving', async () => {
+      const client = await TestClient.connect(server.port);
+      try {
+        const cases: Array<[string, string]> = [
+          ['abc', 'bad_request'],
+          ['', 'bad_request'],
+          ['1.5', 'bad_request'],
+          ['6 7', 'bad_request'],
+          ['-1', 'out_of_range'],
+          ['41', 'out_of_range'],
+          ['123456789012345678901234567890', 'out_of_range'],
+        ];
+        for (const [request, code] of cases) {
+          const reply = await client.ask(request);
+          assert.match(reply, new RegExp(`^error: ${code} \\S`), `request ${JSON.stringify(request)} got ${JSON.stringify(reply)}`);
+          assert.equal(await client.ask('6'), 'fib: 8', `after ${JSON.stringify(request)}`);
+        }
+      } finally {
+        client.close();
+      }
+    });
+
+    it('answers line_too_long, then closes the connection', async () => {
+      const client = await TestClient.connect(server.port);
+      try {
+        assert.equal(await client.ask('5'), 'fib: 5');
+        await client.write('1'.repeat(65));
+        assert.match(await client.line(), /^error: line_too_long \S/);
+        await client.waitClosed();
+      } finally {
+        client.close();
+      }
+    });
+
+    it('answers line_too_long to a legacy chunk over 64 bytes, then closes', async () => {
+      const client = await TestClient.connect(server.port);
+      try {
+        await client.write('2'.repeat(65));
+        assert.match(await client.line(), /^error: line_too_long \S/);
+        await client.waitClosed();
+      } finally {
+        client.close();
+      }
+    });
+
+    it("answers the talk's clients, which send b'30' and b'1' with no newline", async () => {
+      const perf1 = await TestClient.connect(server.port);
+      const perf2 = await TestClient.connect(server.port);
+      try {
+        for (let i = 0; i < 3; i++) {
+          await perf1.write('30');
+          assert.equal(await perf1.line(), 'fib: 832040');
+          await perf2.write('1');
+          assert.equal(await perf2.line(), 'fib: 1');
+        }
+      } finally {
+        perf1.close();
+        perf2.close();
+      }
+    });
+
+    it('serves many concurrent clients, each pipelining', async () => {
+      const clients = await Promise.all(Array.from({ length: 40 }, () => TestClient.connect(server.port)));
+      try {
+        await Promise.all(
+          clients.map(async (client, i) => {
+            const ns = Array.from({ length: 8 }, (_, j) => (i * 7 + j * 5) % 23);
+            await client.write(ns.map((n) => `${n}\n`).join(''));
+            assert.deepEqual(await client.readLines(ns.length), ns.map((n) => `fib: ${referenceFib(n)}`), `client ${i}`);
+          }),
+        );
+      } finally {
+        for (const client of clients) client.close();
+      }
+    });
+
+    it('keeps serving when a client disconnects mid-request', async () => {
+      const leaver = await TestClient.connect(server.port);
+      await leaver.write('34\n');
+      await sleep(20);
+      leaver.close();
+      const client = await TestClient.connect(server.port);
+      try {
+        assert.equal(await client.ask('20'), 'fib: 6765');
+      } finally {
+        client.close();
+      }
+    });
+
+    it('serves /metrics with the variant label and /healthz', async () => {
+      const health = await fetchText(`http://127.0.0.1:${server.metricsPort}/healthz`);
+      assert.equal(health.status, 200);
+      assert.equal(JSON.parse(health.body).status, 'ok');
+      const { status, body } = await fetchText(`http://127.0.0.1:${server.metricsPort}/metrics`);
+      assert.equal(status, 200);
+      for (const name of [
+        'fib_requests_total',
+        'fib_request_duration_seconds_bucket',
+        'fib_queue_wait_seconds_bucket',
+        'fib_compute_seconds_bucket',
+        'fib_connections_active',
+        'fib_inflight_requests',
+        'fib_workers',
+        'lab_cpu_quota_cores',
+        'lab_cpu_usage_seconds_total',
+        'lab_memory_bytes',
+        'lab_event_loop_busy_seconds_total',
+        'nodejs_eventloop_lag_seconds',
+      ]) {
+        assert.match(body, new RegExp(`^${name}\\{[^}]*variant="${variant}"`, 'm'), `${name} with variant="${variant}"`);
+      }
+      const ok = /^fib_requests_total\{outcome="ok",variant="[^"]+"\} (\d+)/m.exec(body);
+      assert.ok(ok && Number(ok[1]) > 0, `fib_requests_total{outcome="ok"} should count the requests so far: ${ok?.[0]}`);
+      assert.match(body, /^fib_requests_total\{outcome="bad_request",variant="[^"]+"\} [1-9]/m);
+    });
+
+    it('refuses connections over the cap with overloaded, and serves again once one leaves', async () => {
+      const capped = await startVariant(variant, { ...env, MAX_CONNECTIONS: '2' });
+      const clients: TestClient[] = [];
+      try {
+        for (let i = 0; i < 2; i++) {
+          clients.push(await TestClient.connect(capped.port));
+          assert.equal(await clients[i]!.ask('1'), 'fib: 1');
+        }
+        const over = await TestClient.connect(capped.port);
+        clients.push(over);
+        assert.match(await over.line(), /^error: overloaded \S/);
+        await over.waitClosed();
+        clients[0]!.close();
+        await clients[0]!.closedPromise;
+        // The server notices the close asynchronously: retry briefly until it has.
+        let reply = '';
+        for (let attempt = 0; attempt < 50 && reply !== 'fib: 8'; attempt++) {
+          const next = await TestClient.connect(capped.port);
+          clients.push(next);
+          reply = await next.ask('6').catch(() => '');
+          if (reply !== 'fib: 8') await sleep(20);
+        }
+        assert.equal(reply, 'fib: 8');
+      } finally {
+        for (const client of clients) client.close();
+        await capped.stop();
+      }
+    });
+
+    it('drains on SIGTERM: answers the request in flight, closes every connection, exits 0', async () => {
+      const draining = await startVariant(variant, env);
+      const idle = await TestClient.connect(draining.port);
+      const busy = await TestClient.connect(draining.port);
+      try {
+        assert.equal(await idle.ask('1'), 'fib: 1');
+        await busy.write('32\n');
+        const code = draining.stop('SIGTERM');
+        assert.equal(await busy.line(), `fib: ${referenceFib(32)}`);
+        await busy.waitClosed();
+        await idle.waitClosed();
+        assert.equal(await code, 0, draining.stderr());
+        await assert.rejects(TestClient.connect(draining.port), 'no new connections after shutdown');
+      } finally {
+        idle.close();
+        busy.close();
+        await draining.stop('SIGKILL');
+      }
+    });
+
+    if (computesOffThread) {
+      it('answers new requests during the drain unavailable, after the ones in flight', async () => {
+        const draining = await startVariant(variant, env);
+        const client = await TestClient.connect(draining.port);
+        try {
+          await client.write('37\n');
+          await sleep(50);
+          const code = draining.stop('SIGTERM');
+          await waitUntilDraining(draining);
+          await client.write('1\n');
+          assert.equal(await client.line(), `fib: ${referenceFib(37)}`);
+          assert.match(await client.line(), /^error: unavailable \S/);
+          await client.waitClosed();
+          assert.equal(await code, 0, draining.stderr());
+        } finally {
+          client.close();
+          await draining.stop('SIGKILL');
+        }
+      });
+
+      it('answers what is still running unavailable when the drain timeout passes', async () => {
+        const draining = await startVariant(variant, { ...env, DRAIN_TIMEOUT_MS: '200' });
+        const client = await TestClient.connect(draining.port);
+        try {
+          assert.equal(await client.ask('1'), 'fib: 1');
+          await client.write('40\n');
+          await sleep(50);
+          const code = draining.stop('SIGTERM');
+          assert.match(await client.line(), /^error: unavailable \S/);
+          await client.waitClosed();
+          assert.equal(await code, 0, draining.stderr());
+        } finally {
+          client.close();
+          await draining.stop('SIGKILL');
+        }
+      });
+    }
+
+    if (boundedQueue) {
+      it('answers overloaded when its queue is full, and keeps the connection', async () => {
+        const small = await startVariant(variant, { ...env, ...boundedQueue });
+        const client = await TestClient.connect(small.port);
+        try {
+          await client.write('33\n33\n33\n');
+          const replies = await client.readLines(3);
+          assert.deepEqual(replies.slice(0, 2), [`fib: ${referenceFib(33)}`, `fib: ${referenceFib(33)}`], replies.join(' | '));
+          assert.match(replies[2]!, /^error: overloaded \S/, replies.join(' | '));
+          assert.equal(await client.ask('6'), 'fib: 8');
+        } finally {
+          client.close();
+          await small.stop();
+        }
+      });
+    }
+  });
+}

@@ -1,0 +1,76 @@
+// The generated dashboards: committed JSON equals the generator's output, uids and panel ids are
+// unique, every panel describes itself, and every query uses metrics the lab really exports.
+
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { DASHBOARDS, DATASOURCE, allQueries, renderDashboard } from '../grafana/src/dashboards.js';
+import { DASHBOARD_DIR } from '../grafana/src/generate.js';
+import { createLoadgenMetrics, createServerMetrics } from '../services/common/metrics.js';
+import { CgroupReader } from '../services/common/cgroup.js';
+
+interface Panel {
+  id: number;
+  type: string;
+  title: string;
+  description?: string;
+  datasource?: { uid: string };
+  targets?: Array<{ expr: string; refId: string; datasource?: { uid: string } }>;
+}
+
+/** Metric names as Prometheus stores them: histograms as _bucket, _sum and _count. */
+async function exportedNames(): Promise<Set<string>> {
+  const names = new Set<string>();
+  const registries = [createServerMetrics('x', new CgroupReader()).registry, createLoadgenMetrics().registry];
+  for (const registry of registries) {
+    for (const metric of await registry.getMetricsAsJSON()) {
+      names.add(metric.name);
+      if (String(metric.type) === 'histogram') for (const suffix of ['_bucket', '_sum', '_count']) names.add(metric.name + suffix);
+    }
+  }
+  return names;
+}
+
+const PROMQL_WORDS = new Set(['sum', 'by', 'rate', 'histogram_quantile', 'le', 'variant', 'probe', 'outcome', 'scenario', 'worker', 'max', 'min', 'avg', 'increase', 'changes', 'without', 'on', 'ignoring', 'group_left', 'irate', 'clamp_min', 'count', 'abs', 'bool', 'and', 'or', 'unless', 'offset', 'deriv', 'delta', 'resets', 'label_replace', 'vector', 'time', 'topk']);
+
+describe('dashboards', () => {
+  it('committed JSON matches the generator (run `make dashboards` after editing grafana/src)', () => {
+    for (const spec of DASHBOARDS) {
+      const committed = readFileSync(`${DASHBOARD_DIR}${spec.file}`, 'utf8');
+      assert.equal(committed, renderDashboard(spec), `${spec.file} drifted from grafana/src/dashboards.ts`);
+    }
+  });
+
+  it('has unique dashboard uids, unique panel ids and a description on every panel', () => {
+    const uids = DASHBOARDS.map((d) => d.uid);
+    assert.equal(new Set(uids).size, uids.length, `duplicate uid in ${uids}`);
+    for (const spec of DASHBOARDS) {
+      const dashboard = JSON.parse(renderDashboard(spec)) as { uid: string; panels: Panel[] };
+      assert.equal(dashboard.uid, spec.uid);
+      const ids = dashboard.panels.map((p) => p.id);
+      assert.equal(new Set(ids).size, ids.length, `${spec.uid}: duplicate panel id in ${ids}`);
+      for (const panel of dashboard.panels.filter((p) => p.type !== 'row')) {
+        assert.ok(panel.description && panel.description.length > 20, `${spec.uid}/${panel.title} needs a description`);
+        assert.equal(panel.datasource?.uid, DATASOURCE.uid);
+        assert.ok(panel.targets && panel.targets.length > 0, `${panel.title} has no query`);
+        for (const target of panel.targets) assert.match(target.expr, /\$__rate_interval|^[^[]*$/, `${panel.title}: use $__rate_interval`);
+      }
+    }
+  });
+
+  it('queries only metrics that a service exports', async () => {
+    const exported = await exportedNames();
+    for (const query of allQueries()) {
+      const withoutStrings = query.expr.replace(/"[^"]*"/g, '""').replace(/\[[^\]]*\]/g, '');
+      const identifiers = withoutStrings.match(/[a-zA-Z_:][a-zA-Z0-9_:]*/g) ?? [];
+      const metrics = identifiers.filter((word) => !PROMQL_WORDS.has(word) && !word.startsWith('$'));
+      assert.ok(metrics.length > 0, `${query.panel}: no metric found in ${query.expr}`);
+      for (const metric of metrics) assert.ok(exported.has(metric), `${query.dashboard}/${query.panel}: ${metric} is not exported`);
+    }
+  });
+
+  it('the provisioned datasource has the uid the panels use', () => {
+    const provisioning = readFileSync(`${DASHBOARD_DIR}../provisioning/datasources/prometheus.yml`, 'utf8');
+    assert.match(provisioning, new RegExp(`uid: ${DATASOURCE.uid}\\b`));
+  });
+});

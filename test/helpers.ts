@@ -1,0 +1,171 @@
+// Test helpers: run `lab` as a real process (a variant on port 0, or a load), and talk to it
+// over real sockets. Each helper is named after what it does to the server.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { connect, type Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export const CLI = fileURLToPath(new URL('../services/cli.js', import.meta.url));
+
+export interface RunningVariant {
+  variant: string;
+  host: string;
+  port: number;
+  metricsPort: number;
+  child: ChildProcess;
+  /** Everything the process wrote to stderr so far. */
+  stderr(): string;
+  /** Sends a signal and resolves with the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  exited: Promise<number | null>;
+}
+
+/** Starts `lab serve <variant>` on free ports and waits for its `listening` line. */
+export async function startVariant(variant: string, env: Record<string, string> = {}): Promise<RunningVariant> {
+  const child = spawn(process.execPath, [CLI, 'serve', variant, '--port', '0', '--metrics-port', '0'], {
+    env: { ...process.env, HOST: '127.0.0.1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const line = await new Promise<string>((resolve, reject) => {
+    let stdout = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      const match = /^listening .*$/m.exec(stdout);
+      if (match) resolve(match[0]);
+    });
+    void exited.then((code) => reject(new Error(`lab serve ${variant} exited with ${code} before listening: ${stderr}`)));
+  });
+  const match = /^listening fib=([^\s]+):(\d+) metrics=([^\s]+):(\d+)$/.exec(line);
+  if (!match) throw new Error(`unexpected listening line: ${line}`);
+  return {
+    variant,
+    host: match[1]!,
+    port: Number(match[2]),
+    metricsPort: Number(match[4]),
+    child,
+    stderr: () => stderr,
+    exited,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
+
+/** Runs `lab <args>` to completion. */
+export async function runLab(args: string[], env: Record<string, string> = {}, timeoutMs = 60_000) {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const [code] = (await once(child, 'exit')) as [number | null];
+  clearTimeout(timer);
+  return { code, stdout, stderr };
+}
+
+/** A raw test client: writes bytes exactly as given and reads reply lines. */
+export class TestClient {
+  private buffered = '';
+  private readonly lines: string[] = [];
+  private waiters: Array<() => void> = [];
+  closed = false;
+  readonly closedPromise: Promise<void>;
+
+  private constructor(readonly socket: Socket) {
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => {
+      this.buffered += chunk.toString('latin1');
+      const parts = this.buffered.split('\n');
+      this.buffered = parts.pop()!;
+      this.lines.push(...parts);
+      this.wake();
+    });
+    socket.on('error', () => {});
+    this.closedPromise = new Promise((resolve) =>
+      socket.once('close', () => {
+        this.closed = true;
+        this.wake();
+        resolve();
+      }),
+    );
+  }
+
+  static async connect(port: number, host = '127.0.0.1'): Promise<TestClient> {
+    const socket = connect({ port, host });
+    await once(socket, 'connect');
+    return new TestClient(socket);
+  }
+
+  write(data: string | Buffer): Promise<void> {
+    return new Promise((resolve, reject) => this.socket.write(data, (error) => (error ? reject(error) : resolve())));
+  }
+
+  /** Resolves with the next reply line; rejects when the connection closes first or on timeout. */
+  async line(timeoutMs = 20_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.lines.length === 0) {
+      if (this.closed) throw new Error(`connection closed while waiting for a reply (partial: ${JSON.stringify(this.buffered)})`);
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) throw new Error(`no reply within ${timeoutMs} ms`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, remaining);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    return this.lines.shift()!;
+  }
+
+  async readLines(count: number, timeoutMs?: number): Promise<string[]> {
+    const result: string[] = [];
+    for (let i = 0; i < count; i++) result.push(await this.line(timeoutMs));
+    return result;
+  }
+
+  /** Sends one request line and returns its reply. */
+  async ask(request: string, timeoutMs?: number): Promise<string> {
+    await this.write(`${request}\n`);
+    return this.line(timeoutMs);
+  }
+
+  /** Resolves when the server has closed the connection (rejects after the timeout). */
+  async waitClosed(timeoutMs = 10_000): Promise<void> {
+    await Promise.race([
+      this.closedPromise,
+      sleep(timeoutMs).then(() => {
+        throw new Error(`connection still open after ${timeoutMs} ms`);
+      }),
+    ]);
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+
+  private wake(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake();
+  }
+}
+
+/** fib by iteration: the test's reference (servers must recurse; a test may not). */
+export function referenceFib(n: number): number {
+  let [a, b] = [1, 1];
+  for (let i = 3; i <= n; i++) [a, b] = [b, a + b];
+  return n <= 2 ? 1 : b;
+}
+
+export async function fetchText(url: string): Promise<{ status: number; body: string }> {
+  const response = await fetch(url);
+  return { status: response.status, body: await response.text() };
+}

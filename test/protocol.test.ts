@@ -1,0 +1,168 @@
+// The protocol module against every way TCP can split a frame: the whole stream as one chunk,
+// byte by byte, and cut in two at every byte boundary (on a connection already in line mode).
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  MAX_LINE_BYTES,
+  ReplyDecoder,
+  RequestDecoder,
+  formatError,
+  formatReply,
+  parseReply,
+  parseRequest,
+  type RequestFrame,
+} from '../services/common/protocol.js';
+import { RequestError } from '../services/common/errors.js';
+
+const STREAM = '6\n  12\t\r\n30\r\nabc\n\n-1\n';
+const EXPECTED: RequestFrame[] = ['6', '  12\t', '30', 'abc', '', '-1'].map((text) => ({ kind: 'request', text }));
+
+/** A decoder already in line mode, as every connection is after its first line. */
+function lineModeDecoder(): RequestDecoder {
+  const decoder = new RequestDecoder();
+  assert.deepEqual(decoder.push(Buffer.from('1\n')), [{ kind: 'request', text: '1' }]);
+  return decoder;
+}
+
+function feed(decoder: RequestDecoder, chunks: string[]): RequestFrame[] {
+  return chunks.flatMap((chunk) => decoder.push(Buffer.from(chunk, 'latin1')));
+}
+
+describe('RequestDecoder in line mode', () => {
+  it('decodes the stream as one chunk', () => {
+    assert.deepEqual(feed(lineModeDecoder(), [STREAM]), EXPECTED);
+  });
+
+  it('decodes the stream byte by byte', () => {
+    assert.deepEqual(feed(lineModeDecoder(), [...STREAM]), EXPECTED);
+  });
+
+  it('decodes the stream split in two at every byte boundary', () => {
+    for (let cut = 1; cut < STREAM.length; cut++) {
+      const frames = feed(lineModeDecoder(), [STREAM.slice(0, cut), STREAM.slice(cut)]);
+      assert.deepEqual(frames, EXPECTED, `split at byte ${cut}`);
+    }
+  });
+
+  it('decodes the stream split in three at every pair of boundaries', () => {
+    for (let a = 1; a < STREAM.length - 1; a++) {
+      for (let b = a + 1; b < STREAM.length; b++) {
+        const frames = feed(lineModeDecoder(), [STREAM.slice(0, a), STREAM.slice(a, b), STREAM.slice(b)]);
+        assert.deepEqual(frames, EXPECTED, `split at bytes ${a} and ${b}`);
+      }
+    }
+  });
+
+  it('accepts a line of exactly 64 bytes, split anywhere', () => {
+    const line = `${' '.repeat(MAX_LINE_BYTES - 2)}12`;
+    for (let cut = 1; cut <= line.length; cut++) {
+      const frames = feed(lineModeDecoder(), [line.slice(0, cut), `${line.slice(cut)}\n`]);
+      assert.deepEqual(frames, [{ kind: 'request', text: line }], `split at byte ${cut}`);
+    }
+  });
+
+  it('reports too_long as soon as 65 bytes arrive without a newline, then nothing more', () => {
+    const decoder = lineModeDecoder();
+    assert.deepEqual(feed(decoder, ['5\n', '7'.repeat(MAX_LINE_BYTES)]), [{ kind: 'request', text: '5' }]);
+    assert.deepEqual(feed(decoder, ['7']), [{ kind: 'too_long' }]);
+    assert.deepEqual(feed(decoder, ['\n3\n']), []);
+  });
+
+  it('reports too_long for a long line that arrives with its newline in one chunk', () => {
+    assert.deepEqual(feed(lineModeDecoder(), [`2\n${'1'.repeat(MAX_LINE_BYTES + 1)}\n4\n`]), [
+      { kind: 'request', text: '2' },
+      { kind: 'too_long' },
+    ]);
+  });
+});
+
+describe('RequestDecoder in legacy mode (clients that never send a newline)', () => {
+  it('answers each chunk as one request, as the talk\'s recv(100) does', () => {
+    const decoder = new RequestDecoder();
+    assert.deepEqual(feed(decoder, ['30']), [{ kind: 'request', text: '30' }]);
+    assert.deepEqual(feed(decoder, ['1']), [{ kind: 'request', text: '1' }]);
+    assert.equal(decoder.inLineMode, false);
+  });
+
+  it('switches to line framing for good at the first newline', () => {
+    const decoder = new RequestDecoder();
+    assert.deepEqual(feed(decoder, ['30']), [{ kind: 'request', text: '30' }]);
+    assert.deepEqual(feed(decoder, ['5\n2']), [{ kind: 'request', text: '5' }]);
+    assert.equal(decoder.inLineMode, true);
+    assert.deepEqual(feed(decoder, ['0']), []);
+    assert.deepEqual(feed(decoder, ['\n']), [{ kind: 'request', text: '20' }]);
+  });
+
+  it('gives line_too_long to a chunk over 64 bytes', () => {
+    const decoder = new RequestDecoder();
+    assert.deepEqual(feed(decoder, ['1'.repeat(MAX_LINE_BYTES)]), [{ kind: 'request', text: '1'.repeat(MAX_LINE_BYTES) }]);
+    assert.deepEqual(feed(decoder, ['1'.repeat(MAX_LINE_BYTES + 1)]), [{ kind: 'too_long' }]);
+    assert.deepEqual(feed(decoder, ['1']), []);
+  });
+});
+
+describe('parseRequest', () => {
+  const code = (text: string, maxN = 40) => {
+    try {
+      parseRequest(text, maxN);
+      return 'ok';
+    } catch (error) {
+      assert.ok(error instanceof RequestError);
+      assert.doesNotMatch(error.message, /\n/);
+      return error.code;
+    }
+  };
+
+  it('accepts decimal integers with spaces and tabs around them', () => {
+    assert.equal(parseRequest('6', 40), 6);
+    assert.equal(parseRequest(' \t30 \t', 40), 30);
+    assert.equal(parseRequest('0', 40), 0);
+    assert.equal(parseRequest('+7', 40), 7);
+    assert.equal(parseRequest('-0', 40), 0);
+    assert.equal(parseRequest('040', 40), 40);
+  });
+
+  it('answers bad_request for anything that is not an integer', () => {
+    for (const text of ['', ' ', 'abc', '1.5', '1e3', '0x10', '6 7', '٣', '6a', '--1']) {
+      assert.equal(code(text), 'bad_request', JSON.stringify(text));
+    }
+  });
+
+  it('answers out_of_range outside 0..FIB_MAX_N', () => {
+    assert.equal(code('-1'), 'out_of_range');
+    assert.equal(code('41'), 'out_of_range');
+    assert.equal(code('40'), 'ok');
+    assert.equal(code('11', 10), 'out_of_range');
+    assert.equal(code('99999999999999999999999999'), 'out_of_range');
+  });
+});
+
+describe('replies', () => {
+  it('formats values and errors as single lines', () => {
+    assert.equal(formatReply(832040), 'fib: 832040\n');
+    assert.equal(formatError('bad_request', 'two\nlines'), 'error: bad_request two lines\n');
+  });
+
+  it('parses replies, errors and bare numbers (the talk\'s own servers)', () => {
+    assert.deepEqual(parseReply('fib: 8'), { ok: true, value: '8' });
+    assert.deepEqual(parseReply('fib: 8\r'), { ok: true, value: '8' });
+    assert.deepEqual(parseReply('error: out_of_range n must be from 0 to 40, got 41'), {
+      ok: false,
+      code: 'out_of_range',
+      message: 'n must be from 0 to 40, got 41',
+    });
+    assert.equal(parseReply('8').ok, false);
+    assert.deepEqual(parseReply('8', true), { ok: true, value: '8' });
+    assert.equal((parseReply('error: no_such_code x') as { code: string }).code, 'bad_reply');
+  });
+
+  it('splits reply lines however they arrive', () => {
+    const stream = 'fib: 1\nfib: 832040\nerror: bad_request x\n';
+    for (let cut = 0; cut <= stream.length; cut++) {
+      const decoder = new ReplyDecoder();
+      const lines = [...decoder.push(Buffer.from(stream.slice(0, cut))), ...decoder.push(Buffer.from(stream.slice(cut)))];
+      assert.deepEqual(lines, ['fib: 1', 'fib: 832040', 'error: bad_request x'], `split at ${cut}`);
+    }
+  });
+});

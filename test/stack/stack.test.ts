@@ -1,0 +1,156 @@
+// The whole compose stack, as `make up` runs it: brings any earlier stack down, builds afresh,
+// starts everything (Grafana too unless LAB_NO_GRAFANA=1), waits until healthy, talks to the
+// variants on their published ports, runs a short load, and checks through Prometheus's HTTP
+// API that every variant is scraped and that every dashboard query returns a series for every
+// variant. Always tears the stack down. Run with `make test-stack` (needs Docker).
+
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { allQueries } from '../../grafana/src/dashboards.js';
+import { VARIANTS } from '../../services/variants.js';
+import { TestClient, runLab } from '../helpers.js';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const PROMETHEUS = 'http://127.0.0.1:9090';
+const NAMES = VARIANTS.map((v) => v.definition.name);
+/** What Grafana's $__rate_interval becomes: 4 scrape intervals at least; 30 s gives the rates enough samples. */
+const RATE_INTERVAL = '30s';
+
+function compose(args: string[], timeoutMs = 600_000): string {
+  const result = spawnSync('docker', ['compose', ...args], { cwd: ROOT, encoding: 'utf8', timeout: timeoutMs });
+  if (result.status !== 0) {
+    throw new Error(`docker compose ${args.join(' ')} failed (${result.status ?? result.signal}):\n${result.stdout}\n${result.stderr}`);
+  }
+  return result.stdout;
+}
+
+interface Sample {
+  metric: Record<string, string>;
+  value: [number, string];
+}
+
+async function query(expr: string): Promise<Sample[]> {
+  const response = await fetch(`${PROMETHEUS}/api/v1/query?query=${encodeURIComponent(expr)}`);
+  const body = (await response.json()) as { status: string; error?: string; data?: { result: Sample[] } };
+  if (body.status !== 'success') throw new Error(`query failed: ${expr}: ${body.error}`);
+  return body.data!.result;
+}
+
+/** Polls `check` until it returns null (done) or the deadline passes; then fails with its last complaint. */
+async function eventually(what: string, check: () => Promise<string | null>, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let complaint: string | null = 'never checked';
+  while (Date.now() < deadline) {
+    complaint = await check().catch((error: Error) => error.message);
+    if (complaint === null) return;
+    await sleep(2000);
+  }
+  assert.fail(`${what}: still failing after ${timeoutMs / 1000}s: ${complaint}`);
+}
+
+function envFile(): Record<string, string> {
+  const values: Record<string, string> = {};
+  for (const line of readFileSync(`${ROOT}.env`, 'utf8').split('\n')) {
+    const match = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line.trim());
+    if (match) values[match[1]!] = match[2]!;
+  }
+  return values;
+}
+
+describe('the compose stack', () => {
+  let failed = false;
+
+  before(() => {
+    compose(['down', '-v', '--remove-orphans'], 180_000);
+    compose(['build']);
+    compose(['up', '-d', '--wait', '--wait-timeout', '300', '--remove-orphans']);
+  });
+
+  after(() => {
+    try {
+      if (failed) console.log(compose(['logs', '--no-color', '--tail', '40']));
+      console.log(compose(['ps']));
+    } finally {
+      compose(['down', '-v', '--remove-orphans'], 180_000);
+    }
+  });
+
+  const step = (name: string, fn: () => Promise<void>) =>
+    it(name, async () => {
+      try {
+        await fn();
+      } catch (error) {
+        failed = true;
+        throw error;
+      }
+    });
+
+  step('every variant answers `6` with `fib: 8` on its published port, and the talk\'s no-newline client', async () => {
+    for (const { definition, hostPort } of VARIANTS) {
+      const client = await TestClient.connect(hostPort);
+      try {
+        assert.equal(await client.ask('6'), 'fib: 8', definition.name);
+      } finally {
+        client.close();
+      }
+      const perf2 = await TestClient.connect(hostPort);
+      try {
+        await perf2.write('1');
+        assert.equal(await perf2.line(), 'fib: 1', `${definition.name}, legacy b'1'`);
+      } finally {
+        perf2.close();
+      }
+    }
+  });
+
+  step('a short load from the host gets every request answered', async () => {
+    const targets = VARIANTS.map((v) => `${v.definition.name}=127.0.0.1:${v.hostPort}`).join(',');
+    const { code, stdout, stderr } = await runLab(['load', '--target', targets, '--scenario', 'perf1,perf2', '--duration', '5s', '--json']);
+    assert.equal(code, 0, stderr);
+    for (const result of JSON.parse(stdout).results) {
+      assert.ok(result.ok > 0 && result.ok === result.requests, `${result.target}/${result.probe}: ${JSON.stringify(result.errors)}`);
+    }
+  });
+
+  step('Prometheus has request histograms from every variant', async () => {
+    await eventually('fib_request_duration_seconds_count > 0 for every variant', async () => {
+      const samples = await query('sum by (variant) (fib_request_duration_seconds_count)');
+      const seen = new Map(samples.map((s) => [s.metric.variant, Number(s.value[1])]));
+      const missing = NAMES.filter((name) => !((seen.get(name) ?? 0) > 0));
+      return missing.length === 0 ? null : `no requests yet from ${missing.join(', ')} (seen: ${JSON.stringify([...seen])})`;
+    });
+  });
+
+  step('every dashboard query returns a series for every variant', async () => {
+    for (const q of allQueries()) {
+      const expr = q.expr.replaceAll('$__rate_interval', RATE_INTERVAL).replaceAll('$variant', '.+');
+      if (q.exempt) {
+        await query(expr); // must still be valid PromQL
+        continue;
+      }
+      await eventually(`${q.dashboard} / ${q.panel}`, async () => {
+        // A NaN (a quantile over a window without observations) draws nothing: it does not count.
+        const samples = (await query(expr)).filter((s) => Number.isFinite(Number(s.value[1])));
+        const variants = new Set(samples.map((s) => s.metric.variant));
+        const missing = NAMES.filter((name) => !variants.has(name));
+        return missing.length === 0 ? null : `no finite series for ${missing.join(', ')} from ${expr}`;
+      });
+    }
+  });
+
+  step('each variant reports its own container\'s CPU quota from its cgroup', async () => {
+    const env = envFile();
+    for (const name of NAMES) {
+      const wanted = Number(env[`${name.toUpperCase()}_CPUS`] ?? 2);
+      await eventually(`lab_cpu_quota_cores{variant="${name}"}`, async () => {
+        const [sample] = await query(`lab_cpu_quota_cores{variant="${name}"}`);
+        if (!sample) return 'no sample yet';
+        return Number(sample.value[1]) === wanted ? null : `${sample.value[1]} cores, .env says ${wanted}`;
+      }, 30_000);
+    }
+  });
+});
