@@ -12,9 +12,9 @@ export async function runServe(variantName: string, raw: RawOptions<ServeOptions
     throw new ConfigError('<variant>', `unknown variant ${JSON.stringify(variantName)}: expected one of ${VARIANT_NAMES.join(', ')}`);
   }
   const options = resolveServeOptions(raw);
-  const server = await startServer(variant, options);
+  const server = variant.start ? await variant.start(options) : await startServer(variant, options);
   const show = (address: string, port: number) => `${address.includes(':') ? `[${address}]` : address}:${port}`;
-  console.log(`listening fib=${show(options.host, server.fib.port)} metrics=${show(options.host, server.http.port)}`);
+  console.log(`listening fib=${show(options.host, server.fib.port)} metrics=${show(options.host, server.http!.port)}`);
 
   const stop = (signal: string) => {
     console.error(`${variant.name}: ${signal}: draining (up to ${options.drainTimeoutMs} ms)`);

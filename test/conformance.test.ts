@@ -12,13 +12,22 @@ interface VariantCase {
   env: Record<string, string>;
   /** fib runs off the serving thread, so a drain timeout can cut a running request short. */
   computesOffThread: boolean;
+  /** Serves one connection at a time: a second client is served only once the first has left. */
+  serial?: boolean;
   /** Has a bounded queue that answers `overloaded` when full (env to make it tiny). */
   boundedQueue?: Record<string, string>;
 }
 
 const VARIANTS: VariantCase[] = [
+  { variant: 'sync', env: {}, computesOffThread: false, serial: true },
   { variant: 'eventloop', env: {}, computesOffThread: false },
+  { variant: 'generators', env: {}, computesOffThread: true },
+  { variant: 'threads', env: {}, computesOffThread: true },
   { variant: 'threadpool', env: { POOL_SIZE: '2' }, computesOffThread: true, boundedQueue: { POOL_SIZE: '1', MAX_QUEUE: '1' } },
+  { variant: 'processes', env: {}, computesOffThread: false },
+  { variant: 'processpool', env: { POOL_SIZE: '2' }, computesOffThread: true, boundedQueue: { POOL_SIZE: '1', MAX_QUEUE: '1' } },
+  { variant: 'cluster', env: { WORKERS: '2' }, computesOffThread: false },
+  { variant: 'gil', env: {}, computesOffThread: true },
 ];
 
 /** Waits until /healthz reports draining (503), so the test knows shutdown has begun. */
@@ -36,7 +45,7 @@ async function waitUntilDraining(server: RunningVariant): Promise<void> {
   throw new Error('healthz never reported draining');
 }
 
-for (const { variant, env, computesOffThread, boundedQueue } of VARIANTS) {
+for (const { variant, env, computesOffThread, serial, boundedQueue } of VARIANTS) {
   describe(`conformance: ${variant}`, () => {
     let server: RunningVariant;
     before(async () => {
@@ -134,22 +143,32 @@ for (const { variant, env, computesOffThread, boundedQueue } of VARIANTS) {
     });
 
     it("answers the talk's clients, which send b'30' and b'1' with no newline", async () => {
+      // perf1 and perf2 take turns; on a serial variant each has the server to itself in turn.
       const perf1 = await TestClient.connect(server.port);
-      const perf2 = await TestClient.connect(server.port);
+      const perf2 = serial ? null : await TestClient.connect(server.port);
       try {
         for (let i = 0; i < 3; i++) {
           await perf1.write('30');
           assert.equal(await perf1.line(), 'fib: 832040');
-          await perf2.write('1');
-          assert.equal(await perf2.line(), 'fib: 1');
+          if (perf2) {
+            await perf2.write('1');
+            assert.equal(await perf2.line(), 'fib: 1');
+          }
         }
+        perf1.close();
+        const later = perf2 ?? (await TestClient.connect(server.port));
+        for (let i = 0; i < 3; i++) {
+          await later.write('1');
+          assert.equal(await later.line(), 'fib: 1');
+        }
+        later.close();
       } finally {
         perf1.close();
-        perf2.close();
+        perf2?.close();
       }
     });
 
-    it('serves many concurrent clients, each pipelining', async () => {
+    it(`serves many concurrent clients, each pipelining${serial ? ' (one after another)' : ''}`, async () => {
       const clients = await Promise.all(Array.from({ length: 40 }, () => TestClient.connect(server.port)));
       try {
         await Promise.all(
@@ -157,6 +176,7 @@ for (const { variant, env, computesOffThread, boundedQueue } of VARIANTS) {
             const ns = Array.from({ length: 8 }, (_, j) => (i * 7 + j * 5) % 23);
             await client.write(ns.map((n) => `${n}\n`).join(''));
             assert.deepEqual(await client.readLines(ns.length), ns.map((n) => `fib: ${referenceFib(n)}`), `client ${i}`);
+            client.close(); // a serial variant serves the next client only now
           }),
         );
       } finally {
@@ -210,7 +230,8 @@ for (const { variant, env, computesOffThread, boundedQueue } of VARIANTS) {
       try {
         for (let i = 0; i < 2; i++) {
           clients.push(await TestClient.connect(capped.port));
-          assert.equal(await clients[i]!.ask('1'), 'fib: 1');
+          // A serial variant serves only the first; the second waits its turn (and counts).
+          if (i === 0 || !serial) assert.equal(await clients[i]!.ask('1'), 'fib: 1');
         }
         const over = await TestClient.connect(capped.port);
         clients.push(over);
@@ -218,13 +239,20 @@ for (const { variant, env, computesOffThread, boundedQueue } of VARIANTS) {
         await over.waitClosed();
         clients[0]!.close();
         await clients[0]!.closedPromise;
+        if (serial) {
+          assert.equal(await clients[1]!.ask('6'), 'fib: 8', 'the waiting client gets its turn');
+          clients[1]!.close();
+        }
         // The server notices the close asynchronously: retry briefly until it has.
         let reply = '';
         for (let attempt = 0; attempt < 50 && reply !== 'fib: 8'; attempt++) {
           const next = await TestClient.connect(capped.port);
           clients.push(next);
-          reply = await next.ask('6').catch(() => '');
-          if (reply !== 'fib: 8') await sleep(20);
+          reply = await next.ask('6', 2000).catch(() => '');
+          if (reply !== 'fib: 8') {
+            next.close();
+            await sleep(20);
+          }
         }
         assert.equal(reply, 'fib: 8');
       } finally {
@@ -235,14 +263,18 @@ for (const { variant, env, computesOffThread, boundedQueue } of VARIANTS) {
 
     it('drains on SIGTERM: answers the request in flight, closes every connection, exits 0', async () => {
       const draining = await startVariant(variant, env);
-      const idle = await TestClient.connect(draining.port);
       const busy = await TestClient.connect(draining.port);
+      const idle = await TestClient.connect(draining.port);
       try {
-        assert.equal(await idle.ask('1'), 'fib: 1');
+        assert.equal(await busy.ask('1'), 'fib: 1');
+        if (!serial) assert.equal(await idle.ask('1'), 'fib: 1');
         await busy.write('32\n');
+        await sleep(5);
         const code = draining.stop('SIGTERM');
         assert.equal(await busy.line(), `fib: ${referenceFib(32)}`);
         await busy.waitClosed();
+        // A serial variant never served `idle`: it tells it so before closing.
+        if (serial) assert.match(await idle.line(), /^error: unavailable \S/);
         await idle.waitClosed();
         assert.equal(await code, 0, draining.stderr());
         await assert.rejects(TestClient.connect(draining.port), 'no new connections after shutdown');

@@ -21,7 +21,7 @@ interface Panel {
 /** Metric names as Prometheus stores them: histograms as _bucket, _sum and _count. */
 async function exportedNames(): Promise<Set<string>> {
   const names = new Set<string>();
-  const registries = [createServerMetrics('x', new CgroupReader()).registry, createLoadgenMetrics().registry];
+  const registries = [createServerMetrics('x', { cgroup: new CgroupReader() }).registry, createLoadgenMetrics().registry];
   for (const registry of registries) {
     for (const metric of await registry.getMetricsAsJSON()) {
       names.add(metric.name);

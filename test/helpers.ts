@@ -4,6 +4,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
+import { readFileSync, readdirSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -169,3 +171,70 @@ export async function fetchText(url: string): Promise<{ status: number; body: st
   const response = await fetch(url);
   return { status: response.status, body: await response.text() };
 }
+
+/** Asks fib(n) over and over on one connection for `ms`; resolves with how many replies came back. */
+export async function loopRequests(port: number, n: number, ms: number): Promise<number> {
+  const client = await TestClient.connect(port);
+  const expected = `fib: ${referenceFib(n)}`;
+  const until = performance.now() + ms;
+  let count = 0;
+  try {
+    while (performance.now() < until) {
+      const reply = await client.ask(String(n));
+      if (reply !== expected) throw new Error(`fib(${n}) answered ${JSON.stringify(reply)}`);
+      count += 1;
+    }
+  } finally {
+    client.close();
+  }
+  return count;
+}
+
+/** A process's resident memory and thread count, from /proc (Linux). */
+export function processStatus(pid: number): { rssBytes: number; threads: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(status)?.[1]);
+  return { rssBytes: field('VmRSS') * 1024, threads: field('Threads') };
+}
+
+/** The pids of a process's live children and the zombies among them, from /proc (Linux). */
+export function childProcesses(parent: number): { pid: number; zombie: boolean }[] {
+  const children: { pid: number; zombie: boolean }[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // pid (comm) state ppid ...: comm may hold spaces, so split after its closing parenthesis
+      const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(ppid) === parent) children.push({ pid: Number(entry), zombie: state === 'Z' });
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return children;
+}
+
+/** Reads one unlabelled-or-labelled sample from a Prometheus text page, or NaN. */
+export function sample(metricsText: string, name: string, labels: Record<string, string> = {}): number {
+  for (const line of metricsText.split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    const labelText = /\{([^}]*)\}/.exec(line)?.[1] ?? '';
+    if (Object.entries(labels).every(([key, value]) => labelText.includes(`${key}="${value}"`))) {
+      return Number(line.slice(line.lastIndexOf(' ') + 1));
+    }
+  }
+  return NaN;
+}
+
+export async function metricsOf(server: RunningVariant): Promise<string> {
+  return (await fetchText(`http://127.0.0.1:${server.metricsPort}/metrics`)).body;
+}
+
+/** CPU time (user + system) a process has used so far, in seconds, from /proc (Linux). */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // utime and stime are fields 14 and 15 of stat; after the comm they are at 11 and 12
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+const CLOCK_TICKS = 100;

@@ -7,7 +7,7 @@ import type { Socket } from 'node:net';
 import { epochMs } from './clock.js';
 import { RequestError, type Outcome } from './errors.js';
 import type { FibResult } from './messages.js';
-import type { ServerMetrics } from './metrics.js';
+import type { RequestRecorder } from './metrics.js';
 import { RequestDecoder, formatError, formatReply, parseRequest, type RequestFrame } from './protocol.js';
 
 /**
@@ -22,7 +22,7 @@ export interface ConnectionSettings {
   handler: RequestHandler;
   fibMaxN: number;
   maxPipeline: number;
-  metrics: ServerMetrics;
+  recorder: RequestRecorder;
 }
 
 interface Slot {
@@ -65,6 +65,7 @@ export class LineConnection {
       // ECONNRESET and the like: 'close' follows and cleans up.
     });
     socket.once('close', () => this.onClose());
+    this.pump(); // servers accept with pauseOnConnect: start reading
   }
 
   /** Resolves once the socket has closed. */
@@ -124,7 +125,7 @@ export class LineConnection {
   private start({ frame, receivedAt }: Received): void {
     const slot: Slot = { receivedAt };
     this.slots.push(slot);
-    this.settings.metrics.inflight.inc();
+    this.settings.recorder.inflight(1);
     if (frame.kind === 'too_long') {
       this.state = 'closing';
       slot.closeAfter = true;
@@ -181,18 +182,20 @@ export class LineConnection {
 
   /** Writes every reply at the head of the queue that is ready, in request order. */
   private flush(): void {
-    const { metrics } = this.settings;
+    const { recorder } = this.settings;
     while (this.slots.length > 0 && this.slots[0]!.reply !== undefined) {
       const slot = this.slots.shift()!;
       if (!this.socket.write(slot.reply!)) this.writeBlocked = true;
       const writtenAt = epochMs();
-      metrics.inflight.dec();
-      metrics.requests.labels({ outcome: slot.outcome! }).inc();
-      metrics.requestDuration.observe((writtenAt - slot.receivedAt) / 1000);
-      if (slot.result) {
-        metrics.queueWait.observe(Math.max(0, slot.result.startedAt - slot.receivedAt) / 1000);
-        metrics.compute.observe(slot.result.computeSeconds);
-      }
+      recorder.inflight(-1);
+      recorder.finished({
+        outcome: slot.outcome!,
+        durationSeconds: (writtenAt - slot.receivedAt) / 1000,
+        ...(slot.result && {
+          queueWaitSeconds: Math.max(0, slot.result.startedAt - slot.receivedAt) / 1000,
+          computeSeconds: slot.result.computeSeconds,
+        }),
+      });
       if (slot.closeAfter) {
         this.end();
         break;
@@ -218,6 +221,6 @@ export class LineConnection {
     for (const slot of this.slots) slot.controller?.abort();
     this.slots.length = 0;
     this.waiting.length = 0;
-    this.settings.metrics.inflight.dec(abandoned);
+    if (abandoned > 0) this.settings.recorder.inflight(-abandoned);
   }
 }

@@ -2,14 +2,19 @@
 // report on /healthz (503 while the process drains or has stopped, so healthchecks see it).
 
 import { createServer, type Server } from 'node:http';
-import type { Registry } from 'prom-client';
+
+/** What /metrics serves: a prom-client Registry, or anything that renders one (cluster). */
+export interface MetricsSource {
+  metrics(): Promise<string>;
+  contentType: string;
+}
 
 export interface Health {
   ok: boolean;
   [detail: string]: unknown;
 }
 
-export function createMetricsServer(registry: Registry, health: () => Health): Server {
+export function createMetricsServer(registry: MetricsSource, health: () => Health): Server {
   return createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method === 'GET' && path === '/metrics') {

@@ -17,13 +17,43 @@ export const LATENCY_BUCKETS = [
 const SERVER_OUTCOMES: Outcome[] = ['ok', ...SERVER_ERROR_CODES];
 const CLIENT_OUTCOMES: Outcome[] = ['ok', ...SERVER_ERROR_CODES, ...CLIENT_ERROR_CODES];
 
+/** One answered request, as the connection that answered it saw it. */
+export interface RequestObservation {
+  outcome: Outcome;
+  /** From the request line received to the reply written. */
+  durationSeconds: number;
+  /** Present when fib ran: from the line received to the computation started. */
+  queueWaitSeconds?: number;
+  computeSeconds?: number;
+}
+
+/**
+ * Where a connection reports its requests. In the serving process it records straight into
+ * the metrics; a child process that owns a socket forwards the same calls to its parent.
+ */
+export interface RequestRecorder {
+  /** Requests received and not yet answered changed by `delta`. */
+  inflight(delta: number): void;
+  finished(observation: RequestObservation): void;
+}
+
+export interface ServerMetricsOptions {
+  /** Reads the container's cgroup for the lab_cpu_* and lab_memory_bytes series; null reads none. */
+  cgroup: CgroupReader | null;
+  /**
+   * This process's index in a fixed set of worker processes (cluster): its event-loop series
+   * and request counts carry `worker`, so they stay per worker when the parent aggregates.
+   */
+  worker?: number;
+}
+
 export type ServerMetrics = ReturnType<typeof createServerMetrics>;
 
 /**
  * The metrics of one variant's serving process. Every series carries `variant` from the
  * process itself, so they are labelled the same in compose and on a laptop.
  */
-export function createServerMetrics(variant: string, cgroup: CgroupReader | null) {
+export function createServerMetrics(variant: string, { cgroup, worker }: ServerMetricsOptions) {
   const registry = new Registry();
   registry.setDefaultLabels({ variant });
   collectDefaultMetrics({ register: registry });
@@ -35,61 +65,112 @@ export function createServerMetrics(variant: string, cgroup: CgroupReader | null
     registers: [registry],
   });
   for (const outcome of SERVER_OUTCOMES) requests.labels({ outcome }).inc(0);
+  const requestDuration = new Histogram({
+    name: 'fib_request_duration_seconds',
+    help: 'From the request line received to its reply written.',
+    buckets: LATENCY_BUCKETS,
+    registers: [registry],
+  });
+  const queueWait = new Histogram({
+    name: 'fib_queue_wait_seconds',
+    help: 'From the request line received to its computation started.',
+    buckets: LATENCY_BUCKETS,
+    registers: [registry],
+  });
+  const compute = new Histogram({
+    name: 'fib_compute_seconds',
+    help: 'Time spent computing fib(n) for one request.',
+    buckets: LATENCY_BUCKETS,
+    registers: [registry],
+  });
+  const inflight = new Gauge({
+    name: 'fib_inflight_requests',
+    help: 'Requests received and not yet answered.',
+    registers: [registry],
+  });
+  const workerRequests = new Counter({
+    name: 'fib_worker_requests_total',
+    help: 'Requests computed by each worker of a fixed set (pool thread, pool process, cluster worker).',
+    labelNames: ['worker'] as const,
+    registers: [registry],
+  });
+  const eventLoop = registerEventLoopMetrics(registry, worker);
+  if (worker !== undefined) workerRequests.labels({ worker: String(worker) }).inc(0);
 
-  const metrics = {
+  const recorder: RequestRecorder = {
+    inflight: (delta) => inflight.inc(delta),
+    finished(observation) {
+      requests.labels({ outcome: observation.outcome }).inc();
+      requestDuration.observe(observation.durationSeconds);
+      if (observation.computeSeconds !== undefined) {
+        queueWait.observe(observation.queueWaitSeconds ?? 0);
+        compute.observe(observation.computeSeconds);
+        if (worker !== undefined) workerRequests.labels({ worker: String(worker) }).inc();
+      }
+    },
+  };
+
+  if (cgroup) registerCgroupMetrics(registry, cgroup);
+  return {
     registry,
+    recorder,
     requests,
-    requestDuration: new Histogram({
-      name: 'fib_request_duration_seconds',
-      help: 'From the request line received to its reply written.',
-      buckets: LATENCY_BUCKETS,
-      registers: [registry],
-    }),
-    queueWait: new Histogram({
-      name: 'fib_queue_wait_seconds',
-      help: 'From the request line received to its computation started.',
-      buckets: LATENCY_BUCKETS,
-      registers: [registry],
-    }),
-    compute: new Histogram({
-      name: 'fib_compute_seconds',
-      help: 'Time spent computing fib(n) for one request.',
-      buckets: LATENCY_BUCKETS,
-      registers: [registry],
-    }),
     connections: new Gauge({
       name: 'fib_connections_active',
       help: 'Client connections open.',
       registers: [registry],
     }),
-    inflight: new Gauge({
-      name: 'fib_inflight_requests',
-      help: 'Requests received and not yet answered.',
-      registers: [registry],
-    }),
     workers: new Gauge({
       name: 'fib_workers',
-      help: 'Threads or processes computing fib (1 where fib runs on the event loop).',
+      help: 'Threads or processes computing fib: live ones for per-connection variants, the pool size for pools, 1 where fib runs on the event loop.',
       registers: [registry],
     }),
+    /** One request computed by worker `slot` of a pool; `busySeconds` is that worker's event-loop busy time so far. */
+    workerComputed(slot: number, busySeconds?: number) {
+      workerRequests.labels({ worker: String(slot) }).inc();
+      if (busySeconds !== undefined) eventLoop.setWorker(slot, busySeconds);
+    },
+    /** Creates a pool worker's zero series, so every worker shows from the first scrape. */
+    initWorker(slot: number) {
+      workerRequests.labels({ worker: String(slot) }).inc(0);
+      eventLoop.setWorker(slot, eventLoop.workerValue(slot) ?? 0);
+    },
   };
-
-  registerEventLoopMetrics(registry);
-  if (cgroup) registerCgroupMetrics(registry, cgroup);
-  return metrics;
 }
 
-/** Busy time of this thread's event loop; rate() of it is the event-loop utilization. */
-function registerEventLoopMetrics(registry: Registry): void {
+/** `generators`: how many fib slices its scheduler has run (each FIB_SLICE calls, then a yield). */
+export function registerGeneratorMetrics(registry: Registry): Counter {
+  return new Counter({
+    name: 'fib_generator_slices_total',
+    help: 'Fib slices the generators scheduler ran: FIB_SLICE calls each, then a yield to the next task.',
+    registers: [registry],
+  });
+}
+
+/**
+ * Event-loop busy time; rate() of it is the event-loop utilization (0..1). One series for the
+ * thread serving /metrics (with `worker` when it is one of a fixed set), one per pool worker as
+ * they report it. Never summed across threads.
+ */
+function registerEventLoopMetrics(registry: Registry, ownWorker: number | undefined) {
+  const workers = new Map<number, number>();
   new Counter({
     name: 'lab_event_loop_busy_seconds_total',
-    help: 'Time the serving thread\'s event loop spent busy; rate() is its utilization (0..1).',
+    help: 'Time an event loop spent busy (one series per thread or process); rate() is its utilization.',
+    labelNames: ['worker'] as const,
     registers: [registry],
     collect() {
       this.reset();
-      this.inc(performance.eventLoopUtilization().active / 1000);
+      const own = performance.eventLoopUtilization().active / 1000;
+      if (ownWorker === undefined) this.inc(own);
+      else this.labels({ worker: String(ownWorker) }).inc(own);
+      for (const [slot, seconds] of workers) this.labels({ worker: String(slot) }).inc(seconds);
     },
   });
+  return {
+    setWorker: (slot: number, seconds: number) => void workers.set(slot, seconds),
+    workerValue: (slot: number) => workers.get(slot),
+  };
 }
 
 /**
@@ -146,7 +227,7 @@ export type LoadgenMetrics = ReturnType<typeof createLoadgenMetrics>;
 export function createLoadgenMetrics() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  registerEventLoopMetrics(registry);
+  registerEventLoopMetrics(registry, undefined);
   return {
     registry,
     requests: new Counter({

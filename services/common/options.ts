@@ -25,6 +25,12 @@ export interface ServeOptions {
   maxQueue: number;
   /** Requests of one connection in flight at once; further pipelined lines wait unread. */
   maxPipeline: number;
+  /** Worker processes of `cluster`; null sizes it from the CPU quota. */
+  workers: number | null;
+  /** `gil`: how long a thread may hold the lock while another waits (CPython's switch interval). */
+  gilSwitchMs: number;
+  /** `generators`: fib calls between two yields to the scheduler. */
+  fibSlice: number;
 }
 
 export const serveDefaults: ServeOptions = {
@@ -37,6 +43,9 @@ export const serveDefaults: ServeOptions = {
   drainTimeoutMs: 10_000,
   maxQueue: 1024,
   maxPipeline: 64,
+  workers: null,
+  gilSwitchMs: 5,
+  fibSlice: 10_000,
 };
 
 export interface OptionName {
@@ -55,6 +64,9 @@ export const serveOptionNames: Record<keyof ServeOptions, OptionName & { descrip
   drainTimeoutMs: { flag: '--drain-timeout-ms', env: 'DRAIN_TIMEOUT_MS', description: 'shutdown drain timeout in ms' },
   maxQueue: { flag: '--max-queue', env: 'MAX_QUEUE', description: 'requests waiting for a pool worker before overloaded' },
   maxPipeline: { flag: '--max-pipeline', env: 'MAX_PIPELINE', description: 'requests in flight per connection' },
+  workers: { flag: '--workers', env: 'WORKERS', description: 'cluster: worker processes (default: the CPU quota)' },
+  gilSwitchMs: { flag: '--gil-switch-ms', env: 'GIL_SWITCH_MS', description: 'gil: switch interval in ms, as CPython\'s sys.getswitchinterval()' },
+  fibSlice: { flag: '--fib-slice', env: 'FIB_SLICE', description: 'generators: fib calls between yields to the scheduler' },
 };
 
 export type RawOptions<T> = { [K in keyof T]?: T[K] | string | undefined };
@@ -73,6 +85,9 @@ export function resolveServeOptions(raw: RawOptions<ServeOptions> = {}): ServeOp
     drainTimeoutMs: int(names.drainTimeoutMs, pick('drainTimeoutMs'), 0, 3_600_000),
     maxQueue: int(names.maxQueue, pick('maxQueue'), 0, 1_000_000),
     maxPipeline: int(names.maxPipeline, pick('maxPipeline'), 1, 100_000),
+    workers: optionalInt(names.workers, pick('workers'), 1, 256),
+    gilSwitchMs: int(names.gilSwitchMs, pick('gilSwitchMs'), 1, 10_000),
+    fibSlice: int(names.fibSlice, pick('fibSlice'), 1, 1_000_000_000),
   };
 }
 

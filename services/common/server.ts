@@ -12,6 +12,7 @@ import { createServer as createNetServer, type AddressInfo, type Server as NetSe
 import { CgroupReader, defaultParallelism } from './cgroup.js';
 import { LineConnection, type RequestHandler } from './connection.js';
 import { createMetricsServer } from './http.js';
+import { computeFib } from './fib.js';
 import { formatError } from './protocol.js';
 import { createServerMetrics, type ServerMetrics } from './metrics.js';
 import type { ServeOptions } from './options.js';
@@ -57,6 +58,8 @@ export interface VariantDefinition {
   createExecutor?(ctx: VariantContext): Promise<Executor>;
   /** Level 2 plug-in, for variants that own whole connections. */
   createOwner?(ctx: VariantContext): Promise<ConnectionOwner>;
+  /** Replaces startServer, for a variant that runs the shared server in several processes. */
+  start?(options: ServeOptions): Promise<RunningServer>;
 }
 
 /** Serves every connection in this process with the shared LineConnection and one executor. */
@@ -71,13 +74,7 @@ export class ExecutorOwner implements ConnectionOwner {
   }
 
   adopt(socket: Socket, release: () => void): void {
-    const { options, metrics } = this.ctx;
-    const connection = new LineConnection(socket, {
-      handler: this.executor.run,
-      fibMaxN: options.fibMaxN,
-      maxPipeline: options.maxPipeline,
-      metrics,
-    });
+    const connection = serveLines(socket, this.executor.run, this.ctx);
     this.connections.add(connection);
     void connection.done.then(() => {
       this.connections.delete(connection);
@@ -98,26 +95,68 @@ export class ExecutorOwner implements ConnectionOwner {
   }
 }
 
+/** fib on the calling thread: the executor of `eventloop`, and what `sync` and `processes` run. */
+export function inlineExecutor(): Executor {
+  return { workers: 1, run: (n) => computeFib({ n }), close: async () => {} };
+}
+
+/** Serves one socket with the shared protocol machinery and the given handler. */
+export function serveLines(socket: Socket, handler: RequestHandler, { options, metrics }: VariantContext): LineConnection {
+  return new LineConnection(socket, {
+    handler,
+    fibMaxN: options.fibMaxN,
+    maxPipeline: options.maxPipeline,
+    recorder: metrics.recorder,
+  });
+}
+
+/** Decides whether one more connection may open (the connection cap). */
+export interface ConnectionGate {
+  acquire(): boolean | Promise<boolean>;
+  release(): void;
+}
+
+/** The cap counted in this process. */
+export function localGate(max: number): ConnectionGate {
+  let open = 0;
+  return {
+    acquire() {
+      if (open >= max) return false;
+      open += 1;
+      return true;
+    },
+    release() {
+      open -= 1;
+    },
+  };
+}
+
 export interface RunningServer {
   readonly variant: string;
   readonly fib: AddressInfo;
-  readonly http: AddressInfo;
+  /** The /metrics and /healthz listener; null where another process serves them. */
+  readonly http: AddressInfo | null;
   readonly maxConnections: number;
   /** Stop accepting, drain, close; resolves when everything is closed. Idempotent. */
   shutdown(): Promise<void>;
 }
 
 export interface StartOptions {
-  /** The cgroup to report and size pools from; null reports none (tests). */
+  /** The cgroup to report and size pools from; null reports none. */
   cgroup?: CgroupReader | null;
+  /** Admission against the connection cap; default: counted in this process. */
+  gate?: ConnectionGate;
+  /** Serve /metrics and /healthz; false where a parent process serves them (cluster workers). */
+  http?: boolean;
+  /** This process's index in a fixed set of worker processes (cluster workers). */
+  worker?: number;
+  /** Metrics to record into, instead of a new registry. */
+  metrics?: ServerMetrics;
 }
 
-export async function startServer(
-  variant: VariantDefinition,
-  options: ServeOptions,
-  { cgroup = new CgroupReader() }: StartOptions = {},
-): Promise<RunningServer> {
-  const metrics = createServerMetrics(variant.name, cgroup);
+export async function startServer(variant: VariantDefinition, options: ServeOptions, start: StartOptions = {}): Promise<RunningServer> {
+  const cgroup = start.cgroup === undefined ? new CgroupReader() : start.cgroup;
+  const metrics = start.metrics ?? createServerMetrics(variant.name, { cgroup, worker: start.worker });
   const ctx: VariantContext = {
     variant: variant.name,
     options,
@@ -126,44 +165,55 @@ export async function startServer(
   };
   const owner = await createOwner(variant, ctx);
   const maxConnections = options.maxConnections ?? variant.defaultMaxConnections;
+  const gate = start.gate ?? localGate(maxConnections);
 
   let open = 0;
   let draining = false;
   const sockets = new Set<Socket>();
-  const fibServer: NetServer = createNetServer((socket) => {
-    if (draining) return void socket.destroy();
-    if (open >= maxConnections) {
-      metrics.requests.labels({ outcome: 'overloaded' }).inc();
-      socket.on('error', () => {});
-      socket.end(formatError('overloaded', `connection cap of ${maxConnections} reached`));
-      return;
-    }
-    open += 1;
-    metrics.connections.set(open);
-    sockets.add(socket);
-    let released = false;
-    owner.adopt(socket, () => {
-      if (released) return;
-      released = true;
-      open -= 1;
-      sockets.delete(socket);
+  // Paused until an owner reads: a variant may hand the socket to another process untouched.
+  const fibServer: NetServer = createNetServer({ pauseOnConnect: true }, (socket) => {
+    socket.on('error', () => {});
+    void Promise.resolve(draining ? false : gate.acquire()).then((admitted) => {
+      if (draining || socket.destroyed) {
+        if (admitted) gate.release();
+        return void socket.destroy();
+      }
+      if (!admitted) {
+        metrics.requests.labels({ outcome: 'overloaded' }).inc();
+        socket.end(formatError('overloaded', `connection cap of ${maxConnections} reached`));
+        return;
+      }
+      open += 1;
       metrics.connections.set(open);
+      sockets.add(socket);
+      let released = false;
+      owner.adopt(socket, () => {
+        if (released) return;
+        released = true;
+        open -= 1;
+        gate.release();
+        sockets.delete(socket);
+        metrics.connections.set(open);
+      });
     });
   });
 
-  const httpServer = createMetricsServer(metrics.registry, () => ({
-    ok: !draining,
-    status: draining ? 'draining' : 'ok',
-    variant: variant.name,
-    connections: open,
-  }));
+  const httpServer =
+    start.http === false
+      ? null
+      : createMetricsServer(metrics.registry, () => ({
+          ok: !draining,
+          status: draining ? 'draining' : 'ok',
+          variant: variant.name,
+          connections: open,
+        }));
 
   try {
     await listen(fibServer, options.port, options.host);
-    await listen(httpServer, options.metricsPort, options.host);
+    if (httpServer) await listen(httpServer, options.metricsPort, options.host);
   } catch (error) {
     fibServer.close();
-    httpServer.close();
+    httpServer?.close();
     await owner.close();
     throw error;
   }
@@ -185,8 +235,10 @@ export async function startServer(
       }
       clearTimeout(timer);
       await owner.close();
-      httpServer.closeAllConnections();
-      await new Promise<void>((resolve) => httpServer.close(() => resolve()));
+      if (httpServer) {
+        httpServer.closeAllConnections();
+        await new Promise<void>((resolve) => httpServer.close(() => resolve()));
+      }
     })();
     return shuttingDown;
   };
@@ -194,7 +246,7 @@ export async function startServer(
   return {
     variant: variant.name,
     fib: fibServer.address() as AddressInfo,
-    http: httpServer.address() as AddressInfo,
+    http: httpServer ? (httpServer.address() as AddressInfo) : null,
     maxConnections,
     shutdown,
   };
@@ -206,7 +258,7 @@ async function createOwner(variant: VariantDefinition, ctx: VariantContext): Pro
   throw new Error(`variant ${variant.name} defines neither createExecutor nor createOwner`);
 }
 
-async function listen(server: NetServer | HttpServer, port: number, host: string): Promise<void> {
+export async function listen(server: NetServer | HttpServer, port: number, host: string): Promise<void> {
   server.listen(port, host);
   await once(server, 'listening'); // rejects with the listen error (EADDRINUSE, ...)
 }

@@ -1,8 +1,7 @@
 // eventloop: Node's default model, the talk's asyncio / coroutine / non-blocking-socket servers.
 // One thread does all the I/O and computes fib inline, so one long fib stalls every client.
 
-import { computeFib } from '../common/fib.js';
-import type { VariantDefinition } from '../common/server.js';
+import { inlineExecutor, type VariantDefinition } from '../common/server.js';
 
 export const eventloop: VariantDefinition = {
   name: 'eventloop',
@@ -10,11 +9,5 @@ export const eventloop: VariantDefinition = {
   shows: 'one long fib stalls every client',
   // A connection costs the event loop a few kilobytes.
   defaultMaxConnections: 10_000,
-  async createExecutor() {
-    return {
-      workers: 1,
-      run: (n) => computeFib({ n }),
-      close: async () => {},
-    };
-  },
+  createExecutor: async () => inlineExecutor(),
 };

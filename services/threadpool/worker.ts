@@ -1,8 +1,9 @@
 // The threadpool variant's worker thread: piscina calls the default export with each task.
 
-import { computeFib } from '../common/fib.js';
+import { threadId } from 'node:worker_threads';
+import { computeFibAsWorker } from '../common/fib.js';
 import type { FibResult, FibTask } from '../common/messages.js';
 
 export default function run(task: FibTask): FibResult {
-  return computeFib(task);
+  return computeFibAsWorker(task, threadId);
 }

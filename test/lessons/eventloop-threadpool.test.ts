@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import { describe, it } from 'node:test';
-import { TestClient, referenceFib, startVariant } from './helpers.js';
+import { TestClient, referenceFib, startVariant } from '../helpers.js';
 
 interface Arrival {
   who: 'A: fib(35)' | 'B: fib(1)';

@@ -1,0 +1,69 @@
+// Gives every connection a worker_thread of its own, started when the connection is adopted
+// and terminated when it closes (`threads`, and `gil` with its global lock). The serving thread
+// keeps the socket (Node cannot hand a socket to a thread) and the shared LineConnection; the
+// connection's thread computes its requests, one at a time, in order. A thread that dies takes
+// its connection with it, as when a thread owns its socket.
+
+import { Worker } from 'node:worker_threads';
+import type { Socket } from 'node:net';
+import type { LineConnection } from './connection.js';
+import type { FibResult, FibTask } from './messages.js';
+import { serveLines, type ConnectionOwner, type VariantContext } from './server.js';
+
+export class ThreadPerConnectionOwner implements ConnectionOwner {
+  private readonly connections = new Set<LineConnection>();
+  private live = 0;
+
+  /**
+   * @param script the thread's module: answers each FibTask message with a FibResult message
+   * @param threads what every thread is started with, and what to do when one has exited
+   */
+  constructor(
+    private readonly ctx: VariantContext,
+    private readonly script: URL,
+    private readonly threads: { workerData?: unknown; onExit?: (threadId: number) => void } = {},
+  ) {
+    ctx.metrics.workers.set(0);
+  }
+
+  adopt(socket: Socket, release: () => void): void {
+    const thread = new Worker(this.script, { workerData: this.threads.workerData });
+    const { threadId } = thread; // reads -1 once the thread has exited
+    this.live += 1;
+    this.ctx.metrics.workers.set(this.live);
+    const waiting: Array<(result: FibResult) => void> = [];
+    thread.on('message', (result: FibResult) => waiting.shift()?.(result));
+    thread.once('error', () => socket.destroy());
+    thread.once('exit', () => {
+      this.live -= 1;
+      this.ctx.metrics.workers.set(this.live);
+      this.threads.onExit?.(threadId);
+      socket.destroy();
+    });
+    const connection = serveLines(
+      socket,
+      (n) =>
+        new Promise<FibResult>((resolve) => {
+          waiting.push(resolve);
+          thread.postMessage({ n } satisfies FibTask);
+        }),
+      this.ctx,
+    );
+    this.connections.add(connection);
+    void connection.done.then(async () => {
+      this.connections.delete(connection);
+      await thread.terminate(); // stops a computation nobody waits for any more
+      release();
+    });
+  }
+
+  async drain(): Promise<void> {
+    await Promise.all([...this.connections].map((connection) => connection.drain()));
+  }
+
+  abort(): void {
+    for (const connection of this.connections) connection.abort();
+  }
+
+  async close(): Promise<void> {}
+}

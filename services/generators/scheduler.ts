@@ -1,0 +1,137 @@
+// The talk's hand-written scheduler, in TypeScript: a run queue of generator tasks. A task
+// yields what it waits for (a readable socket, a writable socket, or nothing: it used up its CPU
+// slice); the scheduler parks it until that happens, and runs the ready tasks round-robin, one
+// step each per round. Where the talk calls `select`, this returns to Node's event loop after
+// every round (setImmediate) and takes socket events as they come: a task waiting to read is
+// woken by 'readable', one waiting to write by 'drain'.
+//
+// Written by hand because it is the lesson: cooperative multitasking on one thread, where a
+// long computation shares the CPU only because it yields.
+
+import type { Socket } from 'node:net';
+
+export type Wait =
+  /** Until the socket has data, has ended or has closed. */
+  | { kind: 'read'; socket: Socket }
+  /** Until the socket's write buffer has drained (or it closed). */
+  | { kind: 'write'; socket: Socket }
+  /** Nothing: the task used its slice and goes to the back of the run queue. */
+  | { kind: 'cpu' };
+
+export const CPU: Wait = { kind: 'cpu' };
+
+export type Task = Generator<Wait, void, undefined>;
+
+interface Entry {
+  task: Task;
+  /** Set when the task must stop: thrown into it at its next step. */
+  interrupt?: Error;
+  done: boolean;
+  /** Removes the listeners of a parked task. */
+  unpark?: () => void;
+  onExit?: (error?: unknown) => void;
+}
+
+export class Scheduler {
+  private readonly ready: Entry[] = [];
+  private readonly entries = new Map<Task, Entry>();
+  private scheduled = false;
+  /** Steps that ended in a `cpu` yield: fib slices run. */
+  slices = 0;
+
+  constructor(private readonly onSlice: () => void = () => {}) {}
+
+  /** Adds a task to the back of the run queue; `onExit` runs when it returns or throws. */
+  spawn(task: Task, onExit?: (error?: unknown) => void): void {
+    const entry: Entry = { task, done: false, onExit };
+    this.entries.set(task, entry);
+    this.makeReady(entry);
+  }
+
+  /** Wakes a parked task now (it re-checks what it waited for). */
+  wake(task: Task): void {
+    const entry = this.entries.get(task);
+    if (entry?.unpark) this.makeReady(entry);
+  }
+
+  /** Throws `error` into the task at its next step (waking it if parked). */
+  interrupt(task: Task, error: Error): void {
+    const entry = this.entries.get(task);
+    if (!entry || entry.done) return;
+    entry.interrupt = error;
+    if (entry.unpark) this.makeReady(entry);
+  }
+
+  /** Stops a task for good: its `finally` blocks run, it never runs again. */
+  cancel(task: Task): void {
+    const entry = this.entries.get(task);
+    if (!entry || entry.done) return;
+    entry.unpark?.();
+    this.finish(entry);
+    try {
+      task.return(undefined);
+    } catch {
+      // a finally block that threw: the task is gone either way
+    }
+  }
+
+  get taskCount(): number {
+    return this.entries.size;
+  }
+
+  private makeReady(entry: Entry): void {
+    entry.unpark?.();
+    entry.unpark = undefined;
+    this.ready.push(entry);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.round());
+    }
+  }
+
+  /** Every task that is ready now runs one step; then Node's event loop polls for I/O. */
+  private round(): void {
+    this.scheduled = false;
+    for (let count = this.ready.length; count > 0; count--) {
+      const entry = this.ready.shift()!;
+      if (!entry.done) this.step(entry);
+    }
+    if (this.ready.length > 0 && !this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.round());
+    }
+  }
+
+  private step(entry: Entry): void {
+    let result: IteratorResult<Wait, void>;
+    try {
+      const error = entry.interrupt;
+      entry.interrupt = undefined;
+      result = error ? entry.task.throw(error) : entry.task.next();
+    } catch (error) {
+      this.finish(entry, error);
+      return;
+    }
+    if (result.done) return this.finish(entry);
+    const wait = result.value;
+    if (wait.kind === 'cpu') {
+      this.slices += 1;
+      this.onSlice();
+      this.ready.push(entry);
+      return;
+    }
+    const { socket } = wait;
+    const events = wait.kind === 'read' ? ['readable', 'end', 'close'] : ['drain', 'close'];
+    const wakeUp = () => this.makeReady(entry);
+    for (const event of events) socket.once(event, wakeUp);
+    entry.unpark = () => {
+      for (const event of events) socket.off(event, wakeUp);
+    };
+  }
+
+  private finish(entry: Entry, error?: unknown): void {
+    entry.done = true;
+    this.entries.delete(entry.task);
+    entry.onExit?.(error);
+  }
+}

@@ -1,0 +1,81 @@
+// A global interpreter lock for worker_threads, following CPython's "new GIL" (3.2+): a thread
+// must hold the lock to compute; a thread that wants it waits one switch interval, and if no
+// other thread took the lock meanwhile, sets a drop request; the holder checks for that request
+// every few calls, drops the lock, and waits until another thread has taken it before asking
+// again (FORCE_SWITCHING). Written by hand because it is the lesson: this is how a GIL turns
+// a thread that just did I/O into one that waits a whole switch interval (the convoy effect).
+//
+// The state lives in a SharedArrayBuffer so every thread sees it; waits are Atomics.wait, so a
+// waiting thread sleeps in the kernel and uses no CPU.
+
+const HOLDER = 0; // threadId of the holder, 0 when free
+const DROP_REQUEST = 1; // 1 when a waiter has waited a whole interval in vain
+const SWITCHES = 2; // how many times the lock changed hands
+const WAITERS = 3; // threads waiting for the lock
+const SLOTS = 4;
+
+export function createGilBuffer(): SharedArrayBuffer {
+  return new SharedArrayBuffer(SLOTS * Int32Array.BYTES_PER_ELEMENT);
+}
+
+export class Gil {
+  private readonly state: Int32Array;
+
+  /**
+   * @param buffer the shared state, from createGilBuffer()
+   * @param intervalMs the switch interval (CPython's sys.getswitchinterval(), 5 ms)
+   * @param me this thread's id (a worker's threadId: never 0)
+   */
+  constructor(
+    buffer: SharedArrayBuffer,
+    private readonly intervalMs: number,
+    private readonly me: number,
+  ) {
+    this.state = new Int32Array(buffer);
+  }
+
+  acquire(): void {
+    const s = this.state;
+    if (Atomics.compareExchange(s, HOLDER, 0, this.me) === 0) return this.took();
+    Atomics.add(s, WAITERS, 1);
+    for (;;) {
+      const switches = Atomics.load(s, SWITCHES);
+      const holder = Atomics.load(s, HOLDER);
+      const waited = holder === 0 ? 'not-equal' : Atomics.wait(s, HOLDER, holder, this.intervalMs);
+      if (Atomics.compareExchange(s, HOLDER, 0, this.me) === 0) break;
+      // A whole interval passed and the lock did not change hands: ask the holder to drop it.
+      if (waited === 'timed-out' && Atomics.load(s, SWITCHES) === switches) Atomics.store(s, DROP_REQUEST, 1);
+    }
+    Atomics.sub(s, WAITERS, 1);
+    this.took();
+  }
+
+  release(): void {
+    if (Atomics.compareExchange(this.state, HOLDER, this.me, 0) === this.me) Atomics.notify(this.state, HOLDER, 1);
+  }
+
+  /** The running computation calls this every few calls: drops the lock when a waiter asked. */
+  check(): void {
+    const s = this.state;
+    if (Atomics.load(s, DROP_REQUEST) === 0) return;
+    const switches = Atomics.load(s, SWITCHES);
+    this.release();
+    // FORCE_SWITCHING: let a waiter take it before competing again.
+    while (Atomics.load(s, SWITCHES) === switches && Atomics.load(s, WAITERS) > 0) {
+      Atomics.wait(s, SWITCHES, switches, this.intervalMs);
+    }
+    this.acquire();
+  }
+
+  /** For the parent: frees the lock if a thread that exited (terminated) still held it. */
+  static releaseIfHeldBy(buffer: SharedArrayBuffer, threadId: number): void {
+    const s = new Int32Array(buffer);
+    if (Atomics.compareExchange(s, HOLDER, threadId, 0) === threadId) Atomics.notify(s, HOLDER, 1);
+  }
+
+  private took(): void {
+    Atomics.store(this.state, DROP_REQUEST, 0);
+    Atomics.add(this.state, SWITCHES, 1);
+    Atomics.notify(this.state, SWITCHES);
+  }
+}

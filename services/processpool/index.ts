@@ -1,0 +1,137 @@
+// processpool: the event loop does the I/O and sends each fib to a fixed pool of child
+// processes over IPC, like the talk's ProcessPoolExecutor. Parallel like `threadpool`, but every
+// request pays for serialization and two trips across a process boundary: cheap next to a
+// fib(30), most of the cost of a fib(1). The pool is created full and warm and sized once; a
+// pool process that dies is replaced, and the request it was computing is answered `internal`.
+// Written by hand (not with a pooling library) because no well-kept Node library pools child
+// processes with per-process accounting; the mechanism is small and part of what it shows.
+
+import { fork, type ChildProcess } from 'node:child_process';
+import { RequestError } from '../common/errors.js';
+import type { FibResult, PoolReply, PoolRequest } from '../common/messages.js';
+import type { Executor, VariantContext, VariantDefinition } from '../common/server.js';
+
+export const processpool: VariantDefinition = {
+  name: 'processpool',
+  model: 'event loop + a fixed pool of child processes over IPC',
+  shows: 'IPC overhead on tiny requests',
+  defaultMaxConnections: 10_000,
+  createExecutor: (ctx) => ProcessPool.start(ctx),
+};
+
+const CHILD = new URL('./child.js', import.meta.url);
+/** A process that dies this soon after starting is restarted only after a pause (no crash loop). */
+const QUICK_DEATH_MS = 1000;
+
+interface Job {
+  id: number;
+  n: number;
+  signal: AbortSignal;
+  resolve(result: FibResult): void;
+  reject(error: Error): void;
+}
+
+interface Slot {
+  index: number;
+  child: ChildProcess;
+  ready: Promise<void>;
+  startedAt: number;
+  job: Job | null;
+}
+
+class ProcessPool implements Executor {
+  private readonly slots: Slot[] = [];
+  private readonly queue: Job[] = [];
+  private nextId = 1;
+  private closing = false;
+
+  private constructor(
+    private readonly ctx: VariantContext,
+    readonly workers: number,
+  ) {}
+
+  static async start(ctx: VariantContext): Promise<ProcessPool> {
+    const pool = new ProcessPool(ctx, ctx.poolSize);
+    for (let index = 0; index < ctx.poolSize; index++) {
+      ctx.metrics.initWorker(index);
+      pool.slots.push(pool.spawn(index));
+    }
+    await Promise.all(pool.slots.map((slot) => slot.ready)); // created full and warm
+    return pool;
+  }
+
+  run = (n: number, signal: AbortSignal): Promise<FibResult> => {
+    const idle = this.slots.some((slot) => slot.job === null);
+    if (!idle && this.queue.length >= this.ctx.options.maxQueue) {
+      throw new RequestError('overloaded', `all ${this.workers} pool processes busy and ${this.queue.length} requests queued`);
+    }
+    return new Promise<FibResult>((resolve, reject) => {
+      const job: Job = { id: this.nextId++, n, signal, resolve, reject };
+      signal.addEventListener('abort', () => this.cancel(job), { once: true });
+      this.queue.push(job);
+      this.dispatch();
+    });
+  };
+
+  async close(): Promise<void> {
+    this.closing = true;
+    const exits = this.slots.map((slot) => new Promise<void>((resolve) => (slot.child.exitCode !== null || slot.child.signalCode !== null ? resolve() : slot.child.once('exit', () => resolve()))));
+    for (const slot of this.slots) slot.child.kill('SIGKILL');
+    await Promise.all(exits);
+  }
+
+  private spawn(index: number): Slot {
+    const child = fork(CHILD, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    let markReady: () => void;
+    const slot: Slot = { index, child, ready: new Promise((resolve) => (markReady = resolve)), startedAt: Date.now(), job: null };
+    child.on('message', (message: PoolReply) => {
+      if (message.type === 'ready') return markReady();
+      const job = slot.job;
+      if (!job || job.id !== message.id) return; // an answer for a job that was cancelled
+      slot.job = null;
+      if (message.result.worker) this.ctx.metrics.workerComputed(index, message.result.worker.busySeconds);
+      job.resolve(message.result);
+      this.dispatch();
+    });
+    child.on('error', () => child.kill('SIGKILL'));
+    child.once('exit', () => this.replace(slot));
+    return slot;
+  }
+
+  /** A pool process exited: its request fails, and the pool is brought back to full size. */
+  private replace(slot: Slot): void {
+    const job = slot.job;
+    slot.job = null;
+    if (job && !job.signal.aborted) job.reject(new RequestError('internal', 'the pool process computing this request died'));
+    if (this.closing) return;
+    const restart = () => {
+      if (this.closing) return;
+      const next = this.spawn(slot.index);
+      this.slots[slot.index] = next;
+      void next.ready.then(() => this.dispatch());
+    };
+    if (Date.now() - slot.startedAt < QUICK_DEATH_MS) setTimeout(restart, QUICK_DEATH_MS).unref();
+    else restart();
+  }
+
+  private dispatch(): void {
+    for (const slot of this.slots) {
+      if (this.queue.length === 0) return;
+      if (slot.job !== null || !slot.child.connected) continue;
+      const job = this.queue.shift()!;
+      slot.job = job;
+      slot.child.send({ id: job.id, task: { n: job.n } } satisfies PoolRequest);
+    }
+  }
+
+  /** The client left: drop its queued job, or stop the process computing it (and replace it). */
+  private cancel(job: Job): void {
+    const queued = this.queue.indexOf(job);
+    if (queued !== -1) this.queue.splice(queued, 1);
+    const slot = this.slots.find((s) => s.job === job);
+    if (slot) slot.child.kill('SIGKILL');
+    const abort = new Error('the client left');
+    abort.name = 'AbortError';
+    job.reject(abort);
+  }
+}
