@@ -30,8 +30,8 @@ urls: ## print the URLs and ports of a running lab
 	@echo "  Prometheus  http://127.0.0.1:9090"
 	@echo "  Load gen    http://127.0.0.1:9465/metrics"
 	@echo "Talk to a variant yourself (type 6, get fib: 8):"
-	@echo "  nc 127.0.0.1 25002   (eventloop)"
-	@echo "  nc 127.0.0.1 25005   (threadpool)"
+	@port=25001; for variant in sync eventloop generators threads threadpool processes processpool cluster gil; do \
+	  echo "  nc 127.0.0.1 $$port   ($$variant)"; port=$$((port + 1)); done
 
 down: ## stop the lab and remove its containers and data (keeps .env)
 	$(COMPOSE) down -v --remove-orphans

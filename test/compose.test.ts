@@ -66,6 +66,14 @@ describe('docker-compose.yml', () => {
     }
   });
 
+  it('lists every variant, in order, where the Makefile and scripts/init-env.sh loop over them', () => {
+    for (const file of ['../../Makefile', '../../scripts/init-env.sh']) {
+      const text = readFileSync(fileURLToPath(new URL(file, import.meta.url)), 'utf8');
+      const list = /for variant in ([a-z ]+); do/.exec(text)?.[1]?.split(' ');
+      assert.deepEqual(list, VARIANTS.map((v) => v.definition.name), file);
+    }
+  });
+
   it('puts Grafana behind a profile, so LAB_NO_GRAFANA=1 can leave it out', () => {
     assert.deepEqual(compose.services.grafana?.profiles, ['grafana']);
   });

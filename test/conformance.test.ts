@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { TestClient, fetchText, referenceFib, startVariant, type RunningVariant } from './helpers.js';
+import { TestClient, fetchText, referenceFib, startVariant, treeCpuSeconds, type RunningVariant } from './helpers.js';
 
 interface VariantCase {
   variant: string;
@@ -169,7 +169,7 @@ for (const { variant, env, computesOffThread, serial, boundedQueue } of VARIANTS
     });
 
     it(`serves many concurrent clients, each pipelining${serial ? ' (one after another)' : ''}`, async () => {
-      const clients = await Promise.all(Array.from({ length: 40 }, () => TestClient.connect(server.port)));
+      const clients = await Promise.all(Array.from({ length: 30 }, () => TestClient.connect(server.port)));
       try {
         await Promise.all(
           clients.map(async (client, i) => {
@@ -286,6 +286,22 @@ for (const { variant, env, computesOffThread, serial, boundedQueue } of VARIANTS
     });
 
     if (computesOffThread) {
+      it('stops computing for a client that left mid-request', async () => {
+        const leaver = await TestClient.connect(server.port);
+        await leaver.write('40\n'); // seconds of CPU if it were left running
+        await sleep(100);
+        leaver.close();
+        await sleep(300);
+        const pid = server.child.pid!;
+        const before = treeCpuSeconds(pid);
+        await sleep(1000);
+        const used = treeCpuSeconds(pid) - before;
+        assert.ok(used < 0.5, `${used.toFixed(2)} CPU seconds used in the second after the client left`);
+        const client = await TestClient.connect(server.port);
+        assert.equal(await client.ask('20'), 'fib: 6765');
+        client.close();
+      });
+
       it('answers new requests during the drain unavailable, after the ones in flight', async () => {
         const draining = await startVariant(variant, env);
         const client = await TestClient.connect(draining.port);

@@ -172,13 +172,18 @@ export async function fetchText(url: string): Promise<{ status: number; body: st
   return { status: response.status, body: await response.text() };
 }
 
-/** Asks fib(n) over and over on one connection for `ms`; resolves with how many replies came back. */
-export async function loopRequests(port: number, n: number, ms: number): Promise<number> {
+/**
+ * Asks fib(n) over and over on one connection for `ms`; resolves with how many replies came
+ * back. With `depth` > 1 it keeps that many requests in flight (pipelined), so the server
+ * always has the next one waiting: no idle gap between two replies.
+ */
+export async function loopRequests(port: number, n: number, ms: number, depth = 1): Promise<number> {
   const client = await TestClient.connect(port);
   const expected = `fib: ${referenceFib(n)}`;
   const until = performance.now() + ms;
   let count = 0;
   try {
+    await client.write(`${n}\n`.repeat(depth - 1));
     while (performance.now() < until) {
       const reply = await client.ask(String(n));
       if (reply !== expected) throw new Error(`fib(${n}) answered ${JSON.stringify(reply)}`);
@@ -228,6 +233,19 @@ export function sample(metricsText: string, name: string, labels: Record<string,
 
 export async function metricsOf(server: RunningVariant): Promise<string> {
   return (await fetchText(`http://127.0.0.1:${server.metricsPort}/metrics`)).body;
+}
+
+/** CPU time (user + system) of a process and all its live descendants, in seconds (Linux). */
+export function treeCpuSeconds(root: number): number {
+  let total = cpuSeconds(root);
+  for (const child of childProcesses(root)) {
+    try {
+      total += treeCpuSeconds(child.pid);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return total;
 }
 
 /** CPU time (user + system) a process has used so far, in seconds, from /proc (Linux). */

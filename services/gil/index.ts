@@ -13,7 +13,7 @@ export const gil: VariantDefinition = {
   name: 'gil',
   model: 'a worker_thread per connection, but fib must hold one global lock (5 ms switch interval)',
   shows: "the GIL's convoy effect in Node, next to threads without it",
-  defaultMaxConnections: 256,
+  defaultMaxConnections: 128,
   async createOwner(ctx) {
     const buffer = createGilBuffer();
     const workerData: GilThreadData = { buffer, switchMs: ctx.options.gilSwitchMs };

@@ -14,7 +14,7 @@ export const processes: VariantDefinition = {
   model: 'one child process per connection (fork per client)',
   shows: 'parallelism and its memory and start-up cost',
   // Each connection holds a whole Node process.
-  defaultMaxConnections: 64,
+  defaultMaxConnections: 32,
   createOwner: async (ctx) => new ProcessPerConnectionOwner(ctx),
 };
 

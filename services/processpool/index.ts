@@ -20,7 +20,7 @@ export const processpool: VariantDefinition = {
 };
 
 const CHILD = new URL('./child.js', import.meta.url);
-/** A process that dies this soon after starting is restarted only after a pause (no crash loop). */
+/** A process that crashes this soon after starting is restarted only after a pause (no crash loop). */
 const QUICK_DEATH_MS = 1000;
 
 interface Job {
@@ -37,6 +37,10 @@ interface Slot {
   ready: Promise<void>;
   startedAt: number;
   job: Job | null;
+  /** Killed (or dying): takes no more jobs and its answers are ignored. */
+  dead: boolean;
+  /** Stopped by the pool itself (a cancelled job), not crashed. */
+  killed: boolean;
 }
 
 class ProcessPool implements Executor {
@@ -61,7 +65,7 @@ class ProcessPool implements Executor {
   }
 
   run = (n: number, signal: AbortSignal): Promise<FibResult> => {
-    const idle = this.slots.some((slot) => slot.job === null);
+    const idle = this.slots.some((slot) => slot.job === null && !slot.dead);
     if (!idle && this.queue.length >= this.ctx.options.maxQueue) {
       throw new RequestError('overloaded', `all ${this.workers} pool processes busy and ${this.queue.length} requests queued`);
     }
@@ -76,25 +80,28 @@ class ProcessPool implements Executor {
   async close(): Promise<void> {
     this.closing = true;
     const exits = this.slots.map((slot) => new Promise<void>((resolve) => (slot.child.exitCode !== null || slot.child.signalCode !== null ? resolve() : slot.child.once('exit', () => resolve()))));
-    for (const slot of this.slots) slot.child.kill('SIGKILL');
+    for (const slot of this.slots) this.kill(slot);
     await Promise.all(exits);
   }
 
   private spawn(index: number): Slot {
     const child = fork(CHILD, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     let markReady: () => void;
-    const slot: Slot = { index, child, ready: new Promise((resolve) => (markReady = resolve)), startedAt: Date.now(), job: null };
+    const slot: Slot = { index, child, ready: new Promise((resolve) => (markReady = resolve)), startedAt: Date.now(), job: null, dead: false, killed: false };
     child.on('message', (message: PoolReply) => {
       if (message.type === 'ready') return markReady();
       const job = slot.job;
-      if (!job || job.id !== message.id) return; // an answer for a job that was cancelled
+      if (slot.dead || !job || job.id !== message.id) return; // an answer for a job that was cancelled
       slot.job = null;
       if (message.result.worker) this.ctx.metrics.workerComputed(index, message.result.worker.busySeconds);
       job.resolve(message.result);
       this.dispatch();
     });
-    child.on('error', () => child.kill('SIGKILL'));
-    child.once('exit', () => this.replace(slot));
+    child.on('error', () => this.kill(slot));
+    child.once('exit', () => {
+      slot.dead = true;
+      this.replace(slot);
+    });
     return slot;
   }
 
@@ -110,18 +117,24 @@ class ProcessPool implements Executor {
       this.slots[slot.index] = next;
       void next.ready.then(() => this.dispatch());
     };
-    if (Date.now() - slot.startedAt < QUICK_DEATH_MS) setTimeout(restart, QUICK_DEATH_MS).unref();
+    if (!slot.killed && Date.now() - slot.startedAt < QUICK_DEATH_MS) setTimeout(restart, QUICK_DEATH_MS).unref();
     else restart();
   }
 
   private dispatch(): void {
     for (const slot of this.slots) {
       if (this.queue.length === 0) return;
-      if (slot.job !== null || !slot.child.connected) continue;
+      if (slot.job !== null || slot.dead || !slot.child.connected) continue;
       const job = this.queue.shift()!;
       slot.job = job;
       slot.child.send({ id: job.id, task: { n: job.n } } satisfies PoolRequest);
     }
+  }
+
+  private kill(slot: Slot): void {
+    slot.dead = true;
+    slot.killed = true;
+    slot.child.kill('SIGKILL');
   }
 
   /** The client left: drop its queued job, or stop the process computing it (and replace it). */
@@ -129,7 +142,7 @@ class ProcessPool implements Executor {
     const queued = this.queue.indexOf(job);
     if (queued !== -1) this.queue.splice(queued, 1);
     const slot = this.slots.find((s) => s.job === job);
-    if (slot) slot.child.kill('SIGKILL');
+    if (slot) this.kill(slot);
     const abort = new Error('the client left');
     abort.name = 'AbortError';
     job.reject(abort);

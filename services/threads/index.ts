@@ -10,6 +10,6 @@ export const threads: VariantDefinition = {
   model: 'one worker_thread per connection',
   shows: 'parallelism up to the CPU quota, no GIL; memory per connection',
   // Each connection holds a thread with its own V8 heap.
-  defaultMaxConnections: 256,
+  defaultMaxConnections: 128,
   createOwner: async (ctx) => new ThreadPerConnectionOwner(ctx, new URL('./thread.js', import.meta.url)),
 };
