@@ -26,7 +26,11 @@ urls: ## print the URLs and ports of a running lab
 	@echo
 	@echo "The lab is up. Open:"
 	@if [[ "$(COMPOSE_PROFILES)" == *grafana* ]]; then \
-	  echo "  Grafana     http://127.0.0.1:3000/d/lab-overview  (anonymous view; admin password in .env)"; fi
+	  echo "  Grafana     http://127.0.0.1:3000  (anonymous view; the admin password is in .env)"; \
+	  echo "    every variant side by side   http://127.0.0.1:3000/d/lab-overview"; \
+	  echo "    the talk's demo              http://127.0.0.1:3000/d/lab-talk-demo"; \
+	  echo "    latency heatmaps             http://127.0.0.1:3000/d/lab-heatmaps"; \
+	  echo "    one variant in detail        http://127.0.0.1:3000/d/lab-variant"; fi
 	@echo "  Prometheus  http://127.0.0.1:9090"
 	@echo "  Load gen    http://127.0.0.1:9465/metrics"
 	@echo "Talk to a variant yourself (type 6, get fib: 8):"

@@ -2,11 +2,13 @@
 // unique, every panel describes itself, and every query uses metrics the lab really exports.
 
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
 import { describe, it } from 'node:test';
 import { DASHBOARDS, DATASOURCE, allQueries, renderDashboard } from '../grafana/src/dashboards.js';
 import { DASHBOARD_DIR } from '../grafana/src/generate.js';
-import { createLoadgenMetrics, createServerMetrics } from '../services/common/metrics.js';
+import { createLoadgenMetrics, createServerMetrics, registerGeneratorMetrics } from '../services/common/metrics.js';
 import { CgroupReader } from '../services/common/cgroup.js';
 
 interface Panel {
@@ -18,20 +20,28 @@ interface Panel {
   targets?: Array<{ expr: string; refId: string; datasource?: { uid: string } }>;
 }
 
-/** Metric names as Prometheus stores them: histograms as _bucket, _sum and _count. */
+const RULES = fileURLToPath(new URL('../../prometheus/rules/', import.meta.url));
+
+/** Metric names as Prometheus stores them (histograms as _bucket, _sum and _count), and recording rules. */
 async function exportedNames(): Promise<Set<string>> {
   const names = new Set<string>();
-  const registries = [createServerMetrics('x', { cgroup: new CgroupReader() }).registry, createLoadgenMetrics().registry];
+  const server = createServerMetrics('x', { cgroup: new CgroupReader() });
+  registerGeneratorMetrics(server.registry);
+  const registries = [server.registry, createLoadgenMetrics().registry];
   for (const registry of registries) {
     for (const metric of await registry.getMetricsAsJSON()) {
       names.add(metric.name);
       if (String(metric.type) === 'histogram') for (const suffix of ['_bucket', '_sum', '_count']) names.add(metric.name + suffix);
     }
   }
+  for (const file of readdirSync(RULES)) {
+    const rules = parse(readFileSync(`${RULES}${file}`, 'utf8')) as { groups: Array<{ rules: Array<{ record?: string }> }> };
+    for (const group of rules.groups) for (const rule of group.rules) if (rule.record) names.add(rule.record);
+  }
   return names;
 }
 
-const PROMQL_WORDS = new Set(['sum', 'by', 'rate', 'histogram_quantile', 'le', 'variant', 'probe', 'outcome', 'scenario', 'worker', 'max', 'min', 'avg', 'increase', 'changes', 'without', 'on', 'ignoring', 'group_left', 'irate', 'clamp_min', 'count', 'abs', 'bool', 'and', 'or', 'unless', 'offset', 'deriv', 'delta', 'resets', 'label_replace', 'vector', 'time', 'topk']);
+const PROMQL_WORDS = new Set(['label_replace', 'round', 'sum', 'by', 'rate', 'histogram_quantile', 'le', 'variant', 'probe', 'outcome', 'scenario', 'worker', 'max', 'min', 'avg', 'increase', 'changes', 'without', 'on', 'ignoring', 'group_left', 'irate', 'clamp_min', 'count', 'abs', 'bool', 'and', 'or', 'unless', 'offset', 'deriv', 'delta', 'resets', 'label_replace', 'vector', 'time', 'topk']);
 
 describe('dashboards', () => {
   it('committed JSON matches the generator (run `make dashboards` after editing grafana/src)', () => {
@@ -61,11 +71,25 @@ describe('dashboards', () => {
   it('queries only metrics that a service exports', async () => {
     const exported = await exportedNames();
     for (const query of allQueries()) {
-      const withoutStrings = query.expr.replace(/"[^"]*"/g, '""').replace(/\[[^\]]*\]/g, '');
+      const withoutStrings = query.expr
+        .replace(/"[^"]*"/g, '""')
+        .replace(/\[[^\]]*\]/g, '')
+        .replace(/\b\d+(\.\d+)?(e[+-]?\d+)?\b/g, '0');
       const identifiers = withoutStrings.match(/[a-zA-Z_:][a-zA-Z0-9_:]*/g) ?? [];
       const metrics = identifiers.filter((word) => !PROMQL_WORDS.has(word) && !word.startsWith('$'));
       assert.ok(metrics.length > 0, `${query.panel}: no metric found in ${query.expr}`);
       for (const metric of metrics) assert.ok(exported.has(metric), `${query.dashboard}/${query.panel}: ${metric} is not exported`);
+    }
+  });
+
+  it('selects variants through $variant only, so every variant appears', () => {
+    for (const query of allQueries()) {
+      assert.match(query.expr, /variant=~?"\$variant"/, `${query.dashboard}/${query.panel} must select with $variant: ${query.expr}`);
+      assert.doesNotMatch(query.expr, /variant=~?"(?!\$variant)/, `${query.dashboard}/${query.panel} names a variant`);
+    }
+    for (const spec of DASHBOARDS) {
+      const dashboard = JSON.parse(renderDashboard(spec)) as { annotations: { list: Array<{ expr: string }> } };
+      assert.match(dashboard.annotations.list[0]!.expr, /lab_cpu_quota_cores/, `${spec.uid}: a CPU quota change is annotated`);
     }
   });
 

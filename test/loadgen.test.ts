@@ -34,6 +34,7 @@ describe('lab load', () => {
       assert.ok(p50 > 0 && p50 <= p90 && p90 <= p99 && p99 <= max, `${r.probe} percentiles ${JSON.stringify(r.latencyMs)}`);
       assert.ok(Math.abs(r.requestsPerSecond - r.requests / run.durationSeconds) < 1);
       assert.match(r.histogram, /^[A-Za-z0-9+/=]{20,}$/);
+      assert.equal(r.fairness, 1, 'one connection per probe is trivially fair');
     }
     assert.match(stderr, /^\[\s+1s\] ev\/long [\d.]+\/s p50 /m, 'a live line per second on stderr');
   });
@@ -42,8 +43,16 @@ describe('lab load', () => {
     const { code, stdout } = await runLab(['load', '--target', `ev=127.0.0.1:${server.port}`, '--duration', '1s']);
     assert.equal(code, 0);
     const lines = stdout.trim().split('\n');
-    assert.match(lines[1]!, /^target\s+scenario\s+probe\s+n\s+requests\s+req\/s\s+p50\s+p90\s+p99\s+max\s+errors$/);
-    assert.match(lines[2]!, /^ev\s+perf2\s+short\s+1\s+\d+\s+[\d.]+\s+\S+\s+\S+\s+\S+\s+\S+\s+0$/);
+    assert.match(lines[1]!, /^target\s+scenario\s+probe\s+n\s+requests\s+req\/s\s+p50\s+p90\s+p99\s+max\s+fairness\s+errors$/);
+    assert.match(lines[2]!, /^ev\s+perf2\s+short\s+1\s+\d+\s+[\d.]+\s+\S+\s+\S+\s+\S+\s+\S+\s+1\.00\s+0$/);
+  });
+
+  it("reports Jain's fairness over a probe's connections", async () => {
+    const { code, stdout, stderr } = await runLab(['load', '--target', `ev=127.0.0.1:${server.port}`, '--connections', '4', '--duration', '1s', '--json']);
+    assert.equal(code, 0, stderr);
+    const [result] = JSON.parse(stdout).results;
+    // The event loop answers four identical closed loops in turn: each gets a fair share.
+    assert.ok(result.fairness > 0.9 && result.fairness <= 1, `fairness ${result.fairness}`);
   });
 
   it('opens a connection per request when the target asks for it', async () => {
@@ -93,6 +102,7 @@ describe('lab load', () => {
       assert.match(count[1]!, /probe="short"/);
       assert.ok(Number(count[2]) > 0);
       assert.match(body, /^loadgen_requests_total\{variant="ev",scenario="perf2",probe="short",outcome="ok"\} [1-9]/m);
+      assert.match(body, /^loadgen_fairness_index\{variant="ev",scenario="perf2",probe="short"\} 1$/m);
       assert.equal((await fetchText(`http://127.0.0.1:${port}/healthz`)).status, 200);
     } finally {
       child.kill('SIGTERM');

@@ -1,5 +1,6 @@
-// The Prometheus configuration, checked by promtool when it is available (the offline Docker
-// setup installs it; CI sets LAB_REQUIRE_PROMTOOL=1 so that a missing promtool fails there).
+// The Prometheus configuration and recording rules, checked with promtool: from the PATH (the
+// offline Docker setup installs it), else from the Prometheus image when Docker has it, else
+// skipped with the reason. CI sets LAB_REQUIRE_PROMTOOL=1, so there a missing promtool fails.
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -8,20 +9,47 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { VARIANTS } from '../services/variants.js';
 
-const CONFIG = fileURLToPath(new URL('../../prometheus/prometheus.yml', import.meta.url));
-const hasPromtool = spawnSync('promtool', ['--version']).status === 0;
+const DIR = fileURLToPath(new URL('../../prometheus/', import.meta.url));
+const IMAGE = process.env.PROMETHEUS_IMAGE || 'prom/prometheus:v3.5.0';
+
+/** How to run promtool here, with paths relative to prometheus/, or why it cannot run. */
+function findPromtool(): { run: (args: string[]) => ReturnType<typeof spawnSync> } | { missing: string } {
+  if (spawnSync('promtool', ['--version']).status === 0) {
+    return { run: (args) => spawnSync('promtool', args, { cwd: DIR, encoding: 'utf8' }) };
+  }
+  if (spawnSync('docker', ['image', 'inspect', IMAGE]).status === 0) {
+    return {
+      run: (args) =>
+        spawnSync('docker', ['run', '--rm', '-v', `${DIR}:/etc/prometheus:ro`, '-w', '/etc/prometheus', '--entrypoint', '/bin/promtool', IMAGE, ...args], { encoding: 'utf8' }),
+    };
+  }
+  return { missing: `promtool is not on the PATH and Docker has no ${IMAGE} image (run ../shared/offline-docker/setup.sh, or install Prometheus)` };
+}
+
+const promtool = findPromtool();
 const required = process.env.LAB_REQUIRE_PROMTOOL === '1';
-const skip = hasPromtool || required ? false : 'promtool is not on the PATH (run ../shared/offline-docker/setup.sh, or install Prometheus)';
+const skip = 'missing' in promtool && !required ? promtool.missing : false;
+
+function runPromtool(args: string[]): string {
+  if ('missing' in promtool) assert.fail(`LAB_REQUIRE_PROMTOOL=1: ${promtool.missing}`);
+  const result = promtool.run(args);
+  const output = `${result.stdout ?? ''}${result.stderr ?? ''}`;
+  assert.equal(result.status, 0, output);
+  return output;
+}
 
 describe('prometheus', () => {
-  it('promtool accepts the configuration', { skip }, () => {
-    assert.ok(hasPromtool, 'LAB_REQUIRE_PROMTOOL=1 but promtool is not on the PATH');
-    const result = spawnSync('promtool', ['check', 'config', CONFIG], { encoding: 'utf8' });
-    assert.equal(result.status, 0, result.stdout + result.stderr);
+  it('promtool accepts the configuration and its rule files', { skip }, () => {
+    const output = runPromtool(['check', 'config', 'prometheus.yml']);
+    assert.match(output, /SUCCESS: \d+ rules found/);
+  });
+
+  it('the recording rules pass their unit tests (promtool test rules)', { skip }, () => {
+    runPromtool(['test', 'rules', 'tests/lab.rules.test.yml']);
   });
 
   it('scrapes every variant, and never sets the variant label itself', () => {
-    const config = readFileSync(CONFIG, 'utf8');
+    const config = readFileSync(`${DIR}prometheus.yml`, 'utf8');
     for (const { definition } of VARIANTS) {
       assert.match(config, new RegExp(`job_name: ${definition.name}\\n\\s+static_configs:\\n\\s+- targets: \\["${definition.name}:9464"\\]`));
     }

@@ -1,12 +1,27 @@
-// The lab's Grafana dashboards as code. Each dashboard is described as rows of panels of
-// PromQL queries (the spec below), then built into Grafana's classic dashboard JSON with the
-// Grafana Foundation SDK. The same specs feed the stack test, which runs every query against the
-// stack's real Prometheus. Queries group by `variant`, so a new variant shows up in every panel
-// without an edit here.
+// The lab's Grafana dashboards as code. Each dashboard is described as rows of panels of PromQL
+// queries (the specs below), then built into Grafana's classic dashboard JSON with the Grafana
+// Foundation SDK. The same specs feed the stack test, which runs every query against the
+// stack's real Prometheus. Queries select variants with $variant and group by `variant` (or
+// repeat a panel per variant), so a new variant shows up everywhere without an edit here.
 
 import * as common from '@grafana/grafana-foundation-sdk/common';
-import { DashboardBuilder, QueryVariableBuilder, RowBuilder, VariableRefresh } from '@grafana/grafana-foundation-sdk/dashboard';
-import { DataqueryBuilder } from '@grafana/grafana-foundation-sdk/prometheus';
+import {
+  AnnotationQueryBuilder,
+  DashboardBuilder,
+  DashboardLinkBuilder,
+  DashboardLinkType,
+  QueryVariableBuilder,
+  RowBuilder,
+  VariableRefresh,
+} from '@grafana/grafana-foundation-sdk/dashboard';
+import {
+  HeatmapColorMode,
+  HeatmapColorOptionsBuilder,
+  HeatmapColorScale,
+  PanelBuilder as HeatmapBuilder,
+  YAxisConfigBuilder,
+} from '@grafana/grafana-foundation-sdk/heatmap';
+import { DataqueryBuilder, PromQueryFormat } from '@grafana/grafana-foundation-sdk/prometheus';
 import { PanelBuilder as TimeseriesBuilder } from '@grafana/grafana-foundation-sdk/timeseries';
 
 /** The provisioned datasource (grafana/provisioning/datasources/prometheus.yml). */
@@ -15,11 +30,10 @@ export const DATASOURCE = { type: 'prometheus', uid: 'lab-prometheus' } as const
 export interface QuerySpec {
   expr: string;
   legend: string;
-  /**
-   * Why the stack test may see no series for some variant: an error query is empty while
-   * nothing fails. Any other query must return a series for every variant.
-   */
+  /** Error queries are empty while nothing fails: the stack test only checks they run. */
   exempt?: 'errors';
+  /** A heatmap's bucket query. */
+  format?: 'heatmap';
 }
 
 export interface PanelSpec {
@@ -27,7 +41,18 @@ export interface PanelSpec {
   /** One sentence: what to look for. */
   description: string;
   unit: string;
+  kind?: 'timeseries' | 'heatmap';
   queries: QuerySpec[];
+  /** Grafana repeats the panel for each selected variant; its queries select `variant="$variant"`. */
+  repeat?: boolean;
+  /** Variants this panel has no series for (e.g. per-worker series of single-process variants). */
+  notFor?: string[];
+  /** The only variants this panel has series for. */
+  onlyFor?: string[];
+  /** Series (by legend, a regular expression) drawn as a dashed line: limits, not measurements. */
+  dashed?: string;
+  /** Full width, for panels that repeat across a row. */
+  wide?: boolean;
 }
 
 export interface RowSpec {
@@ -41,43 +66,85 @@ export interface DashboardSpec {
   description: string;
   /** The file under grafana/dashboards/. */
   file: string;
+  /** `multi`: compare any set of variants (all by default); `single`: look at one. */
+  variable: 'multi' | 'single';
   rows: RowSpec[];
 }
 
+/** Selects the variants of the $variant variable (a regex for multi, one name for single). */
 const V = 'variant=~"$variant"';
-const quantile = (q: number, metric: string, by: string, filter = V) =>
-  `histogram_quantile(${q}, sum by (${by}, le) (rate(${metric}_bucket{${filter}}[$__rate_interval])))`;
+/** Selects the one variant of a repeated panel or a single-variant dashboard. */
+const ONE = 'variant="$variant"';
+const rate = (metric: string, filter: string) => `rate(${metric}{${filter}}[$__rate_interval])`;
+const quantile = (q: number, metric: string, by: string, filter: string) =>
+  `histogram_quantile(${q}, sum by (${by}le) (${rate(`${metric}_bucket`, filter)}))`;
+
+/** Variants with a fixed set of workers, which export per-worker request series. */
+const SINGLE_OR_PER_CONNECTION = ['sync', 'eventloop', 'generators', 'threads', 'processes', 'gil'];
+
+const cpuPanels = (filter: string, by: string): PanelSpec[] => [
+  {
+    title: 'Cores used against the CPU quota',
+    description:
+      'CPU the whole container uses (solid) next to its quota (dashed): a single-threaded variant stays at or under one core whatever its quota; a parallel one climbs to it.',
+    unit: 'none',
+    dashed: 'quota',
+    queries: [
+      { expr: `sum by (${by}) (${rate('lab_cpu_usage_seconds_total', filter)})`, legend: by === 'variant' ? '{{variant}} used' : 'used' },
+      { expr: `max by (${by}) (lab_cpu_quota_cores{${filter}})`, legend: by === 'variant' ? '{{variant}} quota' : 'quota' },
+    ],
+  },
+  {
+    title: 'Throttled share of CPU periods',
+    description:
+      'The fraction of 100 ms scheduler periods in which the container hit its quota and was paused: above 0, the quota (not the model) is what limits it.',
+    unit: 'percentunit',
+    queries: [
+      {
+        expr: `sum by (${by}) (${rate('lab_cpu_throttled_periods_total', filter)}) / clamp_min(sum by (${by}) (${rate('lab_cpu_periods_total', filter)}), 1e-9)`,
+        legend: by === 'variant' ? '{{variant}}' : 'throttled',
+      },
+    ],
+  },
+  {
+    title: 'Memory',
+    description: 'Memory of the whole container (all its threads and processes), without file cache: a thread or a process per connection shows here.',
+    unit: 'bytes',
+    queries: [{ expr: `max by (${by}) (lab_memory_bytes{${filter}})`, legend: by === 'variant' ? '{{variant}}' : 'memory' }],
+  },
+];
 
 export const LAB_OVERVIEW: DashboardSpec = {
   uid: 'lab-overview',
   title: 'Concurrency lab: overview',
-  description: 'Every variant side by side: what the servers measure and what the load generator sees.',
+  description: 'Every variant side by side on the same axes: throughput, latency on both sides, CPU against quota, memory, event loops and queues.',
   file: 'lab-overview.json',
+  variable: 'multi',
   rows: [
     {
-      title: 'Server side: what each variant measures (line received -> reply written)',
+      title: 'Server side: line received -> reply written',
       panels: [
         {
           title: 'Requests per second',
-          description: 'Replies per second each variant writes; under the same light load they should all match the load generator\'s rate.',
+          description: "Replies per second each variant writes; under the lab's light load they all follow the load generator, so a variant that falls behind is one that cannot keep up.",
           unit: 'reqps',
-          queries: [{ expr: `sum by (variant) (rate(fib_requests_total{${V}}[$__rate_interval]))`, legend: '{{variant}}' }],
+          queries: [{ expr: `sum by (variant) (${rate('fib_requests_total', V)})`, legend: '{{variant}}' }],
         },
         {
           title: 'Server latency p50',
-          description: 'The typical request inside the server: close to the compute time of fib(1) or fib(30) when nothing waits.',
+          description: 'The typical request inside the server: about the compute time of fib(1) or fib(30) when nothing waits, more where requests queue behind each other.',
           unit: 's',
-          queries: [{ expr: quantile(0.5, 'fib_request_duration_seconds', 'variant'), legend: '{{variant}}' }],
+          queries: [{ expr: quantile(0.5, 'fib_request_duration_seconds', 'variant, ', V), legend: '{{variant}}' }],
         },
         {
           title: 'Server latency p99',
-          description: 'The slow tail: on eventloop short requests that arrive during a fib(30) wait for it, so its p99 sits near a fib(30).',
+          description: 'The slow tail: where a short request can land behind a fib(30) (eventloop, sync, gil), the p99 is a fib(30) or a switch interval.',
           unit: 's',
-          queries: [{ expr: quantile(0.99, 'fib_request_duration_seconds', 'variant'), legend: '{{variant}}' }],
+          queries: [{ expr: quantile(0.99, 'fib_request_duration_seconds', 'variant, ', V), legend: '{{variant}}' }],
         },
         {
           title: 'Error replies per second',
-          description: 'Error lines by code; empty while every request succeeds.',
+          description: 'Error lines by code (overloaded, unavailable, internal, ...); empty while every request succeeds.',
           unit: 'reqps',
           queries: [
             {
@@ -96,19 +163,19 @@ export const LAB_OVERVIEW: DashboardSpec = {
           title: 'Requests per second by probe',
           description: 'Completed requests per variant and probe (long = fib(30), short = fib(1)); a variant that stalls short requests completes fewer of them.',
           unit: 'reqps',
-          queries: [{ expr: `sum by (variant, probe) (rate(loadgen_requests_total{${V}}[$__rate_interval]))`, legend: '{{variant}} {{probe}}' }],
+          queries: [{ expr: `sum by (variant, probe) (${rate('loadgen_requests_total', V)})`, legend: '{{variant}} {{probe}}' }],
         },
         {
           title: 'Client latency p50 by probe',
-          description: 'Typical latency as the client sees it, including the network and the wait to be read.',
+          description: 'Typical latency as the client sees it, including the network and the wait to be read: compare the short probe across variants.',
           unit: 's',
-          queries: [{ expr: quantile(0.5, 'loadgen_request_duration_seconds', 'variant, probe'), legend: '{{variant}} {{probe}}' }],
+          queries: [{ expr: quantile(0.5, 'loadgen_request_duration_seconds', 'variant, probe, ', V), legend: '{{variant}} {{probe}}' }],
         },
         {
           title: 'Client latency p99 by probe',
-          description: 'Compare the short probe across variants: head-of-line blocking shows here as short requests as slow as long ones.',
+          description: 'Head-of-line blocking shows here: short requests as slow as long ones on the variants where one computation holds up the rest.',
           unit: 's',
-          queries: [{ expr: quantile(0.99, 'loadgen_request_duration_seconds', 'variant, probe'), legend: '{{variant}} {{probe}}' }],
+          queries: [{ expr: quantile(0.99, 'loadgen_request_duration_seconds', 'variant, probe, ', V), legend: '{{variant}} {{probe}}' }],
         },
         {
           title: 'Client-side failures per second',
@@ -124,16 +191,293 @@ export const LAB_OVERVIEW: DashboardSpec = {
         },
       ],
     },
+    {
+      title: 'CPU and memory of each container',
+      panels: [
+        ...cpuPanels(V, 'variant'),
+        {
+          title: 'Busiest event loop',
+          description: 'Utilization (0..1) of each variant\'s busiest event loop: 1 means a loop that computes all the time and reads no socket meanwhile.',
+          unit: 'percentunit',
+          queries: [{ expr: `max by (variant) (${rate('lab_event_loop_busy_seconds_total', V)})`, legend: '{{variant}}' }],
+        },
+      ],
+    },
+    {
+      title: 'Work in progress',
+      panels: [
+        {
+          title: 'Requests in flight',
+          description: 'Requests received and not yet answered: it grows where requests queue (behind a busy event loop, a full pool, a lock).',
+          unit: 'none',
+          queries: [{ expr: `sum by (variant) (fib_inflight_requests{${V}})`, legend: '{{variant}}' }],
+        },
+        {
+          title: 'Queue wait p99',
+          description: 'How long the slowest requests waited before their computation started (for a pool, a free worker; for gil, the lock): waiting, not working.',
+          unit: 's',
+          queries: [{ expr: quantile(0.99, 'fib_queue_wait_seconds', 'variant, ', V), legend: '{{variant}}' }],
+        },
+        {
+          title: 'Threads or processes computing',
+          description: 'Live threads or processes: fixed for pools and cluster, one per open connection for threads, processes and gil, 1 where fib runs on the event loop.',
+          unit: 'none',
+          queries: [{ expr: `max by (variant) (fib_workers{${V}})`, legend: '{{variant}}' }],
+        },
+        {
+          title: 'Open connections',
+          description: 'Client connections each variant holds (sync counts the ones waiting for their turn).',
+          unit: 'none',
+          queries: [{ expr: `sum by (variant) (fib_connections_active{${V}})`, legend: '{{variant}}' }],
+        },
+      ],
+    },
   ],
 };
 
-export const DASHBOARDS: DashboardSpec[] = [LAB_OVERVIEW];
+export const LAB_HEATMAPS: DashboardSpec = {
+  uid: 'lab-heatmaps',
+  title: 'Concurrency lab: latency heatmaps',
+  description: 'The whole latency distribution of every variant over time, from its histogram buckets: one heatmap per variant.',
+  file: 'lab-heatmaps.json',
+  variable: 'multi',
+  rows: [
+    {
+      title: 'Server side: line received -> reply written',
+      panels: [
+        {
+          title: 'Server latency: $variant',
+          description: 'Each column is a time slice, each cell a latency bucket, its colour how many requests fell in it: two bands (fib(1) and fib(30)) mean short requests are not held up; one band means they wait for long ones.',
+          unit: 's',
+          kind: 'heatmap',
+          repeat: true,
+          queries: [{ expr: `sum by (le) (${rate('fib_request_duration_seconds_bucket', ONE)})`, legend: '{{le}}', format: 'heatmap' }],
+        },
+      ],
+    },
+    {
+      title: 'Client side: short requests (fib(1)) as the load generator sees them',
+      panels: [
+        {
+          title: 'Short requests: $variant',
+          description: 'Only the short probe: where it sits near the fib(30) band, short requests wait behind long ones (head-of-line blocking, or a lock).',
+          unit: 's',
+          kind: 'heatmap',
+          repeat: true,
+          queries: [
+            { expr: `sum by (le) (rate(loadgen_request_duration_seconds_bucket{${ONE}, probe="short"}[$__rate_interval]))`, legend: '{{le}}', format: 'heatmap' },
+          ],
+        },
+      ],
+    },
+  ],
+};
+
+export const LAB_TALK_DEMO: DashboardSpec = {
+  uid: 'lab-talk-demo',
+  title: "Concurrency lab: the talk's demo",
+  description: "Beazley's perf2-during-perf1 demo for every variant: what happens to short requests while long ones run.",
+  file: 'lab-talk-demo.json',
+  variable: 'multi',
+  rows: [
+    {
+      title: 'Short requests (perf2, fib(1)) while long ones (perf1, fib(30)) run',
+      panels: [
+        {
+          title: 'Short requests per second',
+          description: 'perf2\'s throughput: with the lab\'s think time it is capped by the load generator, so a variant below the others is one where short requests wait.',
+          unit: 'reqps',
+          queries: [{ expr: `sum by (variant) (rate(loadgen_requests_total{${V}, probe="short", outcome="ok"}[$__rate_interval]))`, legend: '{{variant}}' }],
+        },
+        {
+          title: 'Short request latency p50',
+          description: 'The typical fib(1): microseconds where it runs beside fib(30), milliseconds where it waits for it (eventloop, sync) or for a lock (gil).',
+          unit: 's',
+          queries: [{ expr: `variant_probe:loadgen_request_duration_seconds:p50_30s{${V}, probe="short"}`, legend: '{{variant}}' }],
+        },
+        {
+          title: 'Short request latency p99',
+          description: 'The unlucky fib(1): on generators it stays a few slices, on gil about one switch interval, on eventloop a whole fib(30).',
+          unit: 's',
+          queries: [{ expr: `variant_probe:loadgen_request_duration_seconds:p99_30s{${V}, probe="short"}`, legend: '{{variant}}' }],
+        },
+        {
+          title: 'Short / long latency (p50)',
+          description: 'How much of a long request a short one costs: near 1 the short request waits for the whole long one, near 0 they do not meet.',
+          unit: 'none',
+          queries: [
+            {
+              expr: `variant_probe:loadgen_request_duration_seconds:p50_30s{${V}, probe="short"} / ignoring(probe) variant_probe:loadgen_request_duration_seconds:p50_30s{${V}, probe="long"}`,
+              legend: '{{variant}}',
+            },
+          ],
+        },
+      ],
+    },
+    {
+      title: 'Long requests, fairness, and what the CPU does',
+      panels: [
+        {
+          title: 'Long request latency p50',
+          description: 'perf1\'s fib(30): the price of fairness shows here (generators computes it slower; gil makes it step aside every switch interval).',
+          unit: 's',
+          queries: [{ expr: `variant_probe:loadgen_request_duration_seconds:p50_30s{${V}, probe="long"}`, legend: '{{variant}}' }],
+        },
+        {
+          title: "Fairness between a probe's connections",
+          description: "Jain's index over the requests each connection of a probe completed (1: equal shares, 1/n: one connection got everything); raise LOAD_CONNECTIONS to see cluster pin connections to busy workers.",
+          unit: 'none',
+          queries: [{ expr: `min by (variant) (loadgen_fairness_index{${V}})`, legend: '{{variant}}' }],
+        },
+        {
+          title: 'Cores used',
+          description: 'gil, generators, eventloop and sync never use more than one core, whatever their quota; the others use what the two loops need.',
+          unit: 'none',
+          queries: [{ expr: `variant:lab_cpu_cores_used:rate30s{${V}}`, legend: '{{variant}}' }],
+        },
+        {
+          title: 'Queue wait p99',
+          description: 'Time requests spent waiting before they were computed: for gil it is the lock, for the pools a free worker.',
+          unit: 's',
+          queries: [{ expr: quantile(0.99, 'fib_queue_wait_seconds', 'variant, ', V), legend: '{{variant}}' }],
+        },
+      ],
+    },
+  ],
+};
+
+export const LAB_VARIANT: DashboardSpec = {
+  uid: 'lab-variant',
+  title: 'Concurrency lab: one variant',
+  description: 'Everything about one variant: outcomes, latency and where it goes (queue or compute), connections, workers and their event loops, CPU and memory.',
+  file: 'lab-variant.json',
+  variable: 'single',
+  rows: [
+    {
+      title: 'Requests',
+      panels: [
+        {
+          title: 'Requests per second by outcome',
+          description: 'ok, and each error code the variant sent: overloaded means the cap or a full queue, unavailable a drain, internal a worker that died.',
+          unit: 'reqps',
+          queries: [{ expr: `sum by (outcome) (${rate('fib_requests_total', ONE)})`, legend: '{{outcome}}' }],
+        },
+        {
+          title: 'Server latency',
+          description: 'p50, p90 and p99 from line received to reply written.',
+          unit: 's',
+          queries: [
+            { expr: quantile(0.5, 'fib_request_duration_seconds', '', ONE), legend: 'p50' },
+            { expr: quantile(0.9, 'fib_request_duration_seconds', '', ONE), legend: 'p90' },
+            { expr: quantile(0.99, 'fib_request_duration_seconds', '', ONE), legend: 'p99' },
+          ],
+        },
+        {
+          title: 'Queue wait against compute time',
+          description: 'Where a request\'s time goes: waiting to start (a worker, a lock, the event loop) or computing; a pool too small for its load shows wait growing while compute stays.',
+          unit: 's',
+          queries: [
+            { expr: quantile(0.5, 'fib_queue_wait_seconds', '', ONE), legend: 'queue wait p50' },
+            { expr: quantile(0.99, 'fib_queue_wait_seconds', '', ONE), legend: 'queue wait p99' },
+            { expr: quantile(0.5, 'fib_compute_seconds', '', ONE), legend: 'compute p50' },
+            { expr: quantile(0.99, 'fib_compute_seconds', '', ONE), legend: 'compute p99' },
+          ],
+        },
+        {
+          title: 'Client latency by probe',
+          description: 'The same requests as the load generator sees them, per probe: the gap to the server-side latency is the network and the wait to be read.',
+          unit: 's',
+          queries: [
+            { expr: quantile(0.5, 'loadgen_request_duration_seconds', 'probe, ', ONE), legend: '{{probe}} p50' },
+            { expr: quantile(0.99, 'loadgen_request_duration_seconds', 'probe, ', ONE), legend: '{{probe}} p99' },
+          ],
+        },
+      ],
+    },
+    {
+      title: 'Connections, workers and event loops',
+      panels: [
+        {
+          title: 'Connections and requests in flight',
+          description: 'Open connections, and requests received but not answered yet.',
+          unit: 'none',
+          queries: [
+            { expr: `sum(fib_connections_active{${ONE}})`, legend: 'connections' },
+            { expr: `sum(fib_inflight_requests{${ONE}})`, legend: 'in flight' },
+          ],
+        },
+        {
+          title: 'Threads or processes computing',
+          description: 'A fixed set for pools and cluster (back to full size after a crash), one per connection for threads, processes and gil.',
+          unit: 'none',
+          queries: [{ expr: `max(fib_workers{${ONE}})`, legend: 'workers' }],
+        },
+        {
+          title: 'Requests per second by worker',
+          description: 'How the work spreads over a fixed set of workers: even for pools under many requests, one connection per worker for cluster.',
+          unit: 'reqps',
+          notFor: SINGLE_OR_PER_CONNECTION,
+          queries: [{ expr: `sum by (worker) (${rate('fib_worker_requests_total', ONE)})`, legend: 'worker {{worker}}' }],
+        },
+        {
+          title: 'Event-loop utilization per loop',
+          description: 'Each event loop on its own (never summed): the serving thread, and each worker of a pool or cluster; 1 is a loop that never waits.',
+          unit: 'percentunit',
+          queries: [
+            {
+              expr: `label_replace(${rate('lab_event_loop_busy_seconds_total', ONE)}, "worker", "serving", "worker", "")`,
+              legend: '{{worker}}',
+            },
+          ],
+        },
+        {
+          title: 'Event-loop delay p99',
+          description: 'How late each process\'s event loop runs its timers: on eventloop and sync it is a whole fib, on the others it stays small.',
+          unit: 's',
+          queries: [
+            {
+              expr: `label_replace(nodejs_eventloop_lag_p99_seconds{${ONE}}, "worker", "serving", "worker", "")`,
+              legend: '{{worker}}',
+            },
+          ],
+        },
+        {
+          title: 'Generator slices per second',
+          description: 'generators: fib slices its scheduler runs (FIB_SLICE calls each); the rate of switching between tasks.',
+          unit: 'ops',
+          onlyFor: ['generators'],
+          queries: [{ expr: `sum(${rate('fib_generator_slices_total', ONE)})`, legend: 'slices' }],
+        },
+      ],
+    },
+    {
+      title: 'CPU and memory',
+      panels: [
+        ...cpuPanels(ONE, 'variant'),
+        {
+          title: 'Heap used per process',
+          description: 'V8 heap of the serving process and of each cluster worker (pool threads and processes are not included).',
+          unit: 'bytes',
+          queries: [
+            {
+              expr: `label_replace(nodejs_heap_size_used_bytes{${ONE}}, "worker", "serving", "worker", "")`,
+              legend: '{{worker}}',
+            },
+          ],
+        },
+      ],
+    },
+  ],
+};
+
+export const DASHBOARDS: DashboardSpec[] = [LAB_OVERVIEW, LAB_TALK_DEMO, LAB_HEATMAPS, LAB_VARIANT];
 
 const PANEL_WIDTH = 12;
 const PANEL_HEIGHT = 8;
 
 /** Grafana's classic dashboard JSON for one spec. */
 export function buildDashboard(spec: DashboardSpec): object {
+  const single = spec.variable === 'single';
   const builder = new DashboardBuilder(spec.title)
     .uid(spec.uid)
     .description(spec.description)
@@ -143,37 +487,82 @@ export function buildDashboard(spec: DashboardSpec): object {
     .time({ from: 'now-15m', to: 'now' })
     .timezone('browser')
     .tooltip(1) // shared crosshair: compare variants at the same instant
+    .link(new DashboardLinkBuilder('Concurrency lab').type(DashboardLinkType.Dashboards).tags(['concurrency-lab']).asDropdown(true).includeVars(true).keepTime(true))
     .withVariable(
       new QueryVariableBuilder('variant')
         .label('Variant')
-        .description('The variants to show')
+        .description(single ? 'The variant to look at' : 'The variants to compare')
         .datasource(DATASOURCE)
         .query({ query: 'label_values(fib_requests_total, variant)', refId: 'variants' })
         .definition('label_values(fib_requests_total, variant)')
         .refresh(VariableRefresh.OnTimeRangeChanged)
-        .multi(true)
-        .includeAll(true)
+        .sort(1)
+        .multi(!single)
+        .includeAll(!single)
         .allValue('.+')
-        .current({ text: ['All'], value: ['$__all'] }),
+        .current(single ? { text: 'eventloop', value: 'eventloop' } : { text: ['All'], value: ['$__all'] }),
+    )
+    // A CPU quota change (docker update --cpus, or .env and make up) marks every time series.
+    .annotation(
+      new AnnotationQueryBuilder()
+        .name('CPU quota changes')
+        .datasource(DATASOURCE)
+        .enable(true)
+        .iconColor('orange')
+        .expr(`changes(lab_cpu_quota_cores{${single ? ONE : V}}[1m]) > 0`)
+        .step('10s')
+        .titleFormat('CPU quota of {{variant}} changed')
+        .textFormat('See "Cores used against the CPU quota"')
+        .tagKeys('variant'),
     );
   let y = 0;
   for (const row of spec.rows) {
     builder.withRow(new RowBuilder(row.title).gridPos({ x: 0, y, w: 24, h: 1 }));
     y += 1;
-    row.panels.forEach((panel, i) => {
-      const x = (i % 2) * PANEL_WIDTH;
-      const panelY = y + Math.floor(i / 2) * PANEL_HEIGHT;
-      builder.withPanel(timeseries(panel).gridPos({ x, y: panelY, w: PANEL_WIDTH, h: PANEL_HEIGHT }));
-    });
-    y += Math.ceil(row.panels.length / 2) * PANEL_HEIGHT;
+    let column = 0;
+    for (const panel of row.panels) {
+      const width = panel.repeat || panel.wide ? 24 : PANEL_WIDTH;
+      if (column + width > 24) {
+        column = 0;
+        y += PANEL_HEIGHT;
+      }
+      builder.withPanel(buildPanel(panel).gridPos({ x: column, y, w: width, h: PANEL_HEIGHT }));
+      column += width;
+    }
+    y += PANEL_HEIGHT;
   }
   const dashboard = builder.build() as { panels?: Array<{ id?: number }> };
   (dashboard.panels ?? []).forEach((panel, i) => (panel.id = i + 1));
   return dashboard;
 }
 
-function timeseries(panel: PanelSpec): TimeseriesBuilder {
-  const builder = new TimeseriesBuilder()
+function targets(panel: PanelSpec): DataqueryBuilder[] {
+  return panel.queries.map((query, i) => {
+    const target = new DataqueryBuilder()
+      .datasource(DATASOURCE)
+      .expr(query.expr)
+      .legendFormat(query.legend)
+      .refId(String.fromCharCode(65 + i));
+    return query.format === 'heatmap' ? target.format(PromQueryFormat.Heatmap).range() : target.range();
+  });
+}
+
+function buildPanel(panel: PanelSpec): TimeseriesBuilder | HeatmapBuilder {
+  if (panel.kind === 'heatmap') {
+    const heatmap = new HeatmapBuilder()
+      .title(panel.title)
+      .description(panel.description)
+      .datasource(DATASOURCE)
+      .calculate(false)
+      .cellGap(1)
+      .showLegend()
+      .yAxis(new YAxisConfigBuilder().unit(panel.unit).axisPlacement(common.AxisPlacement.Left))
+      .color(new HeatmapColorOptionsBuilder().mode(HeatmapColorMode.Scheme).scheme('Oranges').scale(HeatmapColorScale.Exponential).exponent(0.5).steps(64));
+    if (panel.repeat) heatmap.repeat('variant').repeatDirection('h').maxPerRow(3);
+    for (const target of targets(panel)) heatmap.withTarget(target);
+    return heatmap;
+  }
+  const timeseries = new TimeseriesBuilder()
     .title(panel.title)
     .description(panel.description)
     .datasource(DATASOURCE)
@@ -184,17 +573,15 @@ function timeseries(panel: PanelSpec): TimeseriesBuilder {
     .showPoints(common.VisibilityMode.Never)
     .legend(new common.VizLegendOptionsBuilder().showLegend(true).displayMode(common.LegendDisplayMode.List).placement(common.LegendPlacement.Bottom))
     .tooltip(new common.VizTooltipOptionsBuilder().mode(common.TooltipDisplayMode.Multi).sort(common.SortOrder.Descending));
-  panel.queries.forEach((query, i) => {
-    builder.withTarget(
-      new DataqueryBuilder()
-        .datasource(DATASOURCE)
-        .expr(query.expr)
-        .legendFormat(query.legend)
-        .range()
-        .refId(String.fromCharCode(65 + i)),
-    );
-  });
-  return builder;
+  if (panel.repeat) timeseries.repeat('variant').repeatDirection('h').maxPerRow(3);
+  if (panel.dashed) {
+    timeseries.overrideByRegexp(`.*${panel.dashed}.*`, [
+      { id: 'custom.lineStyle', value: { fill: 'dash', dash: [10, 10] } },
+      { id: 'custom.fillOpacity', value: 0 },
+    ]);
+  }
+  for (const target of targets(panel)) timeseries.withTarget(target);
+  return timeseries;
 }
 
 /** The file's content: stable, pretty-printed JSON with a trailing newline. */
@@ -202,9 +589,28 @@ export function renderDashboard(spec: DashboardSpec): string {
   return `${JSON.stringify(buildDashboard(spec), null, 2)}\n`;
 }
 
-/** Every panel query of every dashboard, for the stack test. */
-export function allQueries(): Array<{ dashboard: string; panel: string } & QuerySpec> {
+export interface QueryCheck extends QuerySpec {
+  dashboard: string;
+  panel: string;
+  /** The query selects one variant at a time (a repeated panel, or a single-variant dashboard). */
+  perVariant: boolean;
+  /** Whether the panel has series for this variant. */
+  appliesTo(variant: string): boolean;
+}
+
+/** Every panel query of every dashboard, with what the stack test needs to check it. */
+export function allQueries(): QueryCheck[] {
   return DASHBOARDS.flatMap((d) =>
-    d.rows.flatMap((row) => row.panels.flatMap((panel) => panel.queries.map((query) => ({ dashboard: d.uid, panel: panel.title, ...query })))),
+    d.rows.flatMap((row) =>
+      row.panels.flatMap((panel) =>
+        panel.queries.map((query) => ({
+          ...query,
+          dashboard: d.uid,
+          panel: panel.title,
+          perVariant: d.variable === 'single' || panel.repeat === true,
+          appliesTo: (variant: string) => (panel.onlyFor ? panel.onlyFor.includes(variant) : !(panel.notFor ?? []).includes(variant)),
+        })),
+      ),
+    ),
   );
 }

@@ -56,7 +56,9 @@ export type ServerMetrics = ReturnType<typeof createServerMetrics>;
 export function createServerMetrics(variant: string, { cgroup, worker }: ServerMetricsOptions) {
   const registry = new Registry();
   registry.setDefaultLabels({ variant });
-  collectDefaultMetrics({ register: registry });
+  // A worker process's own figures (heap, CPU, event-loop delay) stay per worker when the parent
+  // aggregates: never summed across processes.
+  collectDefaultMetrics({ register: registry, ...(worker !== undefined && { labels: { worker: String(worker) } }) });
 
   const requests = new Counter({
     name: 'fib_requests_total',
@@ -243,10 +245,17 @@ export function createLoadgenMetrics() {
       buckets: LATENCY_BUCKETS,
       registers: [registry],
     }),
+    fairness: new Gauge({
+      name: 'loadgen_fairness_index',
+      help: "Jain's fairness index over a probe's connections (requests each completed in the last report interval): 1 when all got the same, 1/n when one got everything.",
+      labelNames: ['variant', 'scenario', 'probe'] as const,
+      registers: [registry],
+    }),
     /** Creates the zero series of one target and probe, so rates exist from the first scrape. */
     initSeries(labels: { variant: string; scenario: string; probe: string }) {
       for (const outcome of CLIENT_OUTCOMES) this.requests.labels({ ...labels, outcome }).inc(0);
       this.requestDuration.labels(labels);
+      this.fairness.labels(labels).set(1);
     },
   };
 }

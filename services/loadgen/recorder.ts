@@ -5,6 +5,7 @@
 import hdr from 'hdr-histogram-js';
 import type { Outcome } from '../common/errors.js';
 import type { LoadgenMetrics } from '../common/metrics.js';
+import { jainIndex } from './fairness.js';
 
 export interface SeriesKey {
   target: string;
@@ -25,25 +26,39 @@ function newHistogram() {
   return hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
 }
 
+export interface ConnectionRecorder {
+  record(outcome: Outcome, latencyMs: number | null): void;
+}
+
 export class ProbeRecorder {
   private readonly histogram = newHistogram();
   private readonly window = newHistogram();
   private windowCount = 0;
+  /** Requests answered ok per connection: over the run, and in the current window. */
+  private readonly perConnection: number[];
+  private readonly perConnectionWindow: number[];
   readonly outcomes = new Map<Outcome, number>();
   requests = 0;
 
   constructor(
     readonly key: SeriesKey,
+    connections: number,
     private readonly metrics: LoadgenMetrics | null,
   ) {
+    this.perConnection = new Array<number>(connections).fill(0);
+    this.perConnectionWindow = new Array<number>(connections).fill(0);
     metrics?.initSeries(this.labels());
   }
 
-  /** One finished request; latency is null for failures that got no reply. */
-  record(outcome: Outcome, latencyMs: number | null): void {
+  /** One finished request on connection `connection`; latency is null for failures that got no reply. */
+  record(connection: number, outcome: Outcome, latencyMs: number | null): void {
     this.requests += 1;
     this.windowCount += 1;
     this.outcomes.set(outcome, (this.outcomes.get(outcome) ?? 0) + 1);
+    if (outcome === 'ok') {
+      this.perConnection[connection]! += 1;
+      this.perConnectionWindow[connection]! += 1;
+    }
     const labels = this.labels();
     this.metrics?.requests.labels({ ...labels, outcome }).inc();
     if (latencyMs === null) return;
@@ -62,11 +77,27 @@ export class ProbeRecorder {
     return summarize(this.histogram);
   }
 
-  /** Requests and latency since the previous call (the live line), then starts a new window. */
-  takeWindow(): { requests: number; latency: LatencySummary } {
-    const result = { requests: this.windowCount, latency: summarize(this.window) };
+  /** What one connection's loop records through. */
+  forConnection(connection: number): ConnectionRecorder {
+    return { record: (outcome, latencyMs) => this.record(connection, outcome, latencyMs) };
+  }
+
+  /** Jain's index over the connections' ok replies in the whole run (null before any). */
+  fairness(): number | null {
+    return jainIndex(this.perConnection);
+  }
+
+  /**
+   * Requests, latency and fairness since the previous call (the live line, and the fairness
+   * gauge), then starts a new window.
+   */
+  takeWindow(): { requests: number; latency: LatencySummary; fairness: number | null } {
+    const fairness = jainIndex(this.perConnectionWindow);
+    const result = { requests: this.windowCount, latency: summarize(this.window), fairness };
+    if (fairness !== null) this.metrics?.fairness.labels(this.labels()).set(fairness);
     this.window.reset();
     this.windowCount = 0;
+    this.perConnectionWindow.fill(0);
     return result;
   }
 

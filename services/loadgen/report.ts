@@ -32,6 +32,8 @@ export interface ProbeResult {
   errors: Record<string, number>;
   requestsPerSecond: number;
   latencyMs: LatencySummary;
+  /** Jain's index over the probe's connections (1: all got the same); null without replies. */
+  fairness: number | null;
   /** HDR histogram of the latencies in microseconds, compressed and base64-encoded. */
   histogram: string;
 }
@@ -64,6 +66,7 @@ export function collectResults(recorders: ProbeRecorder[], options: LoadOptions,
         errors,
         requestsPerSecond: Number((recorder.requests / seconds).toFixed(2)),
         latencyMs: recorder.summary(),
+        fairness: recorder.fairness(),
         histogram: recorder.encodedHistogram(),
       };
     }),
@@ -71,7 +74,7 @@ export function collectResults(recorders: ProbeRecorder[], options: LoadOptions,
 }
 
 export function finalTable(run: RunResult): string {
-  const header = ['target', 'scenario', 'probe', 'n', 'requests', 'req/s', 'p50', 'p90', 'p99', 'max', 'errors'];
+  const header = ['target', 'scenario', 'probe', 'n', 'requests', 'req/s', 'p50', 'p90', 'p99', 'max', 'fairness', 'errors'];
   const rows = run.results.map((r) => [
     r.target,
     r.scenario,
@@ -83,6 +86,7 @@ export function finalTable(run: RunResult): string {
     formatMs(r.latencyMs.p90),
     formatMs(r.latencyMs.p99),
     formatMs(r.latencyMs.max),
+    r.fairness === null ? '-' : r.fairness.toFixed(2),
     Object.entries(r.errors).map(([code, count]) => `${code}=${count}`).join(',') || '0',
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));

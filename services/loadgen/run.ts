@@ -11,7 +11,7 @@ import { createMetricsServer } from '../common/http.js';
 import { createLoadgenMetrics } from '../common/metrics.js';
 import { ClientConnection, ClientFailure } from './client.js';
 import type { LoadOptions, Target } from './options.js';
-import { ProbeRecorder } from './recorder.js';
+import { ProbeRecorder, type ConnectionRecorder } from './recorder.js';
 import { SCENARIOS, type Probe } from './scenarios.js';
 
 export interface RunHandle {
@@ -47,10 +47,10 @@ export async function startLoad(options: LoadOptions): Promise<RunHandle> {
   for (const target of options.targets) {
     for (const scenario of options.scenarios) {
       for (const probe of SCENARIOS[scenario].probes) {
-        const recorder = new ProbeRecorder({ target: target.name, scenario, probe: probe.name }, metrics);
+        const recorder = new ProbeRecorder({ target: target.name, scenario, probe: probe.name }, options.connections, metrics);
         recorders.push(recorder);
         for (let i = 0; i < options.connections; i++) {
-          loops.push(closedLoop(target, probe, recorder, options, stopSignal.signal));
+          loops.push(closedLoop(target, probe, recorder.forConnection(i), options, stopSignal.signal));
         }
       }
     }
@@ -83,7 +83,7 @@ export async function startLoad(options: LoadOptions): Promise<RunHandle> {
 async function closedLoop(
   target: Target,
   probe: Probe,
-  recorder: ProbeRecorder,
+  recorder: ConnectionRecorder,
   options: LoadOptions,
   stopped: AbortSignal,
 ): Promise<void> {
