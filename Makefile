@@ -2,6 +2,8 @@
 .DEFAULT_GOAL := help
 SHELL := bash
 COMPOSE := docker compose
+VARIANTS := sync eventloop generators threads threadpool processes processpool cluster gil
+LOADGEN := http://127.0.0.1:9465
 
 # Grafana is a compose profile: on by default, left out with LAB_NO_GRAFANA=1 (where no Grafana
 # image can be had). The environment overrides COMPOSE_PROFILES from .env.
@@ -11,7 +13,7 @@ else
 export COMPOSE_PROFILES := grafana
 endif
 
-.PHONY: help up urls down ps logs test test-stack build dashboards
+.PHONY: help up urls down ps logs load test test-stack build dashboards
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -34,8 +36,17 @@ urls: ## print the URLs and ports of a running lab
 	@echo "  Prometheus  http://127.0.0.1:9090"
 	@echo "  Load gen    http://127.0.0.1:9465/metrics"
 	@echo "Talk to a variant yourself (type 6, get fib: 8):"
-	@port=25001; for variant in sync eventloop generators threads threadpool processes processpool cluster gil; do \
+	@port=25001; for variant in $(VARIANTS); do \
 	  echo "  nc 127.0.0.1 $$port   ($$variant)"; port=$$((port + 1)); done
+
+load: ## switch the running lab's load: make load SCENARIO=beazley [TARGETS=eventloop,gil] [RATE=200] [CONNECTIONS=2] [THINK=100ms]
+	@if [[ -z "$(SCENARIO)" ]]; then echo "make load: give SCENARIO=perf1,perf2|beazley|mixed|ramp|<file in the image> (see lab load --help)" >&2; exit 2; fi
+	@targets='$(or $(TARGETS),$(VARIANTS))'; targets=$${targets//,/ }; list=""; \
+	for t in $$targets; do list="$$list$${list:+,}\"$$t\""; done; \
+	opt() { if [[ -n "$$2" ]]; then printf ',"%s":%s' "$$1" "$$2"; else printf ',"%s":null' "$$1"; fi; }; \
+	body="{\"scenario\":\"$(SCENARIO)\",\"targets\":[$$list]$$(opt rate '$(RATE)')$$(opt connections '$(CONNECTIONS)')$$(opt think '$(if $(THINK),"$(THINK)")')}"; \
+	echo "PUT $(LOADGEN)/scenario $$body"; \
+	curl -sS -X PUT -H 'content-type: application/json' --data "$$body" $(LOADGEN)/scenario
 
 down: ## stop the lab and remove its containers and data (keeps .env)
 	$(COMPOSE) down -v --remove-orphans

@@ -66,28 +66,41 @@ describe('lab serve configuration', () => {
 
 describe('lab load configuration', () => {
   it('parses targets with their options', () => {
-    assert.deepEqual(parseTargets(['a=127.0.0.1:1', 'b=host.example:25001?connect=per-request,c=[::1]:3']), [
-      { name: 'a', host: '127.0.0.1', port: 1, connectPerRequest: false },
-      { name: 'b', host: 'host.example', port: 25001, connectPerRequest: true },
-      { name: 'c', host: '::1', port: 3, connectPerRequest: false },
+    assert.deepEqual(parseTargets(['a=127.0.0.1:1', 'b=host.example:25001?connect=per-request,c=[::1]:3?legacy']), [
+      { name: 'a', host: '127.0.0.1', port: 1, connectPerRequest: false, legacy: false },
+      { name: 'b', host: 'host.example', port: 25001, connectPerRequest: true, legacy: false },
+      { name: 'c', host: '::1', port: 3, connectPerRequest: false, legacy: true },
     ]);
   });
 
   it('names the option in every guard', () => {
     assert.match(configError(() => resolveLoadOptions({})), /--target \(LOAD_TARGETS\)/);
     assert.match(configError(() => parseTargets('eventloop')), /--target.*name=host:port/);
-    assert.match(configError(() => parseTargets('a=h:1?legacy=x')), /unknown target option/);
+    assert.match(configError(() => parseTargets('a=h:1?turbo=x')), /unknown target option/);
     assert.match(configError(() => parseTargets('a=h:1,a=h:2')), /given twice/);
     const base = { targets: 'a=127.0.0.1:1' };
-    assert.match(configError(() => resolveLoadOptions({ ...base, scenarios: 'perf9' })), /--scenario \(LOAD_SCENARIO\).*perf9/);
+    assert.match(configError(() => resolveLoadOptions({ ...base, scenarioSpec: 'perf9' })), /--scenario \(LOAD_SCENARIO\).*perf9/);
+    assert.match(configError(() => resolveLoadOptions({ ...base, scenarioSpec: 'perf1,beazley' })), /both have a probe named "long"/);
     assert.match(configError(() => resolveLoadOptions({ ...base, durationMs: '5x' })), /--duration \(LOAD_DURATION\)/);
     assert.match(configError(() => resolveLoadOptions({ ...base, connections: '0' })), /--connections \(LOAD_CONNECTIONS\)/);
     assert.match(configError(() => resolveLoadOptions({ ...base, timeoutMs: '0' })), /--timeout \(LOAD_TIMEOUT\)/);
+    assert.match(configError(() => resolveLoadOptions({ ...base, rate: '-5' })), /--rate \(LOAD_RATE\)/);
+    assert.match(configError(() => resolveLoadOptions({ ...base, variants: 'eventloop' })), /--variants.*not both/);
+    assert.match(configError(() => resolveLoadOptions({ variants: 'eventloop,turbo' })), /--variants.*unknown variant "turbo"/);
+    assert.match(configError(() => resolveLoadOptions({ ...base, json: true, csv: true })), /--json/);
+    assert.match(configError(() => resolveLoadOptions({ ...base, durationMs: '0', json: true })), /--duration.*needs a run that ends/);
   });
 
   it('reads durations in ms, s, m and h', () => {
     const options = resolveLoadOptions({ targets: 'a=h:1', thinkMs: '250ms', durationMs: '2m', timeoutMs: '1.5', reportEveryMs: '1h' });
-    assert.deepEqual([options.thinkMs, options.durationMs, options.timeoutMs, options.reportEveryMs], [250, 120_000, 1500, 3_600_000]);
+    assert.deepEqual([options.overrides.thinkMs, options.durationMs, options.timeoutMs, options.reportEveryMs], [250, 120_000, 1500, 3_600_000]);
+  });
+
+  it('applies overrides to the probes they concern', () => {
+    const options = resolveLoadOptions({ targets: 'a=h:1', scenarioSpec: 'perf2,mixed', connections: '3', thinkMs: '10ms', rate: '50' });
+    const [short, mixed] = options.scenario.probes;
+    assert.deepEqual([short!.connections, short!.thinkMs, short!.rate], [3, 10, 0]);
+    assert.deepEqual([mixed!.connections, mixed!.thinkMs, mixed!.rate], [3, 0, 50]);
   });
 
   it('exits non-zero with one line naming the option', async () => {

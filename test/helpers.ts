@@ -1,63 +1,23 @@
 // Test helpers: run `lab` as a real process (a variant on port 0, or a load), and talk to it
 // over real sockets. Each helper is named after what it does to the server.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { startLocalVariant, type LocalVariant } from '../services/loadgen/local.js';
 import { once } from 'node:events';
-import { connect, type Socket } from 'node:net';
-import { readFileSync, readdirSync } from 'node:fs';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export const CLI = fileURLToPath(new URL('../services/cli.js', import.meta.url));
 
-export interface RunningVariant {
-  variant: string;
-  host: string;
-  port: number;
-  metricsPort: number;
-  child: ChildProcess;
-  /** Everything the process wrote to stderr so far. */
-  stderr(): string;
-  /** Sends a signal and resolves with the exit code. */
-  stop(signal?: NodeJS.Signals): Promise<number | null>;
-  exited: Promise<number | null>;
-}
+export type RunningVariant = LocalVariant;
 
 /** Starts `lab serve <variant>` on free ports and waits for its `listening` line. */
-export async function startVariant(variant: string, env: Record<string, string> = {}): Promise<RunningVariant> {
-  const child = spawn(process.execPath, [CLI, 'serve', variant, '--port', '0', '--metrics-port', '0'], {
-    env: { ...process.env, HOST: '127.0.0.1', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const line = await new Promise<string>((resolve, reject) => {
-    let stdout = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-      const match = /^listening .*$/m.exec(stdout);
-      if (match) resolve(match[0]);
-    });
-    void exited.then((code) => reject(new Error(`lab serve ${variant} exited with ${code} before listening: ${stderr}`)));
-  });
-  const match = /^listening fib=([^\s]+):(\d+) metrics=([^\s]+):(\d+)$/.exec(line);
-  if (!match) throw new Error(`unexpected listening line: ${line}`);
-  return {
-    variant,
-    host: match[1]!,
-    port: Number(match[2]),
-    metricsPort: Number(match[4]),
-    child,
-    stderr: () => stderr,
-    exited,
-    async stop(signal: NodeJS.Signals = 'SIGTERM') {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      return exited;
-    },
-  };
-}
+export const startVariant = startLocalVariant;
 
 /** Runs `lab <args>` to completion. */
 export async function runLab(args: string[], env: Record<string, string> = {}, timeoutMs = 60_000) {
@@ -256,3 +216,54 @@ export function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
 }
 const CLOCK_TICKS = 100;
+
+/**
+ * A fib(1) server that answers every line at once, except that once per run, `stallAfterMs`
+ * after its first request, it stops answering for `stallMs` (then answers what waited, in order).
+ */
+export async function startStallingServer({ stallAfterMs, stallMs }: { stallAfterMs: number; stallMs: number }) {
+  let firstAt: number | null = null;
+  let stallUntil: number | null = null;
+  const server = createServer((socket) => {
+    socket.setNoDelay(true);
+    let buffered = '';
+    let queue = Promise.resolve();
+    socket.on('data', (chunk) => {
+      buffered += chunk.toString('latin1');
+      const lines = buffered.split('\n');
+      buffered = lines.pop()!;
+      for (const _line of lines) {
+        queue = queue.then(async () => {
+          const now = performance.now();
+          firstAt ??= now;
+          if (stallUntil === null && now - firstAt >= stallAfterMs) stallUntil = now + stallMs;
+          if (stallUntil !== null && now < stallUntil) await sleep(stallUntil - now);
+          if (!socket.destroyed) socket.write('fib: 1\n');
+        });
+      }
+    });
+    socket.on('error', () => {});
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { port: (server.address() as AddressInfo).port, close: () => new Promise<void>((resolve) => server.close(() => resolve())), stalled: () => stallUntil !== null };
+}
+
+/** Behaves like the talk's own Python servers: each received chunk is a request, the reply a bare number. */
+export async function startBareReplyServer() {
+  const server = createServer((socket) => {
+    socket.on('data', (chunk) => socket.write(`${referenceFib(Number(chunk.toString().trim()))}\n`));
+    socket.on('error', () => {});
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { port: (server.address() as AddressInfo).port, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+/** Writes a scenario file for `lab load --scenario` in a temporary folder; returns its path. */
+export function writeScenario(yaml: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'scenario-'));
+  const path = join(dir, 'scenario.yaml');
+  writeFileSync(path, yaml);
+  return path;
+}

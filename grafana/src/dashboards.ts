@@ -53,6 +53,8 @@ export interface PanelSpec {
   dashed?: string;
   /** Full width, for panels that repeat across a row. */
   wide?: boolean;
+  /** About the lab itself (the load generator), not about any variant: no $variant. */
+  global?: boolean;
 }
 
 export interface RowSpec {
@@ -229,6 +231,22 @@ export const LAB_OVERVIEW: DashboardSpec = {
           description: 'Client connections each variant holds (sync counts the ones waiting for their turn).',
           unit: 'none',
           queries: [{ expr: `sum by (variant) (fib_connections_active{${V}})`, legend: '{{variant}}' }],
+        },
+      ],
+    },
+    {
+      title: 'The load generator',
+      panels: [
+        {
+          title: 'Is the load generator the bottleneck?',
+          description:
+            'generator-bound is 1 while the generator\'s own event-loop delay, CPU (0.9 cores at most: it has one thread) or schedule lag pass their thresholds: then the client-side figures describe the generator, not the variants.',
+          unit: 'none',
+          global: true,
+          queries: [
+            { expr: 'max(loadgen_generator_bound)', legend: 'generator-bound (1 = yes)' },
+            { expr: 'sum(rate(process_cpu_seconds_total{job="loadgen"}[$__rate_interval]))', legend: 'CPU cores used' },
+          ],
         },
       ],
     },
@@ -592,6 +610,8 @@ export function renderDashboard(spec: DashboardSpec): string {
 export interface QueryCheck extends QuerySpec {
   dashboard: string;
   panel: string;
+  /** The query is about the lab, not any variant: it must return a series, whatever its labels. */
+  global: boolean;
   /** The query selects one variant at a time (a repeated panel, or a single-variant dashboard). */
   perVariant: boolean;
   /** Whether the panel has series for this variant. */
@@ -607,6 +627,7 @@ export function allQueries(): QueryCheck[] {
           ...query,
           dashboard: d.uid,
           panel: panel.title,
+          global: panel.global === true,
           perVariant: d.variable === 'single' || panel.repeat === true,
           appliesTo: (variant: string) => (panel.onlyFor ? panel.onlyFor.includes(variant) : !(panel.notFor ?? []).includes(variant)),
         })),

@@ -1,7 +1,7 @@
 // The small HTTP listener every lab process exposes: Prometheus text on /metrics, a JSON health
 // report on /healthz (503 while the process drains or has stopped, so healthchecks see it).
 
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 
 /** What /metrics serves: a prom-client Registry, or anything that renders one (cluster). */
 export interface MetricsSource {
@@ -14,9 +14,13 @@ export interface Health {
   [detail: string]: unknown;
 }
 
-export function createMetricsServer(registry: MetricsSource, health: () => Health): Server {
+/** Answers a request the listener does not know itself; returns false to let it answer 404. */
+export type ExtraRoutes = (req: IncomingMessage, res: ServerResponse, path: string) => boolean;
+
+export function createMetricsServer(registry: MetricsSource, health: () => Health, extra?: ExtraRoutes): Server {
   return createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
+    const path = (req.url ?? '/').split('?')[0]!;
+    if (extra?.(req, res, path)) return;
     if (req.method === 'GET' && path === '/metrics') {
       registry.metrics().then(
         (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),

@@ -245,6 +245,17 @@ export function createLoadgenMetrics() {
       buckets: LATENCY_BUCKETS,
       registers: [registry],
     }),
+    scheduleLag: new Histogram({
+      name: 'loadgen_schedule_lag_seconds',
+      help: "The generator's own lateness: how late an open-loop request left although it was due and a connection was free.",
+      buckets: LATENCY_BUCKETS,
+      registers: [registry],
+    }),
+    generatorBound: new Gauge({
+      name: 'loadgen_generator_bound',
+      help: '1 while the generator itself is the bottleneck (event-loop delay, CPU or schedule lag past its thresholds), else 0.',
+      registers: [registry],
+    }),
     fairness: new Gauge({
       name: 'loadgen_fairness_index',
       help: "Jain's fairness index over a probe's connections (requests each completed in the last report interval): 1 when all got the same, 1/n when one got everything.",

@@ -144,6 +144,11 @@ export class ReplyDecoder {
   private buffered = '';
 
   push(chunk: Buffer): string[] {
+    // The usual case, one whole reply in one chunk, without splitting (the load generator's hot path).
+    const last = chunk.length - 1;
+    if (this.buffered === '' && last >= 0 && chunk[last] === 10 && chunk.indexOf(10) === last) {
+      return [chunk.toString('latin1', 0, last)];
+    }
     const data = this.buffered + chunk.toString('latin1');
     const lines = data.split('\n');
     this.buffered = lines.pop() as string;

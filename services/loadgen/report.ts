@@ -1,95 +1,233 @@
-// How a run is shown: a live line per interval on stderr, a final table (or JSON) on stdout.
+// How runs are shown: a live display while they run (a progress bar and a line per target on a
+// terminal, plain periodic lines otherwise, always on stderr), then the results on stdout as a
+// table, JSON (with the HDR histograms, so runs can be merged and compared later) or CSV.
 
-import type { LoadOptions } from './options.js';
-import type { LatencySummary, ProbeRecorder } from './recorder.js';
-import { SCENARIOS } from './scenarios.js';
+import cliProgress from 'cli-progress';
+import type { HealthReport } from './health.js';
+import type { LatencySummary } from './recorder.js';
+import type { LoadRun } from './run.js';
+import type { Probe } from './scenario.js';
 
-export function formatMs(ms: number): string {
-  if (!Number.isFinite(ms)) return '-';
+export function formatMs(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined || !Number.isFinite(ms)) return '-';
   if (ms < 1) return `${(ms * 1000).toFixed(0)}us`;
   if (ms < 1000) return `${ms.toFixed(ms < 10 ? 2 : 1)}ms`;
   return `${(ms / 1000).toFixed(2)}s`;
 }
 
-/** One line for the last interval: requests/s, p50 and p99 and errors per target and probe. */
-export function liveLine(recorders: ProbeRecorder[], elapsedMs: number, intervalMs: number): string {
-  const parts = recorders.map((recorder) => {
-    const { requests, latency } = recorder.takeWindow();
-    const rate = requests / (intervalMs / 1000);
-    const errors = recorder.errors > 0 ? ` err ${recorder.errors}` : '';
-    return `${recorder.key.target}/${recorder.key.probe} ${rate.toFixed(rate < 10 ? 1 : 0)}/s p50 ${formatMs(latency.p50)} p99 ${formatMs(latency.p99)}${errors}`;
-  });
-  return `[${(elapsedMs / 1000).toFixed(0).padStart(4)}s] ${parts.join(' | ')}`;
+function formatRate(rate: number): string {
+  return rate.toFixed(rate < 10 ? 1 : 0);
 }
 
 export interface ProbeResult {
   target: string;
   scenario: string;
   probe: string;
-  n: number;
+  model: 'closed' | 'open';
+  /** n, or the weights over several values of n (`1:90 20:8`). */
+  n: string;
+  connections: number;
   requests: number;
   ok: number;
   errors: Record<string, number>;
   requestsPerSecond: number;
+  /** From the intended send time in an open loop (corrected for coordinated omission). */
   latencyMs: LatencySummary;
+  /** Open loop: from the actual send, what a naive client would report. */
+  uncorrectedLatencyMs: LatencySummary | null;
+  /** Open loop: how long due requests waited for a free connection. */
+  queueWaitMs: LatencySummary | null;
   /** Jain's index over the probe's connections (1: all got the same); null without replies. */
   fairness: number | null;
-  /** HDR histogram of the latencies in microseconds, compressed and base64-encoded. */
-  histogram: string;
+  /** The generator, not the server, may have been the bottleneck while this was measured. */
+  generatorBound: boolean;
+  /** Split by the scenario's phases (what else ran: "1 long"), where it has any. */
+  phases: Array<{ phase: string; seconds: number; requests: number; requestsPerSecond: number; latencyMs: LatencySummary }>;
+  /** HDR histograms of the latencies in microseconds, compressed and base64-encoded. */
+  histograms: { latency: string; uncorrected: string | null };
 }
 
-export interface RunResult {
-  startedAt: string;
+export interface Phase {
+  targets: string[];
   durationSeconds: number;
-  options: Omit<LoadOptions, 'json'>;
+  generator: HealthReport;
+}
+
+export interface LoadReport {
+  startedAt: string;
+  scenario: { name: string; description: string };
+  warmupSeconds: number;
+  /** One per run: all targets at once, or one per variant with --variants. */
+  phases: Phase[];
   results: ProbeResult[];
 }
 
-export function collectResults(recorders: ProbeRecorder[], options: LoadOptions, startedAt: Date, elapsedMs: number): RunResult {
-  const seconds = elapsedMs / 1000;
-  const { json: _json, ...shown } = options;
-  return {
-    startedAt: startedAt.toISOString(),
-    durationSeconds: Number(seconds.toFixed(3)),
-    options: shown,
-    results: recorders.map((recorder) => {
-      const { target, scenario, probe } = recorder.key;
-      const errors: Record<string, number> = {};
-      for (const [outcome, count] of recorder.outcomes) if (outcome !== 'ok') errors[outcome] = count;
-      return {
-        target,
-        scenario,
-        probe,
-        n: SCENARIOS[scenario as keyof typeof SCENARIOS].probes.find((p) => p.name === probe)!.n,
-        requests: recorder.requests,
-        ok: recorder.outcomes.get('ok') ?? 0,
-        errors,
-        requestsPerSecond: Number((recorder.requests / seconds).toFixed(2)),
-        latencyMs: recorder.summary(),
-        fairness: recorder.fairness(),
-        histogram: recorder.encodedHistogram(),
-      };
-    }),
-  };
+function describeN(n: Probe['n']): string {
+  return typeof n === 'number' ? String(n) : n.map(({ n: value, weight }) => `${value}:${weight}`).join(' ');
 }
 
-export function finalTable(run: RunResult): string {
-  const header = ['target', 'scenario', 'probe', 'n', 'requests', 'req/s', 'p50', 'p90', 'p99', 'max', 'fairness', 'errors'];
-  const rows = run.results.map((r) => [
+/** The results of one finished run. */
+export function runResults(run: LoadRun): { phase: Phase; results: ProbeResult[] } {
+  const seconds = run.measuredMs() / 1000;
+  const generator = run.health.report();
+  const probes = run.config.scenario.probes;
+  const results = run.recorders.map((recorder): ProbeResult => {
+    const { target, scenario, probe: name } = recorder.key;
+    const probe = probes.find((p) => p.name === name && p.scenario === scenario)!;
+    const errors: Record<string, number> = {};
+    for (const [outcome, count] of recorder.outcomes) if (outcome !== 'ok') errors[outcome] = count;
+    const open = recorder.openLoopSummary();
+    return {
+      target,
+      scenario,
+      probe: name,
+      model: probe.model,
+      n: describeN(probe.n),
+      connections: probe.connections,
+      requests: recorder.requests,
+      ok: recorder.outcomes.get('ok') ?? 0,
+      errors,
+      requestsPerSecond: Number((recorder.requests / Math.max(seconds, 1e-9)).toFixed(2)),
+      latencyMs: recorder.summary(),
+      uncorrectedLatencyMs: open?.uncorrected ?? null,
+      queueWaitMs: open?.queueWait ?? null,
+      fairness: recorder.fairness(),
+      generatorBound: generator.generatorBound,
+      phases: recorder
+        .phaseSummaries()
+        .map(({ phase, requests, latency }) => {
+          const phaseSeconds = (run.phaseMs.get(phase) ?? 0) / 1000;
+          return { phase, seconds: Number(phaseSeconds.toFixed(2)), requests, requestsPerSecond: Number((requests / Math.max(phaseSeconds, 1e-9)).toFixed(2)), latencyMs: latency };
+        })
+        .sort((a, b) => a.phase.localeCompare(b.phase, 'en', { numeric: true })),
+      histograms: recorder.encodedHistograms(),
+    };
+  });
+  return { phase: { targets: run.config.targets.map((t) => t.name), durationSeconds: Number(seconds.toFixed(3)), generator }, results };
+}
+
+export function healthLine(health: HealthReport): string {
+  const lag = health.scheduleLagP99Ms === null ? '' : `, schedule lag p99 ${formatMs(health.scheduleLagP99Ms)}`;
+  const verdict = health.generatorBound ? `GENERATOR-BOUND (${health.reasons.join('; ')}): these figures describe the generator, not the server` : 'not the bottleneck';
+  return `generator: ${health.cpuCores.toFixed(2)} cores, event-loop delay p99 ${formatMs(health.eventLoopDelayP99Ms)}${lag}: ${verdict}`;
+}
+
+const COLUMNS = ['target', 'scenario', 'probe', 'n', 'req/s', 'p50', 'p90', 'p99', 'p99.9', 'max', 'p99 uncorr', 'errors', 'fairness', 'gen-bound'];
+
+export function table(report: LoadReport): string {
+  const rows = report.results.flatMap((r) => [[
     r.target,
     r.scenario,
     r.probe,
-    String(r.n),
-    String(r.requests),
-    r.requestsPerSecond.toFixed(1),
+    r.n,
+    formatRate(r.requestsPerSecond),
     formatMs(r.latencyMs.p50),
     formatMs(r.latencyMs.p90),
     formatMs(r.latencyMs.p99),
+    formatMs(r.latencyMs.p999),
     formatMs(r.latencyMs.max),
-    r.fairness === null ? '-' : r.fairness.toFixed(2),
+    formatMs(r.uncorrectedLatencyMs?.p99),
     Object.entries(r.errors).map(([code, count]) => `${code}=${count}`).join(',') || '0',
+    r.fairness === null ? '-' : r.fairness.toFixed(2),
+    r.generatorBound ? 'YES' : 'no',
+  ],
+  // The talk's demo in numbers: the same probe while 0, 1, 2 long requests run.
+  ...(r.phases.length > 1
+    ? r.phases.map((p) => ['', '', `  while ${p.phase}`, '', formatRate(p.requestsPerSecond), formatMs(p.latencyMs.p50), formatMs(p.latencyMs.p90), formatMs(p.latencyMs.p99), formatMs(p.latencyMs.p999), formatMs(p.latencyMs.max), '', '', '', ''])
+    : []),
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  const line = (cells: string[]) => cells.map((cell, i) => (i < 3 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ');
-  return [`${run.durationSeconds.toFixed(1)}s run`, line(header), ...rows.map(line)].join('\n');
+  const widths = COLUMNS.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+  const line = (cells: string[]) => cells.map((cell, i) => (i < 4 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ').trimEnd();
+  const seconds = report.phases.map((p) => p.durationSeconds.toFixed(1)).join(' + ');
+  const heading = `${report.scenario.name}: ${seconds} s measured${report.warmupSeconds > 0 ? ` after ${report.warmupSeconds} s of warm-up` : ''}`;
+  const footer = report.phases.map((p) => (report.phases.length > 1 ? `${p.targets.join(', ')}: ` : '') + healthLine(p.generator));
+  const note = report.results.some((r) => r.model === 'open')
+    ? ['open loop: latency from the intended send time; "p99 uncorr" from the actual send (what coordinated omission would report)']
+    : [];
+  return [heading, line(COLUMNS), ...rows.map(line), ...footer, ...note].join('\n');
+}
+
+const CSV_COLUMNS = [
+  'target', 'scenario', 'probe', 'model', 'n', 'connections', 'requests', 'ok', 'errors', 'requests_per_second',
+  'p50_ms', 'p90_ms', 'p99_ms', 'p999_ms', 'max_ms', 'uncorrected_p99_ms', 'queue_wait_p99_ms', 'fairness', 'generator_bound',
+];
+
+export function csv(report: LoadReport): string {
+  const cell = (value: unknown) => {
+    const text = value === null || value === undefined || (typeof value === 'number' && !Number.isFinite(value)) ? '' : String(value);
+    return /[",\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+  };
+  const rows = report.results.map((r) =>
+    [
+      r.target, r.scenario, r.probe, r.model, r.n, r.connections, r.requests, r.ok,
+      Object.entries(r.errors).map(([code, count]) => `${code}=${count}`).join(' '),
+      r.requestsPerSecond, r.latencyMs.p50, r.latencyMs.p90, r.latencyMs.p99, r.latencyMs.p999, r.latencyMs.max,
+      r.uncorrectedLatencyMs?.p99, r.queueWaitMs?.p99, r.fairness, r.generatorBound,
+    ].map(cell).join(','),
+  );
+  return [CSV_COLUMNS.join(','), ...rows].join('\n');
+}
+
+/** Renders a run while it goes: a bar and a line per target on a terminal, plain lines otherwise. */
+export class LiveDisplay {
+  private bars: cliProgress.MultiBar | null = null;
+  private progress: cliProgress.SingleBar | null = null;
+  private lines = new Map<string, cliProgress.SingleBar>();
+
+  constructor(private readonly interactive = Boolean(process.stderr.isTTY)) {
+    this.reset();
+  }
+
+  /** One refresh: the window just ended, per target. */
+  update(run: LoadRun, label = ''): void {
+    const { health, probes, windowMs } = run.takeWindow();
+    const seconds = Math.max(1e-3, windowMs / 1000);
+    const byTarget = new Map<string, string[]>();
+    for (const probe of probes) {
+      const parts = byTarget.get(probe.key.target) ?? [];
+      const errors = probe.errors > 0 ? ` err ${probe.errors}` : '';
+      parts.push(`${probe.key.probe} ${formatRate(probe.requests / seconds)}/s p50 ${formatMs(probe.latency.p50)} p99 ${formatMs(probe.latency.p99)}${errors}`);
+      byTarget.set(probe.key.target, parts);
+    }
+    const elapsed = run.elapsedMs() / 1000;
+    const total = run.totalMs;
+    const flag = health.generatorBound ? `  GENERATOR-BOUND: ${health.reasons.join('; ')}` : '';
+    if (!this.bars) {
+      for (const [target, parts] of byTarget) process.stderr.write(`[${elapsed.toFixed(0).padStart(4)}s] ${label}${target}: ${parts.join(' | ')}\n`);
+      if (flag) process.stderr.write(`[${elapsed.toFixed(0).padStart(4)}s]${flag}\n`);
+      return;
+    }
+    const text = `${label}${elapsed.toFixed(0)} s${total ? ` of ${(total / 1000).toFixed(0)} s` : ''}${run.measuredMs() < run.elapsedMs() - 1 && run.config.warmupMs > elapsed * 1000 ? ' (warm-up)' : ''}${flag}`;
+    if (!this.progress) {
+      this.progress = total
+        ? this.bars.create(total / 1000, 0, { text }, { format: '{bar} {text}' })
+        : this.bars.create(1, 0, { text }, { format: '{text}' });
+    }
+    this.progress.update(total ? Math.min(elapsed, total / 1000) : 0, { text });
+    for (const [target, parts] of byTarget) {
+      let bar = this.lines.get(target);
+      if (!bar) {
+        bar = this.bars.create(1, 0, { text: '' });
+        this.lines.set(target, bar);
+      }
+      bar.update(0, { text: `  ${target}: ${parts.join(' | ')}` });
+    }
+  }
+
+  /** Starts a new set of lines (the next variant of --variants, the next search step). */
+  reset(): void {
+    this.bars?.stop();
+    this.progress = null;
+    this.lines = new Map();
+    this.bars = this.interactive
+      ? new cliProgress.MultiBar(
+          { stream: process.stderr, hideCursor: true, clearOnComplete: false, stopOnComplete: false, format: '{text}', autopadding: true },
+          cliProgress.Presets.shades_classic,
+        )
+      : null;
+  }
+
+  stop(): void {
+    this.bars?.stop();
+  }
 }

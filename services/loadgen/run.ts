@@ -1,139 +1,146 @@
-// Runs a load: for every target, every probe of every chosen scenario gets its own connections,
-// each in a closed loop (send one request, wait for the reply, think, repeat) until the duration
-// ends or the run is stopped. Targets are loaded at the same time, as compose's continuous load
-// does. Latency is measured from just before the request is written (in connect-per-request
-// mode, from just before connecting: the wait to be accepted is part of what the client sees).
+// One load run: every probe of the scenario against every target at once, each probe on its own
+// connections, until the duration ends or the run is stopped. After the warm-up, results start
+// afresh. The generator watches itself throughout (health.ts): over the whole measured run for
+// the results, and window by window for the live display and the generator-bound gauge.
 
-import { once } from 'node:events';
-import type { Server } from 'node:http';
-import { performance } from 'node:perf_hooks';
-import { createMetricsServer } from '../common/http.js';
-import { createLoadgenMetrics } from '../common/metrics.js';
-import { ClientConnection, ClientFailure } from './client.js';
-import type { LoadOptions, Target } from './options.js';
-import { ProbeRecorder, type ConnectionRecorder } from './recorder.js';
-import { SCENARIOS, type Probe } from './scenarios.js';
+import type { LoadgenMetrics } from '../common/metrics.js';
+import { connectTo, realClock, runProbe, type Clock, type Connect } from './drivers.js';
+import { GeneratorHealth } from './health.js';
+import type { Target } from './options.js';
+import { ProbeRecorder } from './recorder.js';
+import { isScheduled, phaseAt, type Scenario } from './scenario.js';
 
-export interface RunHandle {
-  /** Resolves with the recorders when the run has ended (duration reached, or stop()). */
-  finished: Promise<ProbeRecorder[]>;
-  recorders: ProbeRecorder[];
-  /** The metrics listener's port, when one was asked for. */
-  metricsPort: number | null;
-  stop(): void;
-  /** Time under load: from the start until now, or until the run was stopped. */
-  elapsedMs(): number;
+/** How often the time spent in each phase of a scenario is sampled, ms. */
+const PHASE_SAMPLE_MS = 50;
+
+export interface RunConfig {
+  scenario: Scenario;
+  targets: Target[];
+  /** 0 runs until stop(). */
+  durationMs: number;
+  warmupMs: number;
+  timeoutMs: number;
 }
 
-/** How long a stopped run waits for requests already sent before it drops them. */
-const STOP_GRACE_MS = 5000;
-/** Pause before reconnecting after a connection could not be opened. */
-const RECONNECT_DELAY_MS = 500;
+export class LoadRun {
+  readonly recorders: ProbeRecorder[] = [];
+  /** Over the measured run (from the end of the warm-up). */
+  readonly health: GeneratorHealth;
+  /** Since the last window (the live display). */
+  readonly windowHealth: GeneratorHealth;
+  readonly finished: Promise<void>;
+  private readonly stopper = new AbortController();
+  private readonly startedAt: number;
+  private measuredFrom: number;
+  private stoppedAt: number | null = null;
+  private windowStart: number;
+  private readonly cancelTimers: Array<() => void> = [];
+  /** ms the measured run spent in each phase of the scenario (where it has phases). */
+  readonly phaseMs = new Map<string, number>();
 
-export async function startLoad(options: LoadOptions): Promise<RunHandle> {
-  const metrics = options.metricsPort === null ? null : createLoadgenMetrics();
-  let running = true;
-  let server: Server | null = null;
-  if (metrics && options.metricsPort !== null) {
-    server = createMetricsServer(metrics.registry, () => ({ ok: running, status: running ? 'running' : 'stopped' }));
-    server.listen(options.metricsPort, options.metricsHost);
-    await once(server, 'listening');
-  }
-
-  const startedAt = performance.now();
-  const stopSignal = new AbortController();
-  const recorders: ProbeRecorder[] = [];
-  const loops: Promise<void>[] = [];
-  for (const target of options.targets) {
-    for (const scenario of options.scenarios) {
-      for (const probe of SCENARIOS[scenario].probes) {
-        const recorder = new ProbeRecorder({ target: target.name, scenario, probe: probe.name }, options.connections, metrics);
-        recorders.push(recorder);
-        for (let i = 0; i < options.connections; i++) {
-          loops.push(closedLoop(target, probe, recorder.forConnection(i), options, stopSignal.signal));
-        }
+  constructor(
+    readonly config: RunConfig,
+    private readonly metrics: LoadgenMetrics | null,
+    private readonly clock: Clock = realClock,
+    connect: Connect = connectTo,
+  ) {
+    const onLag = (seconds: number) => metrics?.scheduleLag.observe(seconds);
+    this.health = new GeneratorHealth(onLag);
+    this.windowHealth = new GeneratorHealth();
+    this.startedAt = clock.now();
+    this.measuredFrom = this.startedAt;
+    this.windowStart = this.startedAt;
+    const probes: Promise<void>[] = [];
+    for (const target of config.targets) {
+      for (const probe of config.scenario.probes) {
+        const recorder = new ProbeRecorder({ target: target.name, scenario: probe.scenario, probe: probe.name }, probe.connections, metrics);
+        this.recorders.push(recorder);
+        probes.push(
+          runProbe({
+            target,
+            probe,
+            recorder,
+            timeoutMs: config.timeoutMs,
+            periodMs: config.scenario.durationMs,
+            startedAt: this.startedAt,
+            stopped: this.stopper.signal,
+            clock,
+            connect,
+            onScheduleLag: (ms) => {
+              this.health.scheduleLag(ms);
+              this.windowHealth.scheduleLag(ms);
+            },
+          }),
+        );
       }
     }
+    const { scenario } = config;
+    if (scenario.probes.some(isScheduled)) {
+      const phase = () => phaseAt(scenario, (clock.now() - this.startedAt) % scenario.durationMs);
+      for (const recorder of this.recorders) recorder.phaseOf = phase;
+      // Time in each phase, sampled: what each phase's requests per second are divided by.
+      let last = clock.now();
+      const sample = () => {
+        const now = clock.now();
+        const key = phase();
+        this.phaseMs.set(key, (this.phaseMs.get(key) ?? 0) + (now - last));
+        last = now;
+        if (!this.stopper.signal.aborted) this.cancelTimers.push(clock.setTimer(sample, PHASE_SAMPLE_MS));
+      };
+      this.cancelTimers.push(clock.setTimer(sample, PHASE_SAMPLE_MS));
+    }
+    if (config.warmupMs > 0) {
+      this.cancelTimers.push(
+        clock.setTimer(() => {
+          this.measuredFrom = clock.now();
+          for (const recorder of this.recorders) recorder.reset();
+          this.phaseMs.clear();
+          this.health.reset();
+        }, config.warmupMs),
+      );
+    }
+    if (config.durationMs > 0) this.cancelTimers.push(clock.setTimer(() => this.stop(), config.warmupMs + config.durationMs));
+    this.finished = Promise.all(probes).then(() => {
+      for (const cancel of this.cancelTimers) cancel();
+      this.health.close();
+      this.windowHealth.close();
+    });
   }
 
-  let stoppedAt: number | null = null;
-  const stop = () => {
-    stoppedAt ??= performance.now();
-    stopSignal.abort();
-  };
-  const timer = options.durationMs > 0 ? setTimeout(stop, options.durationMs) : null;
-  const finished = Promise.all(loops).then(async () => {
-    if (timer) clearTimeout(timer);
-    running = false;
-    if (server) {
-      server.closeAllConnections();
-      await new Promise((resolve) => server!.close(resolve));
-    }
-    return recorders;
-  });
-  return {
-    finished,
-    recorders,
-    metricsPort: server ? (server.address() as { port: number }).port : null,
-    stop,
-    elapsedMs: () => (stoppedAt ?? performance.now()) - startedAt,
-  };
-}
+  /** Stops sending; what is in flight gets a grace period (STOP_GRACE_MS) to come back. */
+  stop(): void {
+    this.stoppedAt ??= this.clock.now();
+    this.stopper.abort();
+  }
 
-async function closedLoop(
-  target: Target,
-  probe: Probe,
-  recorder: ConnectionRecorder,
-  options: LoadOptions,
-  stopped: AbortSignal,
-): Promise<void> {
-  let connection: ClientConnection | null = null;
-  // A stopped run cuts what is still in flight after a grace period.
-  const cut = () => setTimeout(() => connection?.destroy(), STOP_GRACE_MS).unref();
-  stopped.addEventListener('abort', cut, { once: true });
-  try {
-    // Start at a random point of one think time, so connections do not march in lockstep.
-    if (options.thinkMs > 0) await sleep(Math.random() * options.thinkMs, stopped);
-    while (!stopped.aborted) {
-      const start = performance.now();
-      if (!connection || !connection.isOpen) {
-        try {
-          connection = await ClientConnection.open(target.host, target.port, options.timeoutMs);
-        } catch (error) {
-          if (stopped.aborted) break;
-          recorder.record(error instanceof ClientFailure ? error.code : 'connect_error', null);
-          await sleep(RECONNECT_DELAY_MS, stopped);
-          continue;
-        }
-      }
-      const requestStart = target.connectPerRequest ? start : performance.now();
-      const answer = await connection.request(probe.n, options.timeoutMs);
-      const gotReply = answer.outcome !== 'timeout' && answer.outcome !== 'closed';
-      if (gotReply || !stopped.aborted) {
-        recorder.record(answer.outcome, gotReply ? performance.now() - requestStart : null);
-      }
-      if (target.connectPerRequest) {
-        connection.close();
-        connection = null;
-      }
-      // Think times vary uniformly by ±50% around the setting, for the same reason.
-      if (options.thinkMs > 0) await sleep(options.thinkMs * (0.5 + Math.random()), stopped);
-    }
-  } finally {
-    stopped.removeEventListener('abort', cut);
-    connection?.close();
+  get stopped(): boolean {
+    return this.stoppedAt !== null;
+  }
+
+  /** Time measured (after the warm-up) so far, or until the run was stopped. */
+  measuredMs(): number {
+    return Math.max(0, (this.stoppedAt ?? this.clock.now()) - this.measuredFrom);
+  }
+
+  /** Time since the start, warm-up included. */
+  elapsedMs(): number {
+    return (this.stoppedAt ?? this.clock.now()) - this.startedAt;
+  }
+
+  /** How long the whole run takes, warm-up included; null when it runs until stopped. */
+  get totalMs(): number | null {
+    return this.config.durationMs > 0 ? this.config.warmupMs + this.config.durationMs : null;
+  }
+
+  /** Figures since the previous window (also updates the fairness and generator-bound gauges). */
+  takeWindow() {
+    const now = this.clock.now();
+    const windowMs = now - this.windowStart;
+    this.windowStart = now;
+    const health = this.windowHealth.report();
+    this.windowHealth.reset();
+    this.metrics?.generatorBound.set(health.generatorBound ? 1 : 0);
+    return { windowMs, health, probes: this.recorders.map((recorder) => ({ key: recorder.key, errors: recorder.errors, ...recorder.takeWindow() })) };
   }
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
-}

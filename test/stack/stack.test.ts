@@ -141,7 +141,9 @@ describe('the compose stack', () => {
         // A NaN (a quantile over a window without observations) draws nothing: it does not count.
         const finite = (samples: Sample[]) => samples.filter((s) => Number.isFinite(Number(s.value[1])));
         let missing: string[];
-        if (q.perVariant) {
+        if (q.global) {
+          missing = finite(await query(expr)).length > 0 ? [] : ['the lab'];
+        } else if (q.perVariant) {
           // A repeated panel, or the one-variant dashboard: the query selects one variant at a time.
           const results = await Promise.all(variants.map(async (name) => [name, finite(await query(expr.replaceAll('$variant', name)))] as const));
           missing = results.filter(([, samples]) => samples.length === 0).map(([name]) => name);
@@ -165,6 +167,14 @@ describe('the compose stack', () => {
         return Number(sample.value[1]) === wanted ? null : `${sample.value[1]} cores, .env says ${wanted}`;
       }, 30_000);
     }
+  });
+
+  step('the load generator serves its control API on 127.0.0.1:9465', async () => {
+    const state = (await (await fetch('http://127.0.0.1:9465/scenario')).json()) as { targets: string[]; scenario: { spec: string } };
+    assert.deepEqual(state.targets, NAMES);
+    assert.equal(state.scenario.spec, envFile().LOAD_SCENARIO ?? 'perf1,perf2');
+    const bad = await fetch('http://127.0.0.1:9465/scenario', { method: 'PUT', body: JSON.stringify({ scenario: 'no-such-scenario' }) });
+    assert.equal(bad.status, 400, 'a bad switch is refused and the load goes on');
   });
 
   step('a live quota change (docker update --cpus) shows in lab_cpu_quota_cores and as an annotation', async () => {

@@ -1,0 +1,42 @@
+// The two sides of the load generator's ceiling benchmark, as small as they can be:
+//   node dist/benchmarks/pingpong.js server           answers every line with `fib: 1` (prints its port)
+//   node dist/benchmarks/pingpong.js client PORT C S  C connections, each: send `1`, wait for the reply,
+//                                                     repeat, for S seconds; prints the replies per second
+// No framing library, no metrics, no timers: the most a Node client can send through one thread.
+
+import { connect, createServer } from 'node:net';
+
+const [mode, ...args] = process.argv.slice(2);
+
+if (mode === 'server') {
+  const server = createServer((socket) => {
+    socket.setNoDelay(true);
+    socket.on('data', (chunk) => {
+      let lines = 0;
+      for (const byte of chunk) if (byte === 10) lines += 1;
+      if (lines > 0) socket.write('fib: 1\n'.repeat(lines));
+    });
+    socket.on('error', () => {});
+  });
+  server.listen(0, '127.0.0.1', () => console.log((server.address() as { port: number }).port));
+} else if (mode === 'client') {
+  const [port, connections, seconds] = args.map(Number) as [number, number, number];
+  let replies = 0;
+  const until = Date.now() + seconds * 1000;
+  let open = connections;
+  for (let i = 0; i < connections; i++) {
+    const socket = connect({ port, host: '127.0.0.1' }, () => socket.write('1\n'));
+    socket.setNoDelay(true);
+    socket.on('data', (chunk) => {
+      for (const byte of chunk) if (byte === 10) replies += 1;
+      if (Date.now() < until) socket.write('1\n');
+      else socket.end();
+    });
+    socket.on('close', () => {
+      if (--open === 0) console.log(Math.round(replies / seconds));
+    });
+  }
+} else {
+  console.error('usage: pingpong.js server | client PORT CONNECTIONS SECONDS');
+  process.exit(2);
+}

@@ -1,0 +1,307 @@
+// How a probe's requests go out. A closed loop gives each connection one request at a time:
+// send, wait for the reply, think, repeat; its latency is measured from the send. An open loop
+// sends on an arrival schedule, whatever the replies do (as wrk2): a request that is due goes
+// out on a free connection at once (how late it left is the generator's schedule lag); when
+// every connection is busy it waits in the generator's queue (that wait is the server's doing),
+// and its latency is still measured from when it was due, so a stalled server cannot hide
+// behind the requests it kept from being sent (coordinated omission).
+
+import { performance } from 'node:perf_hooks';
+import { ClientConnection, ClientFailure, type FibConnection } from './client.js';
+import type { Target } from './options.js';
+import type { ConnectionRecorder, ProbeRecorder } from './recorder.js';
+import { arrivals } from './arrivals.js';
+import { connectionActive, isScheduled, pickN, rateAt, type Probe } from './scenario.js';
+
+export interface Clock {
+  /** Milliseconds, monotonic. */
+  now(): number;
+  /** Calls `fn` after `ms`; returns a function that cancels it. */
+  setTimer(fn: () => void, ms: number): () => void;
+}
+
+export const realClock: Clock = {
+  now: () => performance.now(),
+  setTimer(fn, ms) {
+    const timer = setTimeout(fn, Math.max(0, ms));
+    return () => clearTimeout(timer);
+  },
+};
+
+/** Opens a connection to a target (a seam for tests). */
+export type Connect = (target: Target, timeoutMs: number) => Promise<FibConnection>;
+
+export const connectTo: Connect = (target, timeoutMs) => ClientConnection.open(target.host, target.port, timeoutMs, target.legacy);
+
+export interface ProbeRun {
+  target: Target;
+  probe: Probe;
+  recorder: ProbeRecorder;
+  timeoutMs: number;
+  /** The scenario's length: the probe's schedule (start, stop, ramp) repeats with this period. */
+  periodMs: number;
+  /** When the run started, on `clock`. */
+  startedAt: number;
+  stopped: AbortSignal;
+  clock: Clock;
+  connect: Connect;
+  /** The generator sent a due request `ms` late although a connection was free. */
+  onScheduleLag(ms: number): void;
+  random?: () => number;
+}
+
+/** How long a stopped run waits for requests already sent before it drops them. */
+export const STOP_GRACE_MS = 5000;
+/** Pause before reconnecting after a connection could not be opened. */
+const RECONNECT_DELAY_MS = 500;
+
+export function runProbe(run: ProbeRun): Promise<void> {
+  if (run.probe.model === 'closed') {
+    return Promise.all(Array.from({ length: run.probe.connections }, (_, i) => closedLoop(run, i))).then(() => {});
+  }
+  return new OpenLoop(run).done;
+}
+
+/** Where the run is within the scenario's (repeating) schedule, ms. */
+function scenarioTime(run: ProbeRun, at = run.clock.now()): number {
+  const elapsed = at - run.startedAt;
+  return run.periodMs > 0 ? elapsed % run.periodMs : elapsed;
+}
+
+function sleep(run: ProbeRun, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    if (run.stopped.aborted) return resolve();
+    const done = () => {
+      cancel();
+      run.stopped.removeEventListener('abort', done);
+      resolve();
+    };
+    const cancel = run.clock.setTimer(done, ms);
+    run.stopped.addEventListener('abort', done, { once: true });
+  });
+}
+
+async function closedLoop(run: ProbeRun, index: number): Promise<void> {
+  const { target, probe, clock, stopped } = run;
+  const recorder: ConnectionRecorder = run.recorder.forConnection(index);
+  const random = run.random ?? Math.random;
+  let connection: FibConnection | null = null;
+  let activeSince: number | null = null;
+  const inactive = () => {
+    if (activeSince !== null) recorder.active(clock.now() - activeSince);
+    activeSince = null;
+  };
+  // A stopped run cuts what is still in flight after a grace period.
+  let cancelCut = () => {};
+  const cut = () => (cancelCut = clock.setTimer(() => connection?.destroy(), STOP_GRACE_MS));
+  stopped.addEventListener('abort', cut, { once: true });
+  // Most probes run throughout: skip the schedule check on the hot path.
+  const scheduled = isScheduled(probe);
+  try {
+    // Start at a random point of one think time, so connections do not march in lockstep.
+    if (probe.thinkMs > 0) await sleep(run, random() * probe.thinkMs);
+    while (!stopped.aborted) {
+      const t = scheduled ? scenarioTime(run) : 0;
+      if (scheduled && !connectionActive(probe, index, t, run.periodMs)) {
+        // Not this connection's turn (a hog that has not joined yet, or has left): hang up and wait.
+        inactive();
+        connection?.close();
+        connection = null;
+        await sleep(run, Math.max(1, untilActive(probe, index, t, run.periodMs)));
+        continue;
+      }
+      const start = clock.now();
+      activeSince ??= start;
+      if (!connection || !connection.isOpen) {
+        try {
+          connection = await run.connect(target, run.timeoutMs);
+        } catch (error) {
+          if (stopped.aborted) break;
+          recorder.record({ outcome: error instanceof ClientFailure ? error.code : 'connect_error', latencyMs: null });
+          await sleep(run, RECONNECT_DELAY_MS);
+          continue;
+        }
+      }
+      // Connect-per-request targets count the wait to be accepted: it is part of what the client sees.
+      const sentAt = target.connectPerRequest ? start : clock.now();
+      const phase = run.recorder.currentPhase();
+      const answer = await connection.request(pickN(probe, random), run.timeoutMs);
+      const gotReply = answer.outcome !== 'timeout' && answer.outcome !== 'closed';
+      if (gotReply || !stopped.aborted) recorder.record({ outcome: answer.outcome, latencyMs: gotReply ? clock.now() - sentAt : null, phase });
+      if (target.connectPerRequest) {
+        connection.close();
+        connection = null;
+      }
+      // Think times vary uniformly by ±50% around the setting, for the same reason.
+      if (probe.thinkMs > 0) await sleep(run, probe.thinkMs * (0.5 + random()));
+    }
+  } finally {
+    inactive();
+    stopped.removeEventListener('abort', cut);
+    cancelCut();
+    connection?.close();
+  }
+}
+
+/** ms from scenario time `t` until connection `index` is active again. */
+function untilActive(probe: Probe, index: number, t: number, periodMs: number): number {
+  const start = probe.startMs + index * probe.staggerMs;
+  if (t < start) return start - t;
+  return periodMs > 0 ? periodMs - t + start : 1000;
+}
+
+interface Slot {
+  index: number;
+  connection: FibConnection | null;
+  opening: boolean;
+  inFlight: number;
+}
+
+class OpenLoop {
+  readonly done: Promise<void>;
+  private readonly slots: Slot[];
+  /** Intended send times of due requests waiting for a free connection. */
+  private readonly queue: number[] = [];
+  private readonly schedule: Generator<number, void, undefined>;
+  private nextDue: number | undefined;
+  private cancelTimer: () => void = () => {};
+  private cancelCut: () => void = () => {};
+  private finish!: () => void;
+  private readonly depth: number;
+
+  constructor(private readonly run: ProbeRun) {
+    const { probe } = run;
+    // The talk's own servers take one request at a time: no pipelining on a legacy target.
+    this.depth = run.target.legacy ? 1 : probe.depth;
+    this.slots = Array.from({ length: probe.connections }, (_, index) => ({ index, connection: null, opening: false, inFlight: 0 }));
+    const activeMs = (probe.stopMs ?? run.periodMs) - probe.startMs;
+    const rate = (at: number) => rateAt(probe, scenarioTime(run, at) - probe.startMs, activeMs);
+    this.schedule = arrivals(probe.arrival, rate, run.clock.now(), run.random);
+    this.done = new Promise((resolve) => (this.finish = resolve));
+    for (const slot of this.slots) void this.open(slot);
+    run.stopped.addEventListener('abort', () => this.stop(), { once: true });
+    this.nextDue = this.schedule.next().value ?? undefined;
+    this.tick();
+  }
+
+  private tick(): void {
+    const { clock } = this.run;
+    if (this.run.stopped.aborted || this.nextDue === undefined) return;
+    const now = clock.now();
+    while (this.nextDue !== undefined && this.nextDue <= now) {
+      if (this.active(this.nextDue)) this.due(this.nextDue);
+      this.nextDue = this.schedule.next().value ?? undefined;
+    }
+    this.expireQueue(now);
+    if (this.nextDue !== undefined) this.cancelTimer = clock.setTimer(() => this.tick(), this.nextDue - clock.now());
+  }
+
+  private active(at: number): boolean {
+    const { probe, periodMs } = this.run;
+    const t = scenarioTime(this.run, at);
+    return t >= probe.startMs && t < (probe.stopMs ?? (periodMs || Infinity));
+  }
+
+  private due(intended: number): void {
+    const slot = this.freeSlot();
+    if (slot) {
+      const lag = this.run.clock.now() - intended;
+      this.run.onScheduleLag(lag);
+      this.send(slot, intended, 0);
+    } else {
+      this.queue.push(intended);
+    }
+  }
+
+  private freeSlot(): Slot | undefined {
+    let best: Slot | undefined;
+    for (const slot of this.slots) {
+      if (!slot.connection?.isOpen || slot.inFlight >= this.depth) continue;
+      if (!best || slot.inFlight < best.inFlight) best = slot;
+    }
+    return best;
+  }
+
+  private send(slot: Slot, intended: number, queueWaitMs: number): void {
+    const { clock, recorder, probe } = this.run;
+    const connection = slot.connection!;
+    slot.inFlight += 1;
+    const sentAt = clock.now();
+    const phase = recorder.currentPhase();
+    void connection.request(pickN(probe, this.run.random), this.run.timeoutMs).then((answer) => {
+      const now = clock.now();
+      slot.inFlight -= 1;
+      const gotReply = answer.outcome !== 'timeout' && answer.outcome !== 'closed';
+      if (gotReply || !this.run.stopped.aborted) {
+        recorder.record(slot.index, {
+          outcome: answer.outcome,
+          latencyMs: gotReply ? now - intended : null,
+          uncorrectedMs: gotReply ? now - sentAt : undefined,
+          queueWaitMs: gotReply ? queueWaitMs : undefined,
+          phase,
+        });
+      }
+      if (!connection.isOpen && slot.connection === connection) {
+        slot.connection = null;
+        void this.open(slot);
+      }
+      this.drainQueue();
+      this.finishIfIdle();
+    });
+  }
+
+  /** A connection came free: the oldest waiting request goes out on it (late: the server's doing). */
+  private drainQueue(): void {
+    if (this.run.stopped.aborted) return;
+    const now = this.run.clock.now();
+    this.expireQueue(now);
+    for (let slot = this.freeSlot(); slot && this.queue.length > 0; slot = this.freeSlot()) {
+      const intended = this.queue.shift()!;
+      this.send(slot, intended, now - intended);
+    }
+  }
+
+  /** A request that waited longer than the timeout for a connection has timed out, unsent. */
+  private expireQueue(now: number): void {
+    while (this.queue.length > 0 && now - this.queue[0]! > this.run.timeoutMs) {
+      this.queue.shift();
+      this.run.recorder.record(0, { outcome: 'timeout', latencyMs: null });
+    }
+  }
+
+  private async open(slot: Slot): Promise<void> {
+    if (slot.opening || this.run.stopped.aborted) return;
+    slot.opening = true;
+    try {
+      slot.connection = await this.run.connect(this.run.target, this.run.timeoutMs);
+    } catch (error) {
+      if (!this.run.stopped.aborted) {
+        this.run.recorder.record(slot.index, { outcome: error instanceof ClientFailure ? error.code : 'connect_error', latencyMs: null });
+        this.run.clock.setTimer(() => void this.open(slot), RECONNECT_DELAY_MS);
+      }
+      return;
+    } finally {
+      slot.opening = false;
+    }
+    if (this.run.stopped.aborted) return slot.connection.close();
+    this.drainQueue();
+  }
+
+  /** Stopped: nothing more is sent; what is in flight gets STOP_GRACE_MS to come back. */
+  private stop(): void {
+    this.cancelTimer();
+    this.queue.length = 0;
+    this.cancelCut = this.run.clock.setTimer(() => this.close(), STOP_GRACE_MS);
+    this.finishIfIdle();
+  }
+
+  private finishIfIdle(): void {
+    if (this.run.stopped.aborted && this.slots.every((slot) => slot.inFlight === 0)) this.close();
+  }
+
+  private close(): void {
+    this.cancelCut();
+    for (const slot of this.slots) slot.connection?.destroy();
+    this.finish();
+  }
+}

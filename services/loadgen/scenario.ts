@@ -1,0 +1,271 @@
+// Scenarios: named mixes of probes. A probe is one kind of traffic on its own connections: which
+// n (one value, or weights over several), which load model (closed loop: send, wait, think;
+// open loop: a fixed or Poisson arrival schedule at a rate), how many connections, and when
+// they join and leave the run. Built-in scenarios and YAML files go through the same schema
+// (zod), so a file's mistakes are reported with the path of the field at fault.
+
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { ConfigError } from '../common/errors.js';
+import { FIB_MAX_N_LIMIT } from '../common/protocol.js';
+
+export interface RampRate {
+  from: number;
+  to: number;
+  steps: number;
+}
+
+export interface Probe {
+  /** The `probe` label. */
+  name: string;
+  /** n of every request, or weights over several values of n. */
+  n: number | Array<{ n: number; weight: number }>;
+  model: 'closed' | 'open';
+  connections: number;
+  /** Closed loop: pause between a reply and the next request (randomized by ±50%), ms. */
+  thinkMs: number;
+  /** Open loop: requests per second over all the probe's connections, or steps from..to. */
+  rate: number | RampRate;
+  /** Open loop: evenly spaced arrivals, or a Poisson process (exponential gaps). */
+  arrival: 'fixed' | 'poisson';
+  /** Open loop: requests in flight per connection (1 = wait for each reply, as wrk2). */
+  depth: number;
+  /** When the probe's first connection joins, ms into the scenario. */
+  startMs: number;
+  /** When its first connection leaves, ms into the scenario; null: at the end. */
+  stopMs: number | null;
+  /** Connection i joins i * stagger after the first and leaves i * stagger before it. */
+  staggerMs: number;
+}
+
+export interface Scenario {
+  name: string;
+  description: string;
+  /** Its natural length: the default --duration, and the period its schedule repeats with when it runs until stopped. */
+  durationMs: number;
+  probes: Array<Probe & { scenario: string }>;
+}
+
+const DURATION = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/;
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** `250ms`, `10s`, `2m`, `1h`, or a bare number of seconds, in ms; null when it is none of those. */
+export function parseDuration(value: unknown): number | null {
+  if (typeof value === 'number') return Number.isFinite(value) && value >= 0 ? value * 1000 : null;
+  const match = typeof value === 'string' ? DURATION.exec(value) : null;
+  return match ? Number(match[1]) * UNITS[match[2] ?? 's']! : null;
+}
+
+const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const ms = parseDuration(value);
+  if (ms === null) {
+    ctx.addIssue({ code: 'custom', message: `expected a duration such as 250ms, 10s or 2m, got ${JSON.stringify(value)}` });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+const fibN = z.number().int().min(0).max(FIB_MAX_N_LIMIT);
+
+const probeSchema = z
+  .object({
+    name: z.string().regex(/^[a-z][a-z0-9_-]*$/, 'expected a lowercase name (letters, digits, - and _)'),
+    n: z.union([fibN, z.record(z.string().regex(/^\d+$/, 'expected n as the key'), z.number().positive())]),
+    model: z.enum(['closed', 'open']).default('closed'),
+    connections: z.number().int().min(1).max(10_000).default(1),
+    think: duration.default(0),
+    rate: z
+      .union([z.number().positive(), z.object({ from: z.number().positive(), to: z.number().positive(), steps: z.number().int().min(1).max(1000) }).strict()])
+      .optional(),
+    arrival: z.enum(['fixed', 'poisson']).default('fixed'),
+    depth: z.number().int().min(1).max(1000).default(1),
+    start: duration.default(0),
+    stop: duration.optional(),
+    stagger: duration.default(0),
+  })
+  .strict()
+  .superRefine((probe, ctx) => {
+    if (probe.model === 'open' && probe.rate === undefined) ctx.addIssue({ code: 'custom', path: ['rate'], message: 'an open-loop probe needs a rate (requests per second)' });
+    if (probe.model === 'closed' && probe.rate !== undefined) ctx.addIssue({ code: 'custom', path: ['rate'], message: 'a closed-loop probe has no rate (use think)' });
+    if (probe.model === 'closed' && probe.depth !== 1) ctx.addIssue({ code: 'custom', path: ['depth'], message: 'pipelining depth is for open-loop probes' });
+    if (probe.stop !== undefined && probe.stop <= probe.start) ctx.addIssue({ code: 'custom', path: ['stop'], message: 'must be after start' });
+    if (typeof probe.n === 'object') {
+      for (const key of Object.keys(probe.n)) {
+        if (Number(key) > FIB_MAX_N_LIMIT) ctx.addIssue({ code: 'custom', path: ['n', key], message: `n must be at most ${FIB_MAX_N_LIMIT}` });
+      }
+    }
+  });
+
+const scenarioSchema = z
+  .object({
+    name: z.string().regex(/^[a-z][a-z0-9_-]*$/, 'expected a lowercase name (letters, digits, - and _)'),
+    description: z.string().default(''),
+    duration: duration.default(10_000),
+    probes: z.array(probeSchema).min(1, 'a scenario needs at least one probe'),
+  })
+  .strict()
+  .superRefine((scenario, ctx) => {
+    const seen = new Set<string>();
+    scenario.probes.forEach((probe, i) => {
+      if (seen.has(probe.name)) ctx.addIssue({ code: 'custom', path: ['probes', i, 'name'], message: `probe ${JSON.stringify(probe.name)} is defined twice` });
+      seen.add(probe.name);
+    });
+  });
+
+type ScenarioInput = z.input<typeof scenarioSchema>;
+
+/** Validates a scenario written as YAML or JS data; throws ConfigError naming the field. */
+export function toScenario(input: unknown, source: string): Scenario {
+  const result = scenarioSchema.safeParse(input);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const path = issue.path.reduce<string>((text, key) => (typeof key === 'number' ? `${text}[${key}]` : text ? `${text}.${String(key)}` : String(key)), '');
+    throw new ConfigError(source, `${path || '(top level)'}: ${issue.message}`);
+  }
+  const { name, description, duration: durationMs, probes } = result.data;
+  return {
+    name,
+    description,
+    durationMs,
+    probes: probes.map((p) => ({
+      scenario: name,
+      name: p.name,
+      n: typeof p.n === 'number' ? p.n : Object.entries(p.n).map(([n, weight]) => ({ n: Number(n), weight })),
+      model: p.model,
+      connections: p.connections,
+      thinkMs: p.think,
+      rate: p.rate ?? 0,
+      arrival: p.arrival,
+      depth: p.depth,
+      startMs: p.start,
+      stopMs: p.stop ?? null,
+      staggerMs: p.stagger,
+    })),
+  };
+}
+
+const BUILT_IN: Record<string, ScenarioInput> = {
+  perf1: {
+    name: 'perf1',
+    description: "the talk's perf1: the latency of a long request, fib(30), in a loop",
+    probes: [{ name: 'long', n: 30 }],
+  },
+  perf2: {
+    name: 'perf2',
+    description: "the talk's perf2: requests per second of trivial requests, fib(1), in a loop",
+    probes: [{ name: 'short', n: 1 }],
+  },
+  beazley: {
+    name: 'beazley',
+    description: "the talk's demo: perf2 runs throughout while perf1 hogs join (at 5 s and 10 s) and leave (at 20 s and 25 s)",
+    duration: '30s',
+    probes: [
+      { name: 'short', n: 1 },
+      { name: 'long', n: 30, connections: 2, start: '5s', stop: '25s', stagger: '5s' },
+    ],
+  },
+  mixed: {
+    name: 'mixed',
+    description: 'open loop at 100 requests/s (Poisson arrivals) over 4 connections: mostly fib(1), a few fib(20) and fib(30)',
+    duration: '30s',
+    probes: [{ name: 'mixed', model: 'open', rate: 100, arrival: 'poisson', connections: 4, n: { '1': 90, '20': 8, '30': 2 } }],
+  },
+  ramp: {
+    name: 'ramp',
+    description: 'open loop fib(20) stepping from 100 to 2000 requests/s in 10 steps over 8 connections: where latency breaks',
+    duration: '60s',
+    probes: [{ name: 'ramp', model: 'open', rate: { from: 100, to: 2000, steps: 10 }, connections: 8, n: 20 }],
+  },
+};
+
+export const BUILT_IN_SCENARIOS = Object.keys(BUILT_IN);
+
+/**
+ * One scenario from a built-in name, a comma-separated list of built-ins (run together: their
+ * probes merged), or a YAML file (a name ending in .yaml or .yml).
+ */
+export function loadScenario(spec: string, option = '--scenario'): Scenario {
+  if (/\.ya?ml$/.test(spec)) {
+    let text: string;
+    try {
+      text = readFileSync(spec, 'utf8');
+    } catch (error) {
+      throw new ConfigError(option, `cannot read ${spec}: ${(error as Error).message}`);
+    }
+    let data: unknown;
+    try {
+      data = parseYaml(text);
+    } catch (error) {
+      throw new ConfigError(option, `${spec} is not valid YAML: ${(error as Error).message.split('\n')[0]}`);
+    }
+    return toScenario(data, `scenario file ${spec}`);
+  }
+  const names = spec.split(',').map((name) => name.trim()).filter((name) => name !== '');
+  if (names.length === 0) throw new ConfigError(option, 'give a scenario');
+  const scenarios = names.map((name) => {
+    const input = BUILT_IN[name];
+    if (!input) throw new ConfigError(option, `unknown scenario ${JSON.stringify(name)}: expected one of ${BUILT_IN_SCENARIOS.join(', ')}, or a .yaml file`);
+    return toScenario(input, `built-in scenario ${name}`);
+  });
+  if (scenarios.length === 1) return scenarios[0]!;
+  const probes = scenarios.flatMap((s) => s.probes);
+  const names_ = probes.map((p) => p.name);
+  const clash = names_.find((name, i) => names_.indexOf(name) !== i);
+  if (clash) throw new ConfigError(option, `scenarios ${names.join(', ')} both have a probe named ${JSON.stringify(clash)}`);
+  return {
+    name: names.join('+'),
+    description: scenarios.map((s) => s.description).join('; '),
+    durationMs: Math.max(...scenarios.map((s) => s.durationMs)),
+    probes,
+  };
+}
+
+/** The n of one request of a probe (draws from the weights with `random`). */
+export function pickN(probe: Pick<Probe, 'n'>, random: () => number = Math.random): number {
+  if (typeof probe.n === 'number') return probe.n;
+  const total = probe.n.reduce((sum, { weight }) => sum + weight, 0);
+  let draw = random() * total;
+  for (const { n, weight } of probe.n) {
+    draw -= weight;
+    if (draw < 0) return n;
+  }
+  return probe.n[probe.n.length - 1]!.n;
+}
+
+/** The probe's rate at `elapsedMs` into its active time (a ramp steps evenly from..to). */
+export function rateAt(probe: Pick<Probe, 'rate'>, elapsedMs: number, activeMs: number): number {
+  if (typeof probe.rate === 'number') return probe.rate;
+  const { from, to, steps } = probe.rate;
+  if (steps === 1) return from;
+  const step = Math.min(steps - 1, Math.floor((elapsedMs / Math.max(1, activeMs)) * steps));
+  return from + ((to - from) * step) / (steps - 1);
+}
+
+/** Whether connection `index` of a probe is active at `t` ms into the scenario. */
+export function connectionActive(probe: Pick<Probe, 'startMs' | 'stopMs' | 'staggerMs'>, index: number, t: number, scenarioMs: number): boolean {
+  const start = probe.startMs + index * probe.staggerMs;
+  const stop = (probe.stopMs ?? scenarioMs) - index * probe.staggerMs;
+  return t >= start && t < stop;
+}
+
+/** Whether a probe's connections join or leave during the scenario. */
+export function isScheduled(probe: Pick<Probe, 'startMs' | 'stopMs' | 'staggerMs'>): boolean {
+  return probe.startMs > 0 || probe.stopMs !== null || probe.staggerMs > 0;
+}
+
+/**
+ * The scenario's phase at `t` ms into it: how many connections of each scheduled probe are
+ * active ("1 long"), so results can be split by what else was running (the talk's demo: short
+ * requests with 0, 1 and 2 long ones). Empty when no probe is scheduled.
+ */
+export function phaseAt(scenario: Scenario, t: number): string {
+  const parts: string[] = [];
+  for (const probe of scenario.probes) {
+    if (!isScheduled(probe)) continue;
+    let active = 0;
+    for (let i = 0; i < probe.connections; i++) if (connectionActive(probe, i, t, scenario.durationMs)) active += 1;
+    parts.push(`${active} ${probe.name}`);
+  }
+  return parts.join(', ');
+}

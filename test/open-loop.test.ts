@@ -1,0 +1,117 @@
+// The open loop's bookkeeping on an injected clock and a fake server, so every figure is exact:
+// requests are sent on schedule whatever the server does; a due request that finds every
+// connection busy waits in the generator's queue (the server's doing, never schedule lag); and
+// its latency counts from when it was due (corrected for coordinated omission).
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { Answer, FibConnection } from '../services/loadgen/client.js';
+import { runProbe, type Clock } from '../services/loadgen/drivers.js';
+import { ProbeRecorder } from '../services/loadgen/recorder.js';
+import type { Probe } from '../services/loadgen/scenario.js';
+
+/** A clock that moves only when the test advances it, running due timers in order. */
+class ManualClock implements Clock {
+  private time = 0;
+  private timers: Array<{ at: number; fn: () => void; cancelled: boolean }> = [];
+  now = () => this.time;
+  setTimer = (fn: () => void, ms: number) => {
+    const timer = { at: this.time + Math.max(0, ms), fn, cancelled: false };
+    this.timers.push(timer);
+    return () => void (timer.cancelled = true);
+  };
+  async advanceTo(target: number): Promise<void> {
+    await new Promise((resolve) => setImmediate(resolve)); // what was started runs first (connections open)
+    for (;;) {
+      this.timers = this.timers.filter((t) => !t.cancelled);
+      const next = this.timers.reduce<(typeof this.timers)[number] | null>((a, b) => (!a || b.at < a.at ? b : a), null);
+      if (!next || next.at > target) break;
+      this.time = Math.max(this.time, next.at);
+      this.timers.splice(this.timers.indexOf(next), 1);
+      next.fn();
+      await new Promise((resolve) => setImmediate(resolve)); // let promise callbacks run
+    }
+    this.time = target;
+  }
+}
+
+/** A fake server connection: answers after `serviceMs(now)` of clock time, one request at a time. */
+function startFakeStallingConnection(clock: ManualClock, serviceMs: (now: number) => number): FibConnection {
+  let busyUntil = 0;
+  let inFlight = 0;
+  return {
+    isOpen: true,
+    get inFlight() {
+      return inFlight;
+    },
+    request: () =>
+      new Promise<Answer>((resolve) => {
+        inFlight += 1;
+        const start = Math.max(clock.now(), busyUntil);
+        busyUntil = start + serviceMs(start);
+        clock.setTimer(() => {
+          inFlight -= 1;
+          resolve({ outcome: 'ok', value: '1' });
+        }, busyUntil - clock.now());
+      }),
+    close() {},
+    destroy() {},
+  };
+}
+
+const probe: Probe & { scenario: string } = {
+  scenario: 'test', name: 'short', n: 1, model: 'open', connections: 1, thinkMs: 0, rate: 100,
+  arrival: 'fixed', depth: 1, startMs: 0, stopMs: null, staggerMs: 0,
+};
+
+async function openLoopAgainst(serviceMs: (now: number) => number, runMs: number) {
+  const clock = new ManualClock();
+  const recorder = new ProbeRecorder({ target: 'fake', scenario: 'test', probe: 'short' }, 1, null);
+  const lags: number[] = [];
+  const stopper = new AbortController();
+  const connection = startFakeStallingConnection(clock, serviceMs);
+  const done = runProbe({
+    target: { name: 'fake', host: 'fake', port: 1, connectPerRequest: false, legacy: false },
+    probe,
+    recorder,
+    timeoutMs: 30_000,
+    periodMs: runMs,
+    startedAt: 0,
+    stopped: stopper.signal,
+    clock,
+    connect: async () => connection,
+    onScheduleLag: (ms) => lags.push(ms),
+  });
+  await clock.advanceTo(runMs);
+  stopper.abort();
+  await clock.advanceTo(runMs + 10_000);
+  await done;
+  return { recorder, lags };
+}
+
+describe('open loop (injected clock)', () => {
+  it('sends on schedule and measures from the intended send time when the server keeps up', async () => {
+    const { recorder, lags } = await openLoopAgainst(() => 1, 2000);
+    assert.equal(recorder.requests, 200, 'one request every 10 ms for 2 s'); // due at 10, 20 .. 2000 ms
+    assert.equal(recorder.summary().max, 1);
+    assert.equal(lags.length, 200);
+    assert.ok(lags.every((lag) => lag === 0), 'timers fire on time: no schedule lag');
+  });
+
+  it('queues due requests behind a stalled server without calling it schedule lag, and corrects their latency', async () => {
+    // The server stalls once for 500 ms at t = 1000 ms, else answers in 1 ms.
+    const { recorder, lags } = await openLoopAgainst((now) => (now >= 1000 && now < 1010 ? 500 : 1), 4000);
+    const corrected = recorder.summary();
+    const { uncorrected, queueWait } = recorder.openLoopSummary()!;
+    assert.equal(recorder.requests, 400, 'the schedule did not slow down for the stall');
+    // ~50 requests fell due during the stall: they waited up to 500 ms, and that is their latency.
+    assert.ok(corrected.p99 >= 400, `corrected p99 ${corrected.p99} ms should show the 500 ms stall`);
+    assert.ok(corrected.max >= 500 && corrected.max < 502, `corrected max ${corrected.max}`);
+    // Sent only when the connection came free, each of them took 1 ms: a naive client sees one slow request.
+    assert.ok(uncorrected.p99 <= 1.01, `uncorrected p99 ${uncorrected.p99} ms`);
+    assert.ok(uncorrected.max >= 500, 'only the request in flight during the stall was slow');
+    assert.ok(queueWait.max >= 480, `the wait for the connection is recorded as queue wait: ${queueWait.max}`);
+    assert.ok(lags.length < 400 - 40, `requests that waited for the busy connection are not schedule lag (${lags.length} lags)`);
+    assert.ok(lags.every((lag) => lag === 0));
+  });
+});
