@@ -267,3 +267,16 @@ export function writeScenario(yaml: string): string {
   writeFileSync(path, yaml);
   return path;
 }
+
+/**
+ * Two clients loop fib(30) on their own connections for `ms`: how many replies each got and
+ * how many cores the server's process used meanwhile (a lesson's "uses at most one core").
+ */
+export async function twoCpuBoundClients(server: RunningVariant, ms: number): Promise<{ counts: number[]; cores: number }> {
+  await loopRequests(server.port, 25, 200); // warm up
+  const pid = server.child.pid!;
+  const cpu0 = cpuSeconds(pid);
+  const t0 = performance.now();
+  const counts = await Promise.all([loopRequests(server.port, 30, ms), loopRequests(server.port, 30, ms)]);
+  return { counts, cores: (cpuSeconds(pid) - cpu0) / ((performance.now() - t0) / 1000) };
+}

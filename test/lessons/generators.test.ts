@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { describe, it } from 'node:test';
-import { TestClient, cpuSeconds, loopRequests, metricsOf, referenceFib, sample, startVariant } from '../helpers.js';
+import { TestClient, metricsOf, referenceFib, sample, startVariant, twoCpuBoundClients } from '../helpers.js';
 
 /**
  * Under half of the 435 slices of a fib(32) at the default FIB_SLICE (10000 calls). Typically
@@ -58,12 +58,7 @@ describe('lesson: generators', () => {
   it('never uses more than one core', { skip: availableParallelism() < 2 && 'needs 2 CPUs to mean anything' }, async () => {
     const server = await startVariant('generators');
     try {
-      await loopRequests(server.port, 25, 200);
-      const pid = server.child.pid!;
-      const cpu0 = cpuSeconds(pid);
-      const t0 = performance.now();
-      const counts = await Promise.all([loopRequests(server.port, 30, 2000), loopRequests(server.port, 30, 2000)]);
-      const cores = (cpuSeconds(pid) - cpu0) / ((performance.now() - t0) / 1000);
+      const { counts, cores } = await twoCpuBoundClients(server, 2000);
       console.log(`generators: two fib(30) loops for 2000 ms: ${counts.join(' + ')} replies, ${cores.toFixed(2)} cores used`);
       assert.ok(Math.min(...counts) * 2 >= Math.max(...counts), `round-robin shares the core evenly: ${counts}`);
       assert.ok(cores <= 1.15, `generators used ${cores.toFixed(2)} cores`);

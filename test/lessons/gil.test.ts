@@ -4,9 +4,8 @@
 
 import assert from 'node:assert/strict';
 import { availableParallelism } from 'node:os';
-import { performance } from 'node:perf_hooks';
 import { describe, it } from 'node:test';
-import { cpuSeconds, loopRequests, startVariant } from '../helpers.js';
+import { loopRequests, startVariant, twoCpuBoundClients } from '../helpers.js';
 
 const MS = 2000;
 
@@ -42,12 +41,7 @@ describe('lesson: gil', () => {
   it('two CPU-bound clients together use at most 1.2 cores', { skip: availableParallelism() < 2 && 'needs 2 CPUs to mean anything' }, async () => {
     const server = await startVariant('gil');
     try {
-      await loopRequests(server.port, 25, 200);
-      const pid = server.child.pid!;
-      const cpu0 = cpuSeconds(pid);
-      const t0 = performance.now();
-      const counts = await Promise.all([loopRequests(server.port, 30, MS), loopRequests(server.port, 30, MS)]);
-      const cores = (cpuSeconds(pid) - cpu0) / ((performance.now() - t0) / 1000);
+      const { counts, cores } = await twoCpuBoundClients(server, MS);
       console.log(`gil: two fib(30) loops for ${MS} ms: ${counts.join(' + ')} replies, ${cores.toFixed(2)} cores used`);
       assert.ok(counts.every((count) => count > 0), `both clients must be served: ${counts}`);
       assert.ok(cores <= 1.2, `gil used ${cores.toFixed(2)} cores with two CPU-bound clients`);
