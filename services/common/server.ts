@@ -1,10 +1,12 @@
 // The shared server every variant runs on: the accept loop with the connection cap, the HTTP
 // listener for /metrics and /healthz, and graceful shutdown with a drain timeout (LAB-SPEC
-// section 2). A variant plugs in at one of two levels (section 3):
-//   - an Executor decides only how a parsed request reaches a CPU (`eventloop`, `threadpool`);
-//     the shared ExecutorOwner then serves every connection with LineConnection;
-//   - a ConnectionOwner takes whole accepted sockets (a variant that holds connections back,
-//     or gives each one its own thread or process) and reuses LineConnection where it serves.
+// section 2). A variant plugs in at one of three levels (section 3):
+//   - an Executor decides only how a parsed request reaches a CPU (`eventloop`, `threadpool`,
+//     `processpool`); the shared ExecutorOwner then serves every connection with LineConnection;
+//   - a ConnectionOwner takes whole accepted sockets: it holds connections back (`sync`), gives
+//     each its own thread or process (`threads`, `gil`, `processes`) or drives them from its own
+//     scheduler (`generators`), reusing LineConnection or the protocol module where it serves;
+//   - `start` replaces this function, for a variant that runs it in several processes (`cluster`).
 
 import { once } from 'node:events';
 import type { Server as HttpServer } from 'node:http';

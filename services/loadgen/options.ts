@@ -126,6 +126,9 @@ export function resolveLoadOptions(raw: RawLoadOptions): LoadOptions {
   };
   if (options.timeoutMs <= 0) throw new ConfigError(optionLabel(names.timeoutMs), 'must be more than 0');
   if (options.reportEveryMs < 100) throw new ConfigError(optionLabel(names.reportEveryMs), 'must be at least 100ms');
+  if (options.metricsPort !== null && (options.variants.length > 0 || options.search)) {
+    throw new ConfigError(optionLabel(names.metricsPort), 'serves a run against --target (LOAD_TARGETS), not --variants or --search');
+  }
   if (options.durationMs === 0 && options.variants.length > 0) throw new ConfigError(optionLabel(names.durationMs), '--variants needs a duration: each variant is measured in turn');
   if (options.durationMs === 0 && options.output !== 'table') throw new ConfigError(optionLabel(names.durationMs), `--${options.output} needs a run that ends`);
   return options;
