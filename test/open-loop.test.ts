@@ -38,21 +38,13 @@ class ManualClock implements Clock {
 /** A fake server connection: answers after `serviceMs(now)` of clock time, one request at a time. */
 function startFakeStallingConnection(clock: ManualClock, serviceMs: (now: number) => number): FibConnection {
   let busyUntil = 0;
-  let inFlight = 0;
   return {
     isOpen: true,
-    get inFlight() {
-      return inFlight;
-    },
     request: () =>
       new Promise<Answer>((resolve) => {
-        inFlight += 1;
         const start = Math.max(clock.now(), busyUntil);
         busyUntil = start + serviceMs(start);
-        clock.setTimer(() => {
-          inFlight -= 1;
-          resolve({ outcome: 'ok', value: '1' });
-        }, busyUntil - clock.now());
+        clock.setTimer(() => resolve({ outcome: 'ok', value: '1' }), busyUntil - clock.now());
       }),
     close() {},
     destroy() {},

@@ -7,7 +7,3 @@ import { performance } from 'node:perf_hooks';
 export function epochMs(): number {
   return performance.timeOrigin + performance.now();
 }
-
-export function secondsSince(startMs: number): number {
-  return (epochMs() - startMs) / 1000;
-}

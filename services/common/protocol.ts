@@ -155,8 +155,4 @@ export class ReplyDecoder {
     return lines;
   }
 
-  /** Bytes received after the last newline. */
-  get pending(): string {
-    return this.buffered;
-  }
 }

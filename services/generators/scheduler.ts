@@ -75,10 +75,6 @@ export class Scheduler {
     }
   }
 
-  get taskCount(): number {
-    return this.entries.size;
-  }
-
   private makeReady(entry: Entry): void {
     entry.unpark?.();
     entry.unpark = undefined;

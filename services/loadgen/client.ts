@@ -18,7 +18,6 @@ export interface Answer {
 /** What the load drivers need of a connection (ClientConnection, or a test's fake). */
 export interface FibConnection {
   readonly isOpen: boolean;
-  readonly inFlight: number;
   /** Sends fib(n) and resolves with its answer; never rejects. */
   request(n: number, timeoutMs: number): Promise<Answer>;
   close(): void;
@@ -85,10 +84,6 @@ export class ClientConnection implements FibConnection {
     return this.closedWith === null;
   }
 
-  /** Requests sent and not answered yet. */
-  get inFlight(): number {
-    return this.pending.length;
-  }
 
   /** Sends fib(n) and resolves with its answer; never rejects. */
   request(n: number, timeoutMs: number): Promise<Answer> {
