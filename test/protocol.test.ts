@@ -7,6 +7,7 @@ import {
   MAX_LINE_BYTES,
   ReplyDecoder,
   RequestDecoder,
+  admit,
   formatError,
   formatReply,
   parseReply,
@@ -135,6 +136,17 @@ describe('parseRequest', () => {
     assert.equal(code('40'), 'ok');
     assert.equal(code('11', 10), 'out_of_range');
     assert.equal(code('99999999999999999999999999'), 'out_of_range');
+  });
+});
+
+describe('admit', () => {
+  it('answers a frame without work where the protocol says so, else gives the n to compute', () => {
+    const request = (text: string): RequestFrame => ({ kind: 'request', text });
+    assert.deepEqual(admit(request(' 7'), 40, false), { n: 7 });
+    assert.equal((admit({ kind: 'too_long' }, 40, false) as { code: string }).code, 'line_too_long');
+    assert.equal((admit(request('7'), 40, true) as { code: string }).code, 'unavailable');
+    assert.equal((admit(request('x'), 40, false) as { code: string }).code, 'bad_request');
+    assert.match((admit(request('41'), 40, false) as { reply: string }).reply, /^error: out_of_range .*\n$/);
   });
 });
 

@@ -8,7 +8,7 @@ import { epochMs } from './clock.js';
 import { RequestError, type Outcome } from './errors.js';
 import type { FibResult } from './messages.js';
 import type { RequestRecorder } from './metrics.js';
-import { RequestDecoder, formatError, formatReply, parseRequest, type RequestFrame } from './protocol.js';
+import { RequestDecoder, SHUTTING_DOWN, admit, formatError, formatReply, type RequestFrame } from './protocol.js';
 
 /**
  * How a parsed request reaches a CPU. A handler may answer synchronously (fib on the event
@@ -87,7 +87,7 @@ export class LineConnection {
     for (const slot of this.slots) {
       if (slot.reply === undefined) {
         slot.controller?.abort();
-        this.fill(slot, 'unavailable', formatError('unavailable', 'server shutting down'));
+        this.fill(slot, 'unavailable', formatError('unavailable', SHUTTING_DOWN));
       }
     }
     this.flush();
@@ -126,24 +126,18 @@ export class LineConnection {
     const slot: Slot = { receivedAt };
     this.slots.push(slot);
     this.settings.recorder.inflight(1);
-    if (frame.kind === 'too_long') {
-      this.state = 'closing';
-      slot.closeAfter = true;
-      return this.settle(slot, 'line_too_long', formatError('line_too_long', 'more than 64 bytes without a newline'));
-    }
-    if (this.state === 'draining') {
-      return this.settle(slot, 'unavailable', formatError('unavailable', 'server shutting down'));
-    }
-    let n: number;
-    try {
-      n = parseRequest(frame.text, this.settings.fibMaxN);
-    } catch (error) {
-      return this.fail(slot, error);
+    const admission = admit(frame, this.settings.fibMaxN, this.state === 'draining');
+    if ('code' in admission) {
+      if (admission.code === 'line_too_long') {
+        this.state = 'closing';
+        slot.closeAfter = true;
+      }
+      return this.settle(slot, admission.code, admission.reply);
     }
     slot.controller = new AbortController();
     let answer: FibResult | Promise<FibResult>;
     try {
-      answer = this.settings.handler(n, slot.controller.signal);
+      answer = this.settings.handler(admission.n, slot.controller.signal);
     } catch (error) {
       return this.fail(slot, error);
     }

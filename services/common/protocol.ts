@@ -103,6 +103,28 @@ function quote(text: string): string {
   return JSON.stringify(text.length > 20 ? `${text.slice(0, 20)}...` : text);
 }
 
+/** The message of `unavailable` while a server drains. */
+export const SHUTTING_DOWN = 'server shutting down';
+
+/** A frame's answer without computing anything (an error line), or the n to compute. */
+export type Admission = { n: number } | { code: ServerErrorCode; reply: string };
+
+/**
+ * The protocol's rules before any work, for every server: a too-long line, a request that
+ * arrives while the server drains, and a line that is not an n in range get their error line.
+ */
+export function admit(frame: RequestFrame, maxN: number, draining: boolean): Admission {
+  const refuse = (code: ServerErrorCode, message: string): Admission => ({ code, reply: formatError(code, message) });
+  if (frame.kind === 'too_long') return refuse('line_too_long', `more than ${MAX_LINE_BYTES} bytes without a newline`);
+  if (draining) return refuse('unavailable', SHUTTING_DOWN);
+  try {
+    return { n: parseRequest(frame.text, maxN) };
+  } catch (error) {
+    if (error instanceof RequestError) return refuse(error.code, error.message);
+    throw error;
+  }
+}
+
 export function formatReply(value: number): string {
   return `fib: ${value}\n`;
 }

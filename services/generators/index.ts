@@ -9,9 +9,9 @@
 
 import type { Socket } from 'node:net';
 import { epochMs } from '../common/clock.js';
-import { RequestError, type Outcome } from '../common/errors.js';
+import type { Outcome } from '../common/errors.js';
 import { registerGeneratorMetrics } from '../common/metrics.js';
-import { RequestDecoder, formatError, formatReply, parseRequest, type RequestFrame } from '../common/protocol.js';
+import { RequestDecoder, SHUTTING_DOWN, admit, formatError, formatReply, type RequestFrame } from '../common/protocol.js';
 import type { ConnectionOwner, VariantContext, VariantDefinition } from '../common/server.js';
 import { CPU, Scheduler, type Task, type Wait } from './scheduler.js';
 
@@ -125,7 +125,7 @@ class GeneratorOwner implements ConnectionOwner {
       if (!(error instanceof DrainTimeout)) throw error;
       // The drain timeout passed: what is still pending will not be computed.
       const left = received.length + (inProgress ? 1 : 0);
-      socket.write(formatError('unavailable', 'server shutting down').repeat(left));
+      socket.write(formatError('unavailable', SHUTTING_DOWN).repeat(left));
       for (let i = 0; i < left; i++) recorder.finished({ outcome: 'unavailable', durationSeconds: 0 });
       recorder.inflight(-left);
       received.length = 0;
@@ -137,20 +137,12 @@ class GeneratorOwner implements ConnectionOwner {
     }
   }
 
-  private *answer(frame: RequestFrame, at: number) {
-    const reply = (outcome: Outcome, text: string, timing?: { queueWaitSeconds: number; computeSeconds: number }) => ({ outcome, reply: text, timing });
-    if (frame.kind === 'too_long') return reply('line_too_long', formatError('line_too_long', 'more than 64 bytes without a newline'));
-    if (this.draining) return reply('unavailable', formatError('unavailable', 'server shutting down'));
-    let n: number;
-    try {
-      n = parseRequest(frame.text, this.ctx.options.fibMaxN);
-    } catch (error) {
-      if (!(error instanceof RequestError)) throw error;
-      return reply(error.code, formatError(error.code, error.message));
-    }
+  private *answer(frame: RequestFrame, at: number): Generator<Wait, { outcome: Outcome; reply: string; timing?: { queueWaitSeconds: number; computeSeconds: number } }, undefined> {
+    const admission = admit(frame, this.ctx.options.fibMaxN, this.draining);
+    if ('code' in admission) return { outcome: admission.code, reply: admission.reply };
     const startedAt = epochMs();
-    const value = yield* fibSliced(n, this.ctx.options.fibSlice);
+    const value = yield* fibSliced(admission.n, this.ctx.options.fibSlice);
     const computeSeconds = (epochMs() - startedAt) / 1000;
-    return reply('ok', formatReply(value), { queueWaitSeconds: Math.max(0, startedAt - at) / 1000, computeSeconds });
+    return { outcome: 'ok', reply: formatReply(value), timing: { queueWaitSeconds: Math.max(0, startedAt - at) / 1000, computeSeconds } };
   }
 }
