@@ -66,7 +66,9 @@ export function createServerMetrics(variant: string, { cgroup, worker }: ServerM
     labelNames: ['outcome'] as const,
     registers: [registry],
   });
-  for (const outcome of SERVER_OUTCOMES) requests.labels({ outcome }).inc(0);
+  // Labelled children looked up once, not per request (prom-client hashes the labels on each lookup).
+  const byOutcome = new Map(SERVER_OUTCOMES.map((outcome) => [outcome, requests.labels({ outcome })] as const));
+  for (const counter of byOutcome.values()) counter.inc(0);
   const requestDuration = new Histogram({
     name: 'fib_request_duration_seconds',
     help: 'From the request line received to its reply written.',
@@ -97,17 +99,18 @@ export function createServerMetrics(variant: string, { cgroup, worker }: ServerM
     registers: [registry],
   });
   const eventLoop = registerEventLoopMetrics(registry, worker);
-  if (worker !== undefined) workerRequests.labels({ worker: String(worker) }).inc(0);
+  const ownWorkerRequests = worker === undefined ? null : workerRequests.labels({ worker: String(worker) });
+  ownWorkerRequests?.inc(0);
 
   const recorder: RequestRecorder = {
     inflight: (delta) => inflight.inc(delta),
     finished(observation) {
-      requests.labels({ outcome: observation.outcome }).inc();
+      (byOutcome.get(observation.outcome) ?? requests.labels({ outcome: observation.outcome })).inc();
       requestDuration.observe(observation.durationSeconds);
       if (observation.computeSeconds !== undefined) {
         queueWait.observe(observation.queueWaitSeconds ?? 0);
         compute.observe(observation.computeSeconds);
-        if (worker !== undefined) workerRequests.labels({ worker: String(worker) }).inc();
+        ownWorkerRequests?.inc();
       }
     },
   };

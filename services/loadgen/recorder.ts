@@ -75,6 +75,9 @@ export class ProbeRecorder {
   private readonly activeMs: number[];
   readonly outcomes = new Map<Outcome, number>();
   requests = 0;
+  private readonly labels: { variant: string; scenario: string; probe: string };
+  private readonly durationSeries: { observe(value: number): void } | null;
+  private readonly byOutcome = new Map<Outcome, { inc(): void }>();
 
   constructor(
     readonly key: SeriesKey,
@@ -84,7 +87,9 @@ export class ProbeRecorder {
     this.perConnection = new Array<number>(connections).fill(0);
     this.perConnectionWindow = new Array<number>(connections).fill(0);
     this.activeMs = new Array<number>(connections).fill(0);
-    metrics?.initSeries(this.labels());
+    this.labels = { variant: key.target, scenario: key.scenario, probe: key.probe };
+    metrics?.initSeries(this.labels);
+    this.durationSeries = metrics?.requestDuration.labels(this.labels) ?? null;
   }
 
   /** What one connection's loop records through. */
@@ -108,8 +113,7 @@ export class ProbeRecorder {
       this.perConnection[connection]! += 1;
       this.perConnectionWindow[connection]! += 1;
     }
-    const labels = this.labels();
-    this.metrics?.requests.labels({ ...labels, outcome }).inc();
+    this.outcomeSeries(outcome)?.inc();
     let phase: PhaseStats | undefined;
     if (this.phaseOf) {
       const key = sentIn ?? this.phaseOf();
@@ -124,7 +128,7 @@ export class ProbeRecorder {
     this.window.recordValue(micros(latencyMs));
     if (uncorrectedMs !== undefined) this.uncorrected.recordValue(micros(uncorrectedMs));
     if (queueWaitMs !== undefined) this.queueWait.recordValue(micros(queueWaitMs));
-    this.metrics?.requestDuration.labels(labels).observe(latencyMs / 1000);
+    this.durationSeries?.observe(latencyMs / 1000);
   }
 
   get errors(): number {
@@ -164,7 +168,7 @@ export class ProbeRecorder {
   takeWindow(): { requests: number; latency: LatencySummary; fairness: number | null } {
     const fairness = jainIndex(this.perConnectionWindow);
     const result = { requests: this.windowCount, latency: summarize(this.window), fairness };
-    if (fairness !== null) this.metrics?.fairness.labels(this.labels()).set(fairness);
+    if (fairness !== null) this.metrics?.fairness.labels(this.labels).set(fairness);
     this.window.reset();
     this.windowCount = 0;
     this.perConnectionWindow.fill(0);
@@ -191,8 +195,12 @@ export class ProbeRecorder {
     };
   }
 
-  private labels() {
-    return { variant: this.key.target, scenario: this.key.scenario, probe: this.key.probe };
+  /** The requests counter of one outcome, looked up once (the send loop's hot path). */
+  private outcomeSeries(outcome: Outcome) {
+    if (!this.metrics) return null;
+    let series = this.byOutcome.get(outcome);
+    if (!series) this.byOutcome.set(outcome, (series = this.metrics.requests.labels({ ...this.labels, outcome })));
+    return series;
   }
 }
 
