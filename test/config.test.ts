@@ -4,18 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { resolveServeOptions, serveDefaults } from '../services/common/options.js';
 import { parseTargets, resolveLoadOptions } from '../services/loadgen/options.js';
-import { ConfigError } from '../services/common/errors.js';
-import { runLab, startVariant } from './helpers.js';
-
-function configError(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (error) {
-    assert.ok(error instanceof ConfigError, String(error));
-    return error.message;
-  }
-  assert.fail('expected a ConfigError');
-}
+import { configErrorOf as configError, runLab, startVariant } from './helpers.js';
 
 describe('lab serve configuration', () => {
   it('merges values over the defaults', () => {

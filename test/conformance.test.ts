@@ -198,6 +198,10 @@ for (const { variant, env, computesOffThread, serial, boundedQueue } of VARIANTS
     });
 
     it('serves /metrics with the variant label and /healthz', async () => {
+      const client = await TestClient.connect(server.port);
+      assert.equal(await client.ask('6'), 'fib: 8');
+      assert.match(await client.ask('abc'), /^error: bad_request /);
+      client.close();
       const health = await fetchText(`http://127.0.0.1:${server.metricsPort}/healthz`);
       assert.equal(health.status, 200);
       assert.equal(JSON.parse(health.body).status, 'ok');

@@ -1,7 +1,9 @@
 // Test helpers: run `lab` as a real process (a variant on port 0, or a load), and talk to it
 // over real sockets. Each helper is named after what it does to the server.
 
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { ConfigError } from '../services/common/errors.js';
 import { startLocalVariant, type LocalVariant } from '../services/loadgen/local.js';
 import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
@@ -279,4 +281,15 @@ export async function twoCpuBoundClients(server: RunningVariant, ms: number): Pr
   const t0 = performance.now();
   const counts = await Promise.all([loopRequests(server.port, 30, ms), loopRequests(server.port, 30, ms)]);
   return { counts, cores: (cpuSeconds(pid) - cpu0) / ((performance.now() - t0) / 1000) };
+}
+
+/** Runs `fn`, which must throw a ConfigError; returns its message (the option it names). */
+export function configErrorOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (error) {
+    assert.ok(error instanceof ConfigError, String(error));
+    return error.message;
+  }
+  return assert.fail('expected a ConfigError');
 }

@@ -3,20 +3,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { seededRandom } from '../services/loadgen/arrivals.js';
-import { ConfigError } from '../services/common/errors.js';
 import { BUILT_IN_SCENARIOS, connectionActive, loadScenario, pickN, rateAt } from '../services/loadgen/scenario.js';
-import { writeScenario } from './helpers.js';
+import { configErrorOf, writeScenario } from './helpers.js';
 
-function errorOf(yaml: string): string {
-  const path = writeScenario(yaml);
-  try {
-    loadScenario(path);
-  } catch (error) {
-    assert.ok(error instanceof ConfigError, String(error));
-    return error.message;
-  }
-  assert.fail('expected a ConfigError');
-}
+const errorOf = (yaml: string) => configErrorOf(() => loadScenario(writeScenario(yaml)));
 
 describe('scenarios', () => {
   it('has the built-ins, each valid', () => {
