@@ -64,22 +64,22 @@ export interface VariantDefinition {
   start?(options: ServeOptions): Promise<RunningServer>;
 }
 
-/** Serves every connection in this process with the shared LineConnection and one executor. */
-export class ExecutorOwner implements ConnectionOwner {
+/** An owner that serves its connections in this process with LineConnection: drain and abort for all. */
+export abstract class LineServingOwner implements ConnectionOwner {
   private readonly connections = new Set<LineConnection>();
 
-  constructor(
-    private readonly executor: Executor,
-    private readonly ctx: VariantContext,
-  ) {
-    ctx.metrics.workers.set(executor.workers);
-  }
+  constructor(protected readonly ctx: VariantContext) {}
 
-  adopt(socket: Socket, release: () => void): void {
-    const connection = serveLines(socket, this.executor.run, this.ctx);
+  abstract adopt(socket: Socket, release: () => void): void;
+  abstract close(): Promise<void>;
+
+  /** Serves `socket` with `handler`; once it has closed, `cleanUp` runs, then `release`. */
+  protected serve(socket: Socket, handler: RequestHandler, release: () => void, cleanUp: () => unknown = () => {}): void {
+    const connection = serveLines(socket, handler, this.ctx);
     this.connections.add(connection);
-    void connection.done.then(() => {
+    void connection.done.then(async () => {
       this.connections.delete(connection);
+      await cleanUp();
       release();
     });
   }
@@ -90,6 +90,21 @@ export class ExecutorOwner implements ConnectionOwner {
 
   abort(): void {
     for (const connection of this.connections) connection.abort();
+  }
+}
+
+/** Serves every connection in this process with the shared LineConnection and one executor. */
+export class ExecutorOwner extends LineServingOwner {
+  constructor(
+    private readonly executor: Executor,
+    ctx: VariantContext,
+  ) {
+    super(ctx);
+    ctx.metrics.workers.set(executor.workers);
+  }
+
+  adopt(socket: Socket, release: () => void): void {
+    this.serve(socket, this.executor.run, release);
   }
 
   close(): Promise<void> {

@@ -6,12 +6,10 @@
 
 import { Worker } from 'node:worker_threads';
 import type { Socket } from 'node:net';
-import type { LineConnection } from './connection.js';
 import type { FibResult, FibTask } from './messages.js';
-import { serveLines, type ConnectionOwner, type VariantContext } from './server.js';
+import { LineServingOwner, type VariantContext } from './server.js';
 
-export class ThreadPerConnectionOwner implements ConnectionOwner {
-  private readonly connections = new Set<LineConnection>();
+export class ThreadPerConnectionOwner extends LineServingOwner {
   private live = 0;
 
   /**
@@ -19,10 +17,11 @@ export class ThreadPerConnectionOwner implements ConnectionOwner {
    * @param threads what every thread is started with, and what to do when one has exited
    */
   constructor(
-    private readonly ctx: VariantContext,
+    ctx: VariantContext,
     private readonly script: URL,
     private readonly threads: { workerData?: unknown; onExit?: (threadId: number) => void } = {},
   ) {
+    super(ctx);
     ctx.metrics.workers.set(0);
   }
 
@@ -40,29 +39,13 @@ export class ThreadPerConnectionOwner implements ConnectionOwner {
       this.threads.onExit?.(threadId);
       socket.destroy();
     });
-    const connection = serveLines(
-      socket,
-      (n) =>
-        new Promise<FibResult>((resolve) => {
-          waiting.push(resolve);
-          thread.postMessage({ n } satisfies FibTask);
-        }),
-      this.ctx,
-    );
-    this.connections.add(connection);
-    void connection.done.then(async () => {
-      this.connections.delete(connection);
-      await thread.terminate(); // stops a computation nobody waits for any more
-      release();
-    });
-  }
-
-  async drain(): Promise<void> {
-    await Promise.all([...this.connections].map((connection) => connection.drain()));
-  }
-
-  abort(): void {
-    for (const connection of this.connections) connection.abort();
+    const handler = (n: number) =>
+      new Promise<FibResult>((resolve) => {
+        waiting.push(resolve);
+        thread.postMessage({ n } satisfies FibTask);
+      });
+    // Terminating stops a computation nobody waits for any more.
+    this.serve(socket, handler, release, () => thread.terminate());
   }
 
   async close(): Promise<void> {}
