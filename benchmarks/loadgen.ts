@@ -29,18 +29,41 @@ function run(args: string[]): Promise<string> {
 
 async function startServer(): Promise<{ port: number; stop: () => void }> {
   const child = spawn(process.execPath, [PINGPONG, 'server'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const port = await new Promise<number>((resolve) => child.stdout.once('data', (chunk: Buffer) => resolve(Number(chunk.toString().trim()))));
+  const port = await new Promise<number>((resolve) =>
+    child.stdout.once('data', (chunk: Buffer) => resolve(Number(chunk.toString().trim()))),
+  );
   return { port, stop: () => child.kill() };
 }
 
 function scenarioFile(rate: number, connections: number): string {
   const path = join(mkdtempSync(join(tmpdir(), 'bench-')), `open-${rate}.yaml`);
-  writeFileSync(path, ['name: open', `duration: ${seconds}s`, 'probes:', '  - name: steady', '    model: open', `    rate: ${rate}`, `    connections: ${connections}`, '    n: 1'].join('\n'));
+  writeFileSync(
+    path,
+    [
+      'name: open',
+      `duration: ${seconds}s`,
+      'probes:',
+      '  - name: steady',
+      '    model: open',
+      `    rate: ${rate}`,
+      `    connections: ${connections}`,
+      '    n: 1',
+    ].join('\n'),
+  );
   return path;
 }
 
 interface Report {
-  phases: Array<{ generator: { cpuCores: number; eventLoopDelayP99Ms: number; scheduleLagP99Ms: number | null; scheduleLagMaxMs: number | null; generatorBound: boolean; reasons: string[] } }>;
+  phases: Array<{
+    generator: {
+      cpuCores: number;
+      eventLoopDelayP99Ms: number;
+      scheduleLagP99Ms: number | null;
+      scheduleLagMaxMs: number | null;
+      generatorBound: boolean;
+      reasons: string[];
+    };
+  }>;
   results: Array<{ requestsPerSecond: number; ok: number; requests: number; latencyMs: { p50: number; p99: number } }>;
 }
 
@@ -54,16 +77,38 @@ try {
     const lab: number[] = [];
     for (let round = 0; round < ROUNDS; round++) {
       minimal.push(Number(await run([PINGPONG, 'client', String(server.port), String(connections), String(seconds)])));
-      const report = JSON.parse(await run([CLI, 'load', '--target', `t=127.0.0.1:${server.port}`, '--scenario', 'perf2', '--connections', String(connections), '--duration', `${seconds}s`, '--json'])) as Report;
+      const report = JSON.parse(
+        await run([
+          CLI,
+          'load',
+          '--target',
+          `t=127.0.0.1:${server.port}`,
+          '--scenario',
+          'perf2',
+          '--connections',
+          String(connections),
+          '--duration',
+          `${seconds}s`,
+          '--json',
+        ]),
+      ) as Report;
       lab.push(report.results[0]!.requestsPerSecond);
     }
     const [m, l] = [median(minimal), median(lab)];
-    console.log(`${String(connections).padStart(11)}  ${m.toFixed(0).padStart(13)}  ${l.toFixed(0).padStart(14)}  ${(l / m).toFixed(2).padStart(5)}   (rounds: ${minimal.map((x, i) => `${x.toFixed(0)}/${lab[i]!.toFixed(0)}`).join(', ')})`);
+    console.log(
+      `${String(connections).padStart(11)}  ${m.toFixed(0).padStart(13)}  ${l.toFixed(0).padStart(14)}  ${(l / m).toFixed(2).padStart(5)}   (rounds: ${minimal.map((x, i) => `${x.toFixed(0)}/${lab[i]!.toFixed(0)}`).join(', ')})`,
+    );
   }
   console.log('\n2. Open-loop schedule accuracy: fixed arrivals, fib(1)');
   console.log('target req/s  connections  achieved  lag p99   lag max   CPU cores  generator-bound');
-  for (const [rate, connections] of [[1000, 16], [10_000, 32], [200_000, 64]] as const) {
-    const report = JSON.parse(await run([CLI, 'load', '--target', `t=127.0.0.1:${server.port}`, '--scenario', scenarioFile(rate, connections), '--json'])) as Report;
+  for (const [rate, connections] of [
+    [1000, 16],
+    [10_000, 32],
+    [200_000, 64],
+  ] as const) {
+    const report = JSON.parse(
+      await run([CLI, 'load', '--target', `t=127.0.0.1:${server.port}`, '--scenario', scenarioFile(rate, connections), '--json']),
+    ) as Report;
     const g = report.phases[0]!.generator;
     const r = report.results[0]!;
     const ms = (v: number | null) => (v === null ? '-' : `${v.toFixed(2)} ms`);

@@ -9,7 +9,10 @@ import { VARIANT_NAMES, findVariant } from './variants.js';
 export async function runServe(variantName: string, raw: RawOptions<ServeOptions>): Promise<void> {
   const variant = findVariant(variantName);
   if (!variant) {
-    throw new ConfigError('<variant>', `unknown variant ${JSON.stringify(variantName)}: expected one of ${VARIANT_NAMES.join(', ')}`);
+    throw new ConfigError(
+      '<variant>',
+      `unknown variant ${JSON.stringify(variantName)}: expected one of ${VARIANT_NAMES.join(', ')}`,
+    );
   }
   const options = resolveServeOptions(raw);
   const server = variant.start ? await variant.start(options) : await startServer(variant, options);

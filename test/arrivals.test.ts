@@ -25,7 +25,10 @@ describe('arrivals', () => {
   it('poisson: about rate x interval arrivals, exponential gaps (mean = 1/rate, coefficient of variation 1)', () => {
     const times = within('poisson', () => 100, 100_000);
     const expected = 10_000;
-    assert.ok(Math.abs(times.length - expected) < 5 * Math.sqrt(expected), `count ${times.length}, expected ${expected} ± ${(5 * Math.sqrt(expected)).toFixed(0)}`);
+    assert.ok(
+      Math.abs(times.length - expected) < 5 * Math.sqrt(expected),
+      `count ${times.length}, expected ${expected} ± ${(5 * Math.sqrt(expected)).toFixed(0)}`,
+    );
     const gaps = times.slice(1).map((t, i) => t - times[i]!);
     const mean = gaps.reduce((a, b) => a + b, 0) / gaps.length;
     const sd = Math.sqrt(gaps.reduce((a, b) => a + (b - mean) ** 2, 0) / gaps.length);
@@ -35,8 +38,14 @@ describe('arrivals', () => {
   });
 
   it('is repeatable for a seed', () => {
-    assert.deepEqual(within('poisson', () => 50, 2000, 7), within('poisson', () => 50, 2000, 7));
-    assert.notDeepEqual(within('poisson', () => 50, 2000, 7), within('poisson', () => 50, 2000, 8));
+    assert.deepEqual(
+      within('poisson', () => 50, 2000, 7),
+      within('poisson', () => 50, 2000, 7),
+    );
+    assert.notDeepEqual(
+      within('poisson', () => 50, 2000, 7),
+      within('poisson', () => 50, 2000, 8),
+    );
   });
 
   it('follows a changing rate, and stops at rate 0', () => {

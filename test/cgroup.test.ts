@@ -68,7 +68,9 @@ describe('cgroup v2', () => {
 
   it("finds the process's own group on a host", () => {
     const files = Object.fromEntries(Object.entries(V2_CONTAINER).map(([k, v]) => [`lab.slice/${k}`, v]));
-    const reader = new CgroupReader(fixture({ 'cgroup.controllers': 'cpu memory\n', 'cpu.max': 'max 100000\n', ...files }, '0::/lab.slice\n'));
+    const reader = new CgroupReader(
+      fixture({ 'cgroup.controllers': 'cpu memory\n', 'cpu.max': 'max 100000\n', ...files }, '0::/lab.slice\n'),
+    );
     assert.equal(reader.quotaCores(), 1.5);
   });
 

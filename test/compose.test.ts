@@ -81,10 +81,16 @@ describe('docker-compose.yml', () => {
   it('loads every variant from the load generator', () => {
     const targets = (compose.services.loadgen?.environment?.LOAD_TARGETS ?? '').split(',');
     // sync serves one connection at a time: its clients must take turns.
-    const expected = VARIANTS.map(({ definition: { name } }) => `${name}=${name}:25000${name === 'sync' ? '?connect=per-request' : ''}`);
+    const expected = VARIANTS.map(
+      ({ definition: { name } }) => `${name}=${name}:25000${name === 'sync' ? '?connect=per-request' : ''}`,
+    );
     assert.deepEqual(targets, expected);
     for (const { definition } of VARIANTS) {
-      assert.equal(compose.services.loadgen?.depends_on?.[definition.name]?.condition, 'service_healthy', `loadgen waits for ${definition.name}`);
+      assert.equal(
+        compose.services.loadgen?.depends_on?.[definition.name]?.condition,
+        'service_healthy',
+        `loadgen waits for ${definition.name}`,
+      );
     }
   });
 });

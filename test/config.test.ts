@@ -17,12 +17,30 @@ describe('lab serve configuration', () => {
   });
 
   it('names the option in every guard', () => {
-    assert.match(configError(() => resolveServeOptions({ port: '70000' })), /--port \(PORT\)/);
-    assert.match(configError(() => resolveServeOptions({ fibMaxN: '79' })), /--fib-max-n \(FIB_MAX_N\).*0 to 78/);
-    assert.match(configError(() => resolveServeOptions({ poolSize: '0' })), /--pool-size \(POOL_SIZE\)/);
-    assert.match(configError(() => resolveServeOptions({ drainTimeoutMs: '1.5' })), /--drain-timeout-ms \(DRAIN_TIMEOUT_MS\)/);
-    assert.match(configError(() => resolveServeOptions({ maxConnections: 'lots' })), /--max-connections \(MAX_CONNECTIONS\)/);
-    assert.match(configError(() => resolveServeOptions({ host: ' ' })), /--host \(HOST\)/);
+    assert.match(
+      configError(() => resolveServeOptions({ port: '70000' })),
+      /--port \(PORT\)/,
+    );
+    assert.match(
+      configError(() => resolveServeOptions({ fibMaxN: '79' })),
+      /--fib-max-n \(FIB_MAX_N\).*0 to 78/,
+    );
+    assert.match(
+      configError(() => resolveServeOptions({ poolSize: '0' })),
+      /--pool-size \(POOL_SIZE\)/,
+    );
+    assert.match(
+      configError(() => resolveServeOptions({ drainTimeoutMs: '1.5' })),
+      /--drain-timeout-ms \(DRAIN_TIMEOUT_MS\)/,
+    );
+    assert.match(
+      configError(() => resolveServeOptions({ maxConnections: 'lots' })),
+      /--max-connections \(MAX_CONNECTIONS\)/,
+    );
+    assert.match(
+      configError(() => resolveServeOptions({ host: ' ' })),
+      /--host \(HOST\)/,
+    );
   });
 
   for (const [what, args, env, pattern] of [
@@ -63,30 +81,87 @@ describe('lab load configuration', () => {
   });
 
   it('names the option in every guard', () => {
-    assert.match(configError(() => resolveLoadOptions({})), /--target \(LOAD_TARGETS\)/);
-    assert.match(configError(() => parseTargets('eventloop')), /--target.*name=host:port/);
-    assert.match(configError(() => parseTargets('a=h:1?turbo=x')), /unknown target option/);
-    assert.match(configError(() => parseTargets('a=h:1,a=h:2')), /given twice/);
+    assert.match(
+      configError(() => resolveLoadOptions({})),
+      /--target \(LOAD_TARGETS\)/,
+    );
+    assert.match(
+      configError(() => parseTargets('eventloop')),
+      /--target.*name=host:port/,
+    );
+    assert.match(
+      configError(() => parseTargets('a=h:1?turbo=x')),
+      /unknown target option/,
+    );
+    assert.match(
+      configError(() => parseTargets('a=h:1,a=h:2')),
+      /given twice/,
+    );
     const base = { targets: 'a=127.0.0.1:1' };
-    assert.match(configError(() => resolveLoadOptions({ ...base, scenarioSpec: 'perf9' })), /--scenario \(LOAD_SCENARIO\).*perf9/);
-    assert.match(configError(() => resolveLoadOptions({ ...base, scenarioSpec: 'perf1,beazley' })), /both have a probe named "long"/);
-    assert.match(configError(() => resolveLoadOptions({ ...base, durationMs: '5x' })), /--duration \(LOAD_DURATION\)/);
-    assert.match(configError(() => resolveLoadOptions({ ...base, connections: '0' })), /--connections \(LOAD_CONNECTIONS\)/);
-    assert.match(configError(() => resolveLoadOptions({ ...base, timeoutMs: '0' })), /--timeout \(LOAD_TIMEOUT\)/);
-    assert.match(configError(() => resolveLoadOptions({ ...base, rate: '-5' })), /--rate \(LOAD_RATE\)/);
-    assert.match(configError(() => resolveLoadOptions({ ...base, variants: 'eventloop' })), /--variants.*not both/);
-    assert.match(configError(() => resolveLoadOptions({ variants: 'eventloop,turbo' })), /--variants.*unknown variant "turbo"/);
-    assert.match(configError(() => resolveLoadOptions({ ...base, json: true, csv: true })), /--json/);
-    assert.match(configError(() => resolveLoadOptions({ ...base, durationMs: '0', json: true })), /--duration.*needs a run that ends/);
+    assert.match(
+      configError(() => resolveLoadOptions({ ...base, scenarioSpec: 'perf9' })),
+      /--scenario \(LOAD_SCENARIO\).*perf9/,
+    );
+    assert.match(
+      configError(() => resolveLoadOptions({ ...base, scenarioSpec: 'perf1,beazley' })),
+      /both have a probe named "long"/,
+    );
+    assert.match(
+      configError(() => resolveLoadOptions({ ...base, durationMs: '5x' })),
+      /--duration \(LOAD_DURATION\)/,
+    );
+    assert.match(
+      configError(() => resolveLoadOptions({ ...base, connections: '0' })),
+      /--connections \(LOAD_CONNECTIONS\)/,
+    );
+    assert.match(
+      configError(() => resolveLoadOptions({ ...base, timeoutMs: '0' })),
+      /--timeout \(LOAD_TIMEOUT\)/,
+    );
+    assert.match(
+      configError(() => resolveLoadOptions({ ...base, rate: '-5' })),
+      /--rate \(LOAD_RATE\)/,
+    );
+    assert.match(
+      configError(() => resolveLoadOptions({ ...base, variants: 'eventloop' })),
+      /--variants.*not both/,
+    );
+    assert.match(
+      configError(() => resolveLoadOptions({ variants: 'eventloop,turbo' })),
+      /--variants.*unknown variant "turbo"/,
+    );
+    assert.match(
+      configError(() => resolveLoadOptions({ ...base, json: true, csv: true })),
+      /--json/,
+    );
+    assert.match(
+      configError(() => resolveLoadOptions({ ...base, durationMs: '0', json: true })),
+      /--duration.*needs a run that ends/,
+    );
   });
 
   it('reads durations in ms, s, m and h', () => {
-    const options = resolveLoadOptions({ targets: 'a=h:1', thinkMs: '250ms', durationMs: '2m', timeoutMs: '1.5', reportEveryMs: '1h' });
-    assert.deepEqual([options.overrides.thinkMs, options.durationMs, options.timeoutMs, options.reportEveryMs], [250, 120_000, 1500, 3_600_000]);
+    const options = resolveLoadOptions({
+      targets: 'a=h:1',
+      thinkMs: '250ms',
+      durationMs: '2m',
+      timeoutMs: '1.5',
+      reportEveryMs: '1h',
+    });
+    assert.deepEqual(
+      [options.overrides.thinkMs, options.durationMs, options.timeoutMs, options.reportEveryMs],
+      [250, 120_000, 1500, 3_600_000],
+    );
   });
 
   it('applies overrides to the probes they concern', () => {
-    const options = resolveLoadOptions({ targets: 'a=h:1', scenarioSpec: 'perf2,mixed', connections: '3', thinkMs: '10ms', rate: '50' });
+    const options = resolveLoadOptions({
+      targets: 'a=h:1',
+      scenarioSpec: 'perf2,mixed',
+      connections: '3',
+      thinkMs: '10ms',
+      rate: '50',
+    });
     const [short, mixed] = options.scenario.probes;
     assert.deepEqual([short!.connections, short!.thinkMs, short!.rate], [3, 10, 0]);
     assert.deepEqual([mixed!.connections, mixed!.thinkMs, mixed!.rate], [3, 0, 50]);

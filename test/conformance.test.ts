@@ -69,7 +69,10 @@ for (const { variant, env, computesOffThread, serial, boundedQueue } of VARIANTS
       try {
         const ns = [25, 1, 22, 2, 0, 24, 3, 18, 1];
         await client.write(ns.map((n) => `${n}\n`).join(''));
-        assert.deepEqual(await client.readLines(ns.length), ns.map((n) => `fib: ${referenceFib(n)}`));
+        assert.deepEqual(
+          await client.readLines(ns.length),
+          ns.map((n) => `fib: ${referenceFib(n)}`),
+        );
       } finally {
         client.close();
       }
@@ -111,7 +114,11 @@ for (const { variant, env, computesOffThread, serial, boundedQueue } of VARIANTS
         ];
         for (const [request, code] of cases) {
           const reply = await client.ask(request);
-          assert.match(reply, new RegExp(`^error: ${code} \\S`), `request ${JSON.stringify(request)} got ${JSON.stringify(reply)}`);
+          assert.match(
+            reply,
+            new RegExp(`^error: ${code} \\S`),
+            `request ${JSON.stringify(request)} got ${JSON.stringify(reply)}`,
+          );
           assert.equal(await client.ask('6'), 'fib: 8', `after ${JSON.stringify(request)}`);
         }
       } finally {
@@ -175,7 +182,11 @@ for (const { variant, env, computesOffThread, serial, boundedQueue } of VARIANTS
           clients.map(async (client, i) => {
             const ns = Array.from({ length: 8 }, (_, j) => (i * 7 + j * 5) % 23);
             await client.write(ns.map((n) => `${n}\n`).join(''));
-            assert.deepEqual(await client.readLines(ns.length), ns.map((n) => `fib: ${referenceFib(n)}`), `client ${i}`);
+            assert.deepEqual(
+              await client.readLines(ns.length),
+              ns.map((n) => `fib: ${referenceFib(n)}`),
+              `client ${i}`,
+            );
             client.close(); // a serial variant serves the next client only now
           }),
         );

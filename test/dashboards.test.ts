@@ -31,7 +31,8 @@ async function exportedNames(): Promise<Set<string>> {
   for (const registry of registries) {
     for (const metric of await registry.getMetricsAsJSON()) {
       names.add(metric.name);
-      if (String(metric.type) === 'histogram') for (const suffix of ['_bucket', '_sum', '_count']) names.add(metric.name + suffix);
+      if (String(metric.type) === 'histogram')
+        for (const suffix of ['_bucket', '_sum', '_count']) names.add(metric.name + suffix);
     }
   }
   for (const file of readdirSync(RULES)) {
@@ -41,7 +42,46 @@ async function exportedNames(): Promise<Set<string>> {
   return names;
 }
 
-const PROMQL_WORDS = new Set(['job', 'label_replace', 'round', 'sum', 'by', 'rate', 'histogram_quantile', 'le', 'variant', 'probe', 'outcome', 'scenario', 'worker', 'max', 'min', 'avg', 'increase', 'changes', 'without', 'on', 'ignoring', 'group_left', 'irate', 'clamp_min', 'count', 'abs', 'bool', 'and', 'or', 'unless', 'offset', 'deriv', 'delta', 'resets', 'label_replace', 'vector', 'time', 'topk']);
+const PROMQL_WORDS = new Set([
+  'job',
+  'label_replace',
+  'round',
+  'sum',
+  'by',
+  'rate',
+  'histogram_quantile',
+  'le',
+  'variant',
+  'probe',
+  'outcome',
+  'scenario',
+  'worker',
+  'max',
+  'min',
+  'avg',
+  'increase',
+  'changes',
+  'without',
+  'on',
+  'ignoring',
+  'group_left',
+  'irate',
+  'clamp_min',
+  'count',
+  'abs',
+  'bool',
+  'and',
+  'or',
+  'unless',
+  'offset',
+  'deriv',
+  'delta',
+  'resets',
+  'label_replace',
+  'vector',
+  'time',
+  'topk',
+]);
 
 describe('dashboards', () => {
   it('committed JSON matches the generator (run `make dashboards` after editing grafana/src)', () => {
@@ -63,7 +103,8 @@ describe('dashboards', () => {
         assert.ok(panel.description && panel.description.length > 20, `${spec.uid}/${panel.title} needs a description`);
         assert.equal(panel.datasource?.uid, DATASOURCE.uid);
         assert.ok(panel.targets && panel.targets.length > 0, `${panel.title} has no query`);
-        for (const target of panel.targets) assert.match(target.expr, /\$__rate_interval|^[^[]*$/, `${panel.title}: use $__rate_interval`);
+        for (const target of panel.targets)
+          assert.match(target.expr, /\$__rate_interval|^[^[]*$/, `${panel.title}: use $__rate_interval`);
       }
     }
   });
@@ -78,13 +119,18 @@ describe('dashboards', () => {
       const identifiers = withoutStrings.match(/[a-zA-Z_:][a-zA-Z0-9_:]*/g) ?? [];
       const metrics = identifiers.filter((word) => !PROMQL_WORDS.has(word) && !word.startsWith('$'));
       assert.ok(metrics.length > 0, `${query.panel}: no metric found in ${query.expr}`);
-      for (const metric of metrics) assert.ok(exported.has(metric), `${query.dashboard}/${query.panel}: ${metric} is not exported`);
+      for (const metric of metrics)
+        assert.ok(exported.has(metric), `${query.dashboard}/${query.panel}: ${metric} is not exported`);
     }
   });
 
   it('selects variants through $variant only, so every variant appears', () => {
     for (const query of allQueries().filter((q) => !q.global)) {
-      assert.match(query.expr, /variant=~?"\$variant"/, `${query.dashboard}/${query.panel} must select with $variant: ${query.expr}`);
+      assert.match(
+        query.expr,
+        /variant=~?"\$variant"/,
+        `${query.dashboard}/${query.panel} must select with $variant: ${query.expr}`,
+      );
       assert.doesNotMatch(query.expr, /variant=~?"(?!\$variant)/, `${query.dashboard}/${query.panel} names a variant`);
     }
     for (const spec of DASHBOARDS) {

@@ -248,7 +248,11 @@ export async function startStallingServer({ stallAfterMs, stallMs }: { stallAfte
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  return { port: (server.address() as AddressInfo).port, close: () => new Promise<void>((resolve) => server.close(() => resolve())), stalled: () => stallUntil !== null };
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    stalled: () => stallUntil !== null,
+  };
 }
 
 /** Behaves like the talk's own Python servers: each received chunk is a request, the reply a bare number. */
@@ -259,7 +263,10 @@ export async function startBareReplyServer() {
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  return { port: (server.address() as AddressInfo).port, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
 }
 
 /** Writes a scenario file for `lab load --scenario` in a temporary folder; returns its path. */

@@ -45,7 +45,16 @@ describe('lab load', () => {
   });
 
   it('runs perf1 and perf2 together and reports each probe as JSON, with HDR histograms', async () => {
-    const { code, stdout, stderr } = await runLab(['load', '--target', `ev=127.0.0.1:${server.port}`, '--scenario', 'perf1,perf2', '--duration', '2s', '--json']);
+    const { code, stdout, stderr } = await runLab([
+      'load',
+      '--target',
+      `ev=127.0.0.1:${server.port}`,
+      '--scenario',
+      'perf1,perf2',
+      '--duration',
+      '2s',
+      '--json',
+    ]);
     assert.equal(code, 0, stderr);
     const report = JSON.parse(stdout);
     assert.equal(report.scenario.name, 'perf1+perf2');
@@ -54,16 +63,27 @@ describe('lab load', () => {
     assert.ok(phase.durationSeconds >= 1.9 && phase.durationSeconds < 3, `durationSeconds ${phase.durationSeconds}`);
     assert.equal(typeof phase.generator.cpuCores, 'number');
     assert.equal(phase.generator.generatorBound, false, JSON.stringify(phase.generator));
-    assert.deepEqual(report.results.map((r: { scenario: string; probe: string; n: string; model: string }) => [r.scenario, r.probe, r.n, r.model]), [
-      ['perf1', 'long', '30', 'closed'],
-      ['perf2', 'short', '1', 'closed'],
-    ]);
+    assert.deepEqual(
+      report.results.map((r: { scenario: string; probe: string; n: string; model: string }) => [
+        r.scenario,
+        r.probe,
+        r.n,
+        r.model,
+      ]),
+      [
+        ['perf1', 'long', '30', 'closed'],
+        ['perf2', 'short', '1', 'closed'],
+      ],
+    );
     for (const r of report.results) {
       assert.equal(r.target, 'ev');
       assert.ok(r.requests > 0 && r.ok === r.requests, `${r.probe}: ${r.ok} ok of ${r.requests}`);
       assert.deepEqual(r.errors, {});
       const { p50, p90, p99, p999, max } = r.latencyMs;
-      assert.ok(p50 > 0 && p50 <= p90 && p90 <= p99 && p99 <= p999 && p999 <= max, `${r.probe} percentiles ${JSON.stringify(r.latencyMs)}`);
+      assert.ok(
+        p50 > 0 && p50 <= p90 && p90 <= p99 && p99 <= p999 && p999 <= max,
+        `${r.probe} percentiles ${JSON.stringify(r.latencyMs)}`,
+      );
       assert.ok(Math.abs(r.requestsPerSecond - r.requests / phase.durationSeconds) < 1);
       assert.match(r.histograms.latency, /^[A-Za-z0-9+/=]{20,}$/);
       assert.equal(r.uncorrectedLatencyMs, null, 'closed loop: latency is from the send');
@@ -77,28 +97,58 @@ describe('lab load', () => {
     assert.equal(table.code, 0);
     const lines = table.stdout.trim().split('\n');
     assert.match(lines[0]!, /^perf2: 1\.\d s measured$/);
-    assert.match(lines[1]!, /^target\s+scenario\s+probe\s+n\s+req\/s\s+p50\s+p90\s+p99\s+p99\.9\s+max\s+p99 uncorr\s+errors\s+fairness\s+gen-bound$/);
+    assert.match(
+      lines[1]!,
+      /^target\s+scenario\s+probe\s+n\s+req\/s\s+p50\s+p90\s+p99\s+p99\.9\s+max\s+p99 uncorr\s+errors\s+fairness\s+gen-bound$/,
+    );
     assert.match(lines[2]!, /^ev\s+perf2\s+short\s+1\s+\d+\s+(\S+\s+){5}-\s+0\s+1\.00\s+no$/);
     assert.match(lines[3]!, /^generator: [\d.]+ cores, event-loop delay p99 \S+: not the bottleneck$/);
     const csv = await runLab(['load', '--target', `ev=127.0.0.1:${server.port}`, '--duration', '1s', '--csv']);
     assert.equal(csv.code, 0);
     const [header, row] = csv.stdout.trim().split('\n');
-    assert.equal(header, 'target,scenario,probe,model,n,connections,requests,ok,errors,requests_per_second,p50_ms,p90_ms,p99_ms,p999_ms,max_ms,uncorrected_p99_ms,queue_wait_p99_ms,fairness,generator_bound');
+    assert.equal(
+      header,
+      'target,scenario,probe,model,n,connections,requests,ok,errors,requests_per_second,p50_ms,p90_ms,p99_ms,p999_ms,max_ms,uncorrected_p99_ms,queue_wait_p99_ms,fairness,generator_bound',
+    );
     assert.match(row!, /^ev,perf2,short,closed,1,1,\d+,\d+,,[\d.]+,([\d.]+,){5},,1,false$/);
   });
 
   it("splits results by the scenario's phases: the talk's demo in the final table", async () => {
     const scenario = writeScenario(
-      ['name: demo', 'duration: 3s', 'probes:', '  - name: short', '    n: 1', '  - name: long', '    n: 30', '    start: 1s', '    stop: 2s'].join('\n'),
+      [
+        'name: demo',
+        'duration: 3s',
+        'probes:',
+        '  - name: short',
+        '    n: 1',
+        '  - name: long',
+        '    n: 30',
+        '    start: 1s',
+        '    stop: 2s',
+      ].join('\n'),
     );
-    const { code, stdout, stderr } = await runLab(['load', '--target', `ev=127.0.0.1:${server.port}`, '--scenario', scenario, '--json']);
+    const { code, stdout, stderr } = await runLab([
+      'load',
+      '--target',
+      `ev=127.0.0.1:${server.port}`,
+      '--scenario',
+      scenario,
+      '--json',
+    ]);
     assert.equal(code, 0, stderr);
     const short = JSON.parse(stdout).results.find((r: { probe: string }) => r.probe === 'short');
-    const phases = Object.fromEntries(short.phases.map((p: { phase: string; requestsPerSecond: number; seconds: number }) => [p.phase, p]));
+    const phases = Object.fromEntries(
+      short.phases.map((p: { phase: string; requestsPerSecond: number; seconds: number }) => [p.phase, p]),
+    );
     assert.deepEqual(Object.keys(phases).sort(), ['0 long', '1 long']);
-    assert.ok(Math.abs(phases['1 long'].seconds - 1) < 0.2, `about 1 s with the long request running: ${phases['1 long'].seconds}`);
+    assert.ok(
+      Math.abs(phases['1 long'].seconds - 1) < 0.2,
+      `about 1 s with the long request running: ${phases['1 long'].seconds}`,
+    );
     const ratio = phases['0 long'].requestsPerSecond / phases['1 long'].requestsPerSecond;
-    console.log(`eventloop: fib(1) ${phases['0 long'].requestsPerSecond} req/s alone, ${phases['1 long'].requestsPerSecond} while fib(30) loops (${ratio.toFixed(0)}x)`);
+    console.log(
+      `eventloop: fib(1) ${phases['0 long'].requestsPerSecond} req/s alone, ${phases['1 long'].requestsPerSecond} while fib(30) loops (${ratio.toFixed(0)}x)`,
+    );
     assert.ok(ratio > 5, `one event loop: short requests wait for each fib(30) (${ratio.toFixed(1)}x)`);
     const table = await runLab(['load', '--target', `ev=127.0.0.1:${server.port}`, '--scenario', scenario]);
     assert.match(table.stdout, /^\s+while 0 long\s+\d+/m);
@@ -106,7 +156,16 @@ describe('lab load', () => {
   });
 
   it("reports Jain's fairness over a probe's connections", async () => {
-    const { code, stdout, stderr } = await runLab(['load', '--target', `ev=127.0.0.1:${server.port}`, '--connections', '4', '--duration', '1s', '--json']);
+    const { code, stdout, stderr } = await runLab([
+      'load',
+      '--target',
+      `ev=127.0.0.1:${server.port}`,
+      '--connections',
+      '4',
+      '--duration',
+      '1s',
+      '--json',
+    ]);
     assert.equal(code, 0, stderr);
     const [result] = JSON.parse(stdout).results;
     // The event loop answers four identical closed loops in turn: each gets a fair share.
@@ -114,7 +173,14 @@ describe('lab load', () => {
   });
 
   it('opens a connection per request when the target asks for it', async () => {
-    const { code, stdout, stderr } = await runLab(['load', '--target', `ev=127.0.0.1:${server.port}?connect=per-request`, '--duration', '1s', '--json']);
+    const { code, stdout, stderr } = await runLab([
+      'load',
+      '--target',
+      `ev=127.0.0.1:${server.port}?connect=per-request`,
+      '--duration',
+      '1s',
+      '--json',
+    ]);
     assert.equal(code, 0, stderr);
     const [result] = JSON.parse(stdout).results;
     assert.ok(result.requests > 10 && result.ok === result.requests, JSON.stringify(result.errors));
@@ -123,7 +189,16 @@ describe('lab load', () => {
   it("speaks to the talk's own servers (legacy: no newline, bare-number replies)", async () => {
     const talk = await startBareReplyServer();
     try {
-      const { code, stdout, stderr } = await runLab(['load', '--target', `talk=127.0.0.1:${talk.port}?legacy`, '--scenario', 'perf1', '--duration', '1s', '--json']);
+      const { code, stdout, stderr } = await runLab([
+        'load',
+        '--target',
+        `talk=127.0.0.1:${talk.port}?legacy`,
+        '--scenario',
+        'perf1',
+        '--duration',
+        '1s',
+        '--json',
+      ]);
       assert.equal(code, 0, stderr);
       const [result] = JSON.parse(stdout).results;
       assert.ok(result.ok > 0 && result.ok === result.requests, JSON.stringify(result));
@@ -151,10 +226,26 @@ describe('lab load', () => {
     const stallMs = 1000;
     const stalling = await startStallingServer({ stallAfterMs: 1000, stallMs });
     const scenario = writeScenario(
-      ['name: steady', 'duration: 4s', 'probes:', '  - name: short', '    model: open', '    rate: 200', '    connections: 1', '    n: 1'].join('\n'),
+      [
+        'name: steady',
+        'duration: 4s',
+        'probes:',
+        '  - name: short',
+        '    model: open',
+        '    rate: 200',
+        '    connections: 1',
+        '    n: 1',
+      ].join('\n'),
     );
     try {
-      const { code, stdout, stderr } = await runLab(['load', '--target', `stall=127.0.0.1:${stalling.port}`, '--scenario', scenario, '--json']);
+      const { code, stdout, stderr } = await runLab([
+        'load',
+        '--target',
+        `stall=127.0.0.1:${stalling.port}`,
+        '--scenario',
+        scenario,
+        '--json',
+      ]);
       assert.equal(code, 0, stderr);
       const report = JSON.parse(stdout);
       const [result] = report.results;
@@ -164,8 +255,15 @@ describe('lab load', () => {
       assert.ok(result.requests >= 700, `the schedule kept going: ${shown}`);
       assert.ok(result.latencyMs.p99 >= stallMs / 2, `the corrected p99 must show the stall: ${shown}`);
       assert.ok(result.uncorrectedLatencyMs.p99 < stallMs / 10, `the uncorrected p99 must be far below it: ${shown}`);
-      assert.ok(result.queueWaitMs.max >= stallMs / 2, `the wait for the stalled connection is queue wait: ${JSON.stringify(result.queueWaitMs)}`);
-      assert.equal(report.phases[0].generator.generatorBound, false, `a stalling server never makes the run generator-bound: ${JSON.stringify(report.phases[0].generator)}`);
+      assert.ok(
+        result.queueWaitMs.max >= stallMs / 2,
+        `the wait for the stalled connection is queue wait: ${JSON.stringify(result.queueWaitMs)}`,
+      );
+      assert.equal(
+        report.phases[0].generator.generatorBound,
+        false,
+        `a stalling server never makes the run generator-bound: ${JSON.stringify(report.phases[0].generator)}`,
+      );
     } finally {
       await stalling.close();
     }
@@ -173,7 +271,17 @@ describe('lab load', () => {
 
   it('flags itself generator-bound when it cannot keep its schedule', async () => {
     const scenario = writeScenario(
-      ['name: impossible', 'duration: 2s', 'probes:', '  - name: flood', '    model: open', '    rate: 1000000', '    connections: 64', '    depth: 16', '    n: 1'].join('\n'),
+      [
+        'name: impossible',
+        'duration: 2s',
+        'probes:',
+        '  - name: flood',
+        '    model: open',
+        '    rate: 1000000',
+        '    connections: 64',
+        '    depth: 16',
+        '    n: 1',
+      ].join('\n'),
     );
     // Its own server: the flood must not leave work behind for the other tests.
     const flooded = await startVariant('eventloop');
@@ -188,23 +296,51 @@ describe('lab load', () => {
   });
 
   it('measures --variants one at a time, each on its own local server', async () => {
-    const { code, stdout, stderr } = await runLab(['load', '--variants', 'eventloop,threadpool', '--scenario', 'perf2', '--duration', '1s', '--json']);
+    const { code, stdout, stderr } = await runLab([
+      'load',
+      '--variants',
+      'eventloop,threadpool',
+      '--scenario',
+      'perf2',
+      '--duration',
+      '1s',
+      '--json',
+    ]);
     assert.equal(code, 0, stderr);
     const report = JSON.parse(stdout);
-    assert.deepEqual(report.phases.map((p: { targets: string[] }) => p.targets), [['eventloop'], ['threadpool']]);
-    assert.deepEqual(report.results.map((r: { target: string }) => r.target), ['eventloop', 'threadpool']);
+    assert.deepEqual(
+      report.phases.map((p: { targets: string[] }) => p.targets),
+      [['eventloop'], ['threadpool']],
+    );
+    assert.deepEqual(
+      report.results.map((r: { target: string }) => r.target),
+      ['eventloop', 'threadpool'],
+    );
     for (const result of report.results) assert.ok(result.ok > 0 && result.ok === result.requests, JSON.stringify(result));
   });
 
   it('finds the maximum throughput: steps the rate up until p99 passes its bound, and reports the knee', async () => {
     const { code, stdout, stderr } = await runLab([
-      'load', '--target', `ev=127.0.0.1:${server.port}`, '--scenario', 'perf1', '--search', '--rate', '20', '--search-step', '1s', '--max-p99', '50ms', '--json',
+      'load',
+      '--target',
+      `ev=127.0.0.1:${server.port}`,
+      '--scenario',
+      'perf1',
+      '--search',
+      '--rate',
+      '20',
+      '--search-step',
+      '1s',
+      '--max-p99',
+      '50ms',
+      '--json',
     ]);
     assert.equal(code, 0, stderr);
     const [result] = JSON.parse(stdout).search;
     const rates = result.steps.map((s: { rate: number }) => s.rate);
     assert.ok(rates.length >= 2, `several steps: ${JSON.stringify(result)}`);
-    for (let i = 1; i < rates.length; i++) assert.ok(Math.abs(rates[i] / rates[i - 1] - 1.5) < 1e-9, `each step 1.5x the last: ${rates}`);
+    for (let i = 1; i < rates.length; i++)
+      assert.ok(Math.abs(rates[i] / rates[i - 1] - 1.5) < 1e-9, `each step 1.5x the last: ${rates}`);
     const last = result.steps[result.steps.length - 1];
     assert.equal(last.passed, false, 'the search ends on the first failing step');
     assert.ok(result.steps.slice(0, -1).every((s: { passed: boolean }) => s.passed));
@@ -214,7 +350,16 @@ describe('lab load', () => {
   });
 
   it('serves /metrics and a control API: GET shows the run, PUT switches scenario, bad input gets a 400 naming the field', async () => {
-    const load = await startLoadServer(['--target', `ev=127.0.0.1:${server.port}`, '--scenario', 'perf2', '--duration', '0', '--think', '5ms']);
+    const load = await startLoadServer([
+      '--target',
+      `ev=127.0.0.1:${server.port}`,
+      '--scenario',
+      'perf2',
+      '--duration',
+      '0',
+      '--think',
+      '5ms',
+    ]);
     try {
       const base = `http://127.0.0.1:${load.port}`;
       let body = '';
@@ -237,9 +382,16 @@ describe('lab load', () => {
       const put = (payload: unknown) => fetch(`${base}/scenario`, { method: 'PUT', body: JSON.stringify(payload) });
       const switched = await put({ scenario: 'perf1', think: null });
       assert.equal(switched.status, 200);
-      const now = (await switched.json()) as { scenario: { spec: string }; stats: Array<{ probe: string }>; overrides: { think: string | null } };
+      const now = (await switched.json()) as {
+        scenario: { spec: string };
+        stats: Array<{ probe: string }>;
+        overrides: { think: string | null };
+      };
       assert.equal(now.scenario.spec, 'perf1');
-      assert.deepEqual(now.stats.map((s) => s.probe), ['long']);
+      assert.deepEqual(
+        now.stats.map((s) => s.probe),
+        ['long'],
+      );
       assert.equal(now.overrides.think, null);
 
       const bad = await put({ scenario: 'perf9' });
@@ -254,7 +406,7 @@ describe('lab load', () => {
 
       load.child.kill('SIGTERM');
       assert.equal(await load.exited, 0);
-      assert.match(load.stdout(), /^perf1: [\d.]+ s measured$/m, 'the final table is the current run\'s');
+      assert.match(load.stdout(), /^perf1: [\d.]+ s measured$/m, "the final table is the current run's");
     } finally {
       load.child.kill('SIGKILL');
     }

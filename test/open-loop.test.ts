@@ -52,8 +52,18 @@ function startFakeStallingConnection(clock: ManualClock, serviceMs: (now: number
 }
 
 const probe: Probe & { scenario: string } = {
-  scenario: 'test', name: 'short', n: 1, model: 'open', connections: 1, thinkMs: 0, rate: 100,
-  arrival: 'fixed', depth: 1, startMs: 0, stopMs: null, staggerMs: 0,
+  scenario: 'test',
+  name: 'short',
+  n: 1,
+  model: 'open',
+  connections: 1,
+  thinkMs: 0,
+  rate: 100,
+  arrival: 'fixed',
+  depth: 1,
+  startMs: 0,
+  stopMs: null,
+  staggerMs: 0,
 };
 
 async function openLoopAgainst(serviceMs: (now: number) => number, runMs: number) {
@@ -87,7 +97,10 @@ describe('open loop (injected clock)', () => {
     assert.equal(recorder.requests, 200, 'one request every 10 ms for 2 s'); // due at 10, 20 .. 2000 ms
     assert.equal(recorder.summary().max, 1);
     assert.equal(lags.length, 200);
-    assert.ok(lags.every((lag) => lag === 0), 'timers fire on time: no schedule lag');
+    assert.ok(
+      lags.every((lag) => lag === 0),
+      'timers fire on time: no schedule lag',
+    );
   });
 
   it('queues due requests behind a stalled server without calling it schedule lag, and corrects their latency', async () => {

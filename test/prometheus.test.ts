@@ -20,10 +20,27 @@ function findPromtool(): { run: (args: string[]) => ReturnType<typeof spawnSync>
   if (spawnSync('docker', ['image', 'inspect', IMAGE]).status === 0) {
     return {
       run: (args) =>
-        spawnSync('docker', ['run', '--rm', '-v', `${DIR}:/etc/prometheus:ro`, '-w', '/etc/prometheus', '--entrypoint', '/bin/promtool', IMAGE, ...args], { encoding: 'utf8' }),
+        spawnSync(
+          'docker',
+          [
+            'run',
+            '--rm',
+            '-v',
+            `${DIR}:/etc/prometheus:ro`,
+            '-w',
+            '/etc/prometheus',
+            '--entrypoint',
+            '/bin/promtool',
+            IMAGE,
+            ...args,
+          ],
+          { encoding: 'utf8' },
+        ),
     };
   }
-  return { missing: `promtool is not on the PATH and Docker has no ${IMAGE} image (run ../shared/offline-docker/setup.sh, or install Prometheus)` };
+  return {
+    missing: `promtool is not on the PATH and Docker has no ${IMAGE} image (run ../shared/offline-docker/setup.sh, or install Prometheus)`,
+  };
 }
 
 const promtool = findPromtool();
@@ -51,7 +68,10 @@ describe('prometheus', () => {
   it('scrapes every variant, and never sets the variant label itself', () => {
     const config = readFileSync(`${DIR}prometheus.yml`, 'utf8');
     for (const { definition } of VARIANTS) {
-      assert.match(config, new RegExp(`job_name: ${definition.name}\\n\\s+static_configs:\\n\\s+- targets: \\["${definition.name}:9464"\\]`));
+      assert.match(
+        config,
+        new RegExp(`job_name: ${definition.name}\\n\\s+static_configs:\\n\\s+- targets: \\["${definition.name}:9464"\\]`),
+      );
     }
     assert.doesNotMatch(config, /^\s*variant:/m, 'the variant label comes from the services');
   });

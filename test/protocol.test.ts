@@ -79,7 +79,7 @@ describe('RequestDecoder in line mode', () => {
 });
 
 describe('RequestDecoder in legacy mode (clients that never send a newline)', () => {
-  it('answers each chunk as one request, as the talk\'s recv(100) does', () => {
+  it("answers each chunk as one request, as the talk's recv(100) does", () => {
     const decoder = new RequestDecoder();
     assert.deepEqual(feed(decoder, ['30']), [{ kind: 'request', text: '30' }]);
     assert.deepEqual(feed(decoder, ['1']), [{ kind: 'request', text: '1' }]);
@@ -156,7 +156,7 @@ describe('replies', () => {
     assert.equal(formatError('bad_request', 'two\nlines'), 'error: bad_request two lines\n');
   });
 
-  it('parses replies, errors and bare numbers (the talk\'s own servers)', () => {
+  it("parses replies, errors and bare numbers (the talk's own servers)", () => {
     assert.deepEqual(parseReply('fib: 8'), { ok: true, value: '8' });
     assert.deepEqual(parseReply('fib: 8\r'), { ok: true, value: '8' });
     assert.deepEqual(parseReply('error: out_of_range n must be from 0 to 40, got 41'), {

@@ -92,7 +92,10 @@ const cpuPanels = (filter: string, by: string): PanelSpec[] => [
     unit: 'none',
     dashed: 'quota',
     queries: [
-      { expr: `sum by (${by}) (${rate('lab_cpu_usage_seconds_total', filter)})`, legend: by === 'variant' ? '{{variant}} used' : 'used' },
+      {
+        expr: `sum by (${by}) (${rate('lab_cpu_usage_seconds_total', filter)})`,
+        legend: by === 'variant' ? '{{variant}} used' : 'used',
+      },
       { expr: `max by (${by}) (lab_cpu_quota_cores{${filter}})`, legend: by === 'variant' ? '{{variant}} quota' : 'quota' },
     ],
   },
@@ -110,7 +113,8 @@ const cpuPanels = (filter: string, by: string): PanelSpec[] => [
   },
   {
     title: 'Memory',
-    description: 'Memory of the whole container (all its threads and processes), without file cache: a thread or a process per connection shows here.',
+    description:
+      'Memory of the whole container (all its threads and processes), without file cache: a thread or a process per connection shows here.',
     unit: 'bytes',
     queries: [{ expr: `max by (${by}) (lab_memory_bytes{${filter}})`, legend: by === 'variant' ? '{{variant}}' : 'memory' }],
   },
@@ -119,7 +123,8 @@ const cpuPanels = (filter: string, by: string): PanelSpec[] => [
 export const LAB_OVERVIEW: DashboardSpec = {
   uid: 'lab-overview',
   title: 'Concurrency lab: overview',
-  description: 'Every variant side by side on the same axes: throughput, latency on both sides, CPU against quota, memory, event loops and queues.',
+  description:
+    'Every variant side by side on the same axes: throughput, latency on both sides, CPU against quota, memory, event loops and queues.',
   file: 'lab-overview.json',
   variable: 'multi',
   rows: [
@@ -128,19 +133,22 @@ export const LAB_OVERVIEW: DashboardSpec = {
       panels: [
         {
           title: 'Requests per second',
-          description: "Replies per second each variant writes; under the lab's light load they all follow the load generator, so a variant that falls behind is one that cannot keep up.",
+          description:
+            "Replies per second each variant writes; under the lab's light load they all follow the load generator, so a variant that falls behind is one that cannot keep up.",
           unit: 'reqps',
           queries: [{ expr: `sum by (variant) (${rate('fib_requests_total', V)})`, legend: '{{variant}}' }],
         },
         {
           title: 'Server latency p50',
-          description: 'The typical request inside the server: about the compute time of fib(1) or fib(30) when nothing waits, more where requests queue behind each other.',
+          description:
+            'The typical request inside the server: about the compute time of fib(1) or fib(30) when nothing waits, more where requests queue behind each other.',
           unit: 's',
           queries: [{ expr: quantile(0.5, 'fib_request_duration_seconds', 'variant, ', V), legend: '{{variant}}' }],
         },
         {
           title: 'Server latency p99',
-          description: 'The slow tail: where a short request can land behind a fib(30) (eventloop, sync, gil), the p99 is a fib(30) or a switch interval.',
+          description:
+            'The slow tail: where a short request can land behind a fib(30) (eventloop, sync, gil), the p99 is a fib(30) or a switch interval.',
           unit: 's',
           queries: [{ expr: quantile(0.99, 'fib_request_duration_seconds', 'variant, ', V), legend: '{{variant}}' }],
         },
@@ -163,25 +171,33 @@ export const LAB_OVERVIEW: DashboardSpec = {
       panels: [
         {
           title: 'Requests per second by probe',
-          description: 'Completed requests per variant and probe (long = fib(30), short = fib(1)); a variant that stalls short requests completes fewer of them.',
+          description:
+            'Completed requests per variant and probe (long = fib(30), short = fib(1)); a variant that stalls short requests completes fewer of them.',
           unit: 'reqps',
           queries: [{ expr: `sum by (variant, probe) (${rate('loadgen_requests_total', V)})`, legend: '{{variant}} {{probe}}' }],
         },
         {
           title: 'Client latency p50 by probe',
-          description: 'Typical latency as the client sees it, including the network and the wait to be read: compare the short probe across variants.',
+          description:
+            'Typical latency as the client sees it, including the network and the wait to be read: compare the short probe across variants.',
           unit: 's',
-          queries: [{ expr: quantile(0.5, 'loadgen_request_duration_seconds', 'variant, probe, ', V), legend: '{{variant}} {{probe}}' }],
+          queries: [
+            { expr: quantile(0.5, 'loadgen_request_duration_seconds', 'variant, probe, ', V), legend: '{{variant}} {{probe}}' },
+          ],
         },
         {
           title: 'Client latency p99 by probe',
-          description: 'Head-of-line blocking shows here: short requests as slow as long ones on the variants where one computation holds up the rest.',
+          description:
+            'Head-of-line blocking shows here: short requests as slow as long ones on the variants where one computation holds up the rest.',
           unit: 's',
-          queries: [{ expr: quantile(0.99, 'loadgen_request_duration_seconds', 'variant, probe, ', V), legend: '{{variant}} {{probe}}' }],
+          queries: [
+            { expr: quantile(0.99, 'loadgen_request_duration_seconds', 'variant, probe, ', V), legend: '{{variant}} {{probe}}' },
+          ],
         },
         {
           title: 'Client-side failures per second',
-          description: 'Requests the load generator saw fail, by code (timeouts, refused connections, error replies); empty while all is well.',
+          description:
+            'Requests the load generator saw fail, by code (timeouts, refused connections, error replies); empty while all is well.',
           unit: 'reqps',
           queries: [
             {
@@ -199,7 +215,8 @@ export const LAB_OVERVIEW: DashboardSpec = {
         ...cpuPanels(V, 'variant'),
         {
           title: 'Busiest event loop',
-          description: 'Utilization (0..1) of each variant\'s busiest event loop: 1 means a loop that computes all the time and reads no socket meanwhile.',
+          description:
+            "Utilization (0..1) of each variant's busiest event loop: 1 means a loop that computes all the time and reads no socket meanwhile.",
           unit: 'percentunit',
           queries: [{ expr: `max by (variant) (${rate('lab_event_loop_busy_seconds_total', V)})`, legend: '{{variant}}' }],
         },
@@ -210,19 +227,22 @@ export const LAB_OVERVIEW: DashboardSpec = {
       panels: [
         {
           title: 'Requests in flight',
-          description: 'Requests received and not yet answered: it grows where requests queue (behind a busy event loop, a full pool, a lock).',
+          description:
+            'Requests received and not yet answered: it grows where requests queue (behind a busy event loop, a full pool, a lock).',
           unit: 'none',
           queries: [{ expr: `sum by (variant) (fib_inflight_requests{${V}})`, legend: '{{variant}}' }],
         },
         {
           title: 'Queue wait p99',
-          description: 'How long the slowest requests waited before their computation started (for a pool, a free worker; for gil, the lock): waiting, not working.',
+          description:
+            'How long the slowest requests waited before their computation started (for a pool, a free worker; for gil, the lock): waiting, not working.',
           unit: 's',
           queries: [{ expr: quantile(0.99, 'fib_queue_wait_seconds', 'variant, ', V), legend: '{{variant}}' }],
         },
         {
           title: 'Threads or processes computing',
-          description: 'Live threads or processes: fixed for pools and cluster, one per open connection for threads, processes and gil, 1 where fib runs on the event loop.',
+          description:
+            'Live threads or processes: fixed for pools and cluster, one per open connection for threads, processes and gil, 1 where fib runs on the event loop.',
           unit: 'none',
           queries: [{ expr: `max by (variant) (fib_workers{${V}})`, legend: '{{variant}}' }],
         },
@@ -240,7 +260,7 @@ export const LAB_OVERVIEW: DashboardSpec = {
         {
           title: 'Is the load generator the bottleneck?',
           description:
-            'generator-bound is 1 while the generator\'s own event-loop delay, CPU (0.9 cores at most: it has one thread) or schedule lag pass their thresholds: then the client-side figures describe the generator, not the variants.',
+            "generator-bound is 1 while the generator's own event-loop delay, CPU (0.9 cores at most: it has one thread) or schedule lag pass their thresholds: then the client-side figures describe the generator, not the variants.",
           unit: 'none',
           global: true,
           queries: [
@@ -265,11 +285,14 @@ export const LAB_HEATMAPS: DashboardSpec = {
       panels: [
         {
           title: 'Server latency: $variant',
-          description: 'Each column is a time slice, each cell a latency bucket, its colour how many requests fell in it: two bands (fib(1) and fib(30)) mean short requests are not held up; one band means they wait for long ones.',
+          description:
+            'Each column is a time slice, each cell a latency bucket, its colour how many requests fell in it: two bands (fib(1) and fib(30)) mean short requests are not held up; one band means they wait for long ones.',
           unit: 's',
           kind: 'heatmap',
           repeat: true,
-          queries: [{ expr: `sum by (le) (${rate('fib_request_duration_seconds_bucket', ONE)})`, legend: '{{le}}', format: 'heatmap' }],
+          queries: [
+            { expr: `sum by (le) (${rate('fib_request_duration_seconds_bucket', ONE)})`, legend: '{{le}}', format: 'heatmap' },
+          ],
         },
       ],
     },
@@ -278,12 +301,17 @@ export const LAB_HEATMAPS: DashboardSpec = {
       panels: [
         {
           title: 'Short requests: $variant',
-          description: 'Only the short probe: where it sits near the fib(30) band, short requests wait behind long ones (head-of-line blocking, or a lock).',
+          description:
+            'Only the short probe: where it sits near the fib(30) band, short requests wait behind long ones (head-of-line blocking, or a lock).',
           unit: 's',
           kind: 'heatmap',
           repeat: true,
           queries: [
-            { expr: `sum by (le) (rate(loadgen_request_duration_seconds_bucket{${ONE}, probe="short"}[$__rate_interval]))`, legend: '{{le}}', format: 'heatmap' },
+            {
+              expr: `sum by (le) (rate(loadgen_request_duration_seconds_bucket{${ONE}, probe="short"}[$__rate_interval]))`,
+              legend: '{{le}}',
+              format: 'heatmap',
+            },
           ],
         },
       ],
@@ -303,25 +331,38 @@ export const LAB_TALK_DEMO: DashboardSpec = {
       panels: [
         {
           title: 'Short requests per second',
-          description: 'perf2\'s throughput: with the lab\'s think time it is capped by the load generator, so a variant below the others is one where short requests wait.',
+          description:
+            "perf2's throughput: with the lab's think time it is capped by the load generator, so a variant below the others is one where short requests wait.",
           unit: 'reqps',
-          queries: [{ expr: `sum by (variant) (rate(loadgen_requests_total{${V}, probe="short", outcome="ok"}[$__rate_interval]))`, legend: '{{variant}}' }],
+          queries: [
+            {
+              expr: `sum by (variant) (rate(loadgen_requests_total{${V}, probe="short", outcome="ok"}[$__rate_interval]))`,
+              legend: '{{variant}}',
+            },
+          ],
         },
         {
           title: 'Short request latency p50',
-          description: 'The typical fib(1): microseconds where it runs beside fib(30), milliseconds where it waits for it (eventloop, sync) or for a lock (gil).',
+          description:
+            'The typical fib(1): microseconds where it runs beside fib(30), milliseconds where it waits for it (eventloop, sync) or for a lock (gil).',
           unit: 's',
-          queries: [{ expr: `variant_probe:loadgen_request_duration_seconds:p50_30s{${V}, probe="short"}`, legend: '{{variant}}' }],
+          queries: [
+            { expr: `variant_probe:loadgen_request_duration_seconds:p50_30s{${V}, probe="short"}`, legend: '{{variant}}' },
+          ],
         },
         {
           title: 'Short request latency p99',
-          description: 'The unlucky fib(1): on generators it stays a few slices, on gil about one switch interval, on eventloop a whole fib(30).',
+          description:
+            'The unlucky fib(1): on generators it stays a few slices, on gil about one switch interval, on eventloop a whole fib(30).',
           unit: 's',
-          queries: [{ expr: `variant_probe:loadgen_request_duration_seconds:p99_30s{${V}, probe="short"}`, legend: '{{variant}}' }],
+          queries: [
+            { expr: `variant_probe:loadgen_request_duration_seconds:p99_30s{${V}, probe="short"}`, legend: '{{variant}}' },
+          ],
         },
         {
           title: 'Short / long latency (p50)',
-          description: 'How much of a long request a short one costs: near 1 the short request waits for the whole long one, near 0 they do not meet.',
+          description:
+            'How much of a long request a short one costs: near 1 the short request waits for the whole long one, near 0 they do not meet.',
           unit: 'none',
           queries: [
             {
@@ -337,25 +378,31 @@ export const LAB_TALK_DEMO: DashboardSpec = {
       panels: [
         {
           title: 'Long request latency p50',
-          description: 'perf1\'s fib(30): the price of fairness shows here (generators computes it slower; gil makes it step aside every switch interval).',
+          description:
+            "perf1's fib(30): the price of fairness shows here (generators computes it slower; gil makes it step aside every switch interval).",
           unit: 's',
-          queries: [{ expr: `variant_probe:loadgen_request_duration_seconds:p50_30s{${V}, probe="long"}`, legend: '{{variant}}' }],
+          queries: [
+            { expr: `variant_probe:loadgen_request_duration_seconds:p50_30s{${V}, probe="long"}`, legend: '{{variant}}' },
+          ],
         },
         {
           title: "Fairness between a probe's connections",
-          description: "Jain's index over the requests each connection of a probe completed (1: equal shares, 1/n: one connection got everything); raise LOAD_CONNECTIONS to see cluster pin connections to busy workers.",
+          description:
+            "Jain's index over the requests each connection of a probe completed (1: equal shares, 1/n: one connection got everything); raise LOAD_CONNECTIONS to see cluster pin connections to busy workers.",
           unit: 'none',
           queries: [{ expr: `min by (variant) (loadgen_fairness_index{${V}})`, legend: '{{variant}}' }],
         },
         {
           title: 'Cores used',
-          description: 'gil, generators, eventloop and sync never use more than one core, whatever their quota; the others use what the two loops need.',
+          description:
+            'gil, generators, eventloop and sync never use more than one core, whatever their quota; the others use what the two loops need.',
           unit: 'none',
           queries: [{ expr: `variant:lab_cpu_cores_used:rate30s{${V}}`, legend: '{{variant}}' }],
         },
         {
           title: 'Queue wait p99',
-          description: 'Time requests spent waiting before they were computed: for gil it is the lock, for the pools a free worker.',
+          description:
+            'Time requests spent waiting before they were computed: for gil it is the lock, for the pools a free worker.',
           unit: 's',
           queries: [{ expr: quantile(0.99, 'fib_queue_wait_seconds', 'variant, ', V), legend: '{{variant}}' }],
         },
@@ -367,7 +414,8 @@ export const LAB_TALK_DEMO: DashboardSpec = {
 export const LAB_VARIANT: DashboardSpec = {
   uid: 'lab-variant',
   title: 'Concurrency lab: one variant',
-  description: 'Everything about one variant: outcomes, latency and where it goes (queue or compute), connections, workers and their event loops, CPU and memory.',
+  description:
+    'Everything about one variant: outcomes, latency and where it goes (queue or compute), connections, workers and their event loops, CPU and memory.',
   file: 'lab-variant.json',
   variable: 'single',
   rows: [
@@ -376,7 +424,8 @@ export const LAB_VARIANT: DashboardSpec = {
       panels: [
         {
           title: 'Requests per second by outcome',
-          description: 'ok, and each error code the variant sent: overloaded means the cap or a full queue, unavailable a drain, internal a worker that died.',
+          description:
+            'ok, and each error code the variant sent: overloaded means the cap or a full queue, unavailable a drain, internal a worker that died.',
           unit: 'reqps',
           queries: [{ expr: `sum by (outcome) (${rate('fib_requests_total', ONE)})`, legend: '{{outcome}}' }],
         },
@@ -392,7 +441,8 @@ export const LAB_VARIANT: DashboardSpec = {
         },
         {
           title: 'Queue wait against compute time',
-          description: 'Where a request\'s time goes: waiting to start (a worker, a lock, the event loop) or computing; a pool too small for its load shows wait growing while compute stays.',
+          description:
+            "Where a request's time goes: waiting to start (a worker, a lock, the event loop) or computing; a pool too small for its load shows wait growing while compute stays.",
           unit: 's',
           queries: [
             { expr: quantile(0.5, 'fib_queue_wait_seconds', '', ONE), legend: 'queue wait p50' },
@@ -403,7 +453,8 @@ export const LAB_VARIANT: DashboardSpec = {
         },
         {
           title: 'Client latency by probe',
-          description: 'The same requests as the load generator sees them, per probe: the gap to the server-side latency is the network and the wait to be read.',
+          description:
+            'The same requests as the load generator sees them, per probe: the gap to the server-side latency is the network and the wait to be read.',
           unit: 's',
           queries: [
             { expr: quantile(0.5, 'loadgen_request_duration_seconds', 'probe, ', ONE), legend: '{{probe}} p50' },
@@ -426,20 +477,23 @@ export const LAB_VARIANT: DashboardSpec = {
         },
         {
           title: 'Threads or processes computing',
-          description: 'A fixed set for pools and cluster (back to full size after a crash), one per connection for threads, processes and gil.',
+          description:
+            'A fixed set for pools and cluster (back to full size after a crash), one per connection for threads, processes and gil.',
           unit: 'none',
           queries: [{ expr: `max(fib_workers{${ONE}})`, legend: 'workers' }],
         },
         {
           title: 'Requests per second by worker',
-          description: 'How the work spreads over a fixed set of workers: even for pools under many requests, one connection per worker for cluster.',
+          description:
+            'How the work spreads over a fixed set of workers: even for pools under many requests, one connection per worker for cluster.',
           unit: 'reqps',
           notFor: SINGLE_OR_PER_CONNECTION,
           queries: [{ expr: `sum by (worker) (${rate('fib_worker_requests_total', ONE)})`, legend: 'worker {{worker}}' }],
         },
         {
           title: 'Event-loop utilization per loop',
-          description: 'Each event loop on its own (never summed): the serving thread, and each worker of a pool or cluster; 1 is a loop that never waits.',
+          description:
+            'Each event loop on its own (never summed): the serving thread, and each worker of a pool or cluster; 1 is a loop that never waits.',
           unit: 'percentunit',
           queries: [
             {
@@ -450,7 +504,8 @@ export const LAB_VARIANT: DashboardSpec = {
         },
         {
           title: 'Event-loop delay p99',
-          description: 'How late each process\'s event loop runs its timers: on eventloop and sync it is a whole fib, on the others it stays small.',
+          description:
+            "How late each process's event loop runs its timers: on eventloop and sync it is a whole fib, on the others it stays small.",
           unit: 's',
           queries: [
             {
@@ -505,7 +560,14 @@ export function buildDashboard(spec: DashboardSpec): object {
     .time({ from: 'now-15m', to: 'now' })
     .timezone('browser')
     .tooltip(1) // shared crosshair: compare variants at the same instant
-    .link(new DashboardLinkBuilder('Concurrency lab').type(DashboardLinkType.Dashboards).tags(['concurrency-lab']).asDropdown(true).includeVars(true).keepTime(true))
+    .link(
+      new DashboardLinkBuilder('Concurrency lab')
+        .type(DashboardLinkType.Dashboards)
+        .tags(['concurrency-lab'])
+        .asDropdown(true)
+        .includeVars(true)
+        .keepTime(true),
+    )
     .withVariable(
       new QueryVariableBuilder('variant')
         .label('Variant')
@@ -575,7 +637,14 @@ function buildPanel(panel: PanelSpec): TimeseriesBuilder | HeatmapBuilder {
       .cellGap(1)
       .showLegend()
       .yAxis(new YAxisConfigBuilder().unit(panel.unit).axisPlacement(common.AxisPlacement.Left))
-      .color(new HeatmapColorOptionsBuilder().mode(HeatmapColorMode.Scheme).scheme('Oranges').scale(HeatmapColorScale.Exponential).exponent(0.5).steps(64));
+      .color(
+        new HeatmapColorOptionsBuilder()
+          .mode(HeatmapColorMode.Scheme)
+          .scheme('Oranges')
+          .scale(HeatmapColorScale.Exponential)
+          .exponent(0.5)
+          .steps(64),
+      );
     if (panel.repeat) heatmap.repeat('variant').repeatDirection('h').maxPerRow(3);
     for (const target of targets(panel)) heatmap.withTarget(target);
     return heatmap;
@@ -589,7 +658,12 @@ function buildPanel(panel: PanelSpec): TimeseriesBuilder | HeatmapBuilder {
     .lineWidth(1)
     .fillOpacity(10)
     .showPoints(common.VisibilityMode.Never)
-    .legend(new common.VizLegendOptionsBuilder().showLegend(true).displayMode(common.LegendDisplayMode.List).placement(common.LegendPlacement.Bottom))
+    .legend(
+      new common.VizLegendOptionsBuilder()
+        .showLegend(true)
+        .displayMode(common.LegendDisplayMode.List)
+        .placement(common.LegendPlacement.Bottom),
+    )
     .tooltip(new common.VizTooltipOptionsBuilder().mode(common.TooltipDisplayMode.Multi).sort(common.SortOrder.Descending));
   if (panel.repeat) timeseries.repeat('variant').repeatDirection('h').maxPerRow(3);
   if (panel.dashed) {
@@ -629,7 +703,8 @@ export function allQueries(): QueryCheck[] {
           panel: panel.title,
           global: panel.global === true,
           perVariant: d.variable === 'single' || panel.repeat === true,
-          appliesTo: (variant: string) => (panel.onlyFor ? panel.onlyFor.includes(variant) : !(panel.notFor ?? []).includes(variant)),
+          appliesTo: (variant: string) =>
+            panel.onlyFor ? panel.onlyFor.includes(variant) : !(panel.notFor ?? []).includes(variant),
         })),
       ),
     ),

@@ -96,7 +96,8 @@ async function startPrimary(options: ServeOptions): Promise<RunningServer> {
       (worker) =>
         new Promise<unknown[] | null>((resolve) => {
           const timer = setTimeout(() => finish(null), COLLECT_TIMEOUT_MS);
-          const onMessage = (message: ClusterWorkerMessage) => message.type === 'metrics' && message.id === id && finish(message.metrics);
+          const onMessage = (message: ClusterWorkerMessage) =>
+            message.type === 'metrics' && message.id === id && finish(message.metrics);
           const finish = (value: unknown[] | null) => {
             clearTimeout(timer);
             worker.off('message', onMessage);
@@ -117,10 +118,13 @@ async function startPrimary(options: ServeOptions): Promise<RunningServer> {
     return AggregatorRegistry.aggregate([own, ...theirs] as Parameters<typeof AggregatorRegistry.aggregate>[0]).metrics();
   };
 
-  const http = createMetricsServer(
-    { metrics: collect, contentType: metrics.registry.contentType },
-    () => ({ ok: !shuttingDown, status: shuttingDown ? 'draining' : 'ok', variant: model.name, workers: workers.size, connections: open }),
-  );
+  const http = createMetricsServer({ metrics: collect, contentType: metrics.registry.contentType }, () => ({
+    ok: !shuttingDown,
+    status: shuttingDown ? 'draining' : 'ok',
+    variant: model.name,
+    workers: workers.size,
+    connections: open,
+  }));
   await listen(http, options.metricsPort, options.host);
 
   let stopped: Promise<void> | undefined;
@@ -132,8 +136,11 @@ async function startPrimary(options: ServeOptions): Promise<RunningServer> {
     shutdown() {
       stopped ??= (async () => {
         shuttingDown = true;
-        const exits = [...workers.values()].map((worker) => new Promise<void>((resolve) => (worker.isDead() ? resolve() : worker.once('exit', () => resolve()))));
-        for (const worker of workers.values()) if (worker.isConnected()) worker.send({ type: 'drain' } satisfies ClusterPrimaryMessage);
+        const exits = [...workers.values()].map(
+          (worker) => new Promise<void>((resolve) => (worker.isDead() ? resolve() : worker.once('exit', () => resolve()))),
+        );
+        for (const worker of workers.values())
+          if (worker.isConnected()) worker.send({ type: 'drain' } satisfies ClusterPrimaryMessage);
         // Each worker drains for up to drainTimeoutMs, then answers the rest `unavailable` and exits.
         const grace = setTimeout(() => {
           for (const worker of workers.values()) worker.process.kill('SIGKILL');

@@ -95,9 +95,7 @@ export class CgroupReader {
       const cpu = this.dirs.cpu ? readKeyed(join(this.dirs.cpu, 'cpu.stat')) : new Map<string, number>();
       const usage = this.dirs.cpuacct ? readNumber(join(this.dirs.cpuacct, 'cpuacct.usage')) : null;
       const memory = this.dirs.memory ? readNumber(join(this.dirs.memory, 'memory.usage_in_bytes')) : null;
-      const inactive = this.dirs.memory
-        ? (readKeyed(join(this.dirs.memory, 'memory.stat')).get('total_inactive_file') ?? 0)
-        : 0;
+      const inactive = this.dirs.memory ? (readKeyed(join(this.dirs.memory, 'memory.stat')).get('total_inactive_file') ?? 0) : 0;
       return {
         version: 1,
         quotaCores: this.quotaCores(),

@@ -62,6 +62,4 @@ export type ClusterWorkerMessage =
 
 /** The primary -> a cluster worker. */
 export type ClusterPrimaryMessage =
-  | { type: 'acquired'; id: number; ok: boolean }
-  | { type: 'collect'; id: number }
-  | { type: 'drain' };
+  { type: 'acquired'; id: number; ok: boolean } | { type: 'collect'; id: number } | { type: 'drain' };

@@ -225,7 +225,6 @@ function registerCgroupMetrics(registry: Registry, cgroup: CgroupReader): void {
   gauge('lab_memory_bytes', 'Memory used by the whole container, without inactive file cache.', () => stats?.memoryBytes);
 }
 
-
 export type LoadgenMetrics = ReturnType<typeof createLoadgenMetrics>;
 
 /** The load generator's client-side series; `variant` is the target's name, per series. */

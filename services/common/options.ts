@@ -65,7 +65,11 @@ export const serveOptionNames: Record<keyof ServeOptions, OptionName & { descrip
   maxQueue: { flag: '--max-queue', env: 'MAX_QUEUE', description: 'requests waiting for a pool worker before overloaded' },
   maxPipeline: { flag: '--max-pipeline', env: 'MAX_PIPELINE', description: 'requests in flight per connection' },
   workers: { flag: '--workers', env: 'WORKERS', description: 'cluster: worker processes (default: the CPU quota)' },
-  gilSwitchMs: { flag: '--gil-switch-ms', env: 'GIL_SWITCH_MS', description: 'gil: switch interval in ms, as CPython\'s sys.getswitchinterval()' },
+  gilSwitchMs: {
+    flag: '--gil-switch-ms',
+    env: 'GIL_SWITCH_MS',
+    description: "gil: switch interval in ms, as CPython's sys.getswitchinterval()",
+  },
   fibSlice: { flag: '--fib-slice', env: 'FIB_SLICE', description: 'generators: fib calls between yields to the scheduler' },
 };
 

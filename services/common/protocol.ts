@@ -137,9 +137,7 @@ export function formatRequest(n: number): string {
   return `${n}\n`;
 }
 
-export type Reply =
-  | { ok: true; value: string }
-  | { ok: false; code: ServerErrorCode | 'bad_reply'; message: string };
+export type Reply = { ok: true; value: string } | { ok: false; code: ServerErrorCode | 'bad_reply'; message: string };
 
 const FIB_REPLY = /^fib: ([0-9]+)$/;
 const BARE_REPLY = /^([0-9]+)$/;
@@ -176,5 +174,4 @@ export class ReplyDecoder {
     this.buffered = lines.pop() as string;
     return lines;
   }
-
 }

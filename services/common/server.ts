@@ -171,7 +171,11 @@ export interface StartOptions {
   metrics?: ServerMetrics;
 }
 
-export async function startServer(variant: VariantDefinition, options: ServeOptions, start: StartOptions = {}): Promise<RunningServer> {
+export async function startServer(
+  variant: VariantDefinition,
+  options: ServeOptions,
+  start: StartOptions = {},
+): Promise<RunningServer> {
   const cgroup = start.cgroup === undefined ? new CgroupReader() : start.cgroup;
   const metrics = start.metrics ?? createServerMetrics(variant.name, { cgroup, worker: start.worker });
   const ctx: VariantContext = {

@@ -79,7 +79,9 @@ class GeneratorOwner implements ConnectionOwner {
 
   async drain(): Promise<void> {
     this.draining = true;
-    const closed = [...this.connections].map(({ socket }) => new Promise<void>((resolve) => (socket.closed ? resolve() : socket.once('close', () => resolve()))));
+    const closed = [...this.connections].map(
+      ({ socket }) => new Promise<void>((resolve) => (socket.closed ? resolve() : socket.once('close', () => resolve()))),
+    );
     for (const { task } of this.connections) this.scheduler.wake(task); // idle readers notice the drain
     await Promise.all(closed);
   }
@@ -137,12 +139,23 @@ class GeneratorOwner implements ConnectionOwner {
     }
   }
 
-  private *answer(frame: RequestFrame, at: number): Generator<Wait, { outcome: Outcome; reply: string; timing?: { queueWaitSeconds: number; computeSeconds: number } }, undefined> {
+  private *answer(
+    frame: RequestFrame,
+    at: number,
+  ): Generator<
+    Wait,
+    { outcome: Outcome; reply: string; timing?: { queueWaitSeconds: number; computeSeconds: number } },
+    undefined
+  > {
     const admission = admit(frame, this.ctx.options.fibMaxN, this.draining);
     if ('code' in admission) return { outcome: admission.code, reply: admission.reply };
     const startedAt = epochMs();
     const value = yield* fibSliced(admission.n, this.ctx.options.fibSlice);
     const computeSeconds = (epochMs() - startedAt) / 1000;
-    return { outcome: 'ok', reply: formatReply(value), timing: { queueWaitSeconds: Math.max(0, startedAt - at) / 1000, computeSeconds } };
+    return {
+      outcome: 'ok',
+      reply: formatReply(value),
+      timing: { queueWaitSeconds: Math.max(0, startedAt - at) / 1000, computeSeconds },
+    };
   }
 }

@@ -9,7 +9,12 @@ export type ArrivalKind = 'fixed' | 'poisson';
  * Yields intended send times, in ms on the run's clock, from `startMs` on. `rateAt(t)` is the
  * rate (requests per second) at time t; a rate of 0 yields nothing more.
  */
-export function* arrivals(kind: ArrivalKind, rateAt: (t: number) => number, startMs: number, random: () => number = Math.random): Generator<number, void, undefined> {
+export function* arrivals(
+  kind: ArrivalKind,
+  rateAt: (t: number) => number,
+  startMs: number,
+  random: () => number = Math.random,
+): Generator<number, void, undefined> {
   let t = startMs;
   for (;;) {
     const rate = rateAt(t);

@@ -1,7 +1,8 @@
 // `lab load`: the command's flags, each with its environment variable where compose sets it
 // through .env. The work is in main.ts, loaded only when the command runs.
 
-import { Command, Option } from 'commander';
+import type { Command } from 'commander';
+import { Option } from 'commander';
 import { loadOptionNames, type LoadOptionKey, type RawLoadOptions } from './options.js';
 
 const ARGUMENTS: Partial<Record<LoadOptionKey, string>> = {
@@ -25,7 +26,9 @@ const ARGUMENTS: Partial<Record<LoadOptionKey, string>> = {
 export function addLoadCommand(program: Command): void {
   const command = program
     .command('load')
-    .description('the load generator: closed- and open-loop scenarios against fib servers, with a live display and trustworthy percentiles')
+    .description(
+      'the load generator: closed- and open-loop scenarios against fib servers, with a live display and trustworthy percentiles',
+    )
     .addHelpText(
       'after',
       [

@@ -84,7 +84,6 @@ export class ClientConnection implements FibConnection {
     return this.closedWith === null;
   }
 
-
   /** Sends fib(n) and resolves with its answer; never rejects. */
   request(n: number, timeoutMs: number): Promise<Answer> {
     if (this.closedWith) return Promise.resolve({ outcome: this.closedWith });

@@ -42,7 +42,10 @@ export class Controller {
   private start(): LoadRun {
     const scenario = applyOverrides(loadScenario(this.scenarioSpec), this.overrides);
     const { durationMs, warmupMs, timeoutMs } = this.options;
-    return new LoadRun({ scenario, targets: this.targets, durationMs: durationMs ?? scenario.durationMs, warmupMs, timeoutMs }, this.metrics);
+    return new LoadRun(
+      { scenario, targets: this.targets, durationMs: durationMs ?? scenario.durationMs, warmupMs, timeoutMs },
+      this.metrics,
+    );
   }
 
   /** PUT /scenario: validates the change (ConfigError naming the field), then switches runs. */
@@ -56,7 +59,12 @@ export class Controller {
     const scenarioSpec = change.scenario ?? this.scenarioSpec;
     const overrides: Overrides = {
       connections: change.connections === undefined ? this.overrides.connections : change.connections,
-      thinkMs: change.think === undefined ? this.overrides.thinkMs : change.think === null ? null : duration({ flag: 'think' }, change.think),
+      thinkMs:
+        change.think === undefined
+          ? this.overrides.thinkMs
+          : change.think === null
+            ? null
+            : duration({ flag: 'think' }, change.think),
       rate: change.rate === undefined ? this.overrides.rate : change.rate,
     };
     let targets = this.targets;
@@ -64,7 +72,11 @@ export class Controller {
       const known = new Map(this.options.targets.map((target) => [target.name, target]));
       targets = change.targets.map((name) => {
         const target = known.get(name);
-        if (!target) throw new ConfigError('targets', `unknown target ${JSON.stringify(name)}: expected some of ${[...known.keys()].join(', ')}`);
+        if (!target)
+          throw new ConfigError(
+            'targets',
+            `unknown target ${JSON.stringify(name)}: expected some of ${[...known.keys()].join(', ')}`,
+          );
         return target;
       });
     }
@@ -84,7 +96,11 @@ export class Controller {
     const seconds = Math.max(1e-3, run.measuredMs() / 1000);
     return {
       scenario: { spec: this.scenarioSpec, name: run.config.scenario.name, description: run.config.scenario.description },
-      overrides: { connections: this.overrides.connections, think: this.overrides.thinkMs === null ? null : formatMs(this.overrides.thinkMs), rate: this.overrides.rate },
+      overrides: {
+        connections: this.overrides.connections,
+        think: this.overrides.thinkMs === null ? null : formatMs(this.overrides.thinkMs),
+        rate: this.overrides.rate,
+      },
       targets: this.targets.map((t) => t.name),
       elapsedSeconds: Number((run.elapsedMs() / 1000).toFixed(1)),
       generator: run.health.report(),
@@ -108,7 +124,8 @@ export class Controller {
   /** The HTTP routes, next to /metrics and /healthz. */
   routes = (req: IncomingMessage, res: ServerResponse, path: string): boolean => {
     if (path !== '/scenario') return false;
-    const reply = (status: number, body: object) => res.writeHead(status, { 'content-type': 'application/json' }).end(`${JSON.stringify(body, null, 2)}\n`);
+    const reply = (status: number, body: object) =>
+      res.writeHead(status, { 'content-type': 'application/json' }).end(`${JSON.stringify(body, null, 2)}\n`);
     if (req.method === 'GET') {
       reply(200, this.state());
     } else if (req.method === 'PUT') {

@@ -31,7 +31,8 @@ export const realClock: Clock = {
 /** Opens a connection to a target (a seam for tests). */
 export type Connect = (target: Target, timeoutMs: number) => Promise<FibConnection>;
 
-export const connectTo: Connect = (target, timeoutMs) => ClientConnection.open(target.host, target.port, timeoutMs, target.legacy);
+export const connectTo: Connect = (target, timeoutMs) =>
+  ClientConnection.open(target.host, target.port, timeoutMs, target.legacy);
 
 export interface ProbeRun {
   target: Target;
@@ -127,7 +128,8 @@ async function closedLoop(run: ProbeRun, index: number): Promise<void> {
       const phase = run.recorder.currentPhase();
       const answer = await connection.request(pickN(probe, random), run.timeoutMs);
       const gotReply = answer.outcome !== 'timeout' && answer.outcome !== 'closed';
-      if (gotReply || !stopped.aborted) recorder.record({ outcome: answer.outcome, latencyMs: gotReply ? clock.now() - sentAt : null, phase });
+      if (gotReply || !stopped.aborted)
+        recorder.record({ outcome: answer.outcome, latencyMs: gotReply ? clock.now() - sentAt : null, phase });
       if (target.connectPerRequest) {
         connection.close();
         connection = null;
@@ -173,7 +175,12 @@ class OpenLoop {
     const { probe } = run;
     // The talk's own servers take one request at a time: no pipelining on a legacy target.
     this.depth = run.target.legacy ? 1 : probe.depth;
-    this.slots = Array.from({ length: probe.connections }, (_, index) => ({ index, connection: null, opening: false, inFlight: 0 }));
+    this.slots = Array.from({ length: probe.connections }, (_, index) => ({
+      index,
+      connection: null,
+      opening: false,
+      inFlight: 0,
+    }));
     const activeMs = (probe.stopMs ?? run.periodMs) - probe.startMs;
     const rate = (at: number) => rateAt(probe, scenarioTime(run, at) - probe.startMs, activeMs);
     this.schedule = arrivals(probe.arrival, rate, run.clock.now(), run.random);
@@ -276,7 +283,10 @@ class OpenLoop {
       slot.connection = await this.run.connect(this.run.target, this.run.timeoutMs);
     } catch (error) {
       if (!this.run.stopped.aborted) {
-        this.run.recorder.record(slot.index, { outcome: error instanceof ClientFailure ? error.code : 'connect_error', latencyMs: null });
+        this.run.recorder.record(slot.index, {
+          outcome: error instanceof ClientFailure ? error.code : 'connect_error',
+          latencyMs: null,
+        });
         this.run.clock.setTimer(() => void this.open(slot), RECONNECT_DELAY_MS);
       }
       return;

@@ -57,9 +57,15 @@ export class GeneratorHealth {
     const hasLag = this.lag.totalCount > 0;
     const scheduleLagP99Ms = hasLag ? this.lag.getValueAtPercentile(99) / 1000 : null;
     const reasons: string[] = [];
-    if (eventLoopDelayP99Ms > GENERATOR_BOUND.eventLoopDelayP99Ms) reasons.push(`event-loop delay p99 ${eventLoopDelayP99Ms.toFixed(1)} ms > ${GENERATOR_BOUND.eventLoopDelayP99Ms} ms`);
+    if (eventLoopDelayP99Ms > GENERATOR_BOUND.eventLoopDelayP99Ms)
+      reasons.push(`event-loop delay p99 ${eventLoopDelayP99Ms.toFixed(1)} ms > ${GENERATOR_BOUND.eventLoopDelayP99Ms} ms`);
     if (cpuCores > GENERATOR_BOUND.cpuCores) reasons.push(`CPU ${cpuCores.toFixed(2)} cores > ${GENERATOR_BOUND.cpuCores}`);
-    if (scheduleLagP99Ms !== null && this.lag.totalCount >= MIN_LAG_SAMPLES && scheduleLagP99Ms > GENERATOR_BOUND.scheduleLagP99Ms) reasons.push(`schedule lag p99 ${scheduleLagP99Ms.toFixed(1)} ms > ${GENERATOR_BOUND.scheduleLagP99Ms} ms`);
+    if (
+      scheduleLagP99Ms !== null &&
+      this.lag.totalCount >= MIN_LAG_SAMPLES &&
+      scheduleLagP99Ms > GENERATOR_BOUND.scheduleLagP99Ms
+    )
+      reasons.push(`schedule lag p99 ${scheduleLagP99Ms.toFixed(1)} ms > ${GENERATOR_BOUND.scheduleLagP99Ms} ms`);
     return {
       cpuCores,
       eventLoopDelayP99Ms,

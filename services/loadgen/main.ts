@@ -21,7 +21,8 @@ export async function runLoadCommand(raw: RawLoadOptions): Promise<void> {
   const startedAt = new Date();
   try {
     if (options.search) return printSearch(await searchEach(options, metrics, display), options);
-    const { phases, results, scenario } = options.variants.length > 0 ? await runVariants(options, metrics, display) : await runTogether(options, metrics, display);
+    const { phases, results, scenario } =
+      options.variants.length > 0 ? await runVariants(options, metrics, display) : await runTogether(options, metrics, display);
     const report: LoadReport = {
       startedAt: startedAt.toISOString(),
       scenario: { name: scenario.name, description: scenario.description },
@@ -30,7 +31,9 @@ export async function runLoadCommand(raw: RawLoadOptions): Promise<void> {
       results,
     };
     display.stop();
-    console.log(options.output === 'json' ? JSON.stringify(report, null, 2) : options.output === 'csv' ? csv(report) : table(report));
+    console.log(
+      options.output === 'json' ? JSON.stringify(report, null, 2) : options.output === 'csv' ? csv(report) : table(report),
+    );
   } finally {
     display.stop();
   }
@@ -72,7 +75,10 @@ async function runVariants(options: LoadOptions, metrics: LoadgenMetrics | null,
     try {
       const target = localTarget(variant, server.port);
       const durationMs = options.durationMs ?? options.scenario.durationMs;
-      const run = new LoadRun({ scenario: options.scenario, targets: [target], durationMs, warmupMs: options.warmupMs, timeoutMs: options.timeoutMs }, metrics);
+      const run = new LoadRun(
+        { scenario: options.scenario, targets: [target], durationMs, warmupMs: options.warmupMs, timeoutMs: options.timeoutMs },
+        metrics,
+      );
       const stop = () => run.stop();
       process.once('SIGINT', stop);
       display.reset();
@@ -117,16 +123,29 @@ function printSearch(results: SearchResult[], options: LoadOptions): void {
   if (options.output === 'json') console.log(JSON.stringify({ search: results }, null, 2));
   else if (options.output === 'csv') {
     console.log('target,probe,rate,achieved_rate,p99_ms,error_rate,generator_bound,passed');
-    for (const r of results) for (const s of r.steps) console.log([r.target, r.probe, s.rate, s.achievedRate, s.p99Ms, s.errorRate, s.generatorBound, s.passed].join(','));
+    for (const r of results)
+      for (const s of r.steps)
+        console.log([r.target, r.probe, s.rate, s.achievedRate, s.p99Ms, s.errorRate, s.generatorBound, s.passed].join(','));
   } else console.log(searchTable(results));
 }
 
-async function serveHttp(options: LoadOptions, metrics: LoadgenMetrics, running: () => boolean, controller: Controller): Promise<Server> {
-  const server = createMetricsServer(metrics.registry, () => ({ ok: running(), status: running() ? 'running' : 'stopped' }), controller.routes);
+async function serveHttp(
+  options: LoadOptions,
+  metrics: LoadgenMetrics,
+  running: () => boolean,
+  controller: Controller,
+): Promise<Server> {
+  const server = createMetricsServer(
+    metrics.registry,
+    () => ({ ok: running(), status: running() ? 'running' : 'stopped' }),
+    controller.routes,
+  );
   server.listen(options.metricsPort!, options.metricsHost);
   await once(server, 'listening');
   const { port } = server.address() as { port: number };
-  console.error(`loadgen: metrics on http://${options.metricsHost}:${port}/metrics, control on http://${options.metricsHost}:${port}/scenario`);
+  console.error(
+    `loadgen: metrics on http://${options.metricsHost}:${port}/metrics, control on http://${options.metricsHost}:${port}/scenario`,
+  );
   return server;
 }
 

@@ -70,23 +70,60 @@ export const loadDefaults = {
 } as const;
 
 export const loadOptionNames = {
-  targets: { flag: '--target', env: 'LOAD_TARGETS', description: 'name=host:port[?connect=per-request][&legacy]; repeat it, or separate with commas' },
-  variants: { flag: '--variants', description: `start these variants locally (${VARIANT_NAMES.join(', ')}) on free ports and measure them one at a time` },
-  scenarioSpec: { flag: '--scenario', env: 'LOAD_SCENARIO', description: `a built-in scenario (${BUILT_IN_SCENARIOS.join(', ')}), several joined by commas, or a .yaml file` },
-  connections: { flag: '--connections', env: 'LOAD_CONNECTIONS', description: "connections per probe and target (replaces the scenario's)" },
-  thinkMs: { flag: '--think', env: 'LOAD_THINK', description: 'closed loops: pause between a reply and the next request, randomized by ±50% (e.g. 250ms)' },
-  rate: { flag: '--rate', env: 'LOAD_RATE', description: 'open loops: requests per second per probe and target; with --search, the first step' },
-  durationMs: { flag: '--duration', env: 'LOAD_DURATION', description: "how long to run (e.g. 10s, 2m); 0 runs until stopped (default: the scenario's length)" },
+  targets: {
+    flag: '--target',
+    env: 'LOAD_TARGETS',
+    description: 'name=host:port[?connect=per-request][&legacy]; repeat it, or separate with commas',
+  },
+  variants: {
+    flag: '--variants',
+    description: `start these variants locally (${VARIANT_NAMES.join(', ')}) on free ports and measure them one at a time`,
+  },
+  scenarioSpec: {
+    flag: '--scenario',
+    env: 'LOAD_SCENARIO',
+    description: `a built-in scenario (${BUILT_IN_SCENARIOS.join(', ')}), several joined by commas, or a .yaml file`,
+  },
+  connections: {
+    flag: '--connections',
+    env: 'LOAD_CONNECTIONS',
+    description: "connections per probe and target (replaces the scenario's)",
+  },
+  thinkMs: {
+    flag: '--think',
+    env: 'LOAD_THINK',
+    description: 'closed loops: pause between a reply and the next request, randomized by ±50% (e.g. 250ms)',
+  },
+  rate: {
+    flag: '--rate',
+    env: 'LOAD_RATE',
+    description: 'open loops: requests per second per probe and target; with --search, the first step',
+  },
+  durationMs: {
+    flag: '--duration',
+    env: 'LOAD_DURATION',
+    description: "how long to run (e.g. 10s, 2m); 0 runs until stopped (default: the scenario's length)",
+  },
   warmupMs: { flag: '--warmup', env: 'LOAD_WARMUP', description: 'run this long before measuring (left out of the results)' },
   timeoutMs: { flag: '--timeout', env: 'LOAD_TIMEOUT', description: 'per-request timeout (e.g. 30s)' },
   reportEveryMs: { flag: '--report-every', env: 'LOAD_REPORT_EVERY', description: 'how often the live display refreshes' },
   json: { flag: '--json', description: 'print the results as JSON on stdout (with HDR histograms)' },
   csv: { flag: '--csv', description: 'print the results as CSV on stdout' },
-  metricsPort: { flag: '--metrics-port', env: 'METRICS_PORT', description: 'serve /metrics, /healthz and the control API on this port (default: none)' },
+  metricsPort: {
+    flag: '--metrics-port',
+    env: 'METRICS_PORT',
+    description: 'serve /metrics, /healthz and the control API on this port (default: none)',
+  },
   metricsHost: { flag: '--metrics-host', env: 'HOST', description: 'interface for --metrics-port' },
-  search: { flag: '--search', description: 'find the maximum throughput: step an open-loop rate up until p99 or errors pass their bounds' },
+  search: {
+    flag: '--search',
+    description: 'find the maximum throughput: step an open-loop rate up until p99 or errors pass their bounds',
+  },
   maxP99: { flag: '--max-p99', description: 'with --search: the p99 a step may reach (default 50ms)' },
-  maxErrorRate: { flag: '--max-error-rate', description: 'with --search: the share of failed requests a step may reach (default 0.01)' },
+  maxErrorRate: {
+    flag: '--max-error-rate',
+    description: 'with --search: the share of failed requests a step may reach (default 0.01)',
+  },
   searchStep: { flag: '--search-step', description: 'with --search: how long each step runs (default 5s)' },
 } satisfies Record<string, OptionName & { description: string }>;
 
@@ -98,7 +135,8 @@ export function resolveLoadOptions(raw: RawLoadOptions): LoadOptions {
   const given = (key: LoadOptionKey) => raw[key] !== undefined && raw[key] !== '' && raw[key] !== false;
   const variants = parseVariants(raw.variants);
   const targets = variants.length > 0 ? [] : parseTargets(raw.targets);
-  if (variants.length > 0 && given('targets')) throw new ConfigError(optionLabel(names.variants), 'give either --variants or --target (LOAD_TARGETS), not both');
+  if (variants.length > 0 && given('targets'))
+    throw new ConfigError(optionLabel(names.variants), 'give either --variants or --target (LOAD_TARGETS), not both');
   const scenarioSpec = given('scenarioSpec') ? str(names.scenarioSpec, raw.scenarioSpec) : loadDefaults.scenarioSpec;
   const overrides: Overrides = {
     connections: optionalInt(names.connections, raw.connections, 1, 10_000),
@@ -127,10 +165,15 @@ export function resolveLoadOptions(raw: RawLoadOptions): LoadOptions {
   if (options.timeoutMs <= 0) throw new ConfigError(optionLabel(names.timeoutMs), 'must be more than 0');
   if (options.reportEveryMs < 100) throw new ConfigError(optionLabel(names.reportEveryMs), 'must be at least 100ms');
   if (options.metricsPort !== null && (options.variants.length > 0 || options.search)) {
-    throw new ConfigError(optionLabel(names.metricsPort), 'serves a run against --target (LOAD_TARGETS), not --variants or --search');
+    throw new ConfigError(
+      optionLabel(names.metricsPort),
+      'serves a run against --target (LOAD_TARGETS), not --variants or --search',
+    );
   }
-  if (options.durationMs === 0 && options.variants.length > 0) throw new ConfigError(optionLabel(names.durationMs), '--variants needs a duration: each variant is measured in turn');
-  if (options.durationMs === 0 && options.output !== 'table') throw new ConfigError(optionLabel(names.durationMs), `--${options.output} needs a run that ends`);
+  if (options.durationMs === 0 && options.variants.length > 0)
+    throw new ConfigError(optionLabel(names.durationMs), '--variants needs a duration: each variant is measured in turn');
+  if (options.durationMs === 0 && options.output !== 'table')
+    throw new ConfigError(optionLabel(names.durationMs), `--${options.output} needs a run that ends`);
   return options;
 }
 
@@ -138,7 +181,8 @@ function resolveSearch(raw: RawLoadOptions): SearchOptions {
   const names = loadOptionNames;
   const defaults = loadDefaults.search;
   const maxErrorRate = raw.maxErrorRate === undefined ? defaults.maxErrorRate : Number(raw.maxErrorRate);
-  if (!(maxErrorRate >= 0 && maxErrorRate < 1)) throw new ConfigError(names.maxErrorRate.flag, `expected a share from 0 to 1, got ${JSON.stringify(raw.maxErrorRate)}`);
+  if (!(maxErrorRate >= 0 && maxErrorRate < 1))
+    throw new ConfigError(names.maxErrorRate.flag, `expected a share from 0 to 1, got ${JSON.stringify(raw.maxErrorRate)}`);
   return {
     maxP99Ms: raw.maxP99 === undefined ? defaults.maxP99Ms : duration(names.maxP99, raw.maxP99),
     maxErrorRate,
@@ -167,7 +211,8 @@ export function parseTargets(raw: unknown): Target[] {
     .flatMap((item) => String(item).split(','))
     .map((item) => item.trim())
     .filter((item) => item !== '');
-  if (items.length === 0) throw new ConfigError(label, 'give at least one target, e.g. --target eventloop=127.0.0.1:25002 (or --variants eventloop)');
+  if (items.length === 0)
+    throw new ConfigError(label, 'give at least one target, e.g. --target eventloop=127.0.0.1:25002 (or --variants eventloop)');
   const targets = items.map((item) => {
     const match = /^([A-Za-z0-9_.-]+)=(\[[^\]]+\]|[^:?]+):(\d+)(?:\?(.*))?$/.exec(item);
     if (!match) throw new ConfigError(label, `expected name=host:port, got ${JSON.stringify(item)}`);
@@ -185,7 +230,10 @@ export function parseTargets(raw: unknown): Target[] {
       } else if (key === 'legacy' && (value === '' || value === '1' || value === 'true')) {
         target.legacy = true;
       } else {
-        throw new ConfigError(label, `unknown target option ${JSON.stringify(value ? `${key}=${value}` : key)} for ${name} (known: connect=per-request|persistent, legacy)`);
+        throw new ConfigError(
+          label,
+          `unknown target option ${JSON.stringify(value ? `${key}=${value}` : key)} for ${name} (known: connect=per-request|persistent, legacy)`,
+        );
       }
     }
     return target;
@@ -200,10 +248,16 @@ export function parseTargets(raw: unknown): Target[] {
 
 function parseVariants(raw: unknown): string[] {
   if (raw === undefined || raw === '') return [];
-  const names = String(raw).split(',').map((name) => name.trim()).filter((name) => name !== '');
+  const names = String(raw)
+    .split(',')
+    .map((name) => name.trim())
+    .filter((name) => name !== '');
   for (const name of names) {
     if (!VARIANT_NAMES.includes(name)) {
-      throw new ConfigError(optionLabel(loadOptionNames.variants), `unknown variant ${JSON.stringify(name)}: expected some of ${VARIANT_NAMES.join(', ')}`);
+      throw new ConfigError(
+        optionLabel(loadOptionNames.variants),
+        `unknown variant ${JSON.stringify(name)}: expected some of ${VARIANT_NAMES.join(', ')}`,
+      );
     }
   }
   return [...new Set(names)];
@@ -220,6 +274,7 @@ export function duration(name: OptionName, value: unknown): number {
 
 function positive(name: OptionName, value: unknown): number {
   const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new ConfigError(optionLabel(name), `expected a positive number, got ${JSON.stringify(value)}`);
+  if (!Number.isFinite(n) || n <= 0)
+    throw new ConfigError(optionLabel(name), `expected a positive number, got ${JSON.stringify(value)}`);
   return n;
 }

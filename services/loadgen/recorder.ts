@@ -142,7 +142,12 @@ export class ProbeRecorder {
 
   /** Requests and latency per phase of the scenario (empty where it has none). */
   phaseSummaries(): Array<{ phase: string; requests: number; ok: number; latency: LatencySummary }> {
-    return [...this.phases].map(([phase, stats]) => ({ phase, requests: stats.requests, ok: stats.ok, latency: summarize(stats.latency) }));
+    return [...this.phases].map(([phase, stats]) => ({
+      phase,
+      requests: stats.requests,
+      ok: stats.ok,
+      latency: summarize(stats.latency),
+    }));
   }
 
   /** Open loop: latency from the actual send, and the wait for a free connection; null in a closed loop. */
@@ -158,7 +163,9 @@ export class ProbeRecorder {
   fairness(): number | null {
     const times = this.activeMs;
     if (times.every((ms) => ms === times[0])) return jainIndex(this.perConnection);
-    return jainIndex(this.perConnection.map((count, i) => (times[i]! > 0 ? count / times[i]! : 0)).filter((_, i) => times[i]! > 0));
+    return jainIndex(
+      this.perConnection.map((count, i) => (times[i]! > 0 ? count / times[i]! : 0)).filter((_, i) => times[i]! > 0),
+    );
   }
 
   /**

@@ -97,73 +97,162 @@ export function runResults(run: LoadRun): { phase: Phase; results: ProbeResult[]
         .phaseSummaries()
         .map(({ phase, requests, latency }) => {
           const phaseSeconds = (run.phaseMs.get(phase) ?? 0) / 1000;
-          return { phase, seconds: Number(phaseSeconds.toFixed(2)), requests, requestsPerSecond: Number((requests / Math.max(phaseSeconds, 1e-9)).toFixed(2)), latencyMs: latency };
+          return {
+            phase,
+            seconds: Number(phaseSeconds.toFixed(2)),
+            requests,
+            requestsPerSecond: Number((requests / Math.max(phaseSeconds, 1e-9)).toFixed(2)),
+            latencyMs: latency,
+          };
         })
         .sort((a, b) => a.phase.localeCompare(b.phase, 'en', { numeric: true })),
       histograms: recorder.encodedHistograms(),
     };
   });
-  return { phase: { targets: run.config.targets.map((t) => t.name), durationSeconds: Number(seconds.toFixed(3)), generator }, results };
+  return {
+    phase: { targets: run.config.targets.map((t) => t.name), durationSeconds: Number(seconds.toFixed(3)), generator },
+    results,
+  };
 }
 
 export function healthLine(health: HealthReport): string {
   const lag = health.scheduleLagP99Ms === null ? '' : `, schedule lag p99 ${formatMs(health.scheduleLagP99Ms)}`;
-  const verdict = health.generatorBound ? `GENERATOR-BOUND (${health.reasons.join('; ')}): these figures describe the generator, not the server` : 'not the bottleneck';
+  const verdict = health.generatorBound
+    ? `GENERATOR-BOUND (${health.reasons.join('; ')}): these figures describe the generator, not the server`
+    : 'not the bottleneck';
   return `generator: ${health.cpuCores.toFixed(2)} cores, event-loop delay p99 ${formatMs(health.eventLoopDelayP99Ms)}${lag}: ${verdict}`;
 }
 
-const COLUMNS = ['target', 'scenario', 'probe', 'n', 'req/s', 'p50', 'p90', 'p99', 'p99.9', 'max', 'p99 uncorr', 'errors', 'fairness', 'gen-bound'];
+const COLUMNS = [
+  'target',
+  'scenario',
+  'probe',
+  'n',
+  'req/s',
+  'p50',
+  'p90',
+  'p99',
+  'p99.9',
+  'max',
+  'p99 uncorr',
+  'errors',
+  'fairness',
+  'gen-bound',
+];
 
 export function table(report: LoadReport): string {
-  const rows = report.results.flatMap((r) => [[
-    r.target,
-    r.scenario,
-    r.probe,
-    r.n,
-    formatRate(r.requestsPerSecond),
-    formatMs(r.latencyMs.p50),
-    formatMs(r.latencyMs.p90),
-    formatMs(r.latencyMs.p99),
-    formatMs(r.latencyMs.p999),
-    formatMs(r.latencyMs.max),
-    formatMs(r.uncorrectedLatencyMs?.p99),
-    Object.entries(r.errors).map(([code, count]) => `${code}=${count}`).join(',') || '0',
-    r.fairness === null ? '-' : r.fairness.toFixed(2),
-    r.generatorBound ? 'YES' : 'no',
-  ],
-  // The talk's demo in numbers: the same probe while 0, 1, 2 long requests run.
-  ...(r.phases.length > 1
-    ? r.phases.map((p) => ['', '', `  while ${p.phase}`, '', formatRate(p.requestsPerSecond), formatMs(p.latencyMs.p50), formatMs(p.latencyMs.p90), formatMs(p.latencyMs.p99), formatMs(p.latencyMs.p999), formatMs(p.latencyMs.max), '', '', '', ''])
-    : []),
+  const rows = report.results.flatMap((r) => [
+    [
+      r.target,
+      r.scenario,
+      r.probe,
+      r.n,
+      formatRate(r.requestsPerSecond),
+      formatMs(r.latencyMs.p50),
+      formatMs(r.latencyMs.p90),
+      formatMs(r.latencyMs.p99),
+      formatMs(r.latencyMs.p999),
+      formatMs(r.latencyMs.max),
+      formatMs(r.uncorrectedLatencyMs?.p99),
+      Object.entries(r.errors)
+        .map(([code, count]) => `${code}=${count}`)
+        .join(',') || '0',
+      r.fairness === null ? '-' : r.fairness.toFixed(2),
+      r.generatorBound ? 'YES' : 'no',
+    ],
+    // The talk's demo in numbers: the same probe while 0, 1, 2 long requests run.
+    ...(r.phases.length > 1
+      ? r.phases.map((p) => [
+          '',
+          '',
+          `  while ${p.phase}`,
+          '',
+          formatRate(p.requestsPerSecond),
+          formatMs(p.latencyMs.p50),
+          formatMs(p.latencyMs.p90),
+          formatMs(p.latencyMs.p99),
+          formatMs(p.latencyMs.p999),
+          formatMs(p.latencyMs.max),
+          '',
+          '',
+          '',
+          '',
+        ])
+      : []),
   ]);
   const widths = COLUMNS.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  const line = (cells: string[]) => cells.map((cell, i) => (i < 4 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, i) => (i < 4 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!)))
+      .join('  ')
+      .trimEnd();
   const seconds = report.phases.map((p) => p.durationSeconds.toFixed(1)).join(' + ');
   const heading = `${report.scenario.name}: ${seconds} s measured${report.warmupSeconds > 0 ? ` after ${report.warmupSeconds} s of warm-up` : ''}`;
-  const footer = report.phases.map((p) => (report.phases.length > 1 ? `${p.targets.join(', ')}: ` : '') + healthLine(p.generator));
+  const footer = report.phases.map(
+    (p) => (report.phases.length > 1 ? `${p.targets.join(', ')}: ` : '') + healthLine(p.generator),
+  );
   const note = report.results.some((r) => r.model === 'open')
-    ? ['open loop: latency from the intended send time; "p99 uncorr" from the actual send (what coordinated omission would report)']
+    ? [
+        'open loop: latency from the intended send time; "p99 uncorr" from the actual send (what coordinated omission would report)',
+      ]
     : [];
   return [heading, line(COLUMNS), ...rows.map(line), ...footer, ...note].join('\n');
 }
 
 const CSV_COLUMNS = [
-  'target', 'scenario', 'probe', 'model', 'n', 'connections', 'requests', 'ok', 'errors', 'requests_per_second',
-  'p50_ms', 'p90_ms', 'p99_ms', 'p999_ms', 'max_ms', 'uncorrected_p99_ms', 'queue_wait_p99_ms', 'fairness', 'generator_bound',
+  'target',
+  'scenario',
+  'probe',
+  'model',
+  'n',
+  'connections',
+  'requests',
+  'ok',
+  'errors',
+  'requests_per_second',
+  'p50_ms',
+  'p90_ms',
+  'p99_ms',
+  'p999_ms',
+  'max_ms',
+  'uncorrected_p99_ms',
+  'queue_wait_p99_ms',
+  'fairness',
+  'generator_bound',
 ];
 
 export function csv(report: LoadReport): string {
   const cell = (value: unknown) => {
-    const text = value === null || value === undefined || (typeof value === 'number' && !Number.isFinite(value)) ? '' : String(value);
+    const text =
+      value === null || value === undefined || (typeof value === 'number' && !Number.isFinite(value)) ? '' : String(value);
     return /[",\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
   };
   const rows = report.results.map((r) =>
     [
-      r.target, r.scenario, r.probe, r.model, r.n, r.connections, r.requests, r.ok,
-      Object.entries(r.errors).map(([code, count]) => `${code}=${count}`).join(' '),
-      r.requestsPerSecond, r.latencyMs.p50, r.latencyMs.p90, r.latencyMs.p99, r.latencyMs.p999, r.latencyMs.max,
-      r.uncorrectedLatencyMs?.p99, r.queueWaitMs?.p99, r.fairness, r.generatorBound,
-    ].map(cell).join(','),
+      r.target,
+      r.scenario,
+      r.probe,
+      r.model,
+      r.n,
+      r.connections,
+      r.requests,
+      r.ok,
+      Object.entries(r.errors)
+        .map(([code, count]) => `${code}=${count}`)
+        .join(' '),
+      r.requestsPerSecond,
+      r.latencyMs.p50,
+      r.latencyMs.p90,
+      r.latencyMs.p99,
+      r.latencyMs.p999,
+      r.latencyMs.max,
+      r.uncorrectedLatencyMs?.p99,
+      r.queueWaitMs?.p99,
+      r.fairness,
+      r.generatorBound,
+    ]
+      .map(cell)
+      .join(','),
   );
   return [CSV_COLUMNS.join(','), ...rows].join('\n');
 }
@@ -186,14 +275,17 @@ export class LiveDisplay {
     for (const probe of probes) {
       const parts = byTarget.get(probe.key.target) ?? [];
       const errors = probe.errors > 0 ? ` err ${probe.errors}` : '';
-      parts.push(`${probe.key.probe} ${formatRate(probe.requests / seconds)}/s p50 ${formatMs(probe.latency.p50)} p99 ${formatMs(probe.latency.p99)}${errors}`);
+      parts.push(
+        `${probe.key.probe} ${formatRate(probe.requests / seconds)}/s p50 ${formatMs(probe.latency.p50)} p99 ${formatMs(probe.latency.p99)}${errors}`,
+      );
       byTarget.set(probe.key.target, parts);
     }
     const elapsed = run.elapsedMs() / 1000;
     const total = run.totalMs;
     const flag = health.generatorBound ? `  GENERATOR-BOUND: ${health.reasons.join('; ')}` : '';
     if (!this.bars) {
-      for (const [target, parts] of byTarget) process.stderr.write(`[${elapsed.toFixed(0).padStart(4)}s] ${label}${target}: ${parts.join(' | ')}\n`);
+      for (const [target, parts] of byTarget)
+        process.stderr.write(`[${elapsed.toFixed(0).padStart(4)}s] ${label}${target}: ${parts.join(' | ')}\n`);
       if (flag) process.stderr.write(`[${elapsed.toFixed(0).padStart(4)}s]${flag}\n`);
       return;
     }
@@ -221,7 +313,14 @@ export class LiveDisplay {
     this.lines = new Map();
     this.bars = this.interactive
       ? new cliProgress.MultiBar(
-          { stream: process.stderr, hideCursor: true, clearOnComplete: false, stopOnComplete: false, format: '{text}', autopadding: true },
+          {
+            stream: process.stderr,
+            hideCursor: true,
+            clearOnComplete: false,
+            stopOnComplete: false,
+            format: '{text}',
+            autopadding: true,
+          },
           cliProgress.Presets.shades_classic,
         )
       : null;

@@ -53,7 +53,11 @@ export class LoadRun {
     const probes: Promise<void>[] = [];
     for (const target of config.targets) {
       for (const probe of config.scenario.probes) {
-        const recorder = new ProbeRecorder({ target: target.name, scenario: probe.scenario, probe: probe.name }, probe.connections, metrics);
+        const recorder = new ProbeRecorder(
+          { target: target.name, scenario: probe.scenario, probe: probe.name },
+          probe.connections,
+          metrics,
+        );
         this.recorders.push(recorder);
         probes.push(
           runProbe({
@@ -140,7 +144,10 @@ export class LoadRun {
     const health = this.windowHealth.report();
     this.windowHealth.reset();
     this.metrics?.generatorBound.set(health.generatorBound ? 1 : 0);
-    return { windowMs, health, probes: this.recorders.map((recorder) => ({ key: recorder.key, errors: recorder.errors, ...recorder.takeWindow() })) };
+    return {
+      windowMs,
+      health,
+      probes: this.recorders.map((recorder) => ({ key: recorder.key, errors: recorder.errors, ...recorder.takeWindow() })),
+    };
   }
 }
-

@@ -76,7 +76,10 @@ const probeSchema = z
     connections: z.number().int().min(1).max(10_000).default(1),
     think: duration.default(0),
     rate: z
-      .union([z.number().positive(), z.object({ from: z.number().positive(), to: z.number().positive(), steps: z.number().int().min(1).max(1000) }).strict()])
+      .union([
+        z.number().positive(),
+        z.object({ from: z.number().positive(), to: z.number().positive(), steps: z.number().int().min(1).max(1000) }).strict(),
+      ])
       .optional(),
     arrival: z.enum(['fixed', 'poisson']).default('fixed'),
     depth: z.number().int().min(1).max(1000).default(1),
@@ -86,13 +89,18 @@ const probeSchema = z
   })
   .strict()
   .superRefine((probe, ctx) => {
-    if (probe.model === 'open' && probe.rate === undefined) ctx.addIssue({ code: 'custom', path: ['rate'], message: 'an open-loop probe needs a rate (requests per second)' });
-    if (probe.model === 'closed' && probe.rate !== undefined) ctx.addIssue({ code: 'custom', path: ['rate'], message: 'a closed-loop probe has no rate (use think)' });
-    if (probe.model === 'closed' && probe.depth !== 1) ctx.addIssue({ code: 'custom', path: ['depth'], message: 'pipelining depth is for open-loop probes' });
-    if (probe.stop !== undefined && probe.stop <= probe.start) ctx.addIssue({ code: 'custom', path: ['stop'], message: 'must be after start' });
+    if (probe.model === 'open' && probe.rate === undefined)
+      ctx.addIssue({ code: 'custom', path: ['rate'], message: 'an open-loop probe needs a rate (requests per second)' });
+    if (probe.model === 'closed' && probe.rate !== undefined)
+      ctx.addIssue({ code: 'custom', path: ['rate'], message: 'a closed-loop probe has no rate (use think)' });
+    if (probe.model === 'closed' && probe.depth !== 1)
+      ctx.addIssue({ code: 'custom', path: ['depth'], message: 'pipelining depth is for open-loop probes' });
+    if (probe.stop !== undefined && probe.stop <= probe.start)
+      ctx.addIssue({ code: 'custom', path: ['stop'], message: 'must be after start' });
     if (typeof probe.n === 'object') {
       for (const key of Object.keys(probe.n)) {
-        if (Number(key) > FIB_MAX_N_LIMIT) ctx.addIssue({ code: 'custom', path: ['n', key], message: `n must be at most ${FIB_MAX_N_LIMIT}` });
+        if (Number(key) > FIB_MAX_N_LIMIT)
+          ctx.addIssue({ code: 'custom', path: ['n', key], message: `n must be at most ${FIB_MAX_N_LIMIT}` });
       }
     }
   });
@@ -108,7 +116,12 @@ const scenarioSchema = z
   .superRefine((scenario, ctx) => {
     const seen = new Set<string>();
     scenario.probes.forEach((probe, i) => {
-      if (seen.has(probe.name)) ctx.addIssue({ code: 'custom', path: ['probes', i, 'name'], message: `probe ${JSON.stringify(probe.name)} is defined twice` });
+      if (seen.has(probe.name))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['probes', i, 'name'],
+          message: `probe ${JSON.stringify(probe.name)} is defined twice`,
+        });
       seen.add(probe.name);
     });
   });
@@ -120,7 +133,10 @@ export function toScenario(input: unknown, source: string): Scenario {
   const result = scenarioSchema.safeParse(input);
   if (!result.success) {
     const issue = result.error.issues[0]!;
-    const path = issue.path.reduce<string>((text, key) => (typeof key === 'number' ? `${text}[${key}]` : text ? `${text}.${String(key)}` : String(key)), '');
+    const path = issue.path.reduce<string>(
+      (text, key) => (typeof key === 'number' ? `${text}[${key}]` : text ? `${text}.${String(key)}` : String(key)),
+      '',
+    );
     throw new ConfigError(source, `${path || '(top level)'}: ${issue.message}`);
   }
   const { name, description, duration: durationMs, probes } = result.data;
@@ -201,11 +217,18 @@ export function loadScenario(spec: string, option = '--scenario'): Scenario {
     }
     return toScenario(data, `scenario file ${spec}`);
   }
-  const names = spec.split(',').map((name) => name.trim()).filter((name) => name !== '');
+  const names = spec
+    .split(',')
+    .map((name) => name.trim())
+    .filter((name) => name !== '');
   if (names.length === 0) throw new ConfigError(option, 'give a scenario');
   const scenarios = names.map((name) => {
     const input = BUILT_IN[name];
-    if (!input) throw new ConfigError(option, `unknown scenario ${JSON.stringify(name)}: expected one of ${BUILT_IN_SCENARIOS.join(', ')}, or a .yaml file`);
+    if (!input)
+      throw new ConfigError(
+        option,
+        `unknown scenario ${JSON.stringify(name)}: expected one of ${BUILT_IN_SCENARIOS.join(', ')}, or a .yaml file`,
+      );
     return toScenario(input, `built-in scenario ${name}`);
   });
   if (scenarios.length === 1) return scenarios[0]!;
@@ -243,7 +266,12 @@ export function rateAt(probe: Pick<Probe, 'rate'>, elapsedMs: number, activeMs: 
 }
 
 /** Whether connection `index` of a probe is active at `t` ms into the scenario. */
-export function connectionActive(probe: Pick<Probe, 'startMs' | 'stopMs' | 'staggerMs'>, index: number, t: number, scenarioMs: number): boolean {
+export function connectionActive(
+  probe: Pick<Probe, 'startMs' | 'stopMs' | 'staggerMs'>,
+  index: number,
+  t: number,
+  scenarioMs: number,
+): boolean {
   const start = probe.startMs + index * probe.staggerMs;
   const stop = (probe.stopMs ?? scenarioMs) - index * probe.staggerMs;
   return t >= start && t < stop;

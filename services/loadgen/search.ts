@@ -5,7 +5,8 @@
 
 import type { LoadgenMetrics } from '../common/metrics.js';
 import type { LoadOptions, Target } from './options.js';
-import { LiveDisplay, formatMs, runResults, type ProbeResult } from './report.js';
+import type { LiveDisplay } from './report.js';
+import { formatMs, runResults, type ProbeResult } from './report.js';
 import { LoadRun } from './run.js';
 import type { Probe, Scenario } from './scenario.js';
 
@@ -37,10 +38,21 @@ const FIRST_RATE = 100;
 function searchProbe(scenario: Scenario, firstRate: number | null): Probe & { scenario: string } {
   const open = scenario.probes.find((p) => p.model === 'open');
   const base = open ?? { ...scenario.probes[0]!, model: 'open' as const, arrival: 'fixed' as const, depth: 1, thinkMs: 0 };
-  return { ...base, rate: firstRate ?? (typeof base.rate === 'number' && base.rate > 0 ? base.rate : FIRST_RATE), startMs: 0, stopMs: null, staggerMs: 0 };
+  return {
+    ...base,
+    rate: firstRate ?? (typeof base.rate === 'number' && base.rate > 0 ? base.rate : FIRST_RATE),
+    startMs: 0,
+    stopMs: null,
+    staggerMs: 0,
+  };
 }
 
-export async function searchMaxThroughput(target: Target, options: LoadOptions, metrics: LoadgenMetrics | null, display: LiveDisplay): Promise<SearchResult> {
+export async function searchMaxThroughput(
+  target: Target,
+  options: LoadOptions,
+  metrics: LoadgenMetrics | null,
+  display: LiveDisplay,
+): Promise<SearchResult> {
   const search = options.search!;
   const probe = searchProbe(options.scenario, options.overrides.rate);
   const steps: SearchStep[] = [];
@@ -48,9 +60,17 @@ export async function searchMaxThroughput(target: Target, options: LoadOptions, 
   let stoppedBecause = `reached ${MAX_STEPS} steps`;
   let last: ProbeResult | undefined;
   for (let i = 0; i < MAX_STEPS; i++) {
-    const scenario: Scenario = { name: 'search', description: `step ${i + 1}: ${rate.toFixed(0)} req/s`, durationMs: search.stepMs, probes: [{ ...probe, rate }] };
+    const scenario: Scenario = {
+      name: 'search',
+      description: `step ${i + 1}: ${rate.toFixed(0)} req/s`,
+      durationMs: search.stepMs,
+      probes: [{ ...probe, rate }],
+    };
     const warmupMs = Math.min(1000, search.stepMs / 5);
-    const run = new LoadRun({ scenario, targets: [target], durationMs: search.stepMs, warmupMs, timeoutMs: options.timeoutMs }, metrics);
+    const run = new LoadRun(
+      { scenario, targets: [target], durationMs: search.stepMs, warmupMs, timeoutMs: options.timeoutMs },
+      metrics,
+    );
     display.reset();
     const ticker = setInterval(() => display.update(run, `${target.name} at ${rate.toFixed(0)} req/s: `), options.reportEveryMs);
     await run.finished;
@@ -93,14 +113,18 @@ export async function searchMaxThroughput(target: Target, options: LoadOptions, 
 export function searchTable(results: SearchResult[]): string {
   const lines: string[] = [];
   for (const r of results) {
-    lines.push(`${r.target} (${r.probe}, n=${r.n}): p99 <= ${formatMs(r.bounds.maxP99Ms)}, errors <= ${(r.bounds.maxErrorRate * 100).toFixed(1)}%`);
+    lines.push(
+      `${r.target} (${r.probe}, n=${r.n}): p99 <= ${formatMs(r.bounds.maxP99Ms)}, errors <= ${(r.bounds.maxErrorRate * 100).toFixed(1)}%`,
+    );
     lines.push('  rate req/s  achieved  p99         errors  passed');
     for (const s of r.steps) {
       lines.push(
         `  ${s.rate.toFixed(0).padStart(10)}  ${s.achievedRate.toFixed(0).padStart(8)}  ${formatMs(s.p99Ms).padEnd(10)}  ${(s.errorRate * 100).toFixed(2).padStart(5)}%  ${s.passed ? 'yes' : s.generatorBound ? 'no (generator-bound)' : 'no'}`,
       );
     }
-    lines.push(`  knee: ${r.kneeRate === null ? 'none: the first step failed' : `${r.kneeRate.toFixed(0)} req/s`}; stopped: ${r.stoppedBecause}`);
+    lines.push(
+      `  knee: ${r.kneeRate === null ? 'none: the first step failed' : `${r.kneeRate.toFixed(0)} req/s`}; stopped: ${r.stoppedBecause}`,
+    );
   }
   return lines.join('\n');
 }

@@ -79,7 +79,12 @@ class ProcessPool implements Executor {
 
   async close(): Promise<void> {
     this.closing = true;
-    const exits = this.slots.map((slot) => new Promise<void>((resolve) => (slot.child.exitCode !== null || slot.child.signalCode !== null ? resolve() : slot.child.once('exit', () => resolve()))));
+    const exits = this.slots.map(
+      (slot) =>
+        new Promise<void>((resolve) =>
+          slot.child.exitCode !== null || slot.child.signalCode !== null ? resolve() : slot.child.once('exit', () => resolve()),
+        ),
+    );
     for (const slot of this.slots) this.kill(slot);
     await Promise.all(exits);
   }
@@ -87,7 +92,15 @@ class ProcessPool implements Executor {
   private spawn(index: number): Slot {
     const child = fork(CHILD, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     let markReady: () => void;
-    const slot: Slot = { index, child, ready: new Promise((resolve) => (markReady = resolve)), startedAt: Date.now(), job: null, dead: false, killed: false };
+    const slot: Slot = {
+      index,
+      child,
+      ready: new Promise((resolve) => (markReady = resolve)),
+      startedAt: Date.now(),
+      job: null,
+      dead: false,
+      killed: false,
+    };
     child.on('message', (message: PoolReply) => {
       if (message.type === 'ready') return markReady();
       const job = slot.job;

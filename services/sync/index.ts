@@ -5,7 +5,13 @@
 import type { Socket } from 'node:net';
 import type { LineConnection } from '../common/connection.js';
 import { formatError } from '../common/protocol.js';
-import { inlineExecutor, serveLines, type ConnectionOwner, type VariantContext, type VariantDefinition } from '../common/server.js';
+import {
+  inlineExecutor,
+  serveLines,
+  type ConnectionOwner,
+  type VariantContext,
+  type VariantDefinition,
+} from '../common/server.js';
 
 export const sync: VariantDefinition = {
   name: 'sync',
@@ -54,7 +60,7 @@ class OneAtATimeOwner implements ConnectionOwner {
     // Clients still waiting for their turn will not get one.
     const refused = this.waiting.splice(0).map(({ socket, release }) => {
       const closed = new Promise<void>((resolve) => socket.once('close', () => resolve(release())));
-      socket.end(formatError('unavailable', 'server shutting down before this connection\'s turn'), () => socket.destroy());
+      socket.end(formatError('unavailable', "server shutting down before this connection's turn"), () => socket.destroy());
       return closed;
     });
     await Promise.all([this.current?.drain(), ...refused]);

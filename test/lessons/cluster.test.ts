@@ -6,7 +6,8 @@ import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TestClient, childProcesses, loopRequests, metricsOf, referenceFib, sample, startVariant } from '../helpers.js';
 
-const workerCounts = (metrics: string) => [0, 1].map((worker) => sample(metrics, 'fib_worker_requests_total', { worker: String(worker) }));
+const workerCounts = (metrics: string) =>
+  [0, 1].map((worker) => sample(metrics, 'fib_worker_requests_total', { worker: String(worker) }));
 
 describe('lesson: cluster', () => {
   it("reports on the primary's /metrics the sum over all workers", async () => {
@@ -26,7 +27,10 @@ describe('lesson: cluster', () => {
       assert.equal(total, 100, 'fib_requests_total{outcome="ok"} sums both workers');
       assert.equal(sample(metrics, 'fib_request_duration_seconds_count'), 100);
       assert.equal(perWorker[0]! + perWorker[1]!, 100, `per-worker series ${perWorker}`);
-      assert.ok(perWorker.every((count) => count > 0), `both workers served: ${perWorker}`);
+      assert.ok(
+        perWorker.every((count) => count > 0),
+        `both workers served: ${perWorker}`,
+      );
       assert.equal(sample(metrics, 'fib_workers'), 2);
     } finally {
       await server.stop();
@@ -45,7 +49,7 @@ describe('lesson: cluster', () => {
       await Promise.race(clients.map((client) => client.closedPromise));
       await sleep(100);
       const closed = clients.filter((client) => client.closed);
-      assert.equal(closed.length, 1, 'exactly the killed worker\'s connection closes');
+      assert.equal(closed.length, 1, "exactly the killed worker's connection closes");
       const survivor = clients.find((client) => !client.closed)!;
       assert.equal(await survivor.ask('12'), 'fib: 144');
       let after = childProcesses(pid).filter((c) => !c.zombie);
@@ -74,9 +78,15 @@ describe('lesson: cluster', () => {
       const [hog, short] = await Promise.all([loopRequests(server.port, 30, 2000), loopRequests(server.port, 1, 2000)]);
       const after = workerCounts(await metricsOf(server));
       const served = after.map((count, i) => count - before[i]!).sort((a, b) => a - b);
-      console.log(`cluster: hog connection ${hog} x fib(30), short connection ${short} x fib(1); per worker ${served.join(' and ')}`);
+      console.log(
+        `cluster: hog connection ${hog} x fib(30), short connection ${short} x fib(1); per worker ${served.join(' and ')}`,
+      );
       // Each connection stays on the worker it was given: each worker's count is one connection's.
-      assert.deepEqual(served, [hog, short].sort((a, b) => a - b), `per-worker counts ${served} vs connections ${hog}, ${short}`);
+      assert.deepEqual(
+        served,
+        [hog, short].sort((a, b) => a - b),
+        `per-worker counts ${served} vs connections ${hog}, ${short}`,
+      );
       assert.ok(short > 10 * hog, `short requests are not stuck behind the hog: ${short} vs ${hog}`);
     } finally {
       await server.stop();

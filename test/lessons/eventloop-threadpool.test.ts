@@ -42,12 +42,20 @@ describe('lessons', () => {
   it('eventloop: a short request waits behind a long one on another connection', async () => {
     const arrivals = await longThenShort('eventloop', {});
     console.log(`eventloop: ${show(arrivals)}`);
-    assert.deepEqual(arrivals.map((x) => x.who), ['A: fib(35)', 'B: fib(1)'], `expected B after A's fib(35): ${show(arrivals)}`);
+    assert.deepEqual(
+      arrivals.map((x) => x.who),
+      ['A: fib(35)', 'B: fib(1)'],
+      `expected B after A's fib(35): ${show(arrivals)}`,
+    );
   });
 
   it('threadpool with two workers: the short request is answered while the long one runs', async () => {
     const arrivals = await longThenShort('threadpool', { POOL_SIZE: '2' });
     console.log(`threadpool: ${show(arrivals)}`);
-    assert.deepEqual(arrivals.map((x) => x.who), ['B: fib(1)', 'A: fib(35)'], `expected B before A's fib(35): ${show(arrivals)}`);
+    assert.deepEqual(
+      arrivals.map((x) => x.who),
+      ['B: fib(1)', 'A: fib(35)'],
+      `expected B before A's fib(35): ${show(arrivals)}`,
+    );
   });
 });

@@ -38,15 +38,22 @@ describe('lesson: gil', () => {
     assert.ok(threads.during * 3 >= threads.alone, `threads should keep at least a third: ${shown}`);
   });
 
-  it('two CPU-bound clients together use at most 1.2 cores', { skip: availableParallelism() < 2 && 'needs 2 CPUs to mean anything' }, async () => {
-    const server = await startVariant('gil');
-    try {
-      const { counts, cores } = await twoCpuBoundClients(server, MS);
-      console.log(`gil: two fib(30) loops for ${MS} ms: ${counts.join(' + ')} replies, ${cores.toFixed(2)} cores used`);
-      assert.ok(counts.every((count) => count > 0), `both clients must be served: ${counts}`);
-      assert.ok(cores <= 1.2, `gil used ${cores.toFixed(2)} cores with two CPU-bound clients`);
-    } finally {
-      await server.stop();
-    }
-  });
+  it(
+    'two CPU-bound clients together use at most 1.2 cores',
+    { skip: availableParallelism() < 2 && 'needs 2 CPUs to mean anything' },
+    async () => {
+      const server = await startVariant('gil');
+      try {
+        const { counts, cores } = await twoCpuBoundClients(server, MS);
+        console.log(`gil: two fib(30) loops for ${MS} ms: ${counts.join(' + ')} replies, ${cores.toFixed(2)} cores used`);
+        assert.ok(
+          counts.every((count) => count > 0),
+          `both clients must be served: ${counts}`,
+        );
+        assert.ok(cores <= 1.2, `gil used ${cores.toFixed(2)} cores with two CPU-bound clients`);
+      } finally {
+        await server.stop();
+      }
+    },
+  );
 });

@@ -27,7 +27,10 @@ describe('lesson: processes', () => {
       const workers = sample(await metricsOf(server), 'fib_workers');
       const shown = `children while connected (every 25 cycles): ${during.join(', ')}; after: ${JSON.stringify(children)}; fib_workers ${workers}`;
       console.log(`processes: ${shown}`);
-      assert.ok(during.every((count) => count === 1), `one child per open connection: ${shown}`);
+      assert.ok(
+        during.every((count) => count === 1),
+        `one child per open connection: ${shown}`,
+      );
       assert.deepEqual(children, [], `leaked or unreaped children: ${shown}`);
       assert.equal(workers, 0, shown);
       const requests = sample(await metricsOf(server), 'fib_requests_total', { outcome: 'ok' });

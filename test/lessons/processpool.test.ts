@@ -21,7 +21,7 @@ describe('lesson: processpool', () => {
       process.kill(pool[0]!, 'SIGKILL');
       const replies = (await Promise.all([a.line(), b.line()])).sort();
       assert.equal(replies.length, 2);
-      assert.match(replies[0]!, /^error: internal \S/, replies.join(' | '));
+      assert.match(replies[0], /^error: internal \S/, replies.join(' | '));
       assert.equal(replies[1], `fib: ${referenceFib(38)}`, replies.join(' | '));
       // Both connections keep being served, by a full pool again.
       assert.equal(await a.ask('20'), 'fib: 6765');
@@ -32,12 +32,15 @@ describe('lesson: processpool', () => {
         now = childProcesses(pid);
       }
       const metrics = await metricsOf(server);
-      console.log(`processpool: pool ${pool.join(',')} -> killed ${pool[0]} -> pool ${now.map((c) => c.pid).join(',')}; replies ${replies.join(' | ')}`);
+      console.log(
+        `processpool: pool ${pool.join(',')} -> killed ${pool[0]} -> pool ${now.map((c) => c.pid).join(',')}; replies ${replies.join(' | ')}`,
+      );
       assert.equal(now.length, 2, `pool size after the kill: ${JSON.stringify(now)}`);
       assert.ok(!now.some((c) => c.pid === pool[0]), 'the killed process was replaced');
       assert.equal(sample(metrics, 'fib_workers'), 2);
       assert.equal(sample(metrics, 'fib_requests_total', { outcome: 'internal' }), 1);
-      for (const worker of ['0', '1']) assert.ok(sample(metrics, 'fib_worker_requests_total', { worker }) >= 0, `series for worker ${worker}`);
+      for (const worker of ['0', '1'])
+        assert.ok(sample(metrics, 'fib_worker_requests_total', { worker }) >= 0, `series for worker ${worker}`);
     } finally {
       a.close();
       b.close();

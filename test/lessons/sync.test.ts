@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import { TestClient, startVariant } from '../helpers.js';
 
 describe('lesson: sync', () => {
-  it("answers a second client only after the first has left", async () => {
+  it('answers a second client only after the first has left', async () => {
     const server = await startVariant('sync');
     const first = await TestClient.connect(server.port);
     const second = await TestClient.connect(server.port);
@@ -23,7 +23,11 @@ describe('lesson: sync', () => {
       order.push('first leaves');
       first.close();
       await answered;
-      assert.deepEqual(order, ['first: fib(1)', ...Array(5).fill('first: fib(25)'), 'first leaves', 'second: fib: 8'], order.join(', '));
+      assert.deepEqual(
+        order,
+        ['first: fib(1)', ...Array(5).fill('first: fib(25)'), 'first leaves', 'second: fib: 8'],
+        order.join(', '),
+      );
     } finally {
       first.close();
       second.close();

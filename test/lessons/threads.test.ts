@@ -10,7 +10,7 @@ import { TestClient, loopRequests, metricsOf, processStatus, sample, startVarian
 const MB = 1024 * 1024;
 
 describe('lesson: threads', () => {
-  it('ends each connection\'s thread with it: after 500 cycles threads are back to baseline and memory has levelled off', async () => {
+  it("ends each connection's thread with it: after 500 cycles threads are back to baseline and memory has levelled off", async () => {
     const server = await startVariant('threads');
     const pid = server.child.pid!;
     try {
@@ -43,18 +43,24 @@ describe('lesson: threads', () => {
     }
   });
 
-  it('with two cores, two clients looping fib(27) get at least 1.3x the throughput of one', { skip: availableParallelism() < 2 && 'needs 2 CPUs' }, async () => {
-    const server = await startVariant('threads');
-    try {
-      await loopRequests(server.port, 27, 300); // warm up
-      const ms = 2000;
-      const one = await loopRequests(server.port, 27, ms);
-      const two = (await Promise.all([loopRequests(server.port, 27, ms), loopRequests(server.port, 27, ms)])).reduce((a, b) => a + b);
-      const ratio = two / one;
-      console.log(`threads: fib(27) in ${ms} ms: one client ${one}, two clients ${two} (${ratio.toFixed(2)}x)`);
-      assert.ok(ratio >= 1.3, `two clients got ${two} replies, one got ${one}: ${ratio.toFixed(2)}x, expected >= 1.3x`);
-    } finally {
-      await server.stop();
-    }
-  });
+  it(
+    'with two cores, two clients looping fib(27) get at least 1.3x the throughput of one',
+    { skip: availableParallelism() < 2 && 'needs 2 CPUs' },
+    async () => {
+      const server = await startVariant('threads');
+      try {
+        await loopRequests(server.port, 27, 300); // warm up
+        const ms = 2000;
+        const one = await loopRequests(server.port, 27, ms);
+        const two = (await Promise.all([loopRequests(server.port, 27, ms), loopRequests(server.port, 27, ms)])).reduce(
+          (a, b) => a + b,
+        );
+        const ratio = two / one;
+        console.log(`threads: fib(27) in ${ms} ms: one client ${one}, two clients ${two} (${ratio.toFixed(2)}x)`);
+        assert.ok(ratio >= 1.3, `two clients got ${two} replies, one got ${one}: ${ratio.toFixed(2)}x, expected >= 1.3x`);
+      } finally {
+        await server.stop();
+      }
+    },
+  );
 });

@@ -23,7 +23,9 @@ const RATE_INTERVAL = '30s';
 function compose(args: string[], timeoutMs = 600_000): string {
   const result = spawnSync('docker', ['compose', ...args], { cwd: ROOT, encoding: 'utf8', timeout: timeoutMs });
   if (result.status !== 0) {
-    throw new Error(`docker compose ${args.join(' ')} failed (${result.status ?? result.signal}):\n${result.stdout}\n${result.stderr}`);
+    throw new Error(
+      `docker compose ${args.join(' ')} failed (${result.status ?? result.signal}):\n${result.stdout}\n${result.stderr}`,
+    );
   }
   return result.stdout;
 }
@@ -92,7 +94,7 @@ describe('the compose stack', () => {
       }
     });
 
-  step('every variant answers `6` with `fib: 8` on its published port, and the talk\'s no-newline client', async () => {
+  step("every variant answers `6` with `fib: 8` on its published port, and the talk's no-newline client", async () => {
     for (const { definition, hostPort } of VARIANTS) {
       const client = await TestClient.connect(hostPort);
       try {
@@ -112,10 +114,22 @@ describe('the compose stack', () => {
 
   step('a short load from the host gets every request answered', async () => {
     const targets = VARIANTS.map((v) => `${v.definition.name}=127.0.0.1:${v.hostPort}`).join(',');
-    const { code, stdout, stderr } = await runLab(['load', '--target', targets, '--scenario', 'perf1,perf2', '--duration', '5s', '--json']);
+    const { code, stdout, stderr } = await runLab([
+      'load',
+      '--target',
+      targets,
+      '--scenario',
+      'perf1,perf2',
+      '--duration',
+      '5s',
+      '--json',
+    ]);
     assert.equal(code, 0, stderr);
     for (const result of JSON.parse(stdout).results) {
-      assert.ok(result.ok > 0 && result.ok === result.requests, `${result.target}/${result.probe}: ${JSON.stringify(result.errors)}`);
+      assert.ok(
+        result.ok > 0 && result.ok === result.requests,
+        `${result.target}/${result.probe}: ${JSON.stringify(result.errors)}`,
+      );
     }
   });
 
@@ -145,7 +159,9 @@ describe('the compose stack', () => {
           missing = finite(await query(expr)).length > 0 ? [] : ['the lab'];
         } else if (q.perVariant) {
           // A repeated panel, or the one-variant dashboard: the query selects one variant at a time.
-          const results = await Promise.all(variants.map(async (name) => [name, finite(await query(expr.replaceAll('$variant', name)))] as const));
+          const results = await Promise.all(
+            variants.map(async (name) => [name, finite(await query(expr.replaceAll('$variant', name)))] as const),
+          );
           missing = results.filter(([, samples]) => samples.length === 0).map(([name]) => name);
         } else {
           const seen = new Set(finite(await query(expr.replaceAll('$variant', '.+'))).map((s) => s.metric.variant));
@@ -154,26 +170,38 @@ describe('the compose stack', () => {
         return missing.length === 0 ? null : `no finite series for ${missing.join(', ')} from ${expr}`;
       });
     }
-    console.log(`checked ${checks.length} panel queries of ${new Set(checks.map((q) => q.dashboard)).size} dashboards against ${NAMES.length} variants`);
+    console.log(
+      `checked ${checks.length} panel queries of ${new Set(checks.map((q) => q.dashboard)).size} dashboards against ${NAMES.length} variants`,
+    );
   });
 
-  step('each variant reports its own container\'s CPU quota from its cgroup', async () => {
+  step("each variant reports its own container's CPU quota from its cgroup", async () => {
     const env = envFile();
     for (const name of NAMES) {
       const wanted = Number(env[`${name.toUpperCase()}_CPUS`] ?? 2);
-      await eventually(`lab_cpu_quota_cores{variant="${name}"}`, async () => {
-        const [sample] = await query(`lab_cpu_quota_cores{variant="${name}"}`);
-        if (!sample) return 'no sample yet';
-        return Number(sample.value[1]) === wanted ? null : `${sample.value[1]} cores, .env says ${wanted}`;
-      }, 30_000);
+      await eventually(
+        `lab_cpu_quota_cores{variant="${name}"}`,
+        async () => {
+          const [sample] = await query(`lab_cpu_quota_cores{variant="${name}"}`);
+          if (!sample) return 'no sample yet';
+          return Number(sample.value[1]) === wanted ? null : `${sample.value[1]} cores, .env says ${wanted}`;
+        },
+        30_000,
+      );
     }
   });
 
   step('the load generator serves its control API on 127.0.0.1:9465', async () => {
-    const state = (await (await fetch('http://127.0.0.1:9465/scenario')).json()) as { targets: string[]; scenario: { spec: string } };
+    const state = (await (await fetch('http://127.0.0.1:9465/scenario')).json()) as {
+      targets: string[];
+      scenario: { spec: string };
+    };
     assert.deepEqual(state.targets, NAMES);
     assert.equal(state.scenario.spec, envFile().LOAD_SCENARIO ?? 'perf1,perf2');
-    const bad = await fetch('http://127.0.0.1:9465/scenario', { method: 'PUT', body: JSON.stringify({ scenario: 'no-such-scenario' }) });
+    const bad = await fetch('http://127.0.0.1:9465/scenario', {
+      method: 'PUT',
+      body: JSON.stringify({ scenario: 'no-such-scenario' }),
+    });
     assert.equal(bad.status, 400, 'a bad switch is refused and the load goes on');
   });
 
@@ -181,13 +209,21 @@ describe('the compose stack', () => {
     const container = compose(['ps', '-q', 'threadpool']).trim();
     const update = spawnSync('docker', ['update', '--cpus', '0.5', container], { encoding: 'utf8' });
     assert.equal(update.status, 0, update.stderr);
-    await eventually('lab_cpu_quota_cores{variant="threadpool"} == 0.5', async () => {
-      const [sample] = await query('lab_cpu_quota_cores{variant="threadpool"}');
-      return sample && Number(sample.value[1]) === 0.5 ? null : `quota ${sample?.value[1]}`;
-    }, 30_000);
-    await eventually('the quota annotation fires for threadpool', async () => {
-      const variants = (await query(QUOTA_ANNOTATION)).map((s) => s.metric.variant);
-      return variants.includes('threadpool') ? null : `annotation query returned ${JSON.stringify(variants)}`;
-    }, 30_000);
+    await eventually(
+      'lab_cpu_quota_cores{variant="threadpool"} == 0.5',
+      async () => {
+        const [sample] = await query('lab_cpu_quota_cores{variant="threadpool"}');
+        return sample && Number(sample.value[1]) === 0.5 ? null : `quota ${sample?.value[1]}`;
+      },
+      30_000,
+    );
+    await eventually(
+      'the quota annotation fires for threadpool',
+      async () => {
+        const variants = (await query(QUOTA_ANNOTATION)).map((s) => s.metric.variant);
+        return variants.includes('threadpool') ? null : `annotation query returned ${JSON.stringify(variants)}`;
+      },
+      30_000,
+    );
   });
 });
