@@ -2,7 +2,8 @@
 // queries (the specs below), then built into Grafana's classic dashboard JSON with the Grafana
 // Foundation SDK. The same specs feed the stack test, which runs every query against the
 // stack's real Prometheus. Queries select variants with $variant and group by `variant` (or
-// repeat a panel per variant), so a new variant shows up everywhere without an edit here.
+// repeat a panel per variant); which panels apply to which variants is read from the variant
+// table (services/variants.ts), so a new variant needs an edit here only for a panel of its own.
 
 import * as common from '@grafana/grafana-foundation-sdk/common';
 import {
@@ -23,6 +24,7 @@ import {
 } from '@grafana/grafana-foundation-sdk/heatmap';
 import { DataqueryBuilder, PromQueryFormat } from '@grafana/grafana-foundation-sdk/prometheus';
 import { PanelBuilder as TimeseriesBuilder } from '@grafana/grafana-foundation-sdk/timeseries';
+import { VARIANTS } from '../../services/variants.js';
 
 /** The provisioned datasource (grafana/provisioning/datasources/prometheus.yml). */
 export const DATASOURCE = { type: 'prometheus', uid: 'lab-prometheus' } as const;
@@ -81,8 +83,8 @@ const rate = (metric: string, filter: string) => `rate(${metric}{${filter}}[$__r
 const quantile = (q: number, metric: string, by: string, filter: string) =>
   `histogram_quantile(${q}, sum by (${by}le) (${rate(`${metric}_bucket`, filter)}))`;
 
-/** Variants with a fixed set of workers, which export per-worker request series. */
-const SINGLE_OR_PER_CONNECTION = ['sync', 'eventloop', 'generators', 'threads', 'processes', 'gil'];
+/** Variants without a fixed set of workers: no per-worker series. */
+const WITHOUT_WORKER_SET = VARIANTS.filter((v) => v.parallelism !== 'fixed-workers').map((v) => v.name);
 
 const cpuPanels = (filter: string, by: string): PanelSpec[] => [
   {
@@ -487,7 +489,7 @@ export const LAB_VARIANT: DashboardSpec = {
           description:
             'How the work spreads over a fixed set of workers: even for pools under many requests, one connection per worker for cluster.',
           unit: 'reqps',
-          notFor: SINGLE_OR_PER_CONNECTION,
+          notFor: WITHOUT_WORKER_SET,
           queries: [{ expr: `sum by (worker) (${rate('fib_worker_requests_total', ONE)})`, legend: 'worker {{worker}}' }],
         },
         {

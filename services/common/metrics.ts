@@ -17,7 +17,7 @@ export const LATENCY_BUCKETS = [
 const SERVER_OUTCOMES: Outcome[] = ['ok', ...SERVER_ERROR_CODES];
 const CLIENT_OUTCOMES: Outcome[] = ['ok', ...SERVER_ERROR_CODES, ...CLIENT_ERROR_CODES];
 
-/** One answered request, as the connection that answered it saw it. */
+/** One answered request, as the connection that answered it saw it (sent across a process boundary). */
 export interface RequestObservation {
   outcome: Outcome;
   /** From the request line received to the reply written. */
@@ -27,14 +27,32 @@ export interface RequestObservation {
   computeSeconds?: number;
 }
 
+/** Why a connection ended: the `reason` label of fib_connections_closed_total. */
+export const CLOSE_REASONS = ['client', 'idle', 'line_too_long', 'shutdown'] as const;
+export type CloseReason = (typeof CLOSE_REASONS)[number];
+
 /**
  * Where a connection reports its requests. In the serving process it records straight into
  * the metrics; a child process that owns a socket forwards the same calls to its parent.
+ * Positional arguments, no object per request: this runs once per request on every variant.
  */
 export interface RequestRecorder {
   /** Requests received and not yet answered changed by `delta`. */
   inflight(delta: number): void;
-  finished(observation: RequestObservation): void;
+  /** One request answered; `queueWaitSeconds` and `computeSeconds` are NaN where no fib ran. */
+  finished(outcome: Outcome, durationSeconds: number, queueWaitSeconds: number, computeSeconds: number): void;
+  /** A connection ended. */
+  closed(reason: CloseReason): void;
+}
+
+/** Replays an observation sent by another process into a recorder. */
+export function replay(recorder: RequestRecorder, observation: RequestObservation): void {
+  recorder.finished(
+    observation.outcome,
+    observation.durationSeconds,
+    observation.queueWaitSeconds ?? NaN,
+    observation.computeSeconds ?? NaN,
+  );
 }
 
 export interface ServerMetricsOptions {
@@ -51,7 +69,11 @@ export type ServerMetrics = ReturnType<typeof createServerMetrics>;
 
 /**
  * The metrics of one variant's serving process. Every series carries `variant` from the
- * process itself, so they are labelled the same in compose and on a laptop.
+ * process itself, so they are labelled the same in compose and on a laptop. Gauges of what is
+ * alive (connections, workers, requests in flight) are read when scraped, from functions the
+ * server and the variant provide, so they can never drift from what they count. A process of a
+ * fixed set that a parent aggregates (a cluster worker) reports its own counts; the parent's
+ * sum is the variant's.
  */
 export function createServerMetrics(variant: string, { cgroup, worker }: ServerMetricsOptions) {
   const registry = new Registry();
@@ -87,10 +109,40 @@ export function createServerMetrics(variant: string, { cgroup, worker }: ServerM
     buckets: LATENCY_BUCKETS,
     registers: [registry],
   });
-  const inflight = new Gauge({
+  let inflightNow = 0;
+  new Gauge({
     name: 'fib_inflight_requests',
     help: 'Requests received and not yet answered.',
     registers: [registry],
+    collect() {
+      this.set(inflightNow);
+    },
+  });
+  const closedConnections = new Counter({
+    name: 'fib_connections_closed_total',
+    help: 'Connections that ended, by reason: the client left, idle timeout, line_too_long, or shutdown.',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  const byReason = new Map(CLOSE_REASONS.map((reason) => [reason, closedConnections.labels({ reason })] as const));
+  for (const counter of byReason.values()) counter.inc(0);
+  let countConnections: () => number = () => 0;
+  new Gauge({
+    name: 'fib_connections_active',
+    help: 'Client connections open (admitted under the cap, served or waiting for their turn).',
+    registers: [registry],
+    collect() {
+      this.set(countConnections());
+    },
+  });
+  let countWorkers: () => number = () => 0;
+  new Gauge({
+    name: 'fib_workers',
+    help: 'Threads or processes computing fib, alive now: one per connection for per-connection variants, the pool for pools, 1 where fib runs on the event loop.',
+    registers: [registry],
+    collect() {
+      this.set(countWorkers());
+    },
   });
   const workerRequests = new Counter({
     name: 'fib_worker_requests_total',
@@ -103,15 +155,20 @@ export function createServerMetrics(variant: string, { cgroup, worker }: ServerM
   ownWorkerRequests?.inc(0);
 
   const recorder: RequestRecorder = {
-    inflight: (delta) => inflight.inc(delta),
-    finished(observation) {
-      (byOutcome.get(observation.outcome) ?? requests.labels({ outcome: observation.outcome })).inc();
-      requestDuration.observe(observation.durationSeconds);
-      if (observation.computeSeconds !== undefined) {
-        queueWait.observe(observation.queueWaitSeconds ?? 0);
-        compute.observe(observation.computeSeconds);
+    inflight(delta) {
+      inflightNow += delta;
+    },
+    finished(outcome, durationSeconds, queueWaitSeconds, computeSeconds) {
+      (byOutcome.get(outcome) ?? requests.labels({ outcome })).inc();
+      requestDuration.observe(durationSeconds);
+      if (!Number.isNaN(computeSeconds)) {
+        queueWait.observe(Number.isNaN(queueWaitSeconds) ? 0 : queueWaitSeconds);
+        compute.observe(computeSeconds);
         ownWorkerRequests?.inc();
       }
+    },
+    closed(reason) {
+      byReason.get(reason)?.inc();
     },
   };
 
@@ -120,16 +177,14 @@ export function createServerMetrics(variant: string, { cgroup, worker }: ServerM
     registry,
     recorder,
     requests,
-    connections: new Gauge({
-      name: 'fib_connections_active',
-      help: 'Client connections open.',
-      registers: [registry],
-    }),
-    workers: new Gauge({
-      name: 'fib_workers',
-      help: 'Threads or processes computing fib: live ones for per-connection variants, the pool size for pools, 1 where fib runs on the event loop.',
-      registers: [registry],
-    }),
+    /** Where fib_connections_active is read from. */
+    countConnections(read: () => number) {
+      countConnections = read;
+    },
+    /** Where fib_workers is read from: the threads or processes alive now. */
+    countWorkers(read: () => number) {
+      countWorkers = read;
+    },
     /** One request computed by worker `slot` of a pool; `busySeconds` is that worker's event-loop busy time so far. */
     workerComputed(slot: number, busySeconds?: number) {
       workerRequests.labels({ worker: String(slot) }).inc();

@@ -12,6 +12,7 @@ import { startLocalVariant } from './local.js';
 import { resolveLoadOptions, type LoadOptions, type RawLoadOptions, type Target } from './options.js';
 import { LiveDisplay, csv, runResults, table, type LoadReport, type Phase, type ProbeResult } from './report.js';
 import { LoadRun } from './run.js';
+import { findVariant } from '../variants.js';
 import { searchMaxThroughput, searchTable, type SearchResult } from './search.js';
 
 export async function runLoadCommand(raw: RawLoadOptions): Promise<void> {
@@ -97,9 +98,9 @@ async function runVariants(options: LoadOptions, metrics: LoadgenMetrics | null,
   return { phases, results, scenario: options.scenario };
 }
 
-/** sync serves one connection at a time: like the talk's clients, take turns (a connection per request). */
+/** A variant that serves one connection at a time: like the talk's clients, take turns (a connection per request). */
 function localTarget(variant: string, port: number): Target {
-  return { name: variant, host: '127.0.0.1', port, connectPerRequest: variant === 'sync', legacy: false };
+  return { name: variant, host: '127.0.0.1', port, connectPerRequest: findVariant(variant)?.takesTurns ?? false, legacy: false };
 }
 
 async function searchEach(options: LoadOptions, metrics: LoadgenMetrics | null, display: LiveDisplay): Promise<SearchResult[]> {

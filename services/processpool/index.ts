@@ -3,21 +3,31 @@
 // request pays for serialization and two trips across a process boundary: cheap next to a
 // fib(30), most of the cost of a fib(1). The pool is created full and warm and sized once; a
 // pool process that dies is replaced, and the request it was computing is answered `internal`.
-// Written by hand (not with a pooling library) because no well-kept Node library pools child
-// processes with per-process accounting; the mechanism is small and part of what it shows.
+// Written by hand, although libraries pool child processes (workerpool, tinypool): the
+// mechanism (dispatch, replacement, cancellation) is small and is part of what it shows.
 
 import { fork, type ChildProcess } from 'node:child_process';
 import { RequestError } from '../common/errors.js';
 import type { FibResult, PoolReply, PoolRequest } from '../common/messages.js';
-import type { Executor, VariantContext, VariantDefinition } from '../common/server.js';
+import { defineVariant, type Executor, type VariantContext } from '../common/plugin.js';
+import { poolOptions, type PoolOptions } from '../common/pools.js';
 
-export const processpool: VariantDefinition = {
+export const processpool = defineVariant<PoolOptions>({
   name: 'processpool',
+  hostPort: 25007,
   model: 'event loop + a fixed pool of child processes over IPC',
   shows: 'IPC overhead on tiny requests',
-  defaultMaxConnections: 10_000,
-  createExecutor: (ctx) => ProcessPool.start(ctx),
-};
+  options: poolOptions,
+  connectionCap: 10_000,
+  idleTimeoutMs: 300_000,
+  takesTurns: false,
+  parallelism: 'fixed-workers',
+  interruptible: true,
+  workersOption: 'poolSize',
+  queueOption: 'maxQueue',
+  limits: { memory: '768m', pids: 256 },
+  plugin: { level: 'executor', createExecutor: (ctx) => ProcessPool.start(ctx) },
+});
 
 const CHILD = new URL('./child.js', import.meta.url);
 /** A process that crashes this soon after starting is restarted only after a pause (no crash loop). */
@@ -31,7 +41,8 @@ interface Job {
   reject(error: Error): void;
 }
 
-interface Slot {
+/** One pool process and the job it computes. */
+interface PoolProcess {
   index: number;
   child: ChildProcess;
   ready: Promise<void>;
@@ -44,19 +55,21 @@ interface Slot {
 }
 
 class ProcessPool implements Executor {
-  private readonly slots: Slot[] = [];
+  readonly abortable = true;
+  private readonly slots: PoolProcess[] = [];
   private readonly queue: Job[] = [];
   private nextId = 1;
   private closing = false;
 
   private constructor(
-    private readonly ctx: VariantContext,
-    readonly workers: number,
+    private readonly ctx: VariantContext<PoolOptions>,
+    readonly size: number,
   ) {}
 
-  static async start(ctx: VariantContext): Promise<ProcessPool> {
-    const pool = new ProcessPool(ctx, ctx.poolSize);
-    for (let index = 0; index < ctx.poolSize; index++) {
+  static async start(ctx: VariantContext<PoolOptions>): Promise<ProcessPool> {
+    const size = ctx.own.poolSize ?? ctx.cpus;
+    const pool = new ProcessPool(ctx, size);
+    for (let index = 0; index < size; index++) {
       ctx.metrics.initWorker(index);
       pool.slots.push(pool.spawn(index));
     }
@@ -66,8 +79,8 @@ class ProcessPool implements Executor {
 
   run = (n: number, signal: AbortSignal): Promise<FibResult> => {
     const idle = this.slots.some((slot) => slot.job === null && !slot.dead);
-    if (!idle && this.queue.length >= this.ctx.options.maxQueue) {
-      throw new RequestError('overloaded', `all ${this.workers} pool processes busy and ${this.queue.length} requests queued`);
+    if (!idle && this.queue.length >= this.ctx.own.maxQueue) {
+      throw new RequestError('overloaded', `all ${this.size} pool processes busy and ${this.queue.length} requests queued`);
     }
     return new Promise<FibResult>((resolve, reject) => {
       const job: Job = { id: this.nextId++, n, signal, resolve, reject };
@@ -76,6 +89,11 @@ class ProcessPool implements Executor {
       this.dispatch();
     });
   };
+
+  /** Pool processes alive now: one that died shows until its replacement is up. */
+  liveWorkers(): number {
+    return this.slots.filter((slot) => !slot.dead).length;
+  }
 
   async close(): Promise<void> {
     this.closing = true;
@@ -89,10 +107,10 @@ class ProcessPool implements Executor {
     await Promise.all(exits);
   }
 
-  private spawn(index: number): Slot {
+  private spawn(index: number): PoolProcess {
     const child = fork(CHILD, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     let markReady: () => void;
-    const slot: Slot = {
+    const slot: PoolProcess = {
       index,
       child,
       ready: new Promise((resolve) => (markReady = resolve)),
@@ -119,7 +137,7 @@ class ProcessPool implements Executor {
   }
 
   /** A pool process exited: its request fails, and the pool is brought back to full size. */
-  private replace(slot: Slot): void {
+  private replace(slot: PoolProcess): void {
     const job = slot.job;
     slot.job = null;
     if (job && !job.signal.aborted) job.reject(new RequestError('internal', 'the pool process computing this request died'));
@@ -144,7 +162,7 @@ class ProcessPool implements Executor {
     }
   }
 
-  private kill(slot: Slot): void {
+  private kill(slot: PoolProcess): void {
     slot.dead = true;
     slot.killed = true;
     slot.child.kill('SIGKILL');

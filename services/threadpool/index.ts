@@ -6,56 +6,71 @@
 
 import { Piscina } from 'piscina';
 import { RequestError } from '../common/errors.js';
+import type { Executor, VariantContext } from '../common/plugin.js';
 import type { FibResult, FibTask } from '../common/messages.js';
-import type { VariantDefinition } from '../common/server.js';
+import { defineVariant } from '../common/plugin.js';
+import { poolOptions, type PoolOptions } from '../common/pools.js';
 
-export const threadpool: VariantDefinition = {
+export const threadpool = defineVariant<PoolOptions>({
   name: 'threadpool',
+  hostPort: 25005,
   model: 'event loop for I/O + a fixed pool of worker_threads (piscina) for fib',
   shows: 'parallelism with bounded threads; queue wait vs run time',
-  defaultMaxConnections: 10_000,
-  async createExecutor({ poolSize, options, metrics }) {
-    const pool = new Piscina<FibTask, FibResult>({
-      filename: new URL('./worker.js', import.meta.url).href,
-      // Created full and never shrunk: the pool is sized once, at start (LAB-SPEC section 3).
-      minThreads: poolSize,
-      maxThreads: poolSize,
-      idleTimeout: Number.MAX_SAFE_INTEGER,
-      concurrentTasksPerWorker: 1,
-      // Idle workers wait on their event loop, not blocked in Atomics.wait (piscina's default),
-      // so each worker's event-loop utilization says how busy it really is.
-      atomics: 'async',
-    });
-    const slots = new WorkerSlots(poolSize, () => pool.threads.map((thread) => thread.threadId));
-    for (let slot = 0; slot < poolSize; slot++) metrics.initWorker(slot);
-    // Warm: every worker has loaded its module before the first client is served.
-    await Promise.all(Array.from({ length: poolSize }, () => pool.run({ n: 1 })));
+  options: poolOptions,
+  connectionCap: 10_000,
+  idleTimeoutMs: 300_000,
+  takesTurns: false,
+  parallelism: 'fixed-workers',
+  interruptible: true,
+  workersOption: 'poolSize',
+  queueOption: 'maxQueue',
+  limits: { memory: '512m', pids: 128 },
+  plugin: { level: 'executor', createExecutor },
+});
 
-    // The queue is bounded here, not with piscina's maxQueue: piscina keeps abortable tasks
-    // (ours carry the client's AbortSignal) in a separate queue that maxQueue does not bound.
-    let pending = 0;
-    return {
-      workers: poolSize,
-      run: async (n, signal) => {
-        if (pending >= poolSize + options.maxQueue) {
-          throw new RequestError('overloaded', `all ${poolSize} workers busy and ${options.maxQueue} requests queued`);
-        }
-        pending += 1;
-        try {
-          const result = await pool.run({ n }, { signal });
-          if (result.worker) metrics.workerComputed(slots.slotOf(result.worker.id), result.worker.busySeconds);
-          return result;
-        } catch (error) {
-          if ((error as Error).name === 'AbortError') throw error;
-          throw new RequestError('internal', 'the worker computing this request failed');
-        } finally {
-          pending -= 1;
-        }
-      },
-      close: () => pool.destroy(),
-    };
-  },
-};
+async function createExecutor({ own, cpus, metrics }: VariantContext<PoolOptions>): Promise<Executor> {
+  const poolSize = own.poolSize ?? cpus;
+  const pool = new Piscina<FibTask, FibResult>({
+    filename: new URL('./worker.js', import.meta.url).href,
+    // Created full and never shrunk: the pool is sized once, at start (LAB-SPEC section 3).
+    minThreads: poolSize,
+    maxThreads: poolSize,
+    idleTimeout: Number.MAX_SAFE_INTEGER,
+    concurrentTasksPerWorker: 1,
+    // Idle workers wait on their event loop, not blocked in Atomics.wait (piscina's default),
+    // so each worker's event-loop utilization says how busy it really is.
+    atomics: 'async',
+  });
+  const slots = new WorkerSlots(poolSize, () => pool.threads.map((thread) => thread.threadId));
+  for (let slot = 0; slot < poolSize; slot++) metrics.initWorker(slot);
+  // Warm: every worker has loaded its module before the first client is served.
+  await Promise.all(Array.from({ length: poolSize }, () => pool.run({ n: 1 })));
+
+  // The queue is bounded here, not with piscina's maxQueue: piscina keeps abortable tasks
+  // (ours carry the client's AbortSignal) in a separate queue that maxQueue does not bound.
+  let pending = 0;
+  return {
+    abortable: true,
+    liveWorkers: () => pool.threads.length,
+    run: async (n, signal) => {
+      if (pending >= poolSize + own.maxQueue) {
+        throw new RequestError('overloaded', `all ${poolSize} workers busy and ${own.maxQueue} requests queued`);
+      }
+      pending += 1;
+      try {
+        const result = await pool.run({ n }, { signal });
+        if (result.worker) metrics.workerComputed(slots.slotOf(result.worker.id), result.worker.busySeconds);
+        return result;
+      } catch (error) {
+        if ((error as Error).name === 'AbortError') throw error;
+        throw new RequestError('internal', 'the worker computing this request failed');
+      } finally {
+        pending -= 1;
+      }
+    },
+    close: () => pool.destroy(),
+  };
+}
 
 /**
  * Gives each live pool thread a stable `worker` label 0..size-1. Piscina replaces a thread it
