@@ -3,23 +3,16 @@
 // scripts wait for, and drains on SIGTERM / SIGINT.
 
 import { ConfigError } from './common/errors.js';
-import {
-  optionLabel,
-  resolveOptions,
-  resolveServeOptions,
-  serveOptions,
-  type OptionSpec,
-  type OptionSpecs,
-} from './common/options.js';
+import { optionLabel, resolveOptions, resolveServeOptions, serveOptions, type OptionSpec } from './common/options.js';
 import { startServer } from './common/server.js';
 import { VARIANTS, VARIANT_NAMES, findVariant } from './variants.js';
 
 /** Every option `lab serve` knows: the shared ones, then each variant's (shared by name where two declare the same). */
 export function allServeOptions(): Map<string, { spec: OptionSpec<unknown>; variants: string[] | null }> {
   const all = new Map<string, { spec: OptionSpec<unknown>; variants: string[] | null }>();
-  for (const [key, spec] of Object.entries(serveOptions)) all.set(key, { spec: spec as OptionSpec<unknown>, variants: null });
+  for (const [key, spec] of Object.entries(serveOptions)) all.set(key, { spec: spec, variants: null });
   for (const variant of VARIANTS) {
-    for (const [key, spec] of Object.entries(variant.options) as Array<[string, OptionSpec<unknown>]>) {
+    for (const [key, spec] of Object.entries(variant.options)) {
       const known = all.get(key);
       if (!known) all.set(key, { spec, variants: [variant.name] });
       else if (known.variants && known.spec.flag === spec.flag && known.spec.env === spec.env) known.variants.push(variant.name);
@@ -53,7 +46,7 @@ export async function runServe(
     }
   }
   const options = resolveServeOptions(raw);
-  const own = resolveOptions(variant.options as OptionSpecs<Record<string, unknown>>, raw);
+  const own = resolveOptions<Record<string, unknown>>(variant.options, raw);
   const server = await startServer(variant, options, own);
   const show = (address: string, port: number) => `${address.includes(':') ? `[${address}]` : address}:${port}`;
   console.log(`listening fib=${show(options.host, server.fib.port)} metrics=${show(options.host, server.http!.port)}`);

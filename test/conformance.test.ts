@@ -216,7 +216,7 @@ for (const row of VARIANTS) {
       client.close();
       const health = await fetchText(`http://127.0.0.1:${server.metricsPort}/healthz`);
       assert.equal(health.status, 200);
-      assert.equal(JSON.parse(health.body).status, 'ok');
+      assert.equal((JSON.parse(health.body) as { status: string }).status, 'ok');
       const { status, body } = await fetchText(`http://127.0.0.1:${server.metricsPort}/metrics`);
       assert.equal(status, 200);
       for (const name of [

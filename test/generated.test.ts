@@ -111,7 +111,10 @@ describe('docker-compose.yml', () => {
 
   it('publishes every port on 127.0.0.1 only', () => {
     for (const [name, service] of Object.entries(compose.services)) {
-      for (const port of service.ports ?? []) assert.match(String(port), /^127\.0\.0\.1:\d+:\d+$/, `${name}: ${String(port)}`);
+      for (const port of service.ports ?? []) {
+        const text = typeof port === 'string' ? port : JSON.stringify(port);
+        assert.match(text, /^127\.0\.0\.1:\d+:\d+$/, `${name}: ${text}`);
+      }
     }
   });
 

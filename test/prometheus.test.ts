@@ -50,7 +50,7 @@ const skip = 'missing' in promtool && !required ? promtool.missing : false;
 function runPromtool(args: string[]): string {
   if ('missing' in promtool) assert.fail(`LAB_REQUIRE_PROMTOOL=1: ${promtool.missing}`);
   const result = promtool.run(args);
-  const output = `${result.stdout ?? ''}${result.stderr ?? ''}`;
+  const output = `${result.stdout?.toString() ?? ''}${result.stderr?.toString() ?? ''}`;
   assert.equal(result.status, 0, output);
   return output;
 }

@@ -39,10 +39,11 @@ export function loadTarget(variant: Variant): string {
 }
 
 function variantOptions(variant: Variant): Array<[string, OptionSpec<unknown>]> {
-  return Object.values(variant.options).map((spec) => [envName(variant, spec.env), spec as OptionSpec<unknown>]);
+  return Object.values(variant.options).map((spec) => [envName(variant, spec.env), spec]);
 }
 
-const envDefault = (spec: OptionSpec<unknown>) => (spec.default === null ? '' : String(spec.default));
+const envDefault = (spec: OptionSpec<unknown>) =>
+  spec.default === null ? '' : typeof spec.default === 'string' ? spec.default : JSON.stringify(spec.default);
 
 export function composeFile(): string {
   const services = VARIANTS.map((variant, i) => {

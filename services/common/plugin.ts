@@ -14,7 +14,7 @@ import type { CgroupReader } from './cgroup.js';
 import type { RequestHandler } from './connection.js';
 import type { MetricsSource } from './http.js';
 import type { ServerMetrics } from './metrics.js';
-import type { OptionSpecs, ServeOptions } from './options.js';
+import type { OptionSpec, OptionSpecs, ServeOptions } from './options.js';
 
 /** Level `executor`: how a parsed request reaches a CPU. */
 export interface Executor {
@@ -117,12 +117,13 @@ export interface VariantDefinition<O = object> {
 }
 
 /** A row of the table, its own options' type erased. */
-export type Variant = Omit<VariantDefinition<object>, 'workersOption' | 'queueOption'> & {
+export type Variant = Omit<VariantDefinition<object>, 'options' | 'workersOption' | 'queueOption'> & {
+  options: Readonly<Record<string, OptionSpec<unknown>>>;
   workersOption?: string;
   queueOption?: string;
 };
 
 /** Checks a row against its own options' type, then erases it for the table. */
 export function defineVariant<O extends object>(definition: VariantDefinition<O>): Variant {
-  return definition as unknown as Variant;
+  return definition;
 }

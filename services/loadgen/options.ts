@@ -248,7 +248,7 @@ export function parseTargets(raw: unknown): Target[] {
 
 function parseVariants(raw: unknown): string[] {
   if (raw === undefined || raw === '') return [];
-  const names = String(raw)
+  const names = (typeof raw === 'string' ? raw : JSON.stringify(raw))
     .split(',')
     .map((name) => name.trim())
     .filter((name) => name !== '');

@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { allQueries } from '../../grafana/src/dashboards.js';
+import type { LoadReport } from '../../services/loadgen/report.js';
 import { VARIANTS } from '../../services/variants.js';
 import { TestClient, runLab } from '../helpers.js';
 
@@ -85,7 +86,7 @@ describe('the compose stack', () => {
   });
 
   const step = (name: string, fn: () => Promise<void>) =>
-    it(name, async () => {
+    void it(name, async () => {
       try {
         await fn();
       } catch (error) {
@@ -125,7 +126,7 @@ describe('the compose stack', () => {
       '--json',
     ]);
     assert.equal(code, 0, stderr);
-    for (const result of JSON.parse(stdout).results) {
+    for (const result of (JSON.parse(stdout) as LoadReport).results) {
       assert.ok(
         result.ok > 0 && result.ok === result.requests,
         `${result.target}/${result.probe}: ${JSON.stringify(result.errors)}`,
