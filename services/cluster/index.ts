@@ -3,6 +3,7 @@
 // the next worker in turn, so load is balanced per connection, not per request: a connection
 // that sends only long requests pins one worker, and short requests on that connection wait
 // behind them while another worker idles. A worker that dies is replaced; its connections close.
+// With POOL_FOLLOWS_QUOTA=1 workers are forked or drained away when the CPU quota changes.
 //
 // It plugs in as a process group: the primary runs no fib; it forks and replaces workers, counts
 // the connection cap across the cluster, and gives the shared server (which keeps /metrics,
@@ -15,14 +16,28 @@ import nodeCluster, { type Worker } from 'node:cluster';
 import { fileURLToPath } from 'node:url';
 import { AggregatorRegistry } from 'prom-client';
 import type { ClusterPrimaryMessage, ClusterWorkerMessage } from '../common/messages.js';
-import { optionalIntOption, type ServeOptions } from '../common/options.js';
+import { optionalIntOption, type OptionSpecs, type ServeOptions } from '../common/options.js';
+import { followQuota, poolFollowsQuotaOption, startSize } from '../common/pools.js';
 import { defineVariant, type ProcessGroup, type VariantContext } from '../common/plugin.js';
 import { inlineExecutor } from '../common/server.js';
 
 export interface ClusterOptions {
   /** Worker processes; null sizes the cluster from the CPU quota. */
   workers: number | null;
+  poolFollowsQuota: boolean;
 }
+
+const clusterOptions: OptionSpecs<ClusterOptions> = {
+  workers: optionalIntOption({
+    flag: '--workers',
+    env: 'WORKERS',
+    description: 'cluster worker processes',
+    defaultText: 'the CPU quota, rounded up',
+    min: 1,
+    max: 256,
+  }),
+  poolFollowsQuota: poolFollowsQuotaOption,
+};
 
 /** How a worker learns its options and index. */
 export const WORKER_ENV = 'LAB_CLUSTER_WORKER';
@@ -52,16 +67,7 @@ const row = {
 export const cluster = defineVariant<ClusterOptions>({
   name: 'cluster',
   ...row,
-  options: {
-    workers: optionalIntOption({
-      flag: '--workers',
-      env: 'WORKERS',
-      description: 'cluster worker processes',
-      defaultText: 'the CPU quota, rounded up',
-      min: 1,
-      max: 256,
-    }),
-  },
+  options: clusterOptions,
   parallelism: 'fixed-workers',
   workersOption: 'workers',
   plugin: { level: 'processes', startProcesses: startWorkers },
@@ -77,13 +83,15 @@ export const clusterWorker = defineVariant({
 });
 
 async function startWorkers(ctx: VariantContext<ClusterOptions>): Promise<ProcessGroup> {
-  const { options } = ctx;
-  const size = ctx.own.workers ?? ctx.cpus;
+  const { options, own } = ctx;
+  let size = startSize(ctx, own.workers, clusterOptions.workers, own.poolFollowsQuota);
   nodeCluster.setupPrimary({ exec: fileURLToPath(new URL('./worker.js', import.meta.url)), args: [] });
   const workers = new Map<number, Worker>(); // by index
   const held = new Map<Worker, number>(); // connections each worker holds against the cap
   let open = 0;
   let draining = false;
+  /** Workers drained away when the cluster shrank: not replaced when they exit. */
+  const retired = new WeakSet<Worker>();
 
   const fork = (index: number): Promise<number> => {
     // Every worker listens on options.port, even 0: the primary then binds one port and shares it.
@@ -110,7 +118,7 @@ async function startWorkers(ctx: VariantContext<ClusterOptions>): Promise<Proces
       open -= held.get(worker) ?? 0; // its connections died with it
       held.delete(worker);
       if (workers.get(index) === worker) workers.delete(index);
-      if (draining) return;
+      if (draining || retired.has(worker)) return;
       const again = () => !draining && void fork(index);
       if (Date.now() - startedAt < QUICK_DEATH_MS) setTimeout(again, QUICK_DEATH_MS).unref();
       else again();
@@ -122,6 +130,20 @@ async function startWorkers(ctx: VariantContext<ClusterOptions>): Promise<Proces
   };
 
   const [port] = await Promise.all(Array.from({ length: size }, (_, index) => fork(index)));
+
+  const resize = async (next: number) => {
+    const before = size;
+    size = next;
+    for (const [index, worker] of workers) {
+      // Past the new size: stop taking connections, finish the ones it has, exit.
+      if (index >= next && !retired.has(worker)) {
+        retired.add(worker);
+        if (worker.isConnected()) worker.send({ type: 'drain' } satisfies ClusterPrimaryMessage);
+      }
+    }
+    await Promise.all(Array.from({ length: Math.max(0, next - before) }, (_, i) => fork(before + i)));
+  };
+  const stopFollowing = own.poolFollowsQuota ? followQuota(ctx, size, resize) : () => {};
 
   let collectId = 0;
   const collect = async (): Promise<string> => {
@@ -165,6 +187,7 @@ async function startWorkers(ctx: VariantContext<ClusterOptions>): Promise<Proces
     health: () => ({ workers: workers.size, connections: open }),
     async drain() {
       draining = true;
+      stopFollowing();
       const exited = exits();
       tell({ type: 'drain' });
       await Promise.all(exited);

@@ -195,6 +195,11 @@ export function createServerMetrics(variant: string, { cgroup, worker }: ServerM
       workerRequests.labels({ worker: String(slot) }).inc(0);
       eventLoop.setWorker(slot, eventLoop.workerValue(slot) ?? 0);
     },
+    /** A pool shrank: worker `slot` is gone, and so are its series. */
+    removeWorker(slot: number) {
+      workerRequests.remove({ worker: String(slot) });
+      eventLoop.removeWorker(slot);
+    },
   };
 }
 
@@ -230,6 +235,7 @@ function registerEventLoopMetrics(registry: Registry, ownWorker: number | undefi
   return {
     setWorker: (slot: number, seconds: number) => void workers.set(slot, seconds),
     workerValue: (slot: number) => workers.get(slot),
+    removeWorker: (slot: number) => void workers.delete(slot),
   };
 }
 
