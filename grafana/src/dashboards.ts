@@ -23,6 +23,7 @@ import {
   YAxisConfigBuilder,
 } from '@grafana/grafana-foundation-sdk/heatmap';
 import { DataqueryBuilder, PromQueryFormat } from '@grafana/grafana-foundation-sdk/prometheus';
+import { PanelBuilder as BarGaugeBuilder } from '@grafana/grafana-foundation-sdk/bargauge';
 import { PanelBuilder as TimeseriesBuilder } from '@grafana/grafana-foundation-sdk/timeseries';
 import { VARIANTS } from '../../services/variants.js';
 
@@ -43,7 +44,8 @@ export interface PanelSpec {
   /** One sentence: what to look for. */
   description: string;
   unit: string;
-  kind?: 'timeseries' | 'heatmap';
+  /** A time series (default); a heatmap of histogram buckets; or bars of each series' last value (instant queries). */
+  kind?: 'timeseries' | 'heatmap' | 'bargauge';
   queries: QuerySpec[];
   /** Grafana repeats the panel for each selected variant; its queries select `variant="$variant"`. */
   repeat?: boolean;
@@ -57,6 +59,8 @@ export interface PanelSpec {
   wide?: boolean;
   /** About the lab itself (the load generator), not about any variant: no $variant. */
   global?: boolean;
+  /** Bar gauges: the end of the scale (values past it fill the bar). */
+  max?: number;
 }
 
 export interface RowSpec {
@@ -72,6 +76,8 @@ export interface DashboardSpec {
   file: string;
   /** `multi`: compare any set of variants (all by default); `single`: look at one. */
   variable: 'multi' | 'single';
+  /** Marks the spotlight's phases (hogs joining and leaving) on every time series. */
+  spotlightAnnotations?: boolean;
   rows: RowSpec[];
 }
 
@@ -122,21 +128,139 @@ const cpuPanels = (filter: string, by: string): PanelSpec[] => [
   },
 ];
 
+/**
+ * The spotlight's lesson figures: the talk's experiment run on each variant alone, in rotation
+ * (services/loadgen/spotlight.ts), kept per variant until its next turn.
+ */
+const lessonRow: RowSpec = {
+  title: "The lessons at a glance: the talk's experiment, one variant at a time (the spotlight)",
+  panels: [
+    {
+      title: 'Collapse: how far perf2 falls beside one long request',
+      description:
+        "perf2 (fib(1) in a loop) alone, divided by perf2 while one perf1 hog (fib(30) in a loop) runs, measured on each variant alone in its turn: about 1 where the model keeps short requests moving (threads, the pools, processes), 10 and more where one long request stalls everyone (eventloop, gil, sync; 1000 here means none answered at all).",
+      unit: 'x',
+      kind: 'bargauge',
+      max: 1000,
+      queries: [{ expr: `sort_desc(clamp_max(loadgen_lesson_collapse_ratio{${V}}, 1000))`, legend: '{{variant}}' }],
+    },
+    {
+      title: 'perf2 p99: alone, then beside one long request',
+      description:
+        'The slowest fib(1) (p99) in each phase of the last turn: beside a hog it becomes a whole fib(30) where the hog blocks the loop or holds the lock, and stays microseconds where another core or worker takes the hog.',
+      unit: 's',
+      kind: 'bargauge',
+      queries: [
+        { expr: `loadgen_lesson_short_latency_seconds{${V}, phase="alone", quantile="0.99"}`, legend: '{{variant}} alone' },
+        {
+          expr: `loadgen_lesson_short_latency_seconds{${V}, phase="beside_one_long", quantile="0.99"}`,
+          legend: '{{variant}} beside one long',
+          exempt: 'errors',
+        },
+      ],
+    },
+    {
+      title: 'perf2 p50: alone, then beside one long request',
+      description:
+        'The typical fib(1) in each phase: where it grows beside a hog, every short request waits, not only the unlucky ones (eventloop, gil); where it stays, the hog runs elsewhere.',
+      unit: 's',
+      kind: 'bargauge',
+      queries: [
+        { expr: `loadgen_lesson_short_latency_seconds{${V}, phase="alone", quantile="0.5"}`, legend: '{{variant}} alone' },
+        {
+          expr: `loadgen_lesson_short_latency_seconds{${V}, phase="beside_one_long", quantile="0.5"}`,
+          legend: '{{variant}} beside one long',
+          exempt: 'errors',
+        },
+      ],
+    },
+    {
+      title: 'perf2 beside as many hogs as workers',
+      description:
+        "Pools, cluster and the per-connection variants: once every worker (or core) has a hog, perf2 drops too. The pool was sized for the quota; the figure is perf2's rate alone against beside all workers long.",
+      unit: 'reqps',
+      kind: 'bargauge',
+      notFor: VARIANTS.filter((v) => v.parallelism === 'single').map((v) => v.name),
+      queries: [
+        { expr: `loadgen_lesson_short_requests_per_second{${V}, phase="alone"} and on (variant) loadgen_lesson_short_requests_per_second{${V}, phase="beside_all_workers_long"}`, legend: '{{variant}} alone' },
+        { expr: `loadgen_lesson_short_requests_per_second{${V}, phase="beside_all_workers_long"}`, legend: '{{variant}} beside all workers long' },
+      ],
+    },
+    {
+      title: 'The CPU quota and workers each variant was measured with',
+      description:
+        'The quota (cores) during its last turn, and how many hogs ran in its last phase (its workers, or its cores for a thread or process per connection): change a quota with lab cpus and the next turn shows what it buys.',
+      unit: 'none',
+      kind: 'bargauge',
+      queries: [
+        { expr: `loadgen_lesson_cpu_quota_cores{${V}}`, legend: '{{variant}} quota (cores)' },
+        { expr: `loadgen_lesson_workers{${V}}`, legend: '{{variant}} hogs in the last phase' },
+      ],
+    },
+    {
+      title: 'How old each figure is, and whether the generator could keep up',
+      description:
+        "Seconds since each variant's last turn ended (a rotation takes a few minutes), and 1 where the load generator itself was the bottleneck during it (then the figures describe the generator, not the variant).",
+      unit: 's',
+      kind: 'bargauge',
+      queries: [
+        { expr: `time() - loadgen_lesson_timestamp_seconds{${V}}`, legend: '{{variant}} age' },
+        { expr: `loadgen_lesson_generator_bound{${V}}`, legend: '{{variant}} generator-bound' },
+      ],
+    },
+    {
+      title: "The spotlight live: perf2's fib(1) rate as the hogs join and leave",
+      description:
+        "The variant in the spotlight, second by second (the purple regions are its phases): perf2 alone, then with one hog, then with a hog per worker. On eventloop and gil the rate falls to a few hundred per second the moment the hog joins; on threads it does not notice.",
+      unit: 'reqps',
+      wide: true,
+      queries: [
+        {
+          expr: `sum by (variant) (rate(loadgen_requests_total{${V}, scenario="spotlight", probe="short", outcome="ok"}[6s]))`,
+          legend: '{{variant}} perf2',
+        },
+        {
+          expr: `sum by (variant) (rate(loadgen_requests_total{${V}, scenario="spotlight", probe="long", outcome="ok"}[6s]))`,
+          legend: '{{variant}} hogs (fib(30))',
+        },
+      ],
+    },
+    {
+      title: 'Event-loop delay p99 of each variant',
+      description:
+        "How late each variant's event loop runs its timers: the signature of blocking that server-side request timing cannot see (a request waiting in the kernel while the loop computes is stamped only when read). A fib(30) on the loop shows as milliseconds (eventloop, sync, a cluster worker); threads, pools and gil keep the loop free.",
+      unit: 's',
+      queries: [{ expr: `max by (variant) (nodejs_eventloop_lag_p99_seconds{${V}})`, legend: '{{variant}}' }],
+    },
+    {
+      title: 'cluster: workers that served during each phase',
+      description:
+        "cluster balances connections, not requests: beside one hog, perf2's connection lands on the hog's worker (1 worker used: it waits behind every fib(30)) or on the other one (2 used: unaffected). Which one is chance, so its collapse differs from turn to turn.",
+      unit: 'none',
+      kind: 'bargauge',
+      onlyFor: ['cluster'],
+      queries: [{ expr: `loadgen_lesson_workers_used{${V}, variant="cluster"}`, legend: '{{phase}}' }],
+    },
+  ],
+};
+
 export const LAB_OVERVIEW: DashboardSpec = {
   uid: 'lab-overview',
   title: 'Concurrency lab: overview',
   description:
-    'Every variant side by side on the same axes: throughput, latency on both sides, CPU against quota, memory, event loops and queues.',
+    "The lessons at a glance (the talk's experiment on each variant in turn), then every variant side by side under the light background load: throughput, latency on both sides, CPU against quota, memory, event loops and queues.",
   file: 'lab-overview.json',
   variable: 'multi',
+  spotlightAnnotations: true,
   rows: [
+    lessonRow,
     {
-      title: 'Server side: line received -> reply written',
+      title: 'Server side, under the light background load: line received -> reply written',
       panels: [
         {
           title: 'Requests per second',
           description:
-            "Replies per second each variant writes; under the lab's light load they all follow the load generator, so a variant that falls behind is one that cannot keep up.",
+            "Replies per second each variant writes; under the lab's light background load they all follow the load generator (the spotlight adds bursts on the variant it measures).",
           unit: 'reqps',
           queries: [{ expr: `sum by (variant) (${rate('fib_requests_total', V)})`, legend: '{{variant}}' }],
         },
@@ -584,7 +708,7 @@ export function buildDashboard(spec: DashboardSpec): object {
         .allValue('.+')
         .current(single ? { text: 'eventloop', value: 'eventloop' } : { text: ['All'], value: ['$__all'] }),
     )
-    // A CPU quota change (docker update --cpus, or .env and make up) marks every time series.
+    // A CPU quota change (lab cpus, docker update --cpus, or .env and make up) marks every time series.
     .annotation(
       new AnnotationQueryBuilder()
         .name('CPU quota changes')
@@ -597,6 +721,21 @@ export function buildDashboard(spec: DashboardSpec): object {
         .textFormat('See "Cores used against the CPU quota"')
         .tagKeys('variant'),
     );
+  if (spec.spotlightAnnotations) {
+    // Regions while each phase of the spotlight runs: perf2 alone, then with the hogs.
+    builder.annotation(
+      new AnnotationQueryBuilder()
+        .name('Spotlight phases')
+        .datasource(DATASOURCE)
+        .enable(true)
+        .iconColor('purple')
+        .expr(`loadgen_spotlight_phase{${single ? ONE : V}} == 1`)
+        .step('2s')
+        .titleFormat('spotlight on {{variant}}: {{phase}}')
+        .textFormat('alone: perf2 only; beside_one_long: one perf1 hog joined; beside_all_workers_long: a hog per worker')
+        .tagKeys('variant,phase'),
+    );
+  }
   let y = 0;
   for (const row of spec.rows) {
     builder.withRow(new RowBuilder(row.title).gridPos({ x: 0, y, w: 24, h: 1 }));
@@ -625,11 +764,28 @@ function targets(panel: PanelSpec): DataqueryBuilder[] {
       .expr(query.expr)
       .legendFormat(query.legend)
       .refId(String.fromCharCode(65 + i));
+    if (panel.kind === 'bargauge') return target.instant();
     return query.format === 'heatmap' ? target.format(PromQueryFormat.Heatmap).range() : target.range();
   });
 }
 
-function buildPanel(panel: PanelSpec): TimeseriesBuilder | HeatmapBuilder {
+function buildPanel(panel: PanelSpec): TimeseriesBuilder | HeatmapBuilder | BarGaugeBuilder {
+  if (panel.kind === 'bargauge') {
+    const bars = new BarGaugeBuilder()
+      .title(panel.title)
+      .description(panel.description)
+      .datasource(DATASOURCE)
+      .unit(panel.unit)
+      .min(0)
+      .orientation(common.VizOrientation.Horizontal)
+      .displayMode(common.BarGaugeDisplayMode.Basic)
+      .valueMode(common.BarGaugeValueMode.Text)
+      .showUnfilled(true)
+      .reduceOptions(new common.ReduceDataOptionsBuilder().calcs(['lastNotNull']).values(false));
+    if (panel.max !== undefined) bars.max(panel.max);
+    for (const target of targets(panel)) bars.withTarget(target);
+    return bars;
+  }
   if (panel.kind === 'heatmap') {
     const heatmap = new HeatmapBuilder()
       .title(panel.title)
