@@ -90,8 +90,9 @@ async function runTogether(
       })
     : null;
   controller.spotlight = spotlight;
-  const server = metrics ? await serveHttp(options, metrics, () => !(controller.current?.stopped ?? false), controller) : null;
   const stopper = new AbortController();
+  const running = () => !stopper.signal.aborted && !(controller.current?.stopped ?? false);
+  const server = metrics ? await serveHttp(options, metrics, running, controller) : null;
   const stop = () => {
     stopper.abort();
     controller.stop();
