@@ -148,12 +148,14 @@ describe('the spotlight', () => {
       );
       // cluster: a connection stays on the worker that accepted it. Beside one hog, either both
       // connections landed on one worker (one worker computed everything) and the short requests
-      // wait for fib(30) as on eventloop, or they landed apart and the short ones barely notice.
+      // wait for fib(30) as on eventloop (a collapse of 50 and more), or they landed apart and the
+      // short ones barely notice (about 1 on a quiet machine; up to 3.5 seen on a machine running
+      // 15 processes for 2 cores: the bound leaves room for that).
       const used = figure('loadgen_lesson_workers_used', { variant: 'cluster', phase: 'beside_one_long' });
       if (used === 1) assert.ok(collapse('cluster') >= 10, `cluster: the short connection shares the hog's worker: ${shown}`);
       else {
         assert.equal(used, 2, shown);
-        assert.ok(collapse('cluster') <= 3, `cluster: the short connection has a worker of its own: ${shown}`);
+        assert.ok(collapse('cluster') <= 5, `cluster: the short connection has a worker of its own: ${shown}`);
       }
       assert.equal(figure('loadgen_lesson_workers_used', { variant: 'cluster', phase: 'beside_all_workers_long' }), 2);
 
