@@ -144,8 +144,9 @@ describe('spotlight configuration', () => {
       spotlightGapMs: '0',
       spotlightVariants: 'c, a',
       rotations: '2',
+      spotlightLongN: '32',
     });
-    assert.deepEqual(set.spotlight, { variants: ['c', 'a'], phaseMs: 1500, warmupMs: 250, gapMs: 0, rotations: 2 });
+    assert.deepEqual(set.spotlight, { variants: ['c', 'a'], phaseMs: 1500, warmupMs: 250, gapMs: 0, rotations: 2, longN: 32 });
     assert.equal(set.background, true);
     assert.equal(resolveLoadOptions({ ...base, spotlight: '0' }).spotlight, null, 'LOAD_SPOTLIGHT=0 is off');
     assert.match(
@@ -257,6 +258,7 @@ describe('the spotlight rotation', () => {
     warmupMs: 100,
     gapMs: 0,
     rotations,
+    longN: 30,
   });
 
   it('pauses the background against the variant in the spotlight, and only against it', async () => {

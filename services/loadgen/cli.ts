@@ -26,6 +26,7 @@ const ARGUMENTS: Partial<Record<LoadOptionKey, string>> = {
   spotlightWarmupMs: 'duration',
   spotlightGapMs: 'duration',
   spotlightVariants: 'names',
+  spotlightLongN: 'n',
   rotations: 'n',
 };
 

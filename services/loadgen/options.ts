@@ -2,6 +2,7 @@
 // name the option, like `lab serve`'s (services/common/options.ts).
 
 import { ConfigError } from '../common/errors.js';
+import { FIB_MAX_N_LIMIT } from '../common/protocol.js';
 import { int, optionLabel, optionalInt, str, type OptionName } from '../common/options.js';
 import { VARIANT_NAMES } from '../variants.js';
 import { BUILT_IN_SCENARIOS, loadScenario, parseDuration, type Scenario } from './scenario.js';
@@ -38,6 +39,8 @@ export interface SpotlightOptions {
   gapMs: number;
   /** Stop after this many full rotations; null runs until stopped (or --duration). */
   rotations: number | null;
+  /** The hog's request: fib(longN) in a loop (the talk's perf1: 30). */
+  longN: number;
 }
 
 /** Values that replace every probe's own (the continuous load of compose uses them). */
@@ -95,7 +98,7 @@ export const loadDefaults = {
   metricsHost: '127.0.0.1',
   search: { maxP99Ms: 50, maxErrorRate: 0.01, stepMs: 5000, factor: 1.5 },
   // 9 variants: 23 phases of 1 + 10 s and 9 gaps of 2 s, about 4.5 minutes a rotation.
-  spotlight: { phaseMs: 10_000, warmupMs: 1000, gapMs: 2000 },
+  spotlight: { phaseMs: 10_000, warmupMs: 1000, gapMs: 2000, longN: 30 },
 } as const;
 
 export const loadOptionNames = {
@@ -181,6 +184,11 @@ export const loadOptionNames = {
     env: 'SPOTLIGHT_VARIANTS',
     description: 'with --spotlight: the targets to put in the spotlight, in this order (default: every target, in order)',
   },
+  spotlightLongN: {
+    flag: '--spotlight-long-n',
+    env: 'SPOTLIGHT_LONG_N',
+    description: "with --spotlight: the n of the hogs' fib(n) (default 30, the talk's perf1)",
+  },
   rotations: {
     flag: '--rotations',
     description: 'with --spotlight: stop after this many full rotations (default: run until stopped, or --duration)',
@@ -236,7 +244,14 @@ export function resolveLoadOptions(raw: RawLoadOptions): LoadOptions {
         `--${options.output} needs a run that ends: give --rotations or --duration`,
       );
   } else {
-    for (const key of ['spotlightPhaseMs', 'spotlightWarmupMs', 'spotlightGapMs', 'spotlightVariants', 'rotations'] as const)
+    for (const key of [
+      'spotlightPhaseMs',
+      'spotlightWarmupMs',
+      'spotlightGapMs',
+      'spotlightVariants',
+      'spotlightLongN',
+      'rotations',
+    ] as const)
       if (given(key)) throw new ConfigError(optionLabel(names[key]), 'applies only with --spotlight');
   }
   if (options.timeoutMs <= 0) throw new ConfigError(optionLabel(names.timeoutMs), 'must be more than 0');
@@ -280,6 +295,7 @@ function resolveSpotlight(raw: RawLoadOptions, available: string[]): SpotlightOp
     warmupMs: ms('spotlightWarmupMs', defaults.warmupMs),
     gapMs: ms('spotlightGapMs', defaults.gapMs),
     rotations: optionalInt(names.rotations, raw.rotations, 1, 1_000_000),
+    longN: optionalInt(names.spotlightLongN, raw.spotlightLongN, 1, FIB_MAX_N_LIMIT) ?? defaults.longN,
   };
   if (options.phaseMs < 200) throw new ConfigError(optionLabel(names.spotlightPhaseMs), 'must be at least 200ms');
   if (given('spotlightVariants')) {

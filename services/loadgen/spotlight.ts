@@ -27,9 +27,8 @@ const QUANTILES = [
   { label: '0.99', figure: 'p99Ms' },
 ] as const;
 
-/** perf2 and perf1 as the talk runs them: one connection each, a closed loop without think time. */
+/** perf2 as the talk runs it: one connection, a closed loop of fib(1) without think time (perf1's n is an option). */
 const SHORT_N = 1;
-const LONG_N = 30;
 
 /** How long a turn waits for the background's requests in flight to the variant to come back. */
 const QUIET_TIMEOUT_MS = 5000;
@@ -280,7 +279,7 @@ export class Spotlight {
     this.deps.onEvent?.({ type: 'phase', variant, phase, hogs });
     const countsBefore = spot.parallelism === 'fixed' && spot.metricsUrl ? await workerCounts(spot.metricsUrl) : null;
     const probes: MeasuredProbe[] = [{ name: 'short', n: SHORT_N, connections: 1, connectPerRequest: spot.turns }];
-    if (hogs > 0) probes.push({ name: 'long', n: LONG_N, connections: hogs, connectPerRequest: false });
+    if (hogs > 0) probes.push({ name: 'long', n: this.options.longN, connections: hogs, connectPerRequest: false });
     const live = this.lesson?.phase.labels({ variant, phase });
     live?.set(1);
     try {
