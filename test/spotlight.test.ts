@@ -132,6 +132,7 @@ describe('spotlight configuration', () => {
       warmupMs: 1000,
       gapMs: 2000,
       rotations: null,
+      longN: 30,
     });
     assert.equal(options.background, false, 'no --scenario: the spotlight alone');
     assert.equal(options.durationMs, 0, 'until stopped');
