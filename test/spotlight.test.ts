@@ -444,13 +444,12 @@ describe('the control API', () => {
     assert.equal(sample(text, 'loadgen_paused'), 0);
     const paused = await send('PUT', '/pause', JSON.stringify({ seconds: 30 }));
     assert.equal(paused.status, 200);
+    assert.equal(paused.body.quiet, true, 'it answers once the load has stopped');
     const until = Date.parse(String(paused.body.pausedUntil));
     assert.ok(Math.abs(until - (Date.now() + 30_000)) < 5000, `pausedUntil ${String(paused.body.pausedUntil)}`);
     assert.equal((await send('GET', '/scenario')).body.pausedUntil, paused.body.pausedUntil);
     text = await metricsText();
     assert.equal(sample(text, 'loadgen_paused'), 1);
-    // Whatever was in flight comes back (fib(30) takes milliseconds); then nothing more is sent.
-    await new Promise((resolve) => setTimeout(resolve, 300));
     const before = sent(await metricsText());
     await new Promise((resolve) => setTimeout(resolve, 500));
     assert.equal(sent(await metricsText()), before, 'nothing is sent during the lease');
@@ -547,6 +546,18 @@ describe('the control API of a spotlight', () => {
       const left = text.split('\n').filter((line) => /^loadgen_(lesson_\w+|spotlight\w*)\{[^}]*variant="a"/.test(line));
       assert.deepEqual(left, [], 'no series of a is left');
       assert.ok(sample(text, 'loadgen_lesson_collapse_ratio', { variant: 'b' }) >= 1);
+
+      // A lease abandons the turn in progress; the rotation goes on after it.
+      const lease = await fetch(`${base}/pause`, { method: 'PUT', body: JSON.stringify({ seconds: 60 }) });
+      assert.deepEqual(((await lease.json()) as { quiet: boolean }).quiet, true);
+      const during = (await (await fetch(`${base}/spotlight`)).json()) as { now: unknown };
+      assert.equal(during.now, null, 'no turn runs during the lease');
+      const leasedAt = (await turnsOfB()) || 0;
+      await fetch(`${base}/pause`, { method: 'DELETE' });
+      await waitFor(
+        async () => (await turnsOfB()) > leasedAt,
+        () => 'a turn after the lease',
+      );
       load.child.kill('SIGTERM');
       assert.equal(await load.exited, 0, load.stderr());
       assert.match(load.stdout(), /^spotlight: perf2 \(fib\(1\)\) requests per second/m);

@@ -5,8 +5,8 @@
 //   out keep their current value; null clears an override. A switch stops the current run and
 //   starts the new one, and the fairness series of what was switched off are removed.
 // - PUT /pause {"seconds": N} pauses all load (background and spotlight) for N seconds from
-//   now: a lease, renewed by the next PUT, so a crashed client (the quota sweep) never leaves
-//   the lab paused; DELETE /pause resumes at once.
+//   now, answering once it has stopped: a lease, renewed by the next PUT, so a crashed client
+//   (the quota sweep) never leaves the lab paused; DELETE /pause resumes at once.
 // - GET /spotlight shows the rotation and each variant's last figures; PUT /spotlight
 //   {"variants": [...]} changes the rotation.
 // Bodies are JSON of at most MAX_BODY_BYTES; a longer one is refused with 413.
@@ -26,6 +26,8 @@ import type { Spotlight } from './spotlight.js';
 export const MAX_BODY_BYTES = 64 * 1024;
 /** The longest lease PUT /pause grants, s. */
 export const MAX_PAUSE_SECONDS = 3600;
+/** How long PUT /pause waits for the load to stop before it answers anyway. */
+const QUIET_TIMEOUT_MS = 10_000;
 
 const updateSchema = z
   .object({
@@ -165,14 +167,21 @@ export class Controller {
     for (const labels of previous.fairnessLabels()) if (!kept.has(key(labels))) this.metrics.fairness.remove(labels);
   }
 
-  /** PUT /pause: all load pauses until `seconds` from now (a renewable lease). */
-  pause(seconds: number): object {
+  /**
+   * PUT /pause: all load pauses until `seconds` from now (a renewable lease). Answers once the
+   * load has stopped (requests in flight back, connections closed, the spotlight's turn over),
+   * or after QUIET_TIMEOUT_MS with `quiet: false`, so the client measures a lab left alone.
+   */
+  async pause(seconds: number): Promise<object> {
     if (this.leaseTimer) clearTimeout(this.leaseTimer);
     this.pausedUntil = Date.now() + seconds * 1000;
     this.leaseTimer = setTimeout(() => this.resume(), seconds * 1000);
     this.gate.setAll(true);
     this.metrics?.paused.set(1);
-    return this.pauseState();
+    const started = Date.now();
+    const spotlightIdle = (await this.spotlight?.idle(QUIET_TIMEOUT_MS)) ?? true;
+    const backgroundQuiet = await this.gate.quiet(null, Math.max(1, QUIET_TIMEOUT_MS - (Date.now() - started)));
+    return { ...this.pauseState(), quiet: spotlightIdle && backgroundQuiet };
   }
 
   /** DELETE /pause, or the lease ran out. */
@@ -241,7 +250,7 @@ export class Controller {
   routes = (req: IncomingMessage, res: ServerResponse, path: string): boolean => {
     const reply = (status: number, body: object) =>
       res.writeHead(status, { 'content-type': 'application/json' }).end(`${JSON.stringify(body, null, 2)}\n`);
-    const withBody = (handle: (body: unknown) => object) =>
+    const withBody = (handle: (body: unknown) => object | Promise<object>) =>
       void readJson(req)
         .then(handle)
         .then(

@@ -77,15 +77,17 @@ export class PauseGate {
   }
 
   /**
-   * Resolves true once no connection to `target` is held (the requests in flight when it was
-   * paused have come back and their connections are closed), false after `timeoutMs`.
+   * Resolves true once no connection to `target` (no target at all when it is null) is held: the
+   * requests in flight when it was paused have come back and their connections are closed;
+   * false after `timeoutMs`.
    */
-  async quiet(target: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
-    if (this.connections(target) === 0) return true;
+  async quiet(target: string | null, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+    const idle = () => (target === null ? this.held.size === 0 : this.connections(target) === 0);
+    if (idle()) return true;
     const timeout = AbortSignal.timeout(timeoutMs);
     const either = signal ? AbortSignal.any([signal, timeout]) : timeout;
-    await this.until(() => this.connections(target) === 0, either, this.quietListeners);
-    return this.connections(target) === 0;
+    await this.until(idle, either, this.quietListeners);
+    return idle();
   }
 
   private until(condition: () => boolean, signal?: AbortSignal, listeners = this.listeners): Promise<void> {

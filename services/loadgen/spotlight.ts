@@ -110,6 +110,8 @@ export class Spotlight {
   private rotationNumber = 1;
   private turnAbort: AbortController | null = null;
   private current: { variant: string; phase: LessonPhase | null } | null = null;
+  /** Settles when the turn in progress has ended (its connections closed). */
+  private turnEnded: Promise<unknown> = Promise.resolve();
   /** The last turn of each variant (in the rotation). */
   readonly lastTurns = new Map<string, LessonTurn>();
   private readonly lesson: LessonMetrics | null;
@@ -145,6 +147,21 @@ export class Spotlight {
     this.initSeries();
   }
 
+  /** Resolves once no turn runs (a lease abandons the turn in progress: this says it is over), false after `timeoutMs`. */
+  async idle(timeoutMs: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
+    const ended = this.turnEnded.then(
+      () => true,
+      () => true,
+    );
+    try {
+      return await Promise.race([ended, timedOut]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /** What runs now, for GET /spotlight and GET /scenario. */
   state() {
     return {
@@ -176,7 +193,9 @@ export class Spotlight {
         const spot = this.rotation[this.next % this.rotation.length]!;
         this.turnAbort = new AbortController();
         const turnSignal = AbortSignal.any([signal, this.turnAbort.signal]);
-        const turn = await this.turn(spot, turnSignal);
+        const running = this.turn(spot, turnSignal);
+        this.turnEnded = running;
+        const turn = await running;
         if (signal.aborted) break;
         if (turnSignal.aborted) {
           const reason: unknown = this.turnAbort.signal.reason;
