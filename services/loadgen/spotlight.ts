@@ -268,6 +268,12 @@ export class Spotlight {
         if (signal.aborted) return null;
         phases.push(result);
       }
+      if (spot.metricsUrl && quotaCores !== null) {
+        // A live quota change (docker update --cpus) during the turn makes its figures a mix.
+        const after = await readVariantState(spot.metricsUrl).catch(() => null);
+        if (after?.quotaCores != null && after.quotaCores !== quotaCores)
+          note(`the CPU quota changed during the turn, from ${quotaCores} to ${after.quotaCores} cores`);
+      }
       const alone = phases.find((p) => p.phase === 'alone')!.short.okPerSecond;
       const beside = phases.find((p) => p.phase === 'beside_one_long')!.short.okPerSecond;
       return {
