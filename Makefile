@@ -37,13 +37,16 @@ urls: ## print the URLs and ports of a running lab
 	@echo "Talk to a variant yourself (type 6, get fib: 8):"
 	@for pair in $(VARIANT_PORTS); do echo "  nc 127.0.0.1 $${pair#*:}   ($${pair%%:*})"; done
 
-load: ## switch the running lab's load: make load SCENARIO=beazley [TARGETS=eventloop,gil] [RATE=200] [CONNECTIONS=2] [THINK=100ms]
-	@if [[ -z "$(SCENARIO)" ]]; then echo "make load: give SCENARIO=perf1,perf2|beazley|mixed|ramp|<file in the image> (see lab load --help)" >&2; exit 2; fi
-	@targets='$(or $(TARGETS),$(VARIANTS))'; targets=$${targets//,/ }; list=""; \
-	for t in $$targets; do list="$$list$${list:+,}\"$$t\""; done; \
-	opt() { if [[ -n "$$2" ]]; then printf ',"%s":%s' "$$1" "$$2"; else printf ',"%s":null' "$$1"; fi; }; \
-	body="{\"scenario\":\"$(SCENARIO)\",\"targets\":[$$list]$$(opt rate '$(RATE)')$$(opt connections '$(CONNECTIONS)')$$(opt think '$(if $(THINK),"$(THINK)")')}"; \
-	echo "PUT $(LOADGEN)/scenario $$body"; \
+load: ## switch the running lab's load, keeping what is left out: make load [SCENARIO=beazley] [TARGETS=eventloop,gil] [RATE=200] [CONNECTIONS=2] [THINK=100ms]
+	@if [[ -z "$(SCENARIO)$(TARGETS)$(RATE)$(CONNECTIONS)$(THINK)" ]]; then echo "make load: give SCENARIO=perf1,perf2|beazley|mixed|ramp|<file in the image>, TARGETS, RATE, CONNECTIONS or THINK (see lab load --help)" >&2; exit 2; fi
+	@body=""; add() { body="$$body$${body:+,}\"$$1\":$$2"; }; \
+	if [[ -n "$(SCENARIO)" ]]; then add scenario '"$(SCENARIO)"'; fi; \
+	if [[ -n "$(TARGETS)" ]]; then targets='$(TARGETS)'; list=""; \
+	  for t in $${targets//,/ }; do list="$$list$${list:+,}\"$$t\""; done; add targets "[$$list]"; fi; \
+	if [[ -n "$(RATE)" ]]; then add rate '$(RATE)'; fi; \
+	if [[ -n "$(CONNECTIONS)" ]]; then add connections '$(CONNECTIONS)'; fi; \
+	if [[ -n "$(THINK)" ]]; then add think '"$(THINK)"'; fi; \
+	body="{$$body}"; echo "PUT $(LOADGEN)/scenario $$body"; \
 	curl -sS -X PUT -H 'content-type: application/json' --data "$$body" $(LOADGEN)/scenario
 
 down: ## stop the lab and remove its containers and data (keeps .env)

@@ -15,7 +15,7 @@ describe('lab serve configuration', () => {
     assert.equal(options.fibMaxN, 78);
     assert.equal(options.maxConnections, null);
     assert.equal(options.idleTimeoutMs, 300);
-    assert.deepEqual(resolveOptions(poolOptions, { poolSize: '3' }), { poolSize: 3, maxQueue: 1024 });
+    assert.deepEqual(resolveOptions(poolOptions, { poolSize: '3' }), { poolSize: 3, maxQueue: 1024, poolFollowsQuota: false });
   });
 
   it('names the option in every guard', () => {

@@ -81,6 +81,10 @@ const PROMQL_WORDS = new Set([
   'vector',
   'time',
   'topk',
+  'sort_desc',
+  'phase',
+  'quantile',
+  'clamp_max',
 ]);
 
 describe('dashboards', () => {

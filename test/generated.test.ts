@@ -149,8 +149,12 @@ describe('docker-compose.yml', () => {
       );
     }
     // Clients of a variant that serves one connection at a time take turns.
-    for (const variant of VARIANTS)
-      assert.equal(loadTarget(variant).includes('connect=per-request'), variant.takesTurns, variant.name);
+    for (const variant of VARIANTS) {
+      const target = new URLSearchParams(loadTarget(variant).split('?')[1]);
+      assert.equal(target.has('turns'), variant.takesTurns, `${variant.name}: turns`);
+      assert.equal(target.get('metrics'), `${variant.name}:9464`, `${variant.name}: its /metrics, for the spotlight`);
+      assert.equal(target.get('parallel') ?? 'single', variant.parallelism, `${variant.name}: parallel`);
+    }
   });
 
   it(

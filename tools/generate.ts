@@ -33,10 +33,30 @@ const FIB_PORT = 25000;
 const METRICS_PORT = 9464;
 const LOADGEN_PORT = 9465;
 
-/** How the load generator reaches a variant inside compose: its fib address, its metrics, how its clients behave. */
+/**
+ * How the load generator reaches a variant inside compose: its fib address, where its own
+ * /metrics are (the spotlight reads its quota and workers there), whether its clients take turns
+ * (then they connect per request) and how it computes in parallel (the spotlight's third phase).
+ */
 export function loadTarget(variant: Variant): string {
-  return `${variant.name}=${variant.name}:${FIB_PORT}${variant.takesTurns ? '?connect=per-request' : ''}`;
+  const query = [`metrics=${variant.name}:${METRICS_PORT}`];
+  if (variant.takesTurns) query.push('turns');
+  if (variant.parallelism !== 'single') query.push(`parallel=${variant.parallelism}`);
+  return `${variant.name}=${variant.name}:${FIB_PORT}?${query.join('&')}`;
 }
+
+/** The spotlight's settings in .env, with their defaults: a rotation over every variant in under 5 minutes. */
+const SPOTLIGHT_SETTINGS: Array<[string, string, string]> = [
+  ['LOAD_SPOTLIGHT', '1', "the spotlight: the talk's experiment on one variant at a time, in rotation (1 on, 0 off)"],
+  [
+    'SPOTLIGHT_PHASE',
+    '9s',
+    'the spotlight: how long each phase (perf2 alone, beside one hog, beside a hog per worker) is measured',
+  ],
+  ['SPOTLIGHT_WARMUP', '1s', "the spotlight: each phase's warm-up before it is measured"],
+  ['SPOTLIGHT_GAP', '2s', 'the spotlight: the pause between two turns'],
+  ['SPOTLIGHT_VARIANTS', '', 'the spotlight: the variants to measure, in this order (empty: every variant, in order)'],
+];
 
 function variantOptions(variant: Variant): Array<[string, OptionSpec<unknown>]> {
   return Object.values(variant.options).map((spec) => [envName(variant, spec.env), spec]);
@@ -113,8 +133,9 @@ x-variant-env: &variant-env
 services:
 ${services}
   # loadgen: a light, continuous closed-loop load on every variant (the talk's perf1 and perf2
-  # together), with client-side latency histograms and its control API on :${LOADGEN_PORT}. It is
-  # not restarted when Docker starts unless LOADGEN_RESTART says so.
+  # together), and the spotlight: the talk's experiment on one variant at a time, in rotation, with
+  # the background load paused against it. Client-side histograms, the lesson figures and the
+  # control API on :${LOADGEN_PORT}. Not restarted when Docker starts unless LOADGEN_RESTART says so.
   loadgen:
     <<: *lab-service
     command: ["load"]
@@ -134,6 +155,7 @@ ${services}
       LOAD_THINK: \${LOAD_THINK:-250ms}
       LOAD_DURATION: "0"
       LOAD_REPORT_EVERY: \${LOAD_REPORT_EVERY:-10s}
+${SPOTLIGHT_SETTINGS.map(([name, value]) => `      ${name}: \${${name}:-${value}}`).join('\n')}
       METRICS_PORT: "${LOADGEN_PORT}"
     cpus: \${LOADGEN_CPUS:-1}
     mem_limit: 512m
@@ -277,6 +299,7 @@ export function envDefaultsFile(): string {
       '250ms',
       'background load: pause between a reply and the next request on a connection (keeps the lab under about one core)',
     ),
+    ...SPOTLIGHT_SETTINGS.map(([name, value, comment]) => entry(name, value, comment)),
   );
   return lines.join('');
 }

@@ -85,6 +85,8 @@ export interface DashboardSpec {
 const V = 'variant=~"$variant"';
 /** Selects the one variant of a repeated panel or a single-variant dashboard. */
 const ONE = 'variant="$variant"';
+/** The load generator's background load, without the spotlight's bursts. */
+const BG = 'scenario!="spotlight"';
 const rate = (metric: string, filter: string) => `rate(${metric}{${filter}}[$__rate_interval])`;
 const quantile = (q: number, metric: string, by: string, filter: string) =>
   `histogram_quantile(${q}, sum by (${by}le) (${rate(`${metric}_bucket`, filter)}))`;
@@ -128,6 +130,50 @@ const cpuPanels = (filter: string, by: string): PanelSpec[] => [
   },
 ];
 
+const collapsePanel: PanelSpec = {
+  title: 'Collapse: how far perf2 falls beside one long request',
+  description:
+    'perf2 (fib(1) in a loop) alone, divided by perf2 while one perf1 hog (fib(30) in a loop) runs, measured on each variant alone in its turn: about 1 where the model keeps short requests moving (threads, the pools, processes), 10 and more where one long request stalls everyone (eventloop, gil, sync; 1000 here means none answered at all).',
+  unit: 'x',
+  kind: 'bargauge',
+  max: 1000,
+  queries: [{ expr: `sort_desc(clamp_max(loadgen_lesson_collapse_ratio{${V}}, 1000))`, legend: '{{variant}}' }],
+};
+
+const p99Panel: PanelSpec = {
+  title: 'perf2 p99: alone, then beside one long request',
+  description:
+    'The slowest fib(1) (p99) in each phase of the last turn: beside a hog it becomes a whole fib(30) where the hog blocks the loop or holds the lock, and stays microseconds where another core or worker takes the hog.',
+  unit: 's',
+  kind: 'bargauge',
+  queries: [
+    { expr: `loadgen_lesson_short_latency_seconds{${V}, phase="alone", quantile="0.99"}`, legend: '{{variant}} alone' },
+    {
+      expr: `loadgen_lesson_short_latency_seconds{${V}, phase="beside_one_long", quantile="0.99"}`,
+      legend: '{{variant}} beside one long',
+      exempt: 'errors',
+    },
+  ],
+};
+
+const livePanel: PanelSpec = {
+  title: "The spotlight live: perf2's fib(1) rate as the hogs join and leave",
+  description:
+    'The variant in the spotlight, second by second (the purple regions are its phases): perf2 alone, then with one hog, then with a hog per worker. On eventloop and gil the rate falls to a few hundred per second the moment the hog joins; on threads it does not notice.',
+  unit: 'reqps',
+  wide: true,
+  queries: [
+    {
+      expr: `sum by (variant) (rate(loadgen_requests_total{${V}, scenario="spotlight", probe="short", outcome="ok"}[$__rate_interval]))`,
+      legend: '{{variant}} perf2',
+    },
+    {
+      expr: `sum by (variant) (rate(loadgen_requests_total{${V}, scenario="spotlight", probe="long", outcome="ok"}[$__rate_interval]))`,
+      legend: '{{variant}} hogs (fib(30))',
+    },
+  ],
+};
+
 /**
  * The spotlight's lesson figures: the talk's experiment run on each variant alone, in rotation
  * (services/loadgen/spotlight.ts), kept per variant until its next turn.
@@ -135,30 +181,8 @@ const cpuPanels = (filter: string, by: string): PanelSpec[] => [
 const lessonRow: RowSpec = {
   title: "The lessons at a glance: the talk's experiment, one variant at a time (the spotlight)",
   panels: [
-    {
-      title: 'Collapse: how far perf2 falls beside one long request',
-      description:
-        "perf2 (fib(1) in a loop) alone, divided by perf2 while one perf1 hog (fib(30) in a loop) runs, measured on each variant alone in its turn: about 1 where the model keeps short requests moving (threads, the pools, processes), 10 and more where one long request stalls everyone (eventloop, gil, sync; 1000 here means none answered at all).",
-      unit: 'x',
-      kind: 'bargauge',
-      max: 1000,
-      queries: [{ expr: `sort_desc(clamp_max(loadgen_lesson_collapse_ratio{${V}}, 1000))`, legend: '{{variant}}' }],
-    },
-    {
-      title: 'perf2 p99: alone, then beside one long request',
-      description:
-        'The slowest fib(1) (p99) in each phase of the last turn: beside a hog it becomes a whole fib(30) where the hog blocks the loop or holds the lock, and stays microseconds where another core or worker takes the hog.',
-      unit: 's',
-      kind: 'bargauge',
-      queries: [
-        { expr: `loadgen_lesson_short_latency_seconds{${V}, phase="alone", quantile="0.99"}`, legend: '{{variant}} alone' },
-        {
-          expr: `loadgen_lesson_short_latency_seconds{${V}, phase="beside_one_long", quantile="0.99"}`,
-          legend: '{{variant}} beside one long',
-          exempt: 'errors',
-        },
-      ],
-    },
+    collapsePanel,
+    p99Panel,
     {
       title: 'perf2 p50: alone, then beside one long request',
       description:
@@ -182,8 +206,14 @@ const lessonRow: RowSpec = {
       kind: 'bargauge',
       notFor: VARIANTS.filter((v) => v.parallelism === 'single').map((v) => v.name),
       queries: [
-        { expr: `loadgen_lesson_short_requests_per_second{${V}, phase="alone"} and on (variant) loadgen_lesson_short_requests_per_second{${V}, phase="beside_all_workers_long"}`, legend: '{{variant}} alone' },
-        { expr: `loadgen_lesson_short_requests_per_second{${V}, phase="beside_all_workers_long"}`, legend: '{{variant}} beside all workers long' },
+        {
+          expr: `loadgen_lesson_short_requests_per_second{${V}, phase="alone"} and on (variant) loadgen_lesson_short_requests_per_second{${V}, phase="beside_all_workers_long"}`,
+          legend: '{{variant}} alone',
+        },
+        {
+          expr: `loadgen_lesson_short_requests_per_second{${V}, phase="beside_all_workers_long"}`,
+          legend: '{{variant}} beside all workers long',
+        },
       ],
     },
     {
@@ -208,23 +238,7 @@ const lessonRow: RowSpec = {
         { expr: `loadgen_lesson_generator_bound{${V}}`, legend: '{{variant}} generator-bound' },
       ],
     },
-    {
-      title: "The spotlight live: perf2's fib(1) rate as the hogs join and leave",
-      description:
-        "The variant in the spotlight, second by second (the purple regions are its phases): perf2 alone, then with one hog, then with a hog per worker. On eventloop and gil the rate falls to a few hundred per second the moment the hog joins; on threads it does not notice.",
-      unit: 'reqps',
-      wide: true,
-      queries: [
-        {
-          expr: `sum by (variant) (rate(loadgen_requests_total{${V}, scenario="spotlight", probe="short", outcome="ok"}[6s]))`,
-          legend: '{{variant}} perf2',
-        },
-        {
-          expr: `sum by (variant) (rate(loadgen_requests_total{${V}, scenario="spotlight", probe="long", outcome="ok"}[6s]))`,
-          legend: '{{variant}} hogs (fib(30))',
-        },
-      ],
-    },
+    livePanel,
     {
       title: 'Event-loop delay p99 of each variant',
       description:
@@ -233,13 +247,13 @@ const lessonRow: RowSpec = {
       queries: [{ expr: `max by (variant) (nodejs_eventloop_lag_p99_seconds{${V}})`, legend: '{{variant}}' }],
     },
     {
-      title: 'cluster: workers that served during each phase',
+      title: 'Workers that served in each phase (pools and cluster)',
       description:
-        "cluster balances connections, not requests: beside one hog, perf2's connection lands on the hog's worker (1 worker used: it waits behind every fib(30)) or on the other one (2 used: unaffected). Which one is chance, so its collapse differs from turn to turn.",
+        "How many of a fixed set of workers computed requests in each phase. cluster balances connections, not requests: beside one hog, perf2's connection lands on the hog's worker (1 used: it waits behind every fib(30), a large collapse) or on the other (2 used: unaffected). Which one is chance, from turn to turn.",
       unit: 'none',
       kind: 'bargauge',
-      onlyFor: ['cluster'],
-      queries: [{ expr: `loadgen_lesson_workers_used{${V}, variant="cluster"}`, legend: '{{phase}}' }],
+      notFor: VARIANTS.filter((v) => v.parallelism !== 'fixed-workers').map((v) => v.name),
+      queries: [{ expr: `loadgen_lesson_workers_used{${V}}`, legend: '{{variant}} {{phase}}' }],
     },
   ],
 };
@@ -274,7 +288,7 @@ export const LAB_OVERVIEW: DashboardSpec = {
         {
           title: 'Server latency p99',
           description:
-            'The slow tail: where a short request can land behind a fib(30) (eventloop, sync, gil), the p99 is a fib(30) or a switch interval.',
+            "The slow tail, server side (it includes the spotlight's bursts): where a short request lands behind a fib(30) on a blocked loop, the server stamps it only once read, so a loop's blocking barely shows here; see event-loop delay.",
           unit: 's',
           queries: [{ expr: quantile(0.99, 'fib_request_duration_seconds', 'variant, ', V), legend: '{{variant}}' }],
         },
@@ -293,14 +307,19 @@ export const LAB_OVERVIEW: DashboardSpec = {
       ],
     },
     {
-      title: 'Client side: what the load generator sees (send -> reply received)',
+      title: 'Client side, under the background load: what the load generator sees (send -> reply received)',
       panels: [
         {
           title: 'Requests per second by probe',
           description:
             'Completed requests per variant and probe (long = fib(30), short = fib(1)); a variant that stalls short requests completes fewer of them.',
           unit: 'reqps',
-          queries: [{ expr: `sum by (variant, probe) (${rate('loadgen_requests_total', V)})`, legend: '{{variant}} {{probe}}' }],
+          queries: [
+            {
+              expr: `sum by (variant, probe) (${rate('loadgen_requests_total', `${V}, ${BG}`)})`,
+              legend: '{{variant}} {{probe}}',
+            },
+          ],
         },
         {
           title: 'Client latency p50 by probe',
@@ -308,16 +327,22 @@ export const LAB_OVERVIEW: DashboardSpec = {
             'Typical latency as the client sees it, including the network and the wait to be read: compare the short probe across variants.',
           unit: 's',
           queries: [
-            { expr: quantile(0.5, 'loadgen_request_duration_seconds', 'variant, probe, ', V), legend: '{{variant}} {{probe}}' },
+            {
+              expr: quantile(0.5, 'loadgen_request_duration_seconds', 'variant, probe, ', `${V}, ${BG}`),
+              legend: '{{variant}} {{probe}}',
+            },
           ],
         },
         {
           title: 'Client latency p99 by probe',
           description:
-            'Head-of-line blocking shows here: short requests as slow as long ones on the variants where one computation holds up the rest.',
+            'Under the light background load requests rarely meet, so head-of-line blocking shows only in the tail, if at all; the spotlight row above measures it.',
           unit: 's',
           queries: [
-            { expr: quantile(0.99, 'loadgen_request_duration_seconds', 'variant, probe, ', V), legend: '{{variant}} {{probe}}' },
+            {
+              expr: quantile(0.99, 'loadgen_request_duration_seconds', 'variant, probe, ', `${V}, ${BG}`),
+              legend: '{{variant}} {{probe}}',
+            },
           ],
         },
         {
@@ -423,7 +448,7 @@ export const LAB_HEATMAPS: DashboardSpec = {
       ],
     },
     {
-      title: 'Client side: short requests (fib(1)) as the load generator sees them',
+      title: 'Client side, under the background load: short requests (fib(1)) as the load generator sees them',
       panels: [
         {
           title: 'Short requests: $variant',
@@ -434,7 +459,7 @@ export const LAB_HEATMAPS: DashboardSpec = {
           repeat: true,
           queries: [
             {
-              expr: `sum by (le) (rate(loadgen_request_duration_seconds_bucket{${ONE}, probe="short"}[$__rate_interval]))`,
+              expr: `sum by (le) (rate(loadgen_request_duration_seconds_bucket{${ONE}, ${BG}, probe="short"}[$__rate_interval]))`,
               legend: '{{le}}',
               format: 'heatmap',
             },
@@ -451,18 +476,23 @@ export const LAB_TALK_DEMO: DashboardSpec = {
   description: "Beazley's perf2-during-perf1 demo for every variant: what happens to short requests while long ones run.",
   file: 'lab-talk-demo.json',
   variable: 'multi',
+  spotlightAnnotations: true,
   rows: [
     {
-      title: 'Short requests (perf2, fib(1)) while long ones (perf1, fib(30)) run',
+      title: "The talk's experiment on each variant alone, in rotation (the spotlight)",
+      panels: [collapsePanel, p99Panel, livePanel],
+    },
+    {
+      title: 'Under the light background load: short requests (perf2, fib(1)) while long ones (perf1, fib(30)) run',
       panels: [
         {
           title: 'Short requests per second',
           description:
-            "perf2's throughput: with the lab's think time it is capped by the load generator, so a variant below the others is one where short requests wait.",
+            "perf2's throughput under the background load: its think time caps it at a few per second per variant, so only a variant that stalls badly falls below the others (the spotlight measures perf2 flat out).",
           unit: 'reqps',
           queries: [
             {
-              expr: `sum by (variant) (rate(loadgen_requests_total{${V}, probe="short", outcome="ok"}[$__rate_interval]))`,
+              expr: `sum by (variant) (rate(loadgen_requests_total{${V}, ${BG}, probe="short", outcome="ok"}[$__rate_interval]))`,
               legend: '{{variant}}',
             },
           ],
@@ -470,7 +500,7 @@ export const LAB_TALK_DEMO: DashboardSpec = {
         {
           title: 'Short request latency p50',
           description:
-            'The typical fib(1): microseconds where it runs beside fib(30), milliseconds where it waits for it (eventloop, sync) or for a lock (gil).',
+            'The typical fib(1) under the background load: with a think time between requests, a short request rarely meets a long one, so this stays small for every variant; the spotlight row measures the collision.',
           unit: 's',
           queries: [
             { expr: `variant_probe:loadgen_request_duration_seconds:p50_30s{${V}, probe="short"}`, legend: '{{variant}}' },
@@ -479,7 +509,7 @@ export const LAB_TALK_DEMO: DashboardSpec = {
         {
           title: 'Short request latency p99',
           description:
-            'The unlucky fib(1): on generators it stays a few slices, on gil about one switch interval, on eventloop a whole fib(30).',
+            'The unlucky fib(1) under the background load: about one short request in sixty meets a fib(30), so the p99 may reach a fib(30) on eventloop and sync or a switch interval on gil; the spotlight measures it reliably.',
           unit: 's',
           queries: [
             { expr: `variant_probe:loadgen_request_duration_seconds:p99_30s{${V}, probe="short"}`, legend: '{{variant}}' },
@@ -488,7 +518,7 @@ export const LAB_TALK_DEMO: DashboardSpec = {
         {
           title: 'Short / long latency (p50)',
           description:
-            'How much of a long request a short one costs: near 1 the short request waits for the whole long one, near 0 they do not meet.',
+            'How much of a long request a typical short one costs under the background load: near 0 for every variant while they rarely meet; the spotlight row shows the cost when they do.',
           unit: 'none',
           queries: [
             {
@@ -583,8 +613,14 @@ export const LAB_VARIANT: DashboardSpec = {
             'The same requests as the load generator sees them, per probe: the gap to the server-side latency is the network and the wait to be read.',
           unit: 's',
           queries: [
-            { expr: quantile(0.5, 'loadgen_request_duration_seconds', 'probe, ', ONE), legend: '{{probe}} p50' },
-            { expr: quantile(0.99, 'loadgen_request_duration_seconds', 'probe, ', ONE), legend: '{{probe}} p99' },
+            {
+              expr: quantile(0.5, 'loadgen_request_duration_seconds', 'scenario, probe, ', ONE),
+              legend: '{{scenario}} {{probe}} p50',
+            },
+            {
+              expr: quantile(0.99, 'loadgen_request_duration_seconds', 'scenario, probe, ', ONE),
+              legend: '{{scenario}} {{probe}} p99',
+            },
           ],
         },
       ],

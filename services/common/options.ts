@@ -188,8 +188,10 @@ export function str(name: OptionName, value: unknown): string {
   return value.trim();
 }
 
+/** On with 1/true/yes/on, off with 0/false/no/off, empty or absent. */
 export function bool(name: OptionName, value: unknown): boolean {
   if (typeof value === 'boolean') return value;
+  if (value === undefined || value === null) return false;
   const text = typeof value === 'string' ? value.trim().toLowerCase() : value;
   if (text === '1' || text === 'true' || text === 'yes' || text === 'on') return true;
   if (text === '0' || text === 'false' || text === 'no' || text === 'off' || text === '') return false;
