@@ -36,6 +36,15 @@ export class Gil {
 
   acquire(): void {
     const s = this.state;
+    // Back from "I/O" (a request answered, the next one arrived) while another thread waits for
+    // the lock it just left: let that thread take it first. In CPython the waiter gets the GIL
+    // while this thread is in its blocking I/O, which takes far longer than a thread's wake-up;
+    // here the I/O happens on another thread and the next request can arrive before the waiter
+    // has woken, so without this the I/O thread would take the lock straight back.
+    if (Atomics.load(s, WAITERS) > 0 && Atomics.load(s, HOLDER) === 0) {
+      const switches = Atomics.load(s, SWITCHES);
+      Atomics.wait(s, SWITCHES, switches, this.intervalMs);
+    }
     if (Atomics.compareExchange(s, HOLDER, 0, this.me) === 0) return this.took();
     Atomics.add(s, WAITERS, 1);
     for (;;) {

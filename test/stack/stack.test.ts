@@ -143,6 +143,50 @@ describe('the compose stack', () => {
     });
   });
 
+  step("the spotlight's first rotation tells the talk's story in loadgen_lesson_collapse_ratio", async () => {
+    // One full rotation: every variant has had its turn (about 5 minutes with the defaults).
+    await eventually(
+      'every variant has lesson figures',
+      async () => {
+        const seen = new Set((await query('loadgen_lesson_timestamp_seconds')).map((s) => s.metric.variant));
+        const missing = NAMES.filter((name) => !seen.has(name));
+        return missing.length === 0 ? null : `no turn yet for ${missing.join(', ')}`;
+      },
+      600_000,
+    );
+    const byVariant = async (expr: string) => new Map((await query(expr)).map((s) => [s.metric.variant!, Number(s.value[1])]));
+    const collapse = await byVariant('loadgen_lesson_collapse_ratio');
+    const quota = await byVariant('loadgen_lesson_cpu_quota_cores');
+    const bound = await byVariant('loadgen_lesson_generator_bound');
+    const p99 = await byVariant('loadgen_lesson_short_latency_seconds{phase="beside_one_long", quantile="0.99"}');
+    const alone = await byVariant('loadgen_lesson_short_requests_per_second{phase="alone"}');
+    const beside = await byVariant('loadgen_lesson_short_requests_per_second{phase="beside_one_long"}');
+    const used = await byVariant('loadgen_lesson_workers_used{phase="beside_one_long"}');
+    const scoreboard = NAMES.map(
+      (name) =>
+        `${name.padEnd(12)} collapse ${collapse.get(name)?.toFixed(1).padStart(7)}  perf2 ${alone.get(name)?.toFixed(0).padStart(6)}/s alone, ${beside.get(name)?.toFixed(0).padStart(6)}/s beside one long, p99 beside ${((p99.get(name) ?? NaN) * 1000).toFixed(2)} ms  (quota ${quota.get(name)}${bound.get(name) ? ', GENERATOR-BOUND' : ''})`,
+    );
+    console.log(`the lesson scoreboard after one rotation:\n${scoreboard.join('\n')}`);
+    const shown = scoreboard.join(' | ');
+    const stalls = ['eventloop', 'gil', 'sync'];
+    const parallel = ['threads', 'threadpool', 'processes', 'processpool'];
+    for (const name of stalls)
+      assert.ok(collapse.get(name)! >= 10, `${name}: one long request stalls short ones (collapse >= 10): ${shown}`);
+    for (const name of parallel)
+      assert.ok(collapse.get(name)! <= 3, `${name}: the hog runs on another core (collapse <= 3): ${shown}`);
+    assert.ok(p99.get('generators')! < 0.05, `generators: short p99 beside one long request < 50 ms: ${shown}`);
+    // cluster balances connections: beside one hog, perf2's connection shares its worker (pinned,
+    // it waits behind every fib(30)) or has its own (unaffected). Each turn shows one of the two.
+    const clusterWorkers = used.get('cluster');
+    if (clusterWorkers === 1) {
+      assert.ok(collapse.get('cluster')! >= 10, `cluster, perf2 pinned to the hog's worker: collapse >= 10: ${shown}`);
+    } else {
+      assert.equal(clusterWorkers, 2, `cluster: workers used beside one long request: ${clusterWorkers}`);
+      assert.ok(collapse.get('cluster')! <= 3, `cluster, perf2 on its own worker: collapse <= 3: ${shown}`);
+    }
+    console.log(`cluster: perf2 ${clusterWorkers === 1 ? "shared the hog's worker" : 'had a worker of its own'} this turn`);
+  });
+
   step('every dashboard query returns a series for every variant it applies to', async () => {
     const checks = allQueries();
     for (const q of checks) {
