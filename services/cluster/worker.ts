@@ -23,7 +23,7 @@ const gate: ConnectionGate = {
   release: () => send({ type: 'release' }),
 };
 
-const server = await startServer(clusterWorker, options, {}, { cgroup: null, gate, http: false, worker: index });
+const server = await startServer(clusterWorker, options, {}, { cgroup: null, gate, http: false, workerIndex: index });
 
 process.on('message', (message: ClusterPrimaryMessage) => {
   switch (message.type) {

@@ -62,7 +62,7 @@ export interface ServerMetricsOptions {
    * This process's index in a fixed set of worker processes (cluster): its event-loop series
    * and request counts carry `worker`, so they stay per worker when the parent aggregates.
    */
-  worker?: number;
+  workerIndex?: number;
 }
 
 export type ServerMetrics = ReturnType<typeof createServerMetrics>;
@@ -75,7 +75,7 @@ export type ServerMetrics = ReturnType<typeof createServerMetrics>;
  * fixed set that a parent aggregates (a cluster worker) reports its own counts; the parent's
  * sum is the variant's.
  */
-export function createServerMetrics(variant: string, { cgroup, worker }: ServerMetricsOptions) {
+export function createServerMetrics(variant: string, { cgroup, workerIndex: worker }: ServerMetricsOptions) {
   const registry = new Registry();
   registry.setDefaultLabels({ variant });
   // A worker process's own figures (heap, CPU, event-loop delay) stay per worker when the parent

@@ -142,7 +142,7 @@ export interface StartOptions {
   /** Serve /metrics and /healthz; false where a parent process serves them (cluster workers). */
   http?: boolean;
   /** This process's index in a fixed set of worker processes (cluster workers). */
-  worker?: number;
+  workerIndex?: number;
 }
 
 /** What the shutdown drains: the accept loop, or a variant's process group. */
@@ -163,7 +163,7 @@ export async function startServer(
   start: StartOptions = {},
 ): Promise<RunningServer> {
   const cgroup = start.cgroup === undefined ? new CgroupReader() : start.cgroup;
-  const metrics = createServerMetrics(variant.name, { cgroup, worker: start.worker });
+  const metrics = createServerMetrics(variant.name, { cgroup, workerIndex: start.workerIndex });
   const maxConnections = options.maxConnections ?? variant.connectionCap;
   const ctx: VariantContext = {
     options: { ...options, maxConnections, idleTimeoutMs: options.idleTimeoutMs ?? variant.idleTimeoutMs },

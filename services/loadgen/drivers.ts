@@ -187,7 +187,8 @@ function untilActive(probe: Probe, index: number, t: number, periodMs: number): 
   return periodMs > 0 ? periodMs - t + start : 1000;
 }
 
-interface Slot {
+/** One of an open loop's connections, and how many of its requests are in flight. */
+interface OpenConnection {
   index: number;
   connection: FibConnection | null;
   /** Tells the pause gate this slot's connection is closed. */
@@ -198,7 +199,7 @@ interface Slot {
 
 class OpenLoop {
   readonly done: Promise<void>;
-  private readonly slots: Slot[];
+  private readonly slots: OpenConnection[];
   /** Intended send times of due requests waiting for a free connection. */
   private readonly queue: number[] = [];
   private readonly schedule: Generator<number, void, undefined>;
@@ -259,7 +260,7 @@ class OpenLoop {
     }
   }
 
-  private hangUp(slot: Slot): void {
+  private hangUp(slot: OpenConnection): void {
     slot.connection?.close();
     slot.connection = null;
     slot.release();
@@ -282,8 +283,8 @@ class OpenLoop {
     }
   }
 
-  private freeSlot(): Slot | undefined {
-    let best: Slot | undefined;
+  private freeSlot(): OpenConnection | undefined {
+    let best: OpenConnection | undefined;
     for (const slot of this.slots) {
       if (!slot.connection?.isOpen || slot.inFlight >= this.depth) continue;
       if (!best || slot.inFlight < best.inFlight) best = slot;
@@ -291,7 +292,7 @@ class OpenLoop {
     return best;
   }
 
-  private send(slot: Slot, intended: number, queueWaitMs: number): void {
+  private send(slot: OpenConnection, intended: number, queueWaitMs: number): void {
     const { clock, recorder, probe } = this.run;
     const connection = slot.connection!;
     slot.inFlight += 1;
@@ -338,7 +339,7 @@ class OpenLoop {
     }
   }
 
-  private async open(slot: Slot): Promise<void> {
+  private async open(slot: OpenConnection): Promise<void> {
     if (slot.opening || this.run.stopped.aborted || this.paused) return;
     slot.opening = true;
     slot.release = this.run.gate?.hold(this.run.target.name) ?? slot.release;

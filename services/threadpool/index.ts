@@ -40,14 +40,14 @@ class ThreadPool implements Executor {
     private readonly ctx: VariantContext<PoolOptions>,
     private pool: Piscina<FibTask, FibResult>,
     private size: number,
-    private slots: WorkerSlots,
+    private slots: WorkerLabels,
   ) {}
 
   static async start(ctx: VariantContext<PoolOptions>): Promise<ThreadPool> {
     const { own } = ctx;
     const size = startSize(ctx, own.poolSize, poolOptions.poolSize, own.poolFollowsQuota);
     const pool = await warmPool(size);
-    const threads = new ThreadPool(ctx, pool, size, new WorkerSlots(size, () => pool.threads.map((thread) => thread.threadId)));
+    const threads = new ThreadPool(ctx, pool, size, new WorkerLabels(size, () => pool.threads.map((thread) => thread.threadId)));
     for (let slot = 0; slot < size; slot++) ctx.metrics.initWorker(slot);
     if (own.poolFollowsQuota) threads.stopFollowing = followQuota(ctx, size, (next) => threads.resize(next));
     return threads;
@@ -87,7 +87,7 @@ class ThreadPool implements Executor {
     const before = this.size;
     this.pool = next;
     this.size = size;
-    this.slots = new WorkerSlots(size, () => next.threads.map((thread) => thread.threadId));
+    this.slots = new WorkerLabels(size, () => next.threads.map((thread) => thread.threadId));
     for (let slot = 0; slot < size; slot++) this.ctx.metrics.initWorker(slot);
     for (let slot = size; slot < before; slot++) this.ctx.metrics.removeWorker(slot);
     this.retiring.add(old);
@@ -118,11 +118,11 @@ async function warmPool(size: number): Promise<Piscina<FibTask, FibResult>> {
 }
 
 /**
- * Gives each live pool thread a stable `worker` label 0..size-1. Piscina replaces a thread it
+ * Gives each live pool thread a stable `worker` label (an index 0..size-1). Piscina replaces a thread it
  * had to terminate (a client left mid-request) with a new one; the newcomer takes the slot of
  * a thread that is gone, so the label set never grows.
  */
-class WorkerSlots {
+class WorkerLabels {
   private readonly byThread = new Map<number, number>();
 
   constructor(
