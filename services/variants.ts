@@ -8,6 +8,7 @@ import { generators } from './generators/index.js';
 import { gil } from './gil/index.js';
 import { processes } from './processes/index.js';
 import { processpool } from './processpool/index.js';
+import { queue } from './queue/index.js';
 import { sync } from './sync/index.js';
 import { threadpool } from './threadpool/index.js';
 import { threads } from './threads/index.js';
@@ -28,6 +29,7 @@ export const VARIANTS: readonly RegisteredVariant[] = [
   { definition: processpool, hostPort: 25007 },
   { definition: cluster, hostPort: 25008 },
   { definition: gil, hostPort: 25009 },
+  { definition: queue, hostPort: 25010 },
 ];
 
 export const VARIANT_NAMES: readonly string[] = VARIANTS.map((v) => v.definition.name);

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TestClient, fetchText, referenceFib, startVariant, treeCpuSeconds, type RunningVariant } from './helpers.js';
+import { startQueueBackend } from './queue/helpers.js';
 
 interface VariantCase {
   variant: string;
@@ -16,6 +17,8 @@ interface VariantCase {
   serial?: boolean;
   /** Has a bounded queue that answers `overloaded` when full (env to make it tiny). */
   boundedQueue?: Record<string, string>;
+  /** Starts what the variant needs beside it (queue: Redis and two workers); its env joins the variant's. */
+  backend?: () => Promise<{ env: Record<string, string>; stop(): Promise<void> }>;
 }
 
 const VARIANTS: VariantCase[] = [
@@ -28,6 +31,8 @@ const VARIANTS: VariantCase[] = [
   { variant: 'processpool', env: { POOL_SIZE: '2' }, computesOffThread: true, boundedQueue: { POOL_SIZE: '1', MAX_QUEUE: '1' } },
   { variant: 'cluster', env: { WORKERS: '2' }, computesOffThread: false },
   { variant: 'gil', env: {}, computesOffThread: true },
+  // The front waits on Redis, not on a CPU: a worker stops a job whose client left (its own test: test/queue).
+  { variant: 'queue', env: {}, computesOffThread: true, boundedQueue: { MAX_QUEUE: '2' }, backend: startQueueBackend },
 ];
 
 /** Waits until /healthz reports draining (503), so the test knows shutdown has begun. */
@@ -45,14 +50,22 @@ async function waitUntilDraining(server: RunningVariant): Promise<void> {
   throw new Error('healthz never reported draining');
 }
 
-for (const { variant, env, computesOffThread, serial, boundedQueue } of VARIANTS) {
+for (const { variant, env: variantEnv, computesOffThread, serial, boundedQueue, backend } of VARIANTS) {
   describe(`conformance: ${variant}`, () => {
     let server: RunningVariant;
+    let env = variantEnv;
+    let stopBackend = async () => {};
     before(async () => {
+      if (backend) {
+        const started = await backend();
+        env = { ...env, ...started.env };
+        stopBackend = () => started.stop();
+      }
       server = await startVariant(variant, env);
     });
     after(async () => {
       await server?.stop();
+      await stopBackend();
     });
 
     it('answers fib(n) for n = 0..25', async () => {
