@@ -17,6 +17,7 @@ import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import { Piscina } from 'piscina';
 import { CgroupReader } from '../common/cgroup.js';
+import { computeFib } from '../common/fib.js';
 import type { FibResult, FibTask } from '../common/messages.js';
 import { createMetricsServer } from '../common/http.js';
 import { createQueueWorkerMetrics, type QueueWorkerMetrics } from '../common/metrics.js';
@@ -37,6 +38,11 @@ const DEAD_MAX_LENGTH = 1000;
 /** Trim the request stream after this many acknowledgements, or at the next tick of the trim timer. */
 const TRIM_AFTER_ACKS = 100;
 const TRIM_EVERY_MS = 1000;
+/**
+ * Jobs up to this n (tens of microseconds) are computed on the event loop: handing them to the
+ * thread would cost more than computing them, and they end long before a heartbeat is due.
+ */
+const INLINE_MAX_N = 20;
 /** On SIGTERM, how often a reply is retried while Redis is away before the job is left to be redelivered. */
 const REPLY_ATTEMPTS_WHEN_STOPPING = 5;
 
@@ -286,7 +292,10 @@ export class QueueWorker {
     this.metrics.busy.set(1);
     let result: FibResult;
     try {
-      result = await this.pool!.run({ n: request.n }, { signal: controller.signal });
+      result =
+        request.n <= INLINE_MAX_N
+          ? computeFib({ n: request.n })
+          : await this.pool!.run({ n: request.n }, { signal: controller.signal });
     } catch (error) {
       if (controller.signal.aborted) {
         this.metrics.jobs.labels({ outcome: 'cancelled' }).inc();

@@ -39,6 +39,11 @@ export class RedisProcess {
     return `redis://127.0.0.1:${this.port}`;
   }
 
+  /** The running redis-server's pid (for CPU accounting). */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
   /** Starts redis-server (again) on its port; resolves once it accepts connections. */
   async restart(): Promise<void> {
     const child = spawn(REDIS_SERVER, ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
