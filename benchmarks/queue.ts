@@ -1,7 +1,8 @@
 // The `queue` variant's two figures, printed, not asserted (LAB issue 12):
 //   1. Scale-out: fib(27) requests per second with 1, 2 and 4 workers, each held to 0.5 core by
 //      its own CFS quota (a cgroup per worker, as a container would have), against the ideal line
-//      workers x 0.5 / t(fib(27)), t measured on one unthrottled core in the same run.
+//      workers x 0.5 / t(fib(27)), t measured on one unthrottled core in the same run, and against
+//      as many bare fib loops under the same quotas, run just before (what the shared host gives).
 //   2. The front's cost: fib(1) round trips on one connection, `queue` (front + Redis + a worker)
 //      against `eventloop` (fib inline), in the same run.
 //
@@ -10,6 +11,7 @@
 // Needs redis-server, and root for the quotas (cgroup v1 `cpu` or v2 `cpu.max`); without them the
 // workers run unlimited and the report says so.
 
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -134,6 +136,32 @@ async function roundTrips(port: number, ms: number): Promise<{ count: number; p5
   return { count: times.length, p50: at(0.5), p99: at(0.99), mean: times.reduce((a, b) => a + b, 0) / times.length };
 }
 
+/**
+ * `count` processes computing fib(n) back to back, each held to QUOTA_CORES like a worker: what
+ * this host gives that many quota-bound processes right now (the machine is shared). Req/s.
+ */
+async function bareLoops(count: number, n: number, ms: number): Promise<number> {
+  const fibModule = new URL('../services/common/fib.js', import.meta.url).href;
+  const code =
+    `import { fib } from ${JSON.stringify(fibModule)};` +
+    `process.stdin.once('data', () => { const until = performance.now() + ${ms}; let done = 0;` +
+    ` while (performance.now() < until) { fib(${n}); done += 1; } console.log(done); process.exit(0); });`;
+  const loops = Array.from({ length: count }, (_, i) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const quota = CpuQuota.create(`lab-queue-bench-bare-${i + 1}`, QUOTA_CORES);
+    quota?.add(child.pid!);
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    const done = new Promise<number>((resolve) => child.once('exit', () => resolve(Number(out.trim()))));
+    return { child, quota, done };
+  });
+  await sleep(300); // every loop has loaded its module (and sits in its cgroup) before any starts
+  for (const { child } of loops) child.stdin.write('go\n');
+  const counts = await Promise.all(loops.map(({ done }) => done));
+  for (const { quota } of loops) await quota?.remove();
+  return counts.reduce((a, b) => a + b, 0) / (ms / 1000);
+}
+
 async function scaleOut(redis: RedisProcess): Promise<void> {
   const t = fibSeconds(N);
   const probe = CpuQuota.create('lab-queue-bench-probe', QUOTA_CORES);
@@ -146,7 +174,7 @@ async function scaleOut(redis: RedisProcess): Promise<void> {
         : 'NO QUOTA: cgroups are not writable here, workers run unlimited'),
   );
   console.log(
-    'workers  quota/worker  ideal req/s  measured req/s  of ideal  cores used/worker  throttled periods/worker  CPU ms/request: workers front redis',
+    'workers  quota/worker  ideal req/s  bare loops req/s  queue req/s  of ideal  of bare  cores used/worker  throttled periods/worker  CPU ms/request: workers front redis',
   );
   const front = await startVariant('queue', { REDIS_URL: redis.url, QUEUE_KEY_PREFIX: 'bench:scale' });
   const workers: Array<{ worker: RunningWorker; quota: CpuQuota | null }> = [];
@@ -161,6 +189,7 @@ async function scaleOut(redis: RedisProcess): Promise<void> {
         quota?.add(worker.child.pid!);
         workers.push({ worker, quota });
       }
+      const bare = await bareLoops(count, N, SECONDS * 1000);
       await throughput(front.port, N, count * 2, 2, 1000); // warm-up: every worker busy, quotas in effect
       const cpu0 = workers.map(({ worker }) => cpuSeconds(worker.child.pid!));
       const others0 = [cpuSeconds(front.child.pid!), cpuSeconds(redis.pid!)];
@@ -176,7 +205,8 @@ async function scaleOut(redis: RedisProcess): Promise<void> {
       const ideal = (count * (quotas ? QUOTA_CORES : 1)) / t;
       console.log(
         `${String(count).padStart(7)}  ${(quotas ? `${QUOTA_CORES} core` : 'none').padStart(12)}  ${ideal.toFixed(1).padStart(11)}  ` +
-          `${rate.toFixed(1).padStart(14)}  ${`${((rate / ideal) * 100).toFixed(0)}%`.padStart(8)}  ` +
+          `${bare.toFixed(1).padStart(16)}  ${rate.toFixed(1).padStart(11)}  ${`${((rate / ideal) * 100).toFixed(0)}%`.padStart(8)}  ` +
+          `${`${((rate / bare) * 100).toFixed(0)}%`.padStart(7)}  ` +
           `${cores
             .map((c) => c.toFixed(2))
             .join(' ')

@@ -40,11 +40,20 @@ export function connectRedis(redisUrl: string, role: string, log: (line: string)
     log(`${role}: Redis at ${redactRedisUrl(redisUrl)} unreachable (${error.message}); reconnecting with backoff`);
   });
   redis.on('ready', () => {
+    void checkVersion(redis, role, log);
     if (!down) return;
     down = false;
     log(`${role}: reconnected to Redis`);
   });
   return redis;
+}
+
+/** The scripts rely on Redis 7 (XAUTOCLAIM dropping deleted entries, XINFO GROUPS lag): say so plainly on an older one. */
+async function checkVersion(redis: Redis, role: string, log: (line: string) => void): Promise<void> {
+  const version = /^redis_version:(\d+)\.(\d+)/m.exec(await redis.info('server').catch(() => ''));
+  if (version && Number(version[1]) < 7) {
+    log(`${role}: Redis ${version[1]}.${version[2]} is too old: the queue needs Redis 7.0 or later`);
+  }
 }
 
 /** Resolves once `redis` is ready, or when `stop` aborts (then with false). */
@@ -118,14 +127,16 @@ export class RedisClock {
 const SCRIPTS = {
   /**
    * KEYS: requests, replies. ARGV: group, entry id, reply MAXLEN, reply fields...
-   * Acknowledges the job and, only if this call acknowledged it, adds the reply (never creating
-   * the reply stream of a front that has gone). 0: someone else had acknowledged it (no reply
-   * sent); 1: replied; 2: acknowledged, but the front's reply stream is gone.
+   * Acknowledges the job and deletes its entry (the stream holds only jobs waiting or being
+   * computed) and, only if this call acknowledged it, adds the reply (never creating the reply
+   * stream of a front that has gone). 0: someone else had acknowledged it (no reply sent);
+   * 1: replied; 2: acknowledged, but the front's reply stream is gone.
    */
   queueReply: {
     numberOfKeys: 2,
     lua: `
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('XDEL', KEYS[1], ARGV[2])
 if redis.call('XADD', KEYS[2], 'NOMKSTREAM', 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, 4)) then return 1 end
 return 2`,
   },
@@ -137,6 +148,7 @@ return 2`,
     numberOfKeys: 3,
     lua: `
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('XDEL', KEYS[1], ARGV[2])
 local count = tonumber(ARGV[5])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', unpack(ARGV, 6, 5 + count))
 if redis.call('XADD', KEYS[2], 'NOMKSTREAM', 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, 6 + count)) then return 1 end
@@ -172,9 +184,9 @@ local pending = redis.call('XPENDING', KEYS[1], ARGV[1], entry[1], entry[1], 1)
 return {claimed[1], entry[1], entry[2], pending[1][4]}`,
   },
   /**
-   * KEYS: requests. ARGV: group. Trims the entries every worker is done with: all before the
-   * oldest pending one, or, with none pending, before the last delivered. Never an entry that
-   * is waiting or being computed. Returns how many went.
+   * KEYS: requests. ARGV: group. The safety net behind the XDEL of every acknowledged entry:
+   * trims all entries before the oldest pending one, or, with none pending, before the last
+   * delivered. Never an entry that is waiting or being computed. Returns how many went.
    */
   queueTrim: {
     numberOfKeys: 1,

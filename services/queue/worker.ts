@@ -31,18 +31,20 @@ import { RedisClock, connectRedis, ensureGroup, isNoGroupError, reconnectDelay, 
 /** A worker's name lease lasts this long unless renewed (every REGISTER_EVERY_MS). */
 const LEASE_MS = 10_000;
 const REGISTER_EVERY_MS = 2000;
+/** How often the worker re-measures Redis's clock. */
+const CLOCK_EVERY_MS = 10_000;
 /** Reply streams are capped near this length (a front reads and trims its own far sooner). */
 const REPLY_MAX_LENGTH = 10_000;
 /** The dead-letter stream keeps about this many jobs. */
 const DEAD_MAX_LENGTH = 1000;
-/** Trim the request stream after this many acknowledgements, or at the next tick of the trim timer. */
-const TRIM_AFTER_ACKS = 100;
+/** How often a worker that acknowledged jobs trims the request stream (a safety net: see queueTrim). */
 const TRIM_EVERY_MS = 1000;
 /**
- * Jobs up to this n (tens of microseconds) are computed on the event loop: handing them to the
- * thread would cost more than computing them, and they end long before a heartbeat is due.
+ * Jobs up to this n (a few milliseconds at most) are computed on the event loop: handing them to
+ * the thread costs a good share of that, and they end long before a heartbeat is due. Longer
+ * ones run on the thread, where the worker can report on them and stop them.
  */
-const INLINE_MAX_N = 20;
+const INLINE_MAX_N = 30;
 /** On SIGTERM, how often a reply is retried while Redis is away before the job is left to be redelivered. */
 const REPLY_ATTEMPTS_WHEN_STOPPING = 5;
 
@@ -51,6 +53,8 @@ interface Job {
   fields: string[];
   /** 1 on first delivery; claims count further deliveries. */
   deliveries: number;
+  /** When this worker got it (Date.now()). */
+  readAt: number;
 }
 
 export class QueueWorker {
@@ -178,6 +182,7 @@ export class QueueWorker {
     await this.pool.run({ n: 1 }); // warm: the thread has loaded its module before the first job
     this.timers.push(setInterval(() => void this.register().catch(() => {}), REGISTER_EVERY_MS));
     this.timers.push(setInterval(() => void this.trim(), TRIM_EVERY_MS));
+    this.timers.push(setInterval(() => void this.clock.sync(this.commands).catch(() => {}), CLOCK_EVERY_MS));
     for (const timer of this.timers) timer.unref();
     if (this.stopSignal.aborted) return false;
     this.loop = this.work();
@@ -221,15 +226,33 @@ export class QueueWorker {
     if (held === 0) this.log(`worker ${name}: another live worker now holds this name; give each worker its own (WORKER_NAME)`);
   }
 
+  /**
+   * Takes jobs until stopped. While one job computes, the next is already being read and the
+   * last one's reply is on its way: with work waiting, a worker never idles for a round trip.
+   * So it holds at most one job besides the one it computes (both wait CLAIM_IDLE_MS if it dies).
+   */
   private async work(): Promise<void> {
     let failures = 0;
-    while (!this.stopSignal.aborted) {
-      if (!(await whenReady(this.commands, this.stopSignal)) || !(await whenReady(this.reads, this.stopSignal))) break;
+    let sending: Promise<void> = Promise.resolve();
+    let ahead: Promise<Job | null> | null = null;
+    for (;;) {
+      if (!ahead) {
+        if (this.stopSignal.aborted) break;
+        if (!(await whenReady(this.commands, this.stopSignal)) || !(await whenReady(this.reads, this.stopSignal))) break;
+      }
       try {
-        const job = await this.nextJob();
+        const job = await (ahead ?? this.nextJob());
+        ahead = null;
         failures = 0;
-        if (job) await this.handle(job);
+        if (!job) continue;
+        if (!this.stopSignal.aborted) {
+          ahead = this.nextJob();
+          ahead.catch(() => {}); // its failure is handled where it is awaited
+        }
+        await sending;
+        ({ sending } = await this.handle(job));
       } catch (error) {
+        ahead = null;
         if (isNoGroupError(error)) {
           await ensureGroup(this.commands, this.keys).catch(() => {}); // Redis restarted empty
           continue;
@@ -238,6 +261,7 @@ export class QueueWorker {
         await delay(reconnectDelay(++failures)); // Redis went away mid-command: wait, then look again
       }
     }
+    await sending;
   }
 
   /** A job to claim from a silent worker first, else the next new one (blocking a little while). */
@@ -254,7 +278,7 @@ export class QueueWorker {
       if (claimed.length === 4) {
         this.metrics.claims.inc();
         this.log(`worker ${this.workerName}: claimed job ${claimed[1]} (delivery ${claimed[3]}) from a silent worker`);
-        return { id: claimed[1], fields: claimed[2], deliveries: claimed[3] };
+        return { id: claimed[1], fields: claimed[2], deliveries: claimed[3], readAt: Date.now() };
       }
       if (this.claimCursor === '0-0') this.nextClaimAt = Date.now() + this.claimScanMs;
     }
@@ -272,42 +296,32 @@ export class QueueWorker {
     );
     const entry = answer?.[0]?.[1][0];
     if (!entry?.[1]) return null;
-    return { id: entry[0], fields: entry[1], deliveries: 1 };
+    return { id: entry[0], fields: entry[1], deliveries: 1, readAt: Date.now() };
   }
 
-  private async handle(job: Job): Promise<void> {
+  /** Computes a job (or dead-letters it); resolves once it is computed, with its reply on its way. */
+  private async handle(job: Job): Promise<{ sending: Promise<void> }> {
     const request = decodeRequest(job.fields);
     if (!request || request.n < 0 || request.n > FIB_MAX_N_LIMIT) {
-      return this.deadLetter(job, request, 'the entry is not a request this worker understands');
+      return { sending: this.deadLetter(job, request, 'the entry is not a request this worker understands') };
     }
     if (job.deliveries > this.options.maxDeliveries) {
-      return this.deadLetter(
-        job,
-        request,
-        `delivered ${job.deliveries} times, more than MAX_DELIVERIES (${this.options.maxDeliveries})`,
-      );
+      const reason = `delivered ${job.deliveries} times, more than MAX_DELIVERIES (${this.options.maxDeliveries})`;
+      return { sending: this.deadLetter(job, request, reason) };
     }
-    const controller = new AbortController();
-    const heartbeat = setInterval(() => void this.heartbeat(job, controller), this.heartbeatMs);
-    this.metrics.busy.set(1);
-    let result: FibResult;
-    try {
-      result =
-        request.n <= INLINE_MAX_N
-          ? computeFib({ n: request.n })
-          : await this.pool!.run({ n: request.n }, { signal: controller.signal });
-    } catch (error) {
-      if (controller.signal.aborted) {
+    // A job read ahead may have waited long enough for another worker to claim it, or for its
+    // front to give up: make sure it is still this worker's (which also resets its idle time).
+    if (Date.now() - job.readAt > this.options.claimIdleMs / 2) {
+      const mine = await this.commands
+        .queueHeartbeat(this.keys.requests, this.keys.group, this.workerName!, job.id)
+        .catch(() => 1);
+      if (mine !== 1) {
         this.metrics.jobs.labels({ outcome: 'cancelled' }).inc();
-        return;
+        return { sending: Promise.resolve() };
       }
-      // The thread failed (not the job's fault): leave the job to be redelivered after CLAIM_IDLE_MS.
-      this.log(`worker ${this.workerName}: computing job ${job.id} failed (${(error as Error).message})`);
-      return;
-    } finally {
-      clearInterval(heartbeat);
-      this.metrics.busy.set(0);
     }
+    const result = await this.compute(job, request.n);
+    if (!result) return { sending: Promise.resolve() };
     const startedAt = this.clock.toRedis(result.startedAt);
     this.metrics.queueWait.observe(Math.max(0, startedAt - request.enqueuedAt) / 1000);
     this.metrics.compute.observe(result.computeSeconds);
@@ -320,7 +334,7 @@ export class QueueWorker {
       startedAt,
       computeSeconds: result.computeSeconds,
     });
-    const outcome = await this.settle(job, () =>
+    const send = () =>
       this.commands.queueReply(
         this.keys.requests,
         this.keys.replies(request.front),
@@ -328,9 +342,40 @@ export class QueueWorker {
         job.id,
         REPLY_MAX_LENGTH,
         ...reply,
-      ),
-    );
-    if (outcome !== null) this.metrics.jobs.labels({ outcome: outcome === 0 ? 'superseded' : 'replied' }).inc();
+      );
+    const sending = this.settle(job, send).then((outcome) => {
+      if (outcome !== null) this.metrics.jobs.labels({ outcome: outcome === 0 ? 'superseded' : 'replied' }).inc();
+    });
+    return { sending };
+  }
+
+  /**
+   * fib(n) for a job: a short one on the event loop, a long one on the thread while the event
+   * loop reports on it (null: stopped, because its front gave up or another worker took it).
+   */
+  private async compute(job: Job, n: number): Promise<FibResult | null> {
+    this.metrics.busy.set(1);
+    if (n <= INLINE_MAX_N) {
+      const result = computeFib({ n });
+      this.metrics.busy.set(0);
+      return result;
+    }
+    const controller = new AbortController();
+    const heartbeat = setInterval(() => void this.heartbeat(job, controller), this.heartbeatMs);
+    try {
+      return await this.pool!.run({ n }, { signal: controller.signal });
+    } catch (error) {
+      if (controller.signal.aborted) {
+        this.metrics.jobs.labels({ outcome: 'cancelled' }).inc();
+        return null;
+      }
+      // The thread failed (not the job's fault): leave the job to be redelivered after CLAIM_IDLE_MS.
+      this.log(`worker ${this.workerName}: computing job ${job.id} failed (${(error as Error).message})`);
+      return null;
+    } finally {
+      clearInterval(heartbeat);
+      this.metrics.busy.set(0);
+    }
   }
 
   /** Tells Redis this worker is still at `job`; stops it when its front gave up or another worker took it. */
@@ -392,7 +437,7 @@ export class QueueWorker {
     for (let attempt = 1; ; attempt++) {
       try {
         const outcome = await send();
-        if (++this.acksSinceTrim >= TRIM_AFTER_ACKS) void this.trim();
+        this.acksSinceTrim += 1;
         return outcome;
       } catch (error) {
         if (isNoGroupError(error)) return null;
@@ -406,7 +451,7 @@ export class QueueWorker {
     }
   }
 
-  /** Trims the request stream of entries every worker is done with (see queueTrim). */
+  /** Trims the request stream of anything before the oldest job still pending (see queueTrim). */
   private async trim(): Promise<void> {
     if (this.acksSinceTrim === 0 || this.commands.status !== 'ready') return;
     this.acksSinceTrim = 0;

@@ -124,6 +124,32 @@ describe('queue: no worker', () => {
     },
   );
 
+  it('answers overloaded while the request stream is full, and serves again once it drains', { timeout: 60_000 }, async () => {
+    const queue = await startQueue({ workers: 0, frontEnv: { QUEUE_STREAM_MAX_LEN: '2' } });
+    const waiting = await TestClient.connect(queue.front.port);
+    const other = await TestClient.connect(queue.front.port);
+    try {
+      await waiting.write('5\n6\n7\n');
+      await waitFor(
+        'the front to see the stream full',
+        async () => sample(await metricsOf(queue.front), 'lab_queue_stream_entries') >= 2,
+      );
+      assert.match(await other.ask('8'), /^error: overloaded .*QUEUE_STREAM_MAX_LEN 2/);
+      await queue.addWorker({ WORKER_NAME: 'w1' });
+      assert.deepEqual(await waiting.readLines(3), ['fib: 5', 'fib: 8', 'fib: 13']);
+      let reply = '';
+      await waitFor(
+        'the front to take requests again',
+        async () => (reply = await other.ask('8')) === 'fib: 21',
+        () => reply,
+      );
+    } finally {
+      waiting.close();
+      other.close();
+      await queue.stop();
+    }
+  });
+
   it('exits 2 naming the option on bad configuration', async () => {
     const { runLab } = await import('../helpers.js');
     const { code, stderr } = await runLab(['serve', 'queue', '--port', '0', '--metrics-port', '0'], { QUEUE_DEADLINE_MS: '0' });
