@@ -1,13 +1,13 @@
 // `lab worker`: one worker of the `queue` variant. It reads the request stream through the
-// workers' consumer group, one job at a time, computes fib on a thread of its own, replies to the
-// front that owns the client's connection and acknowledges, in one atomic step.
+// workers' consumer group, one job at a time (and the next while it computes), computes fib,
+// replies to the front that owns the client's connection and acknowledges, in one atomic step.
 //
 // Failures it handles: a worker that dies or stalls mid-job stops reporting on it, so after
 // CLAIM_IDLE_MS another worker claims it (XAUTOCLAIM); a job delivered more than MAX_DELIVERIES
 // times is dead-lettered and answered `internal`; a job whose front gave up (deadline, client
 // gone) is stopped mid-computation; Redis going away makes it wait and reconnect with backoff.
-// fib runs on a piscina thread, not on the event loop, so the worker can keep telling Redis it
-// is still at a long job (claimed jobs would otherwise be the ones that take longest) and can
+// A long fib runs on a piscina thread, not on the event loop, so the worker can keep telling
+// Redis it is still at it (claimed jobs would otherwise be the ones that take longest) and can
 // stop one whose front no longer waits.
 
 import { randomBytes } from 'node:crypto';
