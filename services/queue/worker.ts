@@ -89,7 +89,7 @@ export class QueueWorker {
   ) {
     this.metrics = metrics;
     this.http = createMetricsServer(metrics.registry, () => ({
-      ok: this.stopping === null,
+      ok: this.workerName !== null && this.stopping === null, // healthy once it has joined the queue
       status: this.stopping ? 'stopping' : this.workerName ? 'ok' : 'starting',
       variant: 'queue',
       worker: this.workerName,

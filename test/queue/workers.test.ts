@@ -6,7 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { TestClient, metricsOf, referenceFib, sample } from '../helpers.js';
+import { TestClient, fetchText, metricsOf, referenceFib, sample } from '../helpers.js';
 import { formatTally, loadAndTally, metricOf, startQueue, startWorker, waitFor, type RunningWorker } from './helpers.js';
 
 /** Waits until `worker` is computing a job, then kills it with SIGKILL. */
@@ -185,6 +185,9 @@ describe('queue: a worker on its own', () => {
     const client = await TestClient.connect(queue.front.port);
     const worker = queue.workers[0]!;
     try {
+      const health = await fetchText(`http://127.0.0.1:${worker.metricsPort}/healthz`);
+      assert.equal(health.status, 200, health.body);
+      assert.equal((JSON.parse(health.body) as { worker: string }).worker, 'w1');
       await client.write('38\n');
       await waitFor(
         'the worker to be computing',
