@@ -1,6 +1,6 @@
 // `lab worker`: one worker of the `queue` variant. It reads the request stream through the
-// workers' consumer group, one job at a time (and the next while it computes), computes fib,
-// replies to the front that owns the client's connection and acknowledges, in one atomic step.
+// workers' consumer group, one job at a time, computes fib, replies to the front that owns the
+// client's connection and acknowledges, in one atomic step.
 //
 // Failures it handles: a worker that dies or stalls mid-job stops reporting on it, so after
 // CLAIM_IDLE_MS another worker claims it (XAUTOCLAIM); a job delivered more than MAX_DELIVERIES
@@ -53,8 +53,6 @@ interface Job {
   fields: string[];
   /** 1 on first delivery; claims count further deliveries. */
   deliveries: number;
-  /** When this worker got it (Date.now()). */
-  readAt: number;
 }
 
 export class QueueWorker {
@@ -227,32 +225,21 @@ export class QueueWorker {
   }
 
   /**
-   * Takes jobs until stopped. While one job computes, the next is already being read and the
-   * last one's reply is on its way: with work waiting, a worker never idles for a round trip.
-   * So it holds at most one job besides the one it computes (both wait CLAIM_IDLE_MS if it dies).
+   * Takes jobs until stopped, one at a time: the next is read only once this worker is free (a
+   * job read ahead would wait behind a long one, the head-of-line blocking this lab is about),
+   * but while the last one's reply is still on its way.
    */
   private async work(): Promise<void> {
     let failures = 0;
     let sending: Promise<void> = Promise.resolve();
-    let ahead: Promise<Job | null> | null = null;
-    for (;;) {
-      if (!ahead) {
-        if (this.stopSignal.aborted) break;
-        if (!(await whenReady(this.commands, this.stopSignal)) || !(await whenReady(this.reads, this.stopSignal))) break;
-      }
+    while (!this.stopSignal.aborted) {
+      if (!(await whenReady(this.commands, this.stopSignal)) || !(await whenReady(this.reads, this.stopSignal))) break;
       try {
-        const job = await (ahead ?? this.nextJob());
-        ahead = null;
+        const job = await this.nextJob();
         failures = 0;
-        if (!job) continue;
-        if (!this.stopSignal.aborted) {
-          ahead = this.nextJob();
-          ahead.catch(() => {}); // its failure is handled where it is awaited
-        }
         await sending;
-        ({ sending } = await this.handle(job));
+        if (job) ({ sending } = await this.handle(job));
       } catch (error) {
-        ahead = null;
         if (isNoGroupError(error)) {
           await ensureGroup(this.commands, this.keys).catch(() => {}); // Redis restarted empty
           continue;
@@ -278,7 +265,7 @@ export class QueueWorker {
       if (claimed.length === 4) {
         this.metrics.claims.inc();
         this.log(`worker ${this.workerName}: claimed job ${claimed[1]} (delivery ${claimed[3]}) from a silent worker`);
-        return { id: claimed[1], fields: claimed[2], deliveries: claimed[3], readAt: Date.now() };
+        return { id: claimed[1], fields: claimed[2], deliveries: claimed[3] };
       }
       if (this.claimCursor === '0-0') this.nextClaimAt = Date.now() + this.claimScanMs;
     }
@@ -296,7 +283,7 @@ export class QueueWorker {
     );
     const entry = answer?.[0]?.[1][0];
     if (!entry?.[1]) return null;
-    return { id: entry[0], fields: entry[1], deliveries: 1, readAt: Date.now() };
+    return { id: entry[0], fields: entry[1], deliveries: 1 };
   }
 
   /** Computes a job (or dead-letters it); resolves once it is computed, with its reply on its way. */
@@ -308,17 +295,6 @@ export class QueueWorker {
     if (job.deliveries > this.options.maxDeliveries) {
       const reason = `delivered ${job.deliveries} times, more than MAX_DELIVERIES (${this.options.maxDeliveries})`;
       return { sending: this.deadLetter(job, request, reason) };
-    }
-    // A job read ahead may have waited long enough for another worker to claim it, or for its
-    // front to give up: make sure it is still this worker's (which also resets its idle time).
-    if (Date.now() - job.readAt > this.options.claimIdleMs / 2) {
-      const mine = await this.commands
-        .queueHeartbeat(this.keys.requests, this.keys.group, this.workerName!, job.id)
-        .catch(() => 1);
-      if (mine !== 1) {
-        this.metrics.jobs.labels({ outcome: 'cancelled' }).inc();
-        return { sending: Promise.resolve() };
-      }
     }
     const result = await this.compute(job, request.n);
     if (!result) return { sending: Promise.resolve() };
