@@ -12,7 +12,7 @@ ifeq ($(LAB_NO_GRAFANA),1)
 export COMPOSE_PROFILES :=
 endif
 
-.PHONY: help up urls down ps logs load test lint test-stack build generate fuzz
+.PHONY: help up urls down ps logs load scale test lint test-stack build generate fuzz
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -48,6 +48,10 @@ load: ## switch the running lab's load, keeping what is left out: make load [SCE
 	if [[ -n "$(THINK)" ]]; then add think '"$(THINK)"'; fi; \
 	body="{$$body}"; echo "PUT $(LOADGEN)/scenario $$body"; \
 	curl -sS -X PUT -H 'content-type: application/json' --data "$$body" $(LOADGEN)/scenario
+
+scale: ## run N workers of the queue variant: make scale N=4 (each with its own CPU quota, QUEUE_WORKER_CPUS)
+	@if ! [[ "$(N)" =~ ^[0-9]+$$ ]]; then echo "make scale: give the number of queue workers, e.g. make scale N=4" >&2; exit 2; fi
+	$(COMPOSE) up -d --no-recreate --wait --scale queue-worker=$(N) queue-worker
 
 down: ## stop the lab and remove its containers and data (keeps .env)
 	$(COMPOSE) down -v --remove-orphans

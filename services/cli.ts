@@ -8,6 +8,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { ConfigError } from './common/errors.js';
 import { addLoadCommand } from './loadgen/cli.js';
 import { allServeOptions } from './serve.js';
+import { addWorkerCommand } from './queue/cli.js';
 import { VARIANTS, VARIANT_NAMES } from './variants.js';
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
@@ -72,6 +73,7 @@ serve.action(async (variantName: string, parsed: Record<string, unknown>, comman
 });
 
 addLoadCommand(program);
+addWorkerCommand(program);
 
 program.parseAsync().catch((error: unknown) => {
   if (error instanceof CommanderError) {

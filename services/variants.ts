@@ -14,6 +14,7 @@ import { generators } from './generators/index.js';
 import { gil } from './gil/index.js';
 import { processes } from './processes/index.js';
 import { processpool } from './processpool/index.js';
+import { queue } from './queue/index.js';
 import { sync } from './sync/index.js';
 import { threadpool } from './threadpool/index.js';
 import { threads } from './threads/index.js';
@@ -28,6 +29,7 @@ export const VARIANTS: readonly Variant[] = [
   processpool,
   cluster,
   gil,
+  queue,
 ];
 
 export const VARIANT_NAMES: readonly string[] = VARIANTS.map((v) => v.name);

@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Variant } from '../services/common/plugin.js';
 import { VARIANTS } from '../services/variants.js';
+import { BACKEND_WORKERS, startQueueBackend } from './queue/helpers.js';
 import {
   TestClient,
   fetchText,
@@ -27,12 +28,21 @@ function testEnv(variant: Variant, workers = '2'): Record<string, string> {
   return option ? { [option.env]: workers } : {};
 }
 
-/** One worker and a queue of one: the third concurrent request finds the queue full. */
+/**
+ * Room for two requests, one worker busy and one waiting (or, where the workers are the
+ * backend's, as many as it started and none waiting): the third concurrent request finds the
+ * queue full.
+ */
 function tinyQueueEnv(variant: Variant): Record<string, string> | null {
   const options = variant.options as Record<string, { env: string }>;
   const queue = variant.queueOption ? options[variant.queueOption] : undefined;
-  return queue ? { ...testEnv(variant, '1'), [queue.env]: '1' } : null;
+  if (!queue) return null;
+  if (variant.workersOption) return { ...testEnv(variant, '1'), [queue.env]: '1' };
+  return { [queue.env]: String(2 - BACKEND_WORKERS) };
 }
+
+/** What a variant with a backend is tested against (started once per variant, stopped after it). */
+const BACKENDS = { redis: startQueueBackend } as const;
 
 /** Waits until /healthz reports draining (503): from then on new lines get `unavailable`. */
 async function waitUntilDraining(server: RunningVariant): Promise<void> {
@@ -44,15 +54,22 @@ async function waitUntilDraining(server: RunningVariant): Promise<void> {
 
 for (const row of VARIANTS) {
   const { name: variant, takesTurns: serial, interruptible } = row;
-  const env = testEnv(row);
+  let env = testEnv(row);
   const boundedQueue = tinyQueueEnv(row);
   describe(`conformance: ${variant}`, () => {
     let server: RunningVariant;
+    let stopBackend = async () => {};
     before(async () => {
+      if (row.backend) {
+        const backend = await BACKENDS[row.backend]();
+        env = { ...env, ...backend.env };
+        stopBackend = () => backend.stop();
+      }
       server = await startVariant(variant, env);
     });
     after(async () => {
       await server?.stop();
+      await stopBackend();
     });
 
     it('answers fib(n) for n = 0..25', async () => {
@@ -200,7 +217,7 @@ for (const row of VARIANTS) {
     it('keeps serving when a client disconnects mid-request', async () => {
       const leaver = await TestClient.connect(server.port);
       await startLongRequest(leaver, 34);
-      leaver.close();
+      leaver.reset();
       const client = await TestClient.connect(server.port);
       try {
         assert.equal(await client.ask('20'), 'fib: 6765');
@@ -300,7 +317,7 @@ for (const row of VARIANTS) {
       it('stops computing for a client that left mid-request', async () => {
         const leaver = await TestClient.connect(server.port);
         await startLongRequest(leaver, 40); // seconds of CPU if it were left running
-        leaver.close();
+        leaver.reset();
         await waitUntil('the server has dropped the request', async () => {
           const inflight = sample(await metricsOf(server), 'fib_inflight_requests');
           return inflight === 0 ? null : `fib_inflight_requests ${inflight}`;

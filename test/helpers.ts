@@ -115,6 +115,15 @@ export class TestClient {
     this.socket.destroy();
   }
 
+  /**
+   * Leaves abruptly: the connection is reset (RST), as when a client dies with replies unread.
+   * A plain close sends a FIN, which a server cannot tell from a client that half-closed and
+   * still waits for its replies.
+   */
+  reset(): void {
+    this.socket.resetAndDestroy();
+  }
+
   private wake(): void {
     const waiters = this.waiters;
     this.waiters = [];

@@ -58,17 +58,22 @@ const SPOTLIGHT_SETTINGS: Array<[string, string, string]> = [
   ['SPOTLIGHT_VARIANTS', '', 'the spotlight: the variants to measure, in this order (empty: every variant, in order)'],
 ];
 
-function variantOptions(variant: Variant): Array<[string, OptionSpec<unknown>]> {
-  return Object.values(variant.options).map((spec) => [envName(variant, spec.env), spec]);
-}
-
 const envDefault = (spec: OptionSpec<unknown>) =>
   spec.default === null ? '' : typeof spec.default === 'string' ? spec.default : JSON.stringify(spec.default);
+
+/** A variant's own options with their .env names and their defaults in compose. */
+function variantOptions(variant: Variant): Array<[string, OptionSpec<unknown>, string]> {
+  return Object.values(variant.options).map((spec) => [
+    envName(variant, spec.env),
+    spec,
+    variant.companions?.optionDefaults?.[spec.env] ?? envDefault(spec),
+  ]);
+}
 
 export function composeFile(): string {
   const services = VARIANTS.map((variant, i) => {
     const env = variantOptions(variant)
-      .map(([name, spec]) => `      ${spec.env}: \${${name}:-${envDefault(spec)}}`)
+      .map(([name, spec, value]) => `      ${spec.env}: \${${name}:-${value}}`)
       .join('\n');
     return `  # ${variant.name}: ${variant.model}. Shows: ${variant.shows}.
   ${variant.name}:
@@ -81,7 +86,7 @@ ${env ? `${env}\n` : ''}    cpus: \${${envName(variant, 'CPUS')}:-${DEFAULT_CPUS
     pids_limit: ${variant.limits.pids}
     ports:
       - "127.0.0.1:${variant.hostPort}:${FIB_PORT}"
-`;
+${(variant.companions?.dependsOn ?? []).length > 0 ? `    depends_on:\n${variant.companions!.dependsOn.map((name) => `      ${name}:\n        condition: service_healthy`).join('\n')}\n` : ''}${variant.companions ? `\n${variant.companions.services}` : ''}`;
   }).join('\n');
   const dependsOn = VARIANTS.map((v) => `      ${v.name}:\n        condition: service_healthy`).join('\n');
   return GENERATED(`#
@@ -250,7 +255,7 @@ rule_files:
 
 scrape_configs:
 ${jobs}
-  - job_name: loadgen
+${VARIANTS.map((v) => v.companions?.scrape ?? '').join('')}  - job_name: loadgen
     static_configs:
       - targets: ["loadgen:${LOADGEN_PORT}"]
   - job_name: prometheus
@@ -276,13 +281,9 @@ export function envDefaultsFile(): string {
         `CPU quota of the ${variant.name} container, in cores (live: lab cpus ${variant.name} N, or make cpus)`,
       ),
     );
-    for (const [name, spec] of variantOptions(variant)) {
+    for (const [name, spec, value] of variantOptions(variant)) {
       lines.push(
-        entry(
-          name,
-          envDefault(spec),
-          `${variant.name}: ${spec.description}${spec.defaultText ? ` (empty: ${spec.defaultText})` : ''}`,
-        ),
+        entry(name, value, `${variant.name}: ${spec.description}${spec.defaultText ? ` (empty: ${spec.defaultText})` : ''}`),
       );
     }
   }
@@ -300,6 +301,7 @@ export function envDefaultsFile(): string {
       'background load: pause between a reply and the next request on a connection (keeps the lab under about one core)',
     ),
     ...SPOTLIGHT_SETTINGS.map(([name, value, comment]) => entry(name, value, comment)),
+    ...VARIANTS.flatMap((v) => (v.companions?.env ?? []).map(([name, value, comment]) => entry(name, value, comment))),
   );
   return lines.join('');
 }

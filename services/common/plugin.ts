@@ -114,6 +114,24 @@ export interface VariantDefinition<O = object> {
   queueOption?: keyof O & string;
   /** What its container may use (compose): memory, and processes + threads. */
   limits: { memory: string; pids: number };
+  /** A server it needs beside it, which the tests start for it (`queue`: Redis and its workers). */
+  backend?: 'redis';
+  /** What it brings into the compose stack beside its own container (`queue`: Redis and its workers). */
+  companions?: Companions;
+}
+
+/** Compose services, scrape jobs and .env settings a variant adds; written into the generated files as they are. */
+export interface Companions {
+  /** Compose services (YAML under `services:`; the `*variant` and `*lab-service` anchors are there to merge). */
+  services: string;
+  /** Services the variant's own container waits for (healthy). */
+  dependsOn: string[];
+  /** Prometheus scrape jobs (YAML under `scrape_configs:`). */
+  scrape?: string;
+  /** .env settings the services read: name, default, comment. */
+  env?: Array<[string, string, string]>;
+  /** The variant's own options as compose sets them, where they differ from their defaults (REDIS_URL: the companion's address). */
+  optionDefaults?: Record<string, string>;
 }
 
 /** A row of the table, its own options' type erased. */
