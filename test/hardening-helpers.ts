@@ -524,3 +524,21 @@ export function summarizeAudit(audit: ShutdownAudit): string {
     `${audit.violations.length} violations`
   );
 }
+
+/**
+ * A served, idle connection whose client, when the server's FIN arrives (the drain closing
+ * it), still writes a line and only then half-closes: bytes that reach a socket its server has
+ * ended. Resolves once the client is connected and served; `finished` once its socket closed.
+ */
+export async function connectWritingAfterFin(port: number): Promise<{ finished: Promise<void> }> {
+  const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  socket.on('error', () => {});
+  await once(socket, 'connect');
+  socket.write('1\n');
+  await once(socket, 'data');
+  socket.once('end', () => {
+    socket.write('2\n');
+    socket.end();
+  });
+  return { finished: once(socket, 'close').then(() => {}) };
+}

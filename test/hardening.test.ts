@@ -18,6 +18,7 @@ import {
   auditShutdown,
   closedWithin,
   closedLoopThroughShutdown,
+  connectWritingAfterFin,
   killServerTree,
   liveChildren,
   replyOrFate,
@@ -167,6 +168,20 @@ describe('defect 2: the drain loses no request that reached the server', () => {
   });
 
   for (const variant of VARIANT_NAMES) {
+    it(`${variant}: a client that writes after the drain's FIN does not hold the shutdown`, async () => {
+      const drainTimeoutMs = 30_000;
+      await withServer(variant, { DRAIN_TIMEOUT_MS: String(drainTimeoutMs) }, async (server) => {
+        const late = await connectWritingAfterFin(server.port);
+        const stopped = await terminateWithin(server, drainTimeoutMs / 3);
+        assert.equal(
+          stopped.code,
+          0,
+          `no exit within ${drainTimeoutMs / 3} ms of SIGTERM (DRAIN_TIMEOUT_MS=${drainTimeoutMs}) once an idle client wrote after the drain's FIN`,
+        );
+        await late.finished;
+      });
+    });
+
     it(`${variant}: 16 closed-loop connections through SIGTERM: every request accounted for, no reset`, async () => {
       const drainTimeoutMs = 10_000;
       await withServer(variant, { DRAIN_TIMEOUT_MS: String(drainTimeoutMs) }, async (server) => {
@@ -379,8 +394,21 @@ describe('defect 5: connection and worker counts tell the truth', () => {
   });
 });
 
-describe('found by the fuzz harness: a half-close does not cost the replies of requests already sent', () => {
+describe('found by the fuzz harness', () => {
   for (const variant of VARIANT_NAMES) {
+    it(`${variant}: clients that connect and close (or half-close) at once, sending nothing, are released`, async () => {
+      await withServer(variant, {}, async (server) => {
+        const quitter = await TestClient.connect(server.port);
+        quitter.close();
+        const halfCloser = await TestClient.connect(server.port);
+        halfCloser.socket.end();
+        const closed = await closedWithin(halfCloser);
+        const active = await waitForActiveConnections(server, 0);
+        assert.ok(closed, 'the server closes a connection whose client half-closed');
+        assert.ok(active.met, `fib_connections_active read ${active.seen.join(' -> ')} with both clients gone, not 0`);
+      });
+    });
+
     it(`${variant}: complete lines followed by a half-close (printf '25\\n1\\n2\\n' | nc -N) are all answered`, async () => {
       await withServer(variant, {}, async (server) => {
         const client = await TestClient.connect(server.port);
@@ -390,7 +418,11 @@ describe('found by the fuzz harness: a half-close does not cost the replies of r
         for (let i = 0; i < 3; i++)
           replies.push(await client.line(STATE_DEADLINE_MS).catch((error: Error) => `<${error.message}>`));
         assert.ok(await closedWithin(client), `the server closes a half-closed connection (replies ${replies.join(' | ')})`);
-        assert.deepEqual(replies, [fibReply(25), 'fib: 1', 'fib: 1']);
+        assert.deepEqual(
+          replies,
+          [fibReply(25), 'fib: 1', 'fib: 1'],
+          `replies to 25, 1, 2 then a half-close: ${replies.join(' | ')}`,
+        );
       });
     });
   }
