@@ -337,6 +337,13 @@ describe('defect 5: connection and worker counts tell the truth', () => {
     });
   });
 
+  /** Whether the server still runs, or how it ended (the error it printed, else its last line). */
+  const status = (server: RunningVariant) => {
+    if (server.child.exitCode === null) return 'running';
+    const lines = server.stderr().trim().split('\n');
+    return `exited ${server.child.exitCode}: ${lines.find((line) => /^[A-Za-z]*Error: /.test(line)) ?? lines.at(-1)}`;
+  };
+
   /**
    * Kills a worker process, then its replacement as soon as it appears: a process that dies that
    * young is replaced only after a pause (no crash loop), during which one worker is missing.
@@ -358,13 +365,15 @@ describe('defect 5: connection and worker counts tell the truth', () => {
         assert.equal(sample(await metricsOf(server), 'fib_workers'), 2);
         const killed = await killWorkerAndItsReplacement(server);
         const dip = await waitForSample(server, 'fib_workers', (value) => value === 1);
-        const alive =
-          server.child.exitCode === null
-            ? 'running'
-            : `exited ${server.child.exitCode}: ${server.stderr().trim().split('\n').at(-1)}`;
-        assert.ok(dip.met, `${killed}; fib_workers read ${dip.seen.join(' -> ')} (-1: no /metrics); the server is ${alive}`);
+        assert.ok(
+          dip.met,
+          `${killed}; fib_workers read ${dip.seen.join(' -> ')} (-1: no /metrics); the server is ${status(server)}`,
+        );
         const back = await waitForSample(server, 'fib_workers', (value) => value === 2);
-        assert.ok(back.met, `fib_workers read ${back.seen.join(' -> ')} after the replacement`);
+        assert.ok(
+          back.met,
+          `${killed}; fib_workers read ${dip.seen.join(' -> ')}, then ${back.seen.join(' -> ')}; the server is ${status(server)}`,
+        );
         assert.equal(liveChildren(server).length, 2, 'two live worker processes again');
         for (let i = 0; i < 4; i++) {
           const client = await TestClient.connect(server.port);
