@@ -12,11 +12,15 @@ const SECONDS = 3;
 
 describe('fuzz: every variant survives random and adversarial frames', () => {
   for (const variant of VARIANT_NAMES) {
-    it(`${variant}: ${SECONDS} s of fuzzed sessions (seed ${SEED}), then no connection held, a fresh client answered, an idle drain`, async () => {
-      const report = await fuzzVariant(variant, { seed: SEED, seconds: SECONDS, clients: 4 });
-      console.log(summarize(report));
-      assert.ok(report.sessions > 0 && report.replies > 0, summarize(report));
-      assert.deepEqual(report.failures, [], `${report.failureCount} failures; ${summarize(report)}`);
-    });
+    it(
+      `${variant}: ${SECONDS} s of fuzzed sessions (seed ${SEED}), then no connection held, a fresh client answered, an idle drain`,
+      { timeout: 120_000 },
+      async () => {
+        const report = await fuzzVariant(variant, { seed: SEED, seconds: SECONDS, clients: 4 });
+        console.log(summarize(report));
+        assert.ok(report.sessions > 0 && report.replies > 0, summarize(report));
+        assert.deepEqual(report.failures, [], `${report.failureCount} failures; ${summarize(report)}`);
+      },
+    );
   }
 });
