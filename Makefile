@@ -81,3 +81,11 @@ generate: build ## regenerate what the variant table drives: docker-compose.yml,
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
+
+# The fuzz harness (test/fuzz/): every variant in turn, FUZZ_SECONDS each; a new seed each run
+# unless FUZZ_SEED is given (the seed is printed, with every failure's replay command).
+FUZZ_SECONDS ?= 10
+.PHONY: fuzz
+fuzz: node_modules/.package-lock.json ## fuzz every variant: make fuzz [FUZZ_SECONDS=10] [FUZZ_SEED=n] [FUZZ_VARIANTS=a,b]
+	npm run build
+	node dist/test/fuzz/run.js --seconds $(FUZZ_SECONDS) $(if $(FUZZ_SEED),--seed $(FUZZ_SEED)) $(if $(FUZZ_VARIANTS),--variants $(FUZZ_VARIANTS))
