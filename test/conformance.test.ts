@@ -8,7 +8,8 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Variant } from '../services/common/plugin.js';
 import { VARIANTS } from '../services/variants.js';
-import { BACKEND_WORKERS, startQueueBackend } from './queue/helpers.js';
+import { BACKENDS } from './backends.js';
+import { BACKEND_WORKERS } from './queue/helpers.js';
 import {
   TestClient,
   fetchText,
@@ -40,9 +41,6 @@ function tinyQueueEnv(variant: Variant): Record<string, string> | null {
   if (variant.workersOption) return { ...testEnv(variant, '1'), [queue.env]: '1' };
   return { [queue.env]: String(2 - BACKEND_WORKERS) };
 }
-
-/** What a variant with a backend is tested against (started once per variant, stopped after it). */
-const BACKENDS = { redis: startQueueBackend } as const;
 
 /** Waits until /healthz reports draining (503): from then on new lines get `unavailable`. */
 async function waitUntilDraining(server: RunningVariant): Promise<void> {

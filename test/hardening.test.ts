@@ -10,8 +10,9 @@ import { once } from 'node:events';
 import { connect } from 'node:net';
 import { describe, it } from 'node:test';
 import { performance } from 'node:perf_hooks';
-import { VARIANT_NAMES } from '../services/variants.js';
-import { TestClient, metricsOf, referenceFib, sample, startVariant, type RunningVariant } from './helpers.js';
+import { VARIANTS, VARIANT_NAMES } from '../services/variants.js';
+import { startServing } from './backends.js';
+import { TestClient, metricsOf, referenceFib, sample, type RunningVariant } from './helpers.js';
 import {
   PipelineReader,
   STATE_DEADLINE_MS,
@@ -37,12 +38,12 @@ import {
 const TEST_TIMEOUT_MS = 120_000;
 const fibReply = (n: number) => `fib: ${referenceFib(n)}`;
 const UNAVAILABLE = /^error: unavailable \S/;
-/** sync serves one connection at a time by design: a second client waits until the first leaves. */
-const ONE_AT_A_TIME = 'sync';
+/** Variants that serve one connection at a time by design (sync): a second client waits until the first leaves. */
+const TAKES_TURNS = VARIANTS.filter((v) => v.takesTurns).map((v) => v.name);
 
 /** Runs `body` against a fresh server; whatever happens, the server and its children are gone after. */
 async function withServer(variant: string, env: Record<string, string>, body: (server: RunningVariant) => Promise<void>) {
-  const server = await startVariant(variant, env);
+  const server = await startServing(variant, env);
   try {
     await body(server);
   } finally {
@@ -251,7 +252,7 @@ describe('defect 3: a deep pipeline neither starves other connections nor costs 
   const requestAt = (i: number) => (i === total - 1 ? 12 : i % 10_000 === 0 ? 3 + i / 10_000 : 1);
   const pipeline = Array.from({ length: total }, (_, i) => `${requestAt(i)}\n`).join('');
 
-  for (const variant of VARIANT_NAMES.filter((name) => name !== ONE_AT_A_TIME)) {
+  for (const variant of VARIANT_NAMES.filter((name) => !TAKES_TURNS.includes(name))) {
     it(
       `${variant}: another connection's fib(6) is answered in the first half of 100,000 pipelined requests, which all come back in order`,
       { timeout: TEST_TIMEOUT_MS },
@@ -359,20 +360,22 @@ describe('defect 4: idle connections are closed after IDLE_TIMEOUT_MS', () => {
     );
   }
 
-  it(
-    'sync: a silent client does not hold the server: the next client is served once it is closed',
-    { timeout: TEST_TIMEOUT_MS },
-    async () => {
-      await withServer(ONE_AT_A_TIME, env, async (server) => {
-        const silent = await TestClient.connect(server.port);
-        const next = await TestClient.connect(server.port);
-        const reply = await replyOrFate(next, '6', STATE_DEADLINE_MS);
-        silent.close();
-        next.close();
-        assert.equal(reply, 'fib: 8', `the client behind a silent one (IDLE_TIMEOUT_MS=${idleTimeoutMs})`);
-      });
-    },
-  );
+  for (const variant of TAKES_TURNS) {
+    it(
+      `${variant}: a silent client does not hold the server: the next client is served once it is closed`,
+      { timeout: TEST_TIMEOUT_MS },
+      async () => {
+        await withServer(variant, env, async (server) => {
+          const silent = await TestClient.connect(server.port);
+          const next = await TestClient.connect(server.port);
+          const reply = await replyOrFate(next, '6', STATE_DEADLINE_MS);
+          silent.close();
+          next.close();
+          assert.equal(reply, 'fib: 8', `the client behind a silent one (IDLE_TIMEOUT_MS=${idleTimeoutMs})`);
+        });
+      },
+    );
+  }
 });
 
 describe('defect 5: connection and worker counts tell the truth', () => {

@@ -100,10 +100,12 @@ async function startWorkers(ctx: VariantContext<ClusterOptions>): Promise<Proces
     const startedAt = Date.now();
     workers.set(index, worker);
     held.set(worker, 0);
-    const send = (message: ClusterPrimaryMessage) => worker.isConnected() && worker.send(message);
+    const send = (message: ClusterPrimaryMessage) => tell(worker, message);
+    // A worker that dies while a message is on its way (EPIPE): its 'exit' handles it.
+    worker.on('error', () => {});
     worker.on('message', (message: ClusterWorkerMessage) => {
       if (message.type === 'acquire') {
-        const ok = !draining && open < options.maxConnections;
+        const ok = open < options.maxConnections;
         if (ok) {
           open += 1;
           held.set(worker, held.get(worker)! + 1);
@@ -119,7 +121,11 @@ async function startWorkers(ctx: VariantContext<ClusterOptions>): Promise<Proces
       held.delete(worker);
       if (workers.get(index) === worker) workers.delete(index);
       if (draining || retired.has(worker)) return;
-      const again = () => !draining && void fork(index);
+      const again = () => {
+        if (draining) return;
+        // A replacement that dies before it listens is replaced in turn (its own 'exit'); not a crash of the primary.
+        fork(index).catch((error: Error) => console.error(`cluster: ${error.message}`));
+      };
       if (Date.now() - startedAt < QUICK_DEATH_MS) setTimeout(again, QUICK_DEATH_MS).unref();
       else again();
     });
@@ -138,7 +144,7 @@ async function startWorkers(ctx: VariantContext<ClusterOptions>): Promise<Proces
       // Past the new size: stop taking connections, finish the ones it has, exit.
       if (index >= next && !retired.has(worker)) {
         retired.add(worker);
-        if (worker.isConnected()) worker.send({ type: 'drain' } satisfies ClusterPrimaryMessage);
+        tell(worker, { type: 'drain' });
       }
     }
     await Promise.all(Array.from({ length: Math.max(0, next - before) }, (_, i) => fork(before + i)));
@@ -163,8 +169,7 @@ async function startWorkers(ctx: VariantContext<ClusterOptions>): Promise<Proces
           const onExit = () => finish(null);
           worker.on('message', onMessage);
           worker.once('exit', onExit);
-          if (worker.isConnected()) worker.send({ type: 'collect', id } satisfies ClusterPrimaryMessage);
-          else finish(null);
+          if (!tell(worker, { type: 'collect', id })) finish(null);
         }),
     );
     const own = await ctx.metrics.registry.getMetricsAsJSON();
@@ -177,8 +182,8 @@ async function startWorkers(ctx: VariantContext<ClusterOptions>): Promise<Proces
     [...workers.values()].map(
       (worker) => new Promise<void>((resolve) => (worker.isDead() ? resolve() : worker.once('exit', () => resolve()))),
     );
-  const tell = (message: ClusterPrimaryMessage) => {
-    for (const worker of workers.values()) if (worker.isConnected()) worker.send(message);
+  const tellAll = (message: ClusterPrimaryMessage) => {
+    for (const worker of workers.values()) tell(worker, message);
   };
 
   return {
@@ -189,11 +194,11 @@ async function startWorkers(ctx: VariantContext<ClusterOptions>): Promise<Proces
       draining = true;
       stopFollowing();
       const exited = exits();
-      tell({ type: 'drain' });
+      tellAll({ type: 'drain' });
       await Promise.all(exited);
     },
     abort() {
-      tell({ type: 'abort' });
+      tellAll({ type: 'abort' });
     },
     async close() {
       const exited = exits();
@@ -204,4 +209,14 @@ async function startWorkers(ctx: VariantContext<ClusterOptions>): Promise<Proces
       clearTimeout(kill);
     },
   };
+}
+
+/** Sends a message to a worker if it is still connected; false when it is not (or the send failed). */
+function tell(worker: Worker, message: ClusterPrimaryMessage): boolean {
+  if (!worker.isConnected()) return false;
+  try {
+    return worker.send(message, undefined, () => {}); // the callback takes a late EPIPE instead of an 'error' event
+  } catch {
+    return false;
+  }
 }

@@ -58,6 +58,13 @@ export const CLOSE_LINGER_MS = 5000;
  */
 const WRITE_TOGETHER_MAX_N = 20;
 
+/**
+ * Past the drain's cut-off, an idle connection half-closes once the event loop has polled it
+ * without finding new bytes (those are answered `unavailable` first); a client that keeps sending
+ * is cut off after this many polls all the same.
+ */
+const SHUTDOWN_POLLS = 10;
+
 /** The signal of handlers that cannot be aborted: never fires, shared, no allocation per request. */
 const NEVER_ABORTED = new AbortController().signal;
 
@@ -92,6 +99,10 @@ export class LineConnection {
   private reading = false;
   private pumping = false;
   private closeReason: CloseReason = 'client';
+  /** Chunks received so far: tells the shutdown whether bytes arrived while it waited for a poll. */
+  private chunks = 0;
+  private shutdownPolls = 0;
+  private shutdownScheduled = false;
   private linger: NodeJS.Timeout | null = null;
   private readonly closed: Promise<void>;
 
@@ -168,11 +179,14 @@ export class LineConnection {
       this.pumping = false;
     }
     this.flush();
-    this.end('shutdown');
+    // One more poll: lines already on their way get `unavailable` too, then the FIN.
+    this.shutdownPolls = SHUTDOWN_POLLS - 1;
+    this.endIfDone();
   }
 
   private onData(chunk: Buffer): void {
     if (this.state === 'closing' || this.state === 'closed') return; // after our FIN: nobody to answer
+    this.chunks += 1;
     this.decoder.feed(chunk, epochMs());
     this.pump();
   }
@@ -185,9 +199,18 @@ export class LineConnection {
     this.morePending = false;
     try {
       while (this.state !== 'closing') {
-        if (this.inFlight >= this.settings.maxPipeline) {
+        if (this.writeBlocked) {
+          // The client is not reading its replies: start nothing more until they drain.
           this.morePending = this.decoder.bufferedBytes > 0;
           break;
+        }
+        if (this.inFlight >= this.settings.maxPipeline) {
+          this.flush(); // replies answered on the spot free their places
+          if (this.inFlight >= this.settings.maxPipeline) {
+            this.morePending = this.decoder.bufferedBytes > 0;
+            break;
+          }
+          continue;
         }
         if (budget === 0) {
           // Yield to the other connections; carry on after their I/O.
@@ -322,7 +345,23 @@ export class LineConnection {
     if (this.state === 'closing' || this.state === 'closed') return;
     if (this.inFlight > 0 || this.morePending) return;
     if (this.peerEnded) this.end('client');
-    else if (this.refusing) this.end('shutdown');
+    else if (this.refusing) this.endAfterPoll();
+  }
+
+  /**
+   * The drain's FIN, once the event loop has polled this socket and found nothing new: bytes that
+   * were already on their way are read and answered `unavailable` first, not dropped with a reset.
+   */
+  private endAfterPoll(): void {
+    if (this.shutdownScheduled) return;
+    this.shutdownScheduled = true;
+    const chunks = this.chunks;
+    afterNextPoll(() => {
+      this.shutdownScheduled = false;
+      if (this.state === 'closing' || this.state === 'closed' || this.inFlight > 0 || this.morePending) return;
+      if (this.chunks === chunks || ++this.shutdownPolls >= SHUTDOWN_POLLS) this.end('shutdown');
+      else this.endAfterPoll();
+    });
   }
 
   /** The socket's idle timer fired: close if nothing is in flight (no reply line: nothing was asked). */

@@ -18,6 +18,8 @@ import { formatError } from './protocol.js';
 
 /** After the drain timeout, how long aborted connections get to write their last lines. */
 const ABORT_GRACE_MS = 2000;
+/** At most this many polls take connections from the accept queue after the drain began. */
+const MAX_DRAIN_ACCEPT_POLLS = 100;
 
 /** An owner that serves its connections in this process with LineConnection: drain and abort for all. */
 export abstract class LineServingOwner implements ConnectionOwner {
@@ -262,6 +264,10 @@ async function drainWithin(serving: Drainable, timeoutMs: number): Promise<void>
 class Acceptor implements Drainable {
   open = 0;
   private draining = false;
+  private listening = true;
+  /** Connections taken from the accept queue, ever: the drain closes the listener once a poll takes none. */
+  private accepted = 0;
+  private whenEmpty: (() => void) | null = null;
   private readonly sockets = new Set<Socket>();
   private readonly server: NetServer;
 
@@ -275,11 +281,12 @@ class Acceptor implements Drainable {
     metrics.countWorkers(() => owner.liveWorkers());
     // Paused until an owner reads: a variant may hand the socket to another process untouched.
     this.server = createNetServer({ pauseOnConnect: true, allowHalfOpen: true }, (socket) => {
+      this.accepted += 1;
       socket.on('error', () => {});
-      void Promise.resolve(this.draining ? false : gate.acquire()).then((admitted) => {
-        if (this.draining || socket.destroyed) {
+      void Promise.resolve(gate.acquire()).then((admitted) => {
+        if (socket.destroyed) {
           if (admitted) gate.release();
-          return void socket.destroy();
+          return;
         }
         if (!admitted) {
           metrics.requests.labels({ outcome: 'overloaded' }).inc();
@@ -295,7 +302,10 @@ class Acceptor implements Drainable {
           this.open -= 1;
           gate.release();
           this.sockets.delete(socket);
+          this.checkEmpty();
         });
+        // Taken from the accept queue during the drain: drained at once, like the others.
+        if (this.draining) void owner.drain();
       });
     });
   }
@@ -305,10 +315,30 @@ class Acceptor implements Drainable {
     return this.server.address() as AddressInfo;
   }
 
+  /**
+   * Stops accepting once a poll of the event loop finds no connection waiting: connections the
+   * kernel completed before the drain wait in its accept queue (taken one per poll), and closing
+   * the listener would reset them with their requests. Resolves once every connection, those
+   * included, has been released.
+   */
   drain(): Promise<void> {
     this.draining = true;
-    this.server.close();
-    return this.owner.drain();
+    const closeWhenQuiet = (polls: number) => {
+      const before = this.accepted;
+      afterNextPoll(() => {
+        if (this.accepted !== before && polls < MAX_DRAIN_ACCEPT_POLLS) return closeWhenQuiet(polls + 1);
+        this.server.close();
+        this.listening = false;
+        this.checkEmpty();
+      });
+    };
+    closeWhenQuiet(1);
+    const empty = new Promise<void>((resolve) => (this.whenEmpty = resolve));
+    return Promise.all([this.owner.drain(), empty]).then(() => {});
+  }
+
+  private checkEmpty(): void {
+    if (this.draining && !this.listening && this.open === 0) this.whenEmpty?.();
   }
 
   abort(): void {

@@ -4,7 +4,8 @@
 // client still answered, and an idle drain on SIGTERM that exits 0 within a second.
 
 import { performance } from 'node:perf_hooks';
-import { TestClient, startVariant, type RunningVariant } from '../helpers.js';
+import { startServing } from '../backends.js';
+import { TestClient, type RunningVariant } from '../helpers.js';
 import { killServerTree, replyOrFate, terminateWithin, waitForActiveConnections, waitForSample } from '../hardening-helpers.js';
 import { generateSession, type Session } from './frames.js';
 import { Prng, deriveSeed } from './prng.js';
@@ -71,7 +72,7 @@ export async function fuzzVariant(variant: string, options: CampaignOptions): Pr
     if (report.failures.length < LISTED_FAILURES) report.failures.push(line);
   };
 
-  const server = await startVariant(variant, options.env ?? {});
+  const server = await startServing(variant, options.env ?? {});
   let exitedEarly: number | null | undefined;
   void server.exited.then((code) => (exitedEarly = code));
   try {
