@@ -6,6 +6,7 @@ import { Command, Option } from 'commander';
 import { ConfigError } from './common/errors.js';
 import { serveOptionNames, type ServeOptions } from './common/options.js';
 import { addLoadCommand } from './loadgen/cli.js';
+import { addQuotaCommands } from './sweep/cli.js';
 import { VARIANTS, VARIANT_NAMES } from './variants.js';
 
 const program = new Command('lab')
@@ -38,6 +39,7 @@ serve.action(async (variantName: string, raw: Partial<Record<keyof ServeOptions,
 });
 
 addLoadCommand(program);
+addQuotaCommands(program);
 
 program.parseAsync().catch((error: unknown) => {
   if (error instanceof ConfigError) {

@@ -98,7 +98,7 @@ async function runVariants(options: LoadOptions, metrics: LoadgenMetrics | null,
 }
 
 /** sync serves one connection at a time: like the talk's clients, take turns (a connection per request). */
-function localTarget(variant: string, port: number): Target {
+export function localTarget(variant: string, port: number): Target {
   return { name: variant, host: '127.0.0.1', port, connectPerRequest: variant === 'sync', legacy: false };
 }
 
