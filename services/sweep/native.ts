@@ -137,10 +137,7 @@ export class NativeBackend implements SweepBackend {
     }
     if (this.cgroup) {
       for (const dir of [this.cgroup.cpuDir, this.cgroup.cpuacctDir]) {
-        if (dir && existsSync(dir)) {
-          await removeCgroup(dir);
-          done.push(`removed ${dir}`);
-        }
+        if (dir && existsSync(dir)) await removeCgroup(dir);
       }
     }
     return done;
