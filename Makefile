@@ -13,7 +13,7 @@ else
 export COMPOSE_PROFILES := grafana
 endif
 
-.PHONY: help up urls down ps logs load test test-stack build dashboards
+.PHONY: help up urls down ps logs load test test-stack build dashboards cpus cpus-reset report
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -47,6 +47,23 @@ load: ## switch the running lab's load: make load SCENARIO=beazley [TARGETS=even
 	body="{\"scenario\":\"$(SCENARIO)\",\"targets\":[$$list]$$(opt rate '$(RATE)')$$(opt connections '$(CONNECTIONS)')$$(opt think '$(if $(THINK),"$(THINK)")')}"; \
 	echo "PUT $(LOADGEN)/scenario $$body"; \
 	curl -sS -X PUT -H 'content-type: application/json' --data "$$body" $(LOADGEN)/scenario
+
+# `make cpus` needs no Node on the host: a one-shot container of the lab's image holds the Docker
+# socket for this one command (as root, to open it), with no network at all, and is removed. No
+# long-running service of the lab mounts the socket. It gets only the *_CPUS lines of .env.
+LAB_ONESHOT = docker run --rm --user root --network none -v /var/run/docker.sock:/var/run/docker.sock \
+  $(if $(wildcard .env),--env-file <(grep -E '^[A-Z_]+_CPUS=' .env)) concurrency-lab:local
+
+cpus: ## change a CPU quota live, no Node needed: make cpus VARIANT=threadpool CPUS=1 (VARIANT=all: every variant)
+	@if [[ -z "$(VARIANT)" || -z "$(CPUS)" ]]; then echo "make cpus: give VARIANT=<variant|all> CPUS=<cores>, e.g. make cpus VARIANT=threadpool CPUS=1" >&2; exit 2; fi
+	@$(LAB_ONESHOT) cpus $(VARIANT) $(CPUS)
+
+cpus-reset: ## put every variant's CPU quota back to its value in .env
+	@$(LAB_ONESHOT) cpus --reset
+
+report: build ## sweep quotas on the running lab, write report.html: make report [VARIANTS=threads,threadpool] [CPUS=0.5,1,2]
+	node dist/services/cli.js sweep --variants $(or $(VARIANTS),eventloop,threads,threadpool) --cpus $(or $(CPUS),0.5,1,1.5,2) --out $(or $(SWEEP),sweep.json)
+	node dist/services/cli.js report $(or $(SWEEP),sweep.json) --out report.html
 
 down: ## stop the lab and remove its containers and data (keeps .env)
 	$(COMPOSE) down -v --remove-orphans

@@ -69,7 +69,10 @@ export class LabDocker {
     try {
       list = await this.docker.listContainers({
         all: true,
-        filters: { label: [`com.docker.compose.project=${COMPOSE_PROJECT}`] },
+        // Compose's own service containers only: the image carries the project and service
+        // labels too (compose build puts them there), so `docker run` of it (make cpus's
+        // one-shot) would otherwise pass for a variant.
+        filters: { label: [`com.docker.compose.project=${COMPOSE_PROJECT}`, 'com.docker.compose.oneoff=False'] },
       });
     } catch (error) {
       throw new LabNotRunningError(`cannot reach the Docker daemon: ${(error as Error).message}`);
