@@ -56,11 +56,15 @@ export async function checkReportPage(file: string, screenshot?: string): Promis
     await page.goto(`file://${file}`);
     // Page code as strings: it runs in the browser, whose DOM types this project does not compile against.
     await page
-      .waitForFunction('window.labCharts !== undefined && window.labCharts.expected > 0 && window.labCharts.drawn.size >= window.labCharts.expected', undefined, {
-        timeout: 15_000,
-      })
+      .waitForFunction(
+        'window.labCharts !== undefined && window.labCharts.expected > 0 && window.labCharts.drawn.size >= window.labCharts.expected',
+        undefined,
+        {
+          timeout: 15_000,
+        },
+      )
       .catch(() => undefined); // the figures below say what was missing
-    const figures = (await page.evaluate(`(() => {
+    const figures = await page.evaluate<{ expected: number; drawn: string[]; canvases: number; blank: number }>(`(() => {
       const charts = window.labCharts;
       const canvases = [...document.querySelectorAll('canvas')];
       const blank = canvases.filter((canvas) => {
@@ -71,7 +75,7 @@ export async function checkReportPage(file: string, screenshot?: string): Promis
         return true;
       }).length;
       return { expected: charts ? charts.expected : 0, drawn: charts ? [...charts.drawn] : [], canvases: canvases.length, blank };
-    })()`)) as { expected: number; drawn: string[]; canvases: number; blank: number };
+    })()`);
     if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
     return {
       expectedCharts: figures.expected,

@@ -76,7 +76,15 @@ describe('lab sweep --native and lab report', () => {
   it('each point ran inside its quota: pools sized from it at start, CPU held to it', () => {
     const sweep = readSweep()!;
     const [low, high] = sweep.points as [SweepFile['points'][0], SweepFile['points'][0]];
-    const summary = JSON.stringify(sweep.points.map(({ cpus, workers, throughput, coresUsed, throttledShare }) => ({ cpus, workers, throughput, coresUsed, throttledShare })));
+    const summary = JSON.stringify(
+      sweep.points.map(({ cpus, workers, throughput, coresUsed, throttledShare }) => ({
+        cpus,
+        workers,
+        throughput,
+        coresUsed,
+        throttledShare,
+      })),
+    );
     // threadpool sizes its pool from the quota it finds at start: ceil(0.5) = 1, 2.
     assert.equal(low.workers, 1, summary);
     assert.equal(high.workers, 2, summary);

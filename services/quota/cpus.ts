@@ -45,23 +45,35 @@ export function resolveCpusOptions(raw: {
   const names = cpusOptionNames;
   const reset = raw.reset === true;
   if (reset && (raw.target !== undefined || raw.cores !== undefined)) {
-    throw new ConfigError(names.reset.flag, 'takes no <variant> or <cores>: it puts every running variant back to its .env quota');
+    throw new ConfigError(
+      names.reset.flag,
+      'takes no <variant> or <cores>: it puts every running variant back to its .env quota',
+    );
   }
   if (!reset && (raw.target === undefined || raw.cores === undefined)) {
-    throw new ConfigError(names.cores.flag, 'give a variant (or all) and a number of cores, e.g. lab cpus threadpool 1, or --reset');
+    throw new ConfigError(
+      names.cores.flag,
+      'give a variant (or all) and a number of cores, e.g. lab cpus threadpool 1, or --reset',
+    );
   }
   let cores: number | null = null;
   if (!reset) {
     cores = Number(raw.cores);
     if (!Number.isFinite(cores) || cores < MIN_CORES) {
-      throw new ConfigError(names.cores.flag, `expected a number of cores from ${MIN_CORES} up, got ${JSON.stringify(raw.cores)}`);
+      throw new ConfigError(
+        names.cores.flag,
+        `expected a number of cores from ${MIN_CORES} up, got ${JSON.stringify(raw.cores)}`,
+      );
     }
   }
   let confirmTimeoutMs: number = cpusDefaults.confirmTimeoutMs;
   if (raw.confirmTimeout !== undefined) {
     confirmTimeoutMs = Number(raw.confirmTimeout) * 1000;
     if (!Number.isFinite(confirmTimeoutMs) || confirmTimeoutMs <= 0) {
-      throw new ConfigError(optionLabel(names.confirmTimeoutMs), `expected seconds above 0, got ${JSON.stringify(raw.confirmTimeout)}`);
+      throw new ConfigError(
+        optionLabel(names.confirmTimeoutMs),
+        `expected seconds above 0, got ${JSON.stringify(raw.confirmTimeout)}`,
+      );
     }
   }
   return { target: reset ? null : raw.target!, cores, reset, confirmTimeoutMs, envFile: raw.envFile };
@@ -92,7 +104,9 @@ export async function runCpus(options: CpusOptions, docker = new LabDocker()): P
     let cores = options.reset ? envQuota(variant, hostCpus, options.envFile) : options.cores!;
     if (cores > hostCpus) {
       const source = options.reset ? `${envVariable(variant)}=${cores}` : `${cores} cores`;
-      console.error(`lab cpus: ${source} is more than the Docker host's ${hostCpus} CPUs (Docker refuses more): using ${hostCpus}`);
+      console.error(
+        `lab cpus: ${source} is more than the Docker host's ${hostCpus} CPUs (Docker refuses more): using ${hostCpus}`,
+      );
       cores = hostCpus;
     }
     wanted.set(variant, cores);

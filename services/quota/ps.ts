@@ -41,7 +41,10 @@ export function resolvePsOptions(raw: Partial<Record<keyof PsOptions, unknown>>)
   if (raw.everyMs !== undefined) {
     everyMs = Number(raw.everyMs) * 1000;
     if (!Number.isFinite(everyMs) || (everyMs !== 0 && everyMs < 500)) {
-      throw new ConfigError(names.everyMs.flag, `expected seconds, 0.5 or more (0: one snapshot), got ${JSON.stringify(raw.everyMs)}`);
+      throw new ConfigError(
+        names.everyMs.flag,
+        `expected seconds, 0.5 or more (0: one snapshot), got ${JSON.stringify(raw.everyMs)}`,
+      );
     }
   }
   return {
@@ -170,7 +173,19 @@ async function fetchText(url: string): Promise<string> {
 export function psTable(snap: PsSnapshot): string {
   const dash = (value: number | null, format: (v: number) => string) => (value === null ? '-' : format(value));
   const num = (digits: number) => (v: number) => v.toFixed(digits);
-  const header = ['variant', 'quota', 'cores used', 'throttled', 'memory', 'conns', 'workers', 'alone/s', 'beside 1/s', 'collapse', 'spotlight'];
+  const header = [
+    'variant',
+    'quota',
+    'cores used',
+    'throttled',
+    'memory',
+    'conns',
+    'workers',
+    'alone/s',
+    'beside 1/s',
+    'collapse',
+    'spotlight',
+  ];
   const rows = snap.variants.map((row) => [
     row.containers > 1 ? `${row.variant} (${row.containers})` : row.variant,
     dash(row.quotaCores, num(2)),

@@ -104,7 +104,9 @@ export class DockerBackend implements SweepBackend {
       cpus,
       quotaHolders: holders.length,
       workers: async () => {
-        const samples = await Promise.all(holders.map(async (c) => pick(parseExposition(await this.docker.metricsText(c)), 'fib_workers')));
+        const samples = await Promise.all(
+          holders.map(async (c) => pick(parseExposition(await this.docker.metricsText(c)), 'fib_workers')),
+        );
         return samples.some((s) => s === null) ? null : samples.reduce((a, b) => a! + b!, 0);
       },
       counters: async () => sumCounters(await Promise.all(holders.map((c) => this.docker.stats(c).catch(() => null)))),

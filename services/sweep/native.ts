@@ -67,7 +67,10 @@ export class NativeBackend implements SweepBackend {
     if (!cgroup) {
       const taskset = spawnSync('taskset', ['--version'], { encoding: 'utf8' });
       if (taskset.status !== 0) {
-        throw new ConfigError('--native', `cannot create a CPU cgroup (${why || 'affinity asked'}) and taskset is not installed (util-linux)`);
+        throw new ConfigError(
+          '--native',
+          `cannot create a CPU cgroup (${why || 'affinity asked'}) and taskset is not installed (util-linux)`,
+        );
       }
       if (why) console.error(`lab sweep: cannot create a CPU cgroup (${why}): quotas become whole cores through CPU affinity`);
     }
@@ -105,7 +108,7 @@ export class NativeBackend implements SweepBackend {
         const response = await fetch(`http://127.0.0.1:${server.metricsPort}/metrics`, { signal: AbortSignal.timeout(5000) });
         return pick(parseExposition(await response.text()), 'fib_workers');
       },
-      counters: async () => (this.cgroup ? readCounters(this.cgroup) : null),
+      counters: () => Promise.resolve(this.cgroup ? readCounters(this.cgroup) : null),
       release: async () => {
         await server.stop();
         this.running.delete(server);
@@ -162,7 +165,8 @@ function coreList(first: number, count: number): string {
 function createCgroup(name: string): SweepCgroup {
   const v2Controllers = join(CGROUP_ROOT, 'cgroup.controllers');
   if (existsSync(v2Controllers)) {
-    if (!readFileSync(v2Controllers, 'utf8').split(/\s+/).includes('cpu')) throw new Error('the cgroup v2 root has no cpu controller');
+    if (!readFileSync(v2Controllers, 'utf8').split(/\s+/).includes('cpu'))
+      throw new Error('the cgroup v2 root has no cpu controller');
     // Children of the root get the cpu controller only once the root delegates it.
     const subtree = join(CGROUP_ROOT, 'cgroup.subtree_control');
     if (!readFileSync(subtree, 'utf8').split(/\s+/).includes('cpu')) writeFileSync(subtree, '+cpu');
@@ -174,7 +178,9 @@ function createCgroup(name: string): SweepCgroup {
     }
     return { version: 2, cpuDir: dir, cpuacctDir: null };
   }
-  const cpuMount = ['cpu', 'cpu,cpuacct', 'cpuacct,cpu'].map((m) => join(CGROUP_ROOT, m)).find((m) => existsSync(join(m, 'cpu.cfs_quota_us')));
+  const cpuMount = ['cpu', 'cpu,cpuacct', 'cpuacct,cpu']
+    .map((m) => join(CGROUP_ROOT, m))
+    .find((m) => existsSync(join(m, 'cpu.cfs_quota_us')));
   if (!cpuMount) throw new Error(`no cgroup v2 root and no v1 cpu hierarchy under ${CGROUP_ROOT}`);
   const cpuDir = join(cpuMount, name);
   mkdirSync(cpuDir);

@@ -67,19 +67,35 @@ export const sweepDefaults = {
 };
 
 export const sweepOptionNames = {
-  file: { flag: '--file', description: 'read the sweep from a YAML file (keys: the flags without --, e.g. variants, cpus, warmup)' },
-  variants: { flag: '--variants', description: `variants to sweep, comma-separated (default: all of ${VARIANT_NAMES.join(', ')})` },
+  file: {
+    flag: '--file',
+    description: 'read the sweep from a YAML file (keys: the flags without --, e.g. variants, cpus, warmup)',
+  },
+  variants: {
+    flag: '--variants',
+    description: `variants to sweep, comma-separated (default: all of ${VARIANT_NAMES.join(', ')})`,
+  },
   cpus: { flag: '--cpus', description: 'CPU quotas in cores, comma-separated (default 0.5,1,1.5,2)' },
   out: { flag: '--out', description: 'the sweep file (JSON); an existing one is resumed (default sweep.json)' },
   native: { flag: '--native', description: 'no Docker: lab serve processes in cgroups this creates (or pinned to whole cores)' },
-  isolation: { flag: '--isolation', description: 'with --native: auto (a cgroup when it may), cgroup, or affinity (whole cores)' },
+  isolation: {
+    flag: '--isolation',
+    description: 'with --native: auto (a cgroup when it may), cgroup, or affinity (whole cores)',
+  },
   warmup: { flag: '--warmup', description: 'load after each quota change before measuring (default 2s)' },
   throughputDuration: { flag: '--throughput-duration', description: 'how long throughput is measured per point (default 5s)' },
   collapseDuration: { flag: '--collapse-duration', description: 'how long each collapse phase is measured (default 3s)' },
   connectionsPerCore: { flag: '--connections-per-core', description: 'throughput connections per core of quota (default 2)' },
   cpuN: { flag: '--cpu-n', description: 'n of the CPU-bound request whose throughput is measured (default 27)' },
-  baselineVariant: { flag: '--baseline-variant', description: 'variant t(fib(n)) is measured on at start, one connection (default eventloop)' },
-  loadgenUrl: { flag: '--loadgen', env: 'LAB_LOADGEN_URL', description: "the lab load generator's control API (its load is paused per point)" },
+  baselineVariant: {
+    flag: '--baseline-variant',
+    description: 'variant t(fib(n)) is measured on at start, one connection (default eventloop)',
+  },
+  loadgenUrl: {
+    flag: '--loadgen',
+    env: 'LAB_LOADGEN_URL',
+    description: "the lab load generator's control API (its load is paused per point)",
+  },
 } satisfies Record<string, OptionName & { description: string }>;
 
 export type SweepOptionKey = keyof typeof sweepOptionNames;
@@ -106,7 +122,7 @@ const fileSchema = z
 /** The file's values, then the flags' over them. */
 export function resolveSweepOptions(raw: RawSweepOptions): SweepOptions {
   const names = sweepOptionNames;
-  const merged: RawSweepOptions = { ...(raw.file ? readSweepFile(String(raw.file)) : {}) };
+  const merged: RawSweepOptions = { ...(raw.file ? readSweepFile(text(raw.file)) : {}) };
   for (const [key, value] of Object.entries(raw) as Array<[SweepOptionKey, unknown]>) {
     if (value !== undefined && key !== 'file') merged[key] = value;
   }
@@ -121,28 +137,37 @@ export function resolveSweepOptions(raw: RawSweepOptions): SweepOptions {
         : integer(names.connectionsPerCore, merged.connectionsPerCore, 1, 64),
     warmupMs: merged.warmup === undefined ? defaults.warmupMs : duration(names.warmup, merged.warmup),
     throughputMs:
-      merged.throughputDuration === undefined ? defaults.throughputMs : duration(names.throughputDuration, merged.throughputDuration),
-    collapseMs: merged.collapseDuration === undefined ? defaults.collapseMs : duration(names.collapseDuration, merged.collapseDuration),
+      merged.throughputDuration === undefined
+        ? defaults.throughputMs
+        : duration(names.throughputDuration, merged.throughputDuration),
+    collapseMs:
+      merged.collapseDuration === undefined ? defaults.collapseMs : duration(names.collapseDuration, merged.collapseDuration),
   };
   if (settings.throughputMs < 500) throw new ConfigError(names.throughputDuration.flag, 'must be at least 500ms');
   if (settings.collapseMs < 500) throw new ConfigError(names.collapseDuration.flag, 'must be at least 500ms');
-  const isolation = merged.isolation === undefined ? sweepDefaults.isolation : String(merged.isolation);
+  const isolation = merged.isolation === undefined ? sweepDefaults.isolation : text(merged.isolation);
   if (isolation !== 'auto' && isolation !== 'cgroup' && isolation !== 'affinity') {
     throw new ConfigError(names.isolation.flag, `expected auto, cgroup or affinity, got ${JSON.stringify(isolation)}`);
   }
   const native = merged.native === true;
   if (!native && merged.isolation !== undefined) throw new ConfigError(names.isolation.flag, 'applies only with --native');
-  const baselineVariant = merged.baselineVariant === undefined ? sweepDefaults.baselineVariant : String(merged.baselineVariant);
+  const baselineVariant = merged.baselineVariant === undefined ? sweepDefaults.baselineVariant : text(merged.baselineVariant);
   if (!VARIANT_NAMES.includes(baselineVariant)) {
-    throw new ConfigError(names.baselineVariant.flag, `unknown variant ${JSON.stringify(baselineVariant)}: expected one of ${VARIANT_NAMES.join(', ')}`);
+    throw new ConfigError(
+      names.baselineVariant.flag,
+      `unknown variant ${JSON.stringify(baselineVariant)}: expected one of ${VARIANT_NAMES.join(', ')}`,
+    );
   }
-  const out = merged.out === undefined ? sweepDefaults.out : String(merged.out).trim();
+  const out = merged.out === undefined ? sweepDefaults.out : text(merged.out).trim();
   if (out === '') throw new ConfigError(names.out.flag, 'expected a file name');
-  const loadgenUrl = merged.loadgenUrl === undefined ? sweepDefaults.loadgenUrl : String(merged.loadgenUrl);
+  const loadgenUrl = merged.loadgenUrl === undefined ? sweepDefaults.loadgenUrl : text(merged.loadgenUrl);
   try {
     new URL(loadgenUrl);
   } catch {
-    throw new ConfigError(optionLabel(names.loadgenUrl), `expected a URL such as http://127.0.0.1:9465, got ${JSON.stringify(loadgenUrl)}`);
+    throw new ConfigError(
+      optionLabel(names.loadgenUrl),
+      `expected a URL such as http://127.0.0.1:9465, got ${JSON.stringify(loadgenUrl)}`,
+    );
   }
   return {
     variants: parseVariants(merged.variants),
@@ -178,6 +203,15 @@ function readSweepFile(path: string): RawSweepOptions {
   }
   const { loadgen, ...rest } = parsed.data;
   return { ...rest, loadgenUrl: loadgen };
+}
+
+/** Flags and the file's fields arrive as strings or numbers (zod and commander see to that). */
+function text(value: unknown): string {
+  return typeof value === 'string'
+    ? value
+    : typeof value === 'number' || typeof value === 'boolean'
+      ? String(value)
+      : JSON.stringify(value);
 }
 
 function list(value: unknown): string[] {

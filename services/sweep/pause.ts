@@ -31,7 +31,7 @@ export class LoadgenPause {
           ? 'background load not paused: loadgen has no /pause'
           : `background load not paused: PUT ${this.url}/pause answered ${response.status}`;
     } catch (error) {
-      this.problem = `background load not paused: no load generator at ${this.url} (${(error as Error).cause ?? (error as Error).message})`;
+      this.problem = `background load not paused: no load generator at ${this.url} (${reason(error)})`;
     }
     return this.problem;
   }
@@ -47,4 +47,10 @@ export class LoadgenPause {
       // The lease runs out by itself.
     }
   }
+}
+
+/** fetch's TypeError says only `fetch failed`; its cause says why (ECONNREFUSED ...). */
+function reason(error: unknown): string {
+  const cause = (error as Error).cause;
+  return cause instanceof Error ? cause.message : (error as Error).message;
 }

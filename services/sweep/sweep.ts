@@ -103,7 +103,8 @@ async function sweepWith(backend: SweepBackend, options: SweepOptions): Promise<
   if (backend.mode === 'native-affinity' && options.cpus.some((c) => backend.effectiveCpus(c) !== c)) {
     console.error(`lab sweep: whole cores only: ${options.cpus.map((c) => `${c} -> ${backend.effectiveCpus(c)}`).join(', ')}`);
   }
-  if (plan.length < total) console.error(`lab sweep: resuming ${options.out}: ${total - plan.length} of ${total} points already measured`);
+  if (plan.length < total)
+    console.error(`lab sweep: resuming ${options.out}: ${total - plan.length} of ${total} points already measured`);
 
   const abort = new AbortController();
   const interrupt = (signal: string) => {
@@ -172,8 +173,14 @@ function estimatePointSeconds(s: SweepSettings): number {
   return (s.warmupMs + s.throughputMs + 500 + s.collapseMs + 1000 + s.collapseMs) / 1000 + 3;
 }
 
-async function measureBaseline(backend: SweepBackend, variant: string, settings: SweepSettings, signal: AbortSignal): Promise<Baseline> {
-  const { target, release } = await backend.baseline(variant);
+async function measureBaseline(
+  backend: SweepBackend,
+  variant: string,
+  settings: SweepSettings,
+  signal: AbortSignal,
+): Promise<Baseline> {
+  const server = await backend.baseline(variant);
+  const { target } = server;
   try {
     const result = await measure(target, [{ name: 'cpu', n: settings.cpuN, connections: 1 }], {
       durationMs: settings.throughputMs,
@@ -181,7 +188,8 @@ async function measureBaseline(backend: SweepBackend, variant: string, settings:
       signal,
     });
     const figures = result.probes.cpu;
-    if (!figures || figures.ok === 0) throw new Error(`baseline: no fib(${settings.cpuN}) answered by ${variant}: ${JSON.stringify(figures?.errors)}`);
+    if (!figures || figures.ok === 0)
+      throw new Error(`baseline: no fib(${settings.cpuN}) answered by ${variant}: ${JSON.stringify(figures?.errors)}`);
     return {
       variant,
       n: settings.cpuN,
@@ -190,7 +198,7 @@ async function measureBaseline(backend: SweepBackend, variant: string, settings:
       measuredAt: new Date().toISOString(),
     };
   } finally {
-    await release();
+    await server.release();
   }
 }
 
@@ -292,7 +300,21 @@ function describePoint(p: SweepPoint): string {
 }
 
 export function sweepTable(sweep: SweepFile): string {
-  const header = ['variant', 'cpus', 'workers', 'req/s', 'ideal', 'ratio', 'cores used', 'throttled', 'alone/s', 'beside/s', 'collapse', 'p99 beside', 'gen-bound'];
+  const header = [
+    'variant',
+    'cpus',
+    'workers',
+    'req/s',
+    'ideal',
+    'ratio',
+    'cores used',
+    'throttled',
+    'alone/s',
+    'beside/s',
+    'collapse',
+    'p99 beside',
+    'gen-bound',
+  ];
   const dash = (v: number | null | undefined, f: (v: number) => string) => (v === null || v === undefined ? '-' : f(v));
   const rows = sweep.points.map((p) => [
     p.variant,

@@ -32,16 +32,24 @@ export function usl(lambda: number, sigma: number, kappa: number, n: number): nu
 export function fitUsl(n: readonly number[], x: readonly number[]): UslResult {
   const distinct = new Set(n).size;
   if (distinct < MIN_USL_POINTS) {
-    return { fit: null, note: `too few points to fit: ${distinct} quota${distinct === 1 ? '' : 's'}, the fit needs ${MIN_USL_POINTS}` };
+    return {
+      fit: null,
+      note: `too few points to fit: ${distinct} quota${distinct === 1 ? '' : 's'}, the fit needs ${MIN_USL_POINTS}`,
+    };
   }
   // Fitted on throughput scaled to about 1, so the three parameters have like magnitudes.
   const scale = Math.max(...x.map((v, i) => v / n[i]!)) || 1;
   const y = x.map((v) => v / scale);
-  const model = ([l, s, k]: number[]) => (q: number) => usl(l!, s!, k!, q);
-  const jacobian = ([l, s, k]: number[]) => (q: number) => {
-    const d = 1 + s! * (q - 1) + k! * q * (q - 1);
-    return [q / d, (-l! * q * (q - 1)) / (d * d), (-l! * q * q * (q - 1)) / (d * d)];
-  };
+  const model =
+    ([l, s, k]: number[]) =>
+    (q: number) =>
+      usl(l!, s!, k!, q);
+  const jacobian =
+    ([l, s, k]: number[]) =>
+    (q: number) => {
+      const d = 1 + s! * (q - 1) + k! * q * (q - 1);
+      return [q / d, (-l! * q * (q - 1)) / (d * d), (-l! * q * q * (q - 1)) / (d * d)];
+    };
   let best: { values: number[]; sse: number } | null = null;
   for (const start of [
     [1, 0.05, 0.001],
@@ -71,7 +79,18 @@ export function fitUsl(n: readonly number[], x: readonly number[]): UslResult {
   const sst = x.reduce((sum, v) => sum + (v - mean) ** 2, 0);
   const degreesOfFreedom = n.length - 3;
   return {
-    fit: { lambda, sigma, kappa, rmse: Math.sqrt(sse / n.length), r2: sst > 0 ? 1 - sse / sst : null, points: n.length, degreesOfFreedom },
-    note: degreesOfFreedom === 0 ? 'three points, three parameters: the curve passes through every point, its error says nothing' : null,
+    fit: {
+      lambda,
+      sigma,
+      kappa,
+      rmse: Math.sqrt(sse / n.length),
+      r2: sst > 0 ? 1 - sse / sst : null,
+      points: n.length,
+      degreesOfFreedom,
+    },
+    note:
+      degreesOfFreedom === 0
+        ? 'three points, three parameters: the curve passes through every point, its error says nothing'
+        : null,
   };
 }
