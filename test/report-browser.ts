@@ -76,7 +76,8 @@ export async function checkReportPage(file: string, screenshot?: string): Promis
       }).length;
       return { expected: charts ? charts.expected : 0, drawn: charts ? [...charts.drawn] : [], canvases: canvases.length, blank };
     })()`);
-    if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
+    // The README's picture: the charts and the USL table, not the long table of points.
+    if (screenshot) await page.screenshot({ path: screenshot, fullPage: true, clip: { x: 0, y: 0, width: 1280, height: 1760 } });
     return {
       expectedCharts: figures.expected,
       drawnCharts: figures.drawn,

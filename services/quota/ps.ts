@@ -165,7 +165,10 @@ async function queryAll(base: string): Promise<Record<keyof typeof QUERIES, Map<
 }
 
 async function fetchText(url: string): Promise<string> {
-  const response = await fetch(url, { signal: AbortSignal.timeout(3000) });
+  const response = await fetch(url, { signal: AbortSignal.timeout(3000) }).catch((error: Error) => {
+    // fetch says only `fetch failed`; its cause says why (ECONNREFUSED ...).
+    throw error.cause instanceof Error ? error.cause : error;
+  });
   if (!response.ok) throw new Error(`HTTP ${response.status}`);
   return response.text();
 }

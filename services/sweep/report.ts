@@ -99,9 +99,10 @@ export function renderReport(sweep: SweepFile): string {
       p.collapse.besideRps.toFixed(0),
       p.collapse.infinite ? '∞' : `${p.collapse.ratio!.toFixed(1)}×`,
       p.shortP99Ms === null ? '-' : p.shortP99Ms.toFixed(2),
-      p.generatorBound ? `yes (${p.generatorReasons.join('; ')})` : 'no',
+      p.generatorBound ? 'yes' : 'no',
     ];
-    return `<tr>${cells.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`;
+    const why = p.generatorBound ? ` title="${esc(p.generatorReasons.join('; '))}"` : '';
+    return `<tr${why}>${cells.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`;
   });
   const infinite = sweep.points.filter((p) => p.collapse.infinite).map((p) => `${p.variant} at ${p.cpus}`);
   const s = sweep.settings;
@@ -148,7 +149,7 @@ Each point: throughput of fib(${s.cpuN}) on ${s.connectionsPerCore} connections 
 <tbody>${fitRows.join('\n')}</tbody></table>
 
 <h2>Every point</h2>
-<table><thead><tr><th>variant</th><th>cpus</th><th>workers</th><th>req/s</th><th>ideal</th><th>ratio</th><th>cores used</th><th>throttled</th><th>alone/s</th><th>beside/s</th><th>collapse</th><th>p99 beside, ms</th><th>generator-bound</th></tr></thead>
+<table><thead><tr><th>variant</th><th>cpus</th><th>workers</th><th>req/s</th><th>ideal</th><th>ratio</th><th>cores used</th><th>throttled</th><th>alone/s</th><th>beside/s</th><th>collapse</th><th>p99 beside, ms</th><th>generator-bound (hover: why)</th></tr></thead>
 <tbody>${pointRows.join('\n')}</tbody></table>
 
 <script>${uplotJs}</script>
@@ -182,7 +183,9 @@ function chart(el, id, opts, data) {
   opts.hooks = { draw: [() => window.labCharts.drawn.add(id)] };
   return new uPlot(opts, data, el);
 }
-const xAxis = { label: 'CPU quota (cores)', values: (u, v) => v.map((x) => +x.toFixed(2)) };
+const quotas = [...new Set(DATA.variants.flatMap((v) => v.points.map((p) => p.cpus * p.quotaHolders)))].sort((a, b) => a - b);
+// Ticks at the quotas measured (and at 0 on the throughput charts).
+const xAxis = (zero) => ({ label: 'CPU quota (cores)', splits: () => (zero ? [0, ...quotas] : quotas), values: (u, v) => v.map((x) => String(+x.toFixed(2))) });
 const points = (color) => ({ show: true, size: 9, fill: color, stroke: color });
 // Throughput: one chart per variant.
 const grid = document.getElementById('throughput');
@@ -196,7 +199,7 @@ DATA.variants.forEach((v, i) => {
   box.innerHTML = '<h3></h3>';
   box.querySelector('h3').textContent = v.name;
   grid.appendChild(box);
-  const series = [{}, { label: 'measured', stroke: color, width: 0, paths: () => null, points: points(color) },
+  const series = [{ label: 'quota' }, { label: 'measured', stroke: color, width: 0, paths: () => null, points: points(color) },
     { label: 'ideal', stroke: '#999', width: 1.5 }];
   const data = [xs, xs.map((x) => (measured.has(x) ? measured.get(x) : null)), xs.map((x) => x * DATA.ideal)];
   if (v.fit) {
@@ -204,16 +207,16 @@ DATA.variants.forEach((v, i) => {
     data.push(xs.map((x) => (x === 0 ? 0 : usl(v.fit.lambda, v.fit.sigma, v.fit.kappa, x))));
   }
   chart(box, 'throughput-' + v.name, {
-    width: 390, height: 240,
+    width: 390, height: 240, legend: { live: false },
     scales: { x: { time: false, range: [0, maxX] }, y: { range: (u, lo, hi) => [0, Math.max(hi, DATA.ideal * maxX) * 1.05] } },
-    axes: [xAxis, { label: 'req/s', size: 60 }],
+    axes: [xAxis(true), { label: 'req/s', size: 60 }],
     series,
   }, data);
 });
 // Collapse and p99: every variant on one chart each.
-const allX = [...new Set(DATA.variants.flatMap((v) => v.points.map((p) => p.cpus * p.quotaHolders)))].sort((a, b) => a - b);
+const allX = quotas;
 function byVariant(el, id, label, value) {
-  const series = [{}];
+  const series = [{ label: 'quota' }];
   const data = [allX];
   DATA.variants.forEach((v, i) => {
     const color = COLORS[i % COLORS.length];
@@ -222,9 +225,9 @@ function byVariant(el, id, label, value) {
     data.push(allX.map((x) => { const y = at.get(x); return y == null || !(y > 0) ? null : y; }));
   });
   chart(el, id, {
-    width: Math.min(1200, el.parentElement.clientWidth - 10), height: 340,
+    width: Math.min(1200, el.parentElement.clientWidth - 10), height: 340, legend: { live: false },
     scales: { x: { time: false }, y: { distr: 3 } },
-    axes: [xAxis, { label: label, size: 70 }],
+    axes: [xAxis(false), { label: label, size: 70 }],
     series,
   }, data);
 }
