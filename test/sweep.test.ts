@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -16,17 +16,15 @@ import { checkReportPage, chromiumMissing } from './report-browser.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lab-sweep-'));
 const out = join(dir, 'sweep.json');
+// Half of the sweep from a YAML file, half from flags: both paths are read.
+const file = join(dir, 'sweep.yaml');
+writeFileSync(file, 'variants: [threadpool]\ncpus: [0.5, 2]\nwarmup: 500ms\nnative: true\n');
 const SWEEP = [
   'sweep',
-  '--native',
-  '--variants',
-  'threadpool',
-  '--cpus',
-  '0.5,2',
+  '--file',
+  file,
   '--out',
   out,
-  '--warmup',
-  '500ms',
   '--throughput-duration',
   '1500ms',
   '--collapse-duration',
@@ -35,6 +33,11 @@ const SWEEP = [
   '--loadgen',
   'http://127.0.0.1:9',
 ];
+
+function writeYaml(name: string, text: string): string {
+  writeFileSync(join(dir, name), text);
+  return join(dir, name);
+}
 
 function readSweep(): SweepFile | null {
   try {
@@ -122,6 +125,9 @@ describe('lab sweep --native and lab report', () => {
       [['--isolation', 'cgroup'], '--isolation'],
       [['--native', '--isolation', 'magic'], '--isolation'],
       [['--native', '--cpus', '64'], '--cpus'],
+      [['--file', join(dir, 'missing.yaml')], '--file'],
+      [['--file', writeYaml('bad.yaml', 'cpus: [1]\nwarmpu: 2s\n')], 'top level'],
+      [['--file', writeYaml('bad2.yaml', 'variants: [threads]\nconnectionsPerCore: many\n')], 'connectionsPerCore'],
     ] as const) {
       const { code, stderr } = await runLab(['sweep', ...args, '--out', join(dir, 'bad.json')]);
       assert.equal(code, 2, `${args.join(' ')}: ${stderr}`);
