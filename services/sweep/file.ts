@@ -55,6 +55,8 @@ export interface SweepPoint {
   /** Over the throughput measurement, from the cgroup; null where unknown. */
   coresUsed: number | null;
   throttledShare: number | null;
+  /** CPU the generator itself used during the throughput measurement, cores: on a small host it comes out of the same cores. */
+  generatorCores: number;
   /** The generator was the bottleneck in some phase: the point describes the generator, not the server. */
   generatorBound: boolean;
   generatorReasons: string[];
