@@ -5,7 +5,7 @@
 
 import { ConfigError } from '../common/errors.js';
 import { optionLabel, type OptionName } from '../common/options.js';
-import { LabDocker, type LabContainer, type VariantContainers } from './docker.js';
+import { LabDocker, LabNotRunningError, type LabContainer, type VariantContainers } from './docker.js';
 import { envQuota, envVariable } from './env.js';
 import { parseExposition, pick } from './exposition.js';
 
@@ -98,7 +98,7 @@ export async function runCpus(options: CpusOptions, docker = new LabDocker()): P
   const hostCpus = await docker.hostCpus();
   const variants: VariantContainers[] =
     options.reset || options.target === 'all' ? await docker.runningVariants() : await docker.variants([options.target!]);
-  if (variants.length === 0) throw new ConfigError('lab', 'no variant of the lab is running: start it with make up');
+  if (variants.length === 0) throw new LabNotRunningError('no variant of the lab is running: start it with make up');
   const wanted = new Map<string, number>();
   for (const { variant } of variants) {
     let cores = options.reset ? envQuota(variant, hostCpus, options.envFile) : options.cores!;

@@ -9,7 +9,7 @@
 
 import { ConfigError } from '../common/errors.js';
 import { optionLabel, type OptionName } from '../common/options.js';
-import { LabDocker } from './docker.js';
+import { LabDocker, LabNotRunningError } from './docker.js';
 import { parseExposition, pick } from './exposition.js';
 
 export interface PsOptions {
@@ -102,6 +102,7 @@ const QUERIES = {
 export async function snapshot(options: PsOptions, docker = new LabDocker()): Promise<PsSnapshot> {
   const unavailable: string[] = [];
   const variants = await docker.runningVariants();
+  if (variants.length === 0) throw new LabNotRunningError('no variant of the lab is running: start it with make up');
   const [quotas, prometheus, loadgen] = await Promise.all([
     Promise.all(variants.map(async (v) => docker.quotaCores(v.quota[0]!))),
     queryAll(options.prometheusUrl).catch((error: Error) => {
