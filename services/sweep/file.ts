@@ -57,6 +57,11 @@ export interface SweepPoint {
   throttledShare: number | null;
   /** CPU the generator itself used during the throughput measurement, cores: on a small host it comes out of the same cores. */
   generatorCores: number;
+  /**
+   * The whole machine's busy cores over the throughput measurement (/proc/stat of the host the
+   * sweep runs on): minus the variant's and the generator's, what neighbours (and docker-proxy) took.
+   */
+  hostBusyCores: number | null;
   /** The generator was the bottleneck in some phase: the point describes the generator, not the server. */
   generatorBound: boolean;
   generatorReasons: string[];

@@ -96,6 +96,7 @@ export function renderReport(sweep: SweepFile): string {
       p.coresUsed === null ? '-' : p.coresUsed.toFixed(2),
       p.throttledShare === null ? '-' : `${(p.throttledShare * 100).toFixed(0)}%`,
       p.generatorCores === undefined ? '-' : p.generatorCores.toFixed(2),
+      p.hostBusyCores === undefined || p.hostBusyCores === null ? '-' : p.hostBusyCores.toFixed(2),
       p.collapse.aloneRps.toFixed(0),
       p.collapse.besideRps.toFixed(0),
       p.collapse.infinite ? '∞' : `${p.collapse.ratio!.toFixed(1)}×`,
@@ -150,7 +151,7 @@ Each point: throughput of fib(${s.cpuN}) on ${s.connectionsPerCore} connections 
 <tbody>${fitRows.join('\n')}</tbody></table>
 
 <h2>Every point</h2>
-<table><thead><tr><th>variant</th><th>cpus</th><th>workers</th><th>req/s</th><th>ideal</th><th>ratio</th><th>cores used</th><th>throttled</th><th>generator cores</th><th>alone/s</th><th>beside/s</th><th>collapse</th><th>p99 beside, ms</th><th>generator-bound (hover: why)</th></tr></thead>
+<table><thead><tr><th>variant</th><th>cpus</th><th>workers</th><th>req/s</th><th>ideal</th><th>ratio</th><th>cores used</th><th>throttled</th><th>generator cores</th><th>host busy cores</th><th>alone/s</th><th>beside/s</th><th>collapse</th><th>p99 beside, ms</th><th>generator-bound (hover: why)</th></tr></thead>
 <tbody>${pointRows.join('\n')}</tbody></table>
 
 <script>${uplotJs}</script>

@@ -7,6 +7,7 @@
 // put back at the end, also on Ctrl-C.
 
 import cliProgress from 'cli-progress';
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConfigError } from '../common/errors.js';
@@ -214,12 +215,16 @@ async function measurePoint(
   // then) and the cgroup counters at its end: neither reading costs the measured stretch anything.
   let workers: number | null = null;
   let before: Counters | null = null;
+  let hostBefore: HostCpu | null = null;
   const readings = [
     sleep(settings.warmupMs / 2, undefined, { signal })
       .then(async () => (workers = await prepared.workers()))
       .catch(() => null),
     sleep(settings.warmupMs, undefined, { signal })
-      .then(async () => (before = await prepared.counters()))
+      .then(async () => {
+        hostBefore = hostCpu();
+        before = await prepared.counters();
+      })
       .catch(() => null),
   ];
   const throughput = await measure(prepared.target, [{ name: 'cpu', n: settings.cpuN, connections }], {
@@ -229,6 +234,8 @@ async function measurePoint(
   });
   await Promise.all(readings);
   const after = await prepared.counters().catch(() => null);
+  const hostAfter = hostCpu();
+  const hostBusyCores = hostBefore === null ? null : busyCores(hostBefore, hostAfter);
   const usage = before && after ? usageBetween(before, after) : { coresUsed: null, throttledShare: null };
 
   const short = { name: 'short', n: settings.shortN, connections: 1 };
@@ -275,11 +282,36 @@ async function measurePoint(
     coresUsed: usage.coresUsed,
     throttledShare: usage.throttledShare,
     generatorCores: throughput.generator.cpuCores,
+    hostBusyCores,
     generatorBound: measurements.some((m) => m.generator.generatorBound),
     generatorReasons: [...new Set(measurements.flatMap((m) => m.generator.reasons))],
     errors,
     measuredAt: new Date().toISOString(),
   };
+}
+
+/** The whole machine's CPU time (from /proc/stat), to tell a busy neighbour from a slow variant. */
+interface HostCpu {
+  busy: number;
+  total: number;
+  cpus: number;
+}
+
+function hostCpu(): HostCpu | null {
+  try {
+    const lines = readFileSync('/proc/stat', 'utf8').split('\n');
+    const fields = lines[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
+    const total = fields.slice(0, 8).reduce((a, b) => a + b, 0);
+    return { busy: total - idle, total, cpus: lines.filter((line) => /^cpu\d/.test(line)).length };
+  } catch {
+    return null;
+  }
+}
+
+function busyCores(before: HostCpu, after: HostCpu | null): number | null {
+  if (after === null || after.total <= before.total) return null;
+  return ((after.busy - before.busy) / (after.total - before.total)) * after.cpus;
 }
 
 function figures(measurement: Measurement, probe: string): ProbeFigures {
@@ -311,6 +343,7 @@ export function sweepTable(sweep: SweepFile): string {
     'cores used',
     'throttled',
     'gen cores',
+    'host busy',
     'alone/s',
     'beside/s',
     'collapse',
@@ -328,6 +361,7 @@ export function sweepTable(sweep: SweepFile): string {
     dash(p.coresUsed, (v) => v.toFixed(2)),
     dash(p.throttledShare, (v) => `${(v * 100).toFixed(0)}%`),
     dash(p.generatorCores, (v) => v.toFixed(2)),
+    dash(p.hostBusyCores, (v) => v.toFixed(2)),
     p.collapse.aloneRps.toFixed(0),
     p.collapse.besideRps.toFixed(0),
     p.collapse.infinite ? 'inf' : `${p.collapse.ratio!.toFixed(1)}x`,
