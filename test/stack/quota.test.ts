@@ -1,7 +1,8 @@
 // The quota commands against the running compose stack, as steps the stack test calls once it
 // has brought the stack up (this file starts nothing and tests nothing on its own):
 // - `lab cpus eventloop 0.5` changes the container's NanoCpus and the variant's exported quota,
-//   `lab cpus --reset` puts back the .env value;
+//   `lab cpus --reset` puts back the .env value; `make cpus` does the same without Node, and no
+//   lab service holds the Docker socket;
 // - a short sweep (two variants x two quotas) from the host writes a report that headless
 //   Chromium draws without an error, and leaves the quotas as they were;
 // - the multi-core lesson on the spotlight's own figures: threadpool at 1 core collapses at
@@ -190,4 +191,30 @@ export async function checkThreadpoolQuotaLesson(turnTimeoutMs = 300_000) {
   assert.ok(atOne.collapse >= 1.5 * atTwo.collapse, `collapse at 1 core >= 1.5x collapse at 2 cores: ${figures}`);
   assert.ok(atOne.throttledShare > 0, `throttled at 1 core: ${figures}`);
   return { atOne, atTwo };
+}
+
+/** `make cpus` and `make cpus-reset` work without Node (a one-shot container), and no lab service mounts the Docker socket. */
+export async function checkMakeCpusOneShot(root: string): Promise<void> {
+  const wanted = envQuota('eventloop', hostCpus());
+  const make = (args: string[]) =>
+    spawnSync('make', ['--no-print-directory', ...args], { cwd: root, encoding: 'utf8', timeout: 120_000 });
+  const set = make(['cpus', 'VARIANT=eventloop', 'CPUS=0.5']);
+  assert.equal(set.status, 0, `${set.stdout}\n${set.stderr}`);
+  assert.match(set.stdout, /eventloop\s+.* -> 0\.5 cores\s+lab_cpu_quota_cores .* -> 0\.5 \(confirmed after/, set.stdout);
+  assert.equal(nanoCpus('eventloop'), 0.5e9);
+  await exportedQuota('eventloop', 0.5);
+  const reset = make(['cpus-reset']);
+  assert.equal(reset.status, 0, `${reset.stdout}\n${reset.stderr}`);
+  assert.equal(nanoCpus('eventloop'), wanted * 1e9);
+
+  const ids = spawnSync('docker', ['ps', '-q', '--filter', 'label=com.docker.compose.project=concurrency-lab'], {
+    encoding: 'utf8',
+  });
+  const containers = ids.stdout.split('\n').filter(Boolean);
+  assert.ok(containers.length > 0, 'the lab is running');
+  const mounts = spawnSync('docker', ['inspect', '-f', '{{.Name}} {{range .Mounts}}{{.Source}} {{end}}', ...containers], {
+    encoding: 'utf8',
+  });
+  const holders = mounts.stdout.split('\n').filter((line) => line.includes('docker.sock'));
+  assert.deepEqual(holders, [], 'no running container of the lab holds the Docker socket');
 }
