@@ -17,7 +17,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { envQuota } from '../../services/quota/env.js';
+import type { PsSnapshot } from '../../services/quota/ps.js';
 import type { SweepFile } from '../../services/sweep/file.js';
+import { VARIANT_NAMES } from '../../services/variants.js';
 import { runLab } from '../helpers.js';
 import { checkReportPage, chromiumMissing } from '../report-browser.js';
 
@@ -217,4 +219,27 @@ export async function checkMakeCpusOneShot(root: string): Promise<void> {
   });
   const holders = mounts.stdout.split('\n').filter((line) => line.includes('docker.sock'));
   assert.deepEqual(holders, [], 'no running container of the lab holds the Docker socket');
+}
+
+/** `lab ps --json`: every variant with its .env quota and the figures Prometheus has for it. */
+export async function checkPs(): Promise<void> {
+  const cpus = hostCpus();
+  await eventually(
+    'lab ps --json shows every variant with its quota and its workers',
+    async () => {
+      const { code, stdout, stderr } = await runLab(['ps', '--json']);
+      if (code !== 0) return `exit ${code}: ${stderr}`;
+      const snapshot = JSON.parse(stdout) as PsSnapshot;
+      const rows = new Map(snapshot.variants.map((row) => [row.variant, row]));
+      for (const variant of VARIANT_NAMES) {
+        const row = rows.get(variant);
+        if (!row) return `${variant} missing from ${stdout}`;
+        if (row.quotaCores !== envQuota(variant, cpus)) return `${variant}: quota ${row.quotaCores}`;
+        if (row.workers === null || row.memoryBytes === null || row.coresUsed === null)
+          return `${variant}: ${JSON.stringify(row)}`;
+      }
+      return null;
+    },
+    60_000,
+  );
 }
