@@ -118,7 +118,7 @@ async function sweepWith(backend: SweepBackend, options: SweepOptions): Promise<
   process.on('SIGTERM', onSigterm);
   const pause = new LoadgenPause(options.loadgenUrl);
   const pointSeconds = estimatePointSeconds(settings);
-  const progress = new Progress(total, total - plan.length);
+  const progress = new Progress(total, total - plan.length, pointSeconds);
   const started = Date.now();
   const elapsedBefore = sweep.elapsedSeconds;
   try {
@@ -385,32 +385,43 @@ class Progress {
   private readonly multibar: cliProgress.MultiBar | null;
   private readonly bar: cliProgress.SingleBar | null;
   private done: number;
+  private readonly doneAtStart: number;
+  private readonly startedAt = Date.now();
 
   constructor(
     private readonly total: number,
     done: number,
+    private readonly estimateSeconds: number,
   ) {
     this.done = done;
+    this.doneAtStart = done;
     if (process.stderr.isTTY) {
       this.multibar = new cliProgress.MultiBar(
         {
           stream: process.stderr,
-          format: ' {bar} {value}/{total} points | elapsed {duration_formatted} | ETA {eta_formatted} | {status}',
+          format: ' {bar} {value}/{total} points | elapsed {duration_formatted} | ETA {etaText} | {status}',
           hideCursor: true,
           clearOnComplete: false,
-          etaBuffer: 4,
         },
         cliProgress.Presets.shades_classic,
       );
-      this.bar = this.multibar.create(total, done, { status: 'starting' });
+      this.bar = this.multibar.create(total, done, { status: 'starting', etaText: this.eta() });
     } else {
       this.multibar = null;
       this.bar = null;
     }
   }
 
+  /** Points left times the mean time of the points measured so far in this run (the estimate before the first). */
+  private eta(): string {
+    const measured = this.done - this.doneAtStart;
+    const perPoint = measured > 0 ? (Date.now() - this.startedAt) / 1000 / measured : this.estimateSeconds;
+    const seconds = Math.round(perPoint * (this.total - this.done));
+    return `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, '0')}`;
+  }
+
   status(text: string): void {
-    if (this.bar) this.bar.update({ status: text });
+    if (this.bar) this.bar.update({ status: text, etaText: this.eta() });
     else console.error(`lab sweep: [${this.done + 1}/${this.total}] ${text}`);
   }
 
@@ -422,7 +433,7 @@ class Progress {
   point(text: string): void {
     this.done += 1;
     this.log(text);
-    this.bar?.update(this.done);
+    this.bar?.update(this.done, { etaText: this.eta() });
   }
 
   stop(): void {
