@@ -112,10 +112,10 @@ async function sweepWith(backend: SweepBackend, options: SweepOptions): Promise<
     if (!abort.signal.aborted) console.error(`\nlab sweep: ${signal}: stopping after putting the quotas back`);
     abort.abort();
   };
-  const onSigint = () => interrupt('SIGINT');
-  const onSigterm = () => interrupt('SIGTERM');
-  process.on('SIGINT', onSigint);
-  process.on('SIGTERM', onSigterm);
+  // A closed terminal (SIGHUP) stops the sweep the same way: quotas back, cgroups removed.
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  const handlers = signals.map((signal) => [signal, () => interrupt(signal)] as const);
+  for (const [signal, handler] of handlers) process.on(signal, handler);
   const pause = new LoadgenPause(options.loadgenUrl);
   const pointSeconds = estimatePointSeconds(settings);
   const progress = new Progress(total, total - plan.length, pointSeconds);
@@ -152,8 +152,7 @@ async function sweepWith(backend: SweepBackend, options: SweepOptions): Promise<
     }
   } finally {
     progress.stop();
-    process.off('SIGINT', onSigint);
-    process.off('SIGTERM', onSigterm);
+    for (const [signal, handler] of handlers) process.off(signal, handler);
     await pause.end();
   }
   sweep.elapsedSeconds = elapsedBefore + (Date.now() - started) / 1000;
