@@ -38,17 +38,11 @@ export async function runSweep(options: SweepOptions): Promise<SweepFile> {
   const backend: SweepBackend = options.native
     ? (await import('./native.js')).NativeBackend.create(options.isolation)
     : await DockerBackend.create(options.confirmTimeoutMs);
-  let restored = false;
-  const restore = async () => {
-    if (restored) return;
-    restored = true;
-    const done = await backend.restore();
-    if (done.length > 0) console.error(`lab sweep: restored: ${done.join(', ')}`);
-  };
   try {
     return await sweepWith(backend, options);
   } finally {
-    await restore();
+    const done = await backend.restore();
+    if (done.length > 0) console.error(`lab sweep: restored: ${done.join(', ')}`);
   }
 }
 
@@ -126,11 +120,15 @@ async function sweepWith(backend: SweepBackend, options: SweepOptions): Promise<
     if (note) progress.log(note);
     if (!sweep.baseline) {
       progress.status(`baseline: t(fib(${settings.cpuN})) on ${options.baselineVariant}, one connection`);
-      sweep.baseline = await measureBaseline(backend, options.baselineVariant, settings, abort.signal);
-      progress.log(
-        `baseline: t(fib(${settings.cpuN})) = ${(sweep.baseline.secondsPerRequest * 1000).toFixed(3)} ms on ${options.baselineVariant}: ideal ${sweep.baseline.requestsPerSecondPerCore.toFixed(0)} req/s per core`,
-      );
-      writeSweepFile(options.out, sweep);
+      const baseline = await measureBaseline(backend, options.baselineVariant, settings, abort.signal);
+      // An interrupted baseline is measured again on resume: the ideal line rests on it.
+      if (!abort.signal.aborted) {
+        sweep.baseline = baseline;
+        writeSweepFile(options.out, sweep);
+        progress.log(
+          `baseline: t(fib(${settings.cpuN})) = ${(baseline.secondsPerRequest * 1000).toFixed(3)} ms on ${options.baselineVariant}: ideal ${baseline.requestsPerSecondPerCore.toFixed(0)} req/s per core`,
+        );
+      }
     }
     for (const planned of plan) {
       if (abort.signal.aborted) break;
@@ -140,7 +138,7 @@ async function sweepWith(backend: SweepBackend, options: SweepOptions): Promise<
       const prepared = await backend.prepare(planned.variant, planned.requested);
       let point: SweepPoint;
       try {
-        point = await measurePoint(planned, prepared, settings, sweep.baseline, abort.signal);
+        point = await measurePoint(planned, prepared, settings, sweep.baseline!, abort.signal);
       } finally {
         await prepared.release();
       }
