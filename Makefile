@@ -2,18 +2,17 @@
 .DEFAULT_GOAL := help
 SHELL := bash
 COMPOSE := docker compose
-VARIANTS := sync eventloop generators threads threadpool processes processpool cluster gil
 LOADGEN := http://127.0.0.1:9465
+# VARIANTS and VARIANT_PORTS, generated from the variant table (services/variants.ts).
+include config/variants.mk
 
-# Grafana is a compose profile: on by default, left out with LAB_NO_GRAFANA=1 (where no Grafana
-# image can be had). The environment overrides COMPOSE_PROFILES from .env.
+# Grafana is a compose profile, named in .env (COMPOSE_PROFILES=grafana). LAB_NO_GRAFANA=1 leaves
+# it out (where no Grafana image can be had), overriding .env.
 ifeq ($(LAB_NO_GRAFANA),1)
 export COMPOSE_PROFILES :=
-else
-export COMPOSE_PROFILES := grafana
 endif
 
-.PHONY: help up urls down ps logs load test test-stack build dashboards cpus cpus-reset report
+.PHONY: help up urls down ps logs load test lint test-stack build generate fuzz cpus cpus-reset report
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -27,7 +26,7 @@ up: ## build the image, start the lab, wait until it is healthy, print the URLs 
 urls: ## print the URLs and ports of a running lab
 	@echo
 	@echo "The lab is up. Open:"
-	@if [[ "$(COMPOSE_PROFILES)" == *grafana* ]]; then \
+	@if [[ "$${COMPOSE_PROFILES-$$(sed -n 's/^COMPOSE_PROFILES=//p' .env 2>/dev/null)}" == *grafana* ]]; then \
 	  echo "  Grafana     http://127.0.0.1:3000  (anonymous view; the admin password is in .env)"; \
 	  echo "    every variant side by side   http://127.0.0.1:3000/d/lab-overview"; \
 	  echo "    the talk's demo              http://127.0.0.1:3000/d/lab-talk-demo"; \
@@ -36,16 +35,18 @@ urls: ## print the URLs and ports of a running lab
 	@echo "  Prometheus  http://127.0.0.1:9090"
 	@echo "  Load gen    http://127.0.0.1:9465/metrics"
 	@echo "Talk to a variant yourself (type 6, get fib: 8):"
-	@port=25001; for variant in $(VARIANTS); do \
-	  echo "  nc 127.0.0.1 $$port   ($$variant)"; port=$$((port + 1)); done
+	@for pair in $(VARIANT_PORTS); do echo "  nc 127.0.0.1 $${pair#*:}   ($${pair%%:*})"; done
 
-load: ## switch the running lab's load: make load SCENARIO=beazley [TARGETS=eventloop,gil] [RATE=200] [CONNECTIONS=2] [THINK=100ms]
-	@if [[ -z "$(SCENARIO)" ]]; then echo "make load: give SCENARIO=perf1,perf2|beazley|mixed|ramp|<file in the image> (see lab load --help)" >&2; exit 2; fi
-	@targets='$(or $(TARGETS),$(VARIANTS))'; targets=$${targets//,/ }; list=""; \
-	for t in $$targets; do list="$$list$${list:+,}\"$$t\""; done; \
-	opt() { if [[ -n "$$2" ]]; then printf ',"%s":%s' "$$1" "$$2"; else printf ',"%s":null' "$$1"; fi; }; \
-	body="{\"scenario\":\"$(SCENARIO)\",\"targets\":[$$list]$$(opt rate '$(RATE)')$$(opt connections '$(CONNECTIONS)')$$(opt think '$(if $(THINK),"$(THINK)")')}"; \
-	echo "PUT $(LOADGEN)/scenario $$body"; \
+load: ## switch the running lab's load, keeping what is left out: make load [SCENARIO=beazley] [TARGETS=eventloop,gil] [RATE=200] [CONNECTIONS=2] [THINK=100ms]
+	@if [[ -z "$(SCENARIO)$(TARGETS)$(RATE)$(CONNECTIONS)$(THINK)" ]]; then echo "make load: give SCENARIO=perf1,perf2|beazley|mixed|ramp|<file in the image>, TARGETS, RATE, CONNECTIONS or THINK (see lab load --help)" >&2; exit 2; fi
+	@body=""; add() { body="$$body$${body:+,}\"$$1\":$$2"; }; \
+	if [[ -n "$(SCENARIO)" ]]; then add scenario '"$(SCENARIO)"'; fi; \
+	if [[ -n "$(TARGETS)" ]]; then targets='$(TARGETS)'; list=""; \
+	  for t in $${targets//,/ }; do list="$$list$${list:+,}\"$$t\""; done; add targets "[$$list]"; fi; \
+	if [[ -n "$(RATE)" ]]; then add rate '$(RATE)'; fi; \
+	if [[ -n "$(CONNECTIONS)" ]]; then add connections '$(CONNECTIONS)'; fi; \
+	if [[ -n "$(THINK)" ]]; then add think '"$(THINK)"'; fi; \
+	body="{$$body}"; echo "PUT $(LOADGEN)/scenario $$body"; \
 	curl -sS -X PUT -H 'content-type: application/json' --data "$$body" $(LOADGEN)/scenario
 
 # `make cpus` needs no Node on the host: a one-shot container of the lab's image holds the Docker
@@ -77,16 +78,19 @@ logs: ## follow the logs of every service
 build: node_modules/.package-lock.json ## compile the TypeScript into dist/
 	npm run build
 
-test: node_modules/.package-lock.json ## run the tests: protocol, conformance, lessons, load generator, dashboards (no Docker needed)
+test: node_modules/.package-lock.json ## run the tests: lint, protocol, conformance, hardening, fuzz, lessons, load generator, generated files (no Docker needed)
 	npm test
+
+lint: node_modules/.package-lock.json ## type-check, lint and check the formatting
+	npm run lint
 
 test-stack: node_modules/.package-lock.json ## bring the compose stack up afresh, check it through Prometheus, tear it down
 	./scripts/init-env.sh
 	npm run build
 	node --test dist/test/stack/stack.test.js
 
-dashboards: build ## regenerate grafana/dashboards/*.json from grafana/src
-	node dist/grafana/src/generate.js --write
+generate: build ## regenerate what the variant table drives: docker-compose.yml, prometheus.yml, config/, dashboards
+	node dist/tools/generate.js
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund

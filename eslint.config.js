@@ -26,6 +26,12 @@ export default tseslint.config(
           ],
         },
       ],
+      '@typescript-eslint/restrict-template-expressions': [
+        'error',
+        { allowNumber: true, allowBoolean: true, allowArray: true, allowNullish: true },
+      ],
+      // An async function that does not await is how a plug-in meets a Promise-returning contract.
+      '@typescript-eslint/require-await': 'off',
       eqeqeq: ['error', 'smart'],
     },
   },

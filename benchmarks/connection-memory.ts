@@ -8,7 +8,7 @@
 
 import { readFileSync, readdirSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { VARIANT_NAMES } from '../services/variants.js';
+import { VARIANT_NAMES, findVariant } from '../services/variants.js';
 import { TestClient, startVariant } from '../test/helpers.js';
 
 /** A thread or a process per connection is measured at 100 connections, the rest at 1000. */
@@ -45,8 +45,8 @@ async function measure(variant: string, count: number): Promise<string> {
     for (let i = 0; i < count; i++) {
       const client = await TestClient.connect(server.port);
       clients.push(client);
-      // sync serves one connection at a time: the others wait, idle, unread.
-      if (variant !== 'sync' || i === 0) await client.ask('1');
+      // A variant whose clients take turns serves one connection at a time: the others wait, idle, unread.
+      if (!findVariant(variant)!.takesTurns || i === 0) await client.ask('1');
     }
     await sleep(1000);
     const after = treeRss(pid);

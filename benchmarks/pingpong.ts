@@ -1,8 +1,11 @@
-// The two sides of the load generator's ceiling benchmark, as small as they can be:
+// The minimal sides of the benchmarks, as small as they can be:
 //   node dist/benchmarks/pingpong.js server           answers every line with `fib: 1` (prints its port)
+//   node dist/benchmarks/pingpong.js bare             a bare fib server: splits lines, computes fib(n)
+//                                                     by the same recursion, writes `fib: <value>` (prints its port)
 //   node dist/benchmarks/pingpong.js client PORT C S  C connections, each: send `1`, wait for the reply,
 //                                                     repeat, for S seconds; prints the replies per second
-// No framing library, no metrics, no timers: the most a Node client can send through one thread.
+// No framing library, no metrics, no timers: the most a Node client can send through one thread,
+// and the least a Node server can do to answer the protocol (the baseline of benchmarks/hotpath.ts).
 
 import { connect, createServer } from 'node:net';
 
@@ -15,6 +18,21 @@ if (mode === 'server') {
       let lines = 0;
       for (const byte of chunk) if (byte === 10) lines += 1;
       if (lines > 0) socket.write('fib: 1\n'.repeat(lines));
+    });
+    socket.on('error', () => {});
+  });
+  server.listen(0, '127.0.0.1', () => console.log((server.address() as { port: number }).port));
+} else if (mode === 'bare') {
+  const fib = (n: number): number => (n <= 2 ? 1 : fib(n - 1) + fib(n - 2));
+  const server = createServer((socket) => {
+    socket.setNoDelay(true);
+    let buffered = '';
+    socket.on('data', (chunk) => {
+      const lines = (buffered + chunk.toString('latin1')).split('\n');
+      buffered = lines.pop()!;
+      let out = '';
+      for (const line of lines) out += `fib: ${fib(parseInt(line, 10))}\n`;
+      if (out) socket.write(out);
     });
     socket.on('error', () => {});
   });
@@ -37,6 +55,6 @@ if (mode === 'server') {
     });
   }
 } else {
-  console.error('usage: pingpong.js server | client PORT CONNECTIONS SECONDS');
+  console.error('usage: pingpong.js server | bare | client PORT CONNECTIONS SECONDS');
   process.exit(2);
 }

@@ -1,25 +1,46 @@
 #!/usr/bin/env node
 // `lab`: the lab's one command-line entry point (LAB-SPEC section 4). Subcommands load their
-// modules only when they run, so `lab variants` stays quick.
+// modules only when they run. Exit codes: 0 done, 1 a failure while running, 2 a usage or
+// configuration error (commander's own usage errors included).
 
-import { Command, Option } from 'commander';
+import { createRequire } from 'node:module';
+import { Command, CommanderError, Option } from 'commander';
 import { ConfigError } from './common/errors.js';
-import { serveOptionNames, type ServeOptions } from './common/options.js';
 import { addLoadCommand } from './loadgen/cli.js';
+import { allServeOptions } from './serve.js';
 import { addQuotaCommands } from './sweep/cli.js';
 import { VARIANTS, VARIANT_NAMES } from './variants.js';
 
+const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
+
 const program = new Command('lab')
   .description("Beazley's PyCon 2015 fib server, one concurrency model per variant, measured side by side")
-  .showHelpAfterError();
+  .version(version)
+  .showHelpAfterError()
+  .exitOverride();
 
 program
   .command('variants')
   .description('list the concurrency variants, one a line')
-  .option('--json', 'print name, model, what it shows and the compose host port')
+  .option('--json', 'print every row of the variant table: model, what it shows, port, plug-in level, options, limits')
   .action((opts: { json?: boolean }) => {
     if (opts.json) {
-      const rows = VARIANTS.map(({ definition: d, hostPort }) => ({ name: d.name, model: d.model, shows: d.shows, hostPort }));
+      const rows = VARIANTS.map((v) => ({
+        name: v.name,
+        hostPort: v.hostPort,
+        model: v.model,
+        shows: v.shows,
+        level: v.plugin.level,
+        parallelism: v.parallelism,
+        takesTurns: v.takesTurns,
+        interruptible: v.interruptible,
+        connectionCap: v.connectionCap,
+        idleTimeoutMs: v.idleTimeoutMs,
+        options: Object.fromEntries(
+          Object.entries(v.options).map(([key, spec]) => [key, { flag: spec.flag, env: spec.env, default: spec.default }]),
+        ),
+        limits: v.limits,
+      }));
       console.log(JSON.stringify(rows, null, 2));
     } else {
       for (const name of VARIANT_NAMES) console.log(name);
@@ -30,18 +51,35 @@ const serve = program
   .command('serve')
   .description('run one variant: the fib protocol on --port, /metrics and /healthz on --metrics-port')
   .argument('<variant>', `one of: ${VARIANT_NAMES.join(', ')}`);
-for (const [key, name] of Object.entries(serveOptionNames)) {
-  serve.addOption(new Option(`${name.flag} <${key === 'host' ? 'address' : 'n'}>`, name.description).env(name.env!));
+const attributes = new Map<string, string>();
+for (const [key, { spec, variants }] of allServeOptions()) {
+  const defaultText = spec.defaultText ?? String(spec.default);
+  const scope = variants ? ` [${variants.join(', ')}]` : '';
+  const option = new Option(`${spec.flag} <${spec.argument}>`, `${spec.description} (default: ${defaultText})${scope}`).env(
+    spec.env,
+  );
+  serve.addOption(option);
+  attributes.set(key, option.attributeName());
 }
-serve.action(async (variantName: string, raw: Partial<Record<keyof ServeOptions, string>>) => {
+serve.action(async (variantName: string, parsed: Record<string, unknown>, command: Command) => {
+  const raw: Record<string, unknown> = {};
+  const given = new Set<string>();
+  for (const [key, attribute] of attributes) {
+    raw[key] = parsed[attribute];
+    if (command.getOptionValueSource(attribute) === 'cli') given.add(key);
+  }
   const { runServe } = await import('./serve.js');
-  await runServe(variantName, raw);
+  await runServe(variantName, raw, given);
 });
 
 addLoadCommand(program);
 addQuotaCommands(program);
 
 program.parseAsync().catch((error: unknown) => {
+  if (error instanceof CommanderError) {
+    // commander has printed the message (or the help, or the version) already
+    process.exit(error.exitCode === 0 ? 0 : 2);
+  }
   if (error instanceof ConfigError) {
     console.error(`lab: ${error.message}`);
     process.exit(2);

@@ -1,8 +1,14 @@
-// The variants `lab serve` can run, in the order of LAB-SPEC section 3, with the host port
-// compose publishes each one's fib protocol on (section 5).
+// The variant table: one row per concurrency model, in the order of LAB-SPEC section 3. Each
+// row (defined in the variant's own folder, services/<name>/index.ts) is the one source of what
+// the lab knows about a variant: its port, model, plug-in level, its own options, connection cap,
+// idle timeout, parallelism and container limits. Everything else reads it: `lab serve` and
+// `lab variants` at run time; the load generator's and the tests' variant lists; and, through
+// `make generate` (tools/generate.ts), the committed docker-compose.yml, prometheus.yml, the
+// .env defaults, the Makefile's list and the dashboards, each with a test that fails when it
+// drifts. Adding a variant is one folder and one line here.
 
-import type { VariantDefinition } from './common/server.js';
 import { cluster } from './cluster/index.js';
+import type { Variant } from './common/plugin.js';
 import { eventloop } from './eventloop/index.js';
 import { generators } from './generators/index.js';
 import { gil } from './gil/index.js';
@@ -12,26 +18,20 @@ import { sync } from './sync/index.js';
 import { threadpool } from './threadpool/index.js';
 import { threads } from './threads/index.js';
 
-export interface RegisteredVariant {
-  definition: VariantDefinition;
-  /** The fib port compose publishes on 127.0.0.1. */
-  hostPort: number;
-}
-
-export const VARIANTS: readonly RegisteredVariant[] = [
-  { definition: sync, hostPort: 25001 },
-  { definition: eventloop, hostPort: 25002 },
-  { definition: generators, hostPort: 25003 },
-  { definition: threads, hostPort: 25004 },
-  { definition: threadpool, hostPort: 25005 },
-  { definition: processes, hostPort: 25006 },
-  { definition: processpool, hostPort: 25007 },
-  { definition: cluster, hostPort: 25008 },
-  { definition: gil, hostPort: 25009 },
+export const VARIANTS: readonly Variant[] = [
+  sync,
+  eventloop,
+  generators,
+  threads,
+  threadpool,
+  processes,
+  processpool,
+  cluster,
+  gil,
 ];
 
-export const VARIANT_NAMES: readonly string[] = VARIANTS.map((v) => v.definition.name);
+export const VARIANT_NAMES: readonly string[] = VARIANTS.map((v) => v.name);
 
-export function findVariant(name: string): VariantDefinition | undefined {
-  return VARIANTS.find((v) => v.definition.name === name)?.definition;
+export function findVariant(name: string): Variant | undefined {
+  return VARIANTS.find((v) => v.name === name);
 }

@@ -2,18 +2,20 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { resolveServeOptions, serveDefaults } from '../services/common/options.js';
+import { resolveOptions, resolveServeOptions, serveDefaults } from '../services/common/options.js';
+import { poolOptions } from '../services/common/pools.js';
 import { parseTargets, resolveLoadOptions } from '../services/loadgen/options.js';
 import { configErrorOf as configError, runLab, startVariant } from './helpers.js';
 
 describe('lab serve configuration', () => {
   it('merges values over the defaults', () => {
     assert.deepEqual(resolveServeOptions({}), serveDefaults);
-    const options = resolveServeOptions({ port: '0', poolSize: '3', fibMaxN: 78, maxConnections: '' });
+    const options = resolveServeOptions({ port: '0', fibMaxN: 78, maxConnections: '', idleTimeoutMs: '300' });
     assert.equal(options.port, 0);
-    assert.equal(options.poolSize, 3);
     assert.equal(options.fibMaxN, 78);
     assert.equal(options.maxConnections, null);
+    assert.equal(options.idleTimeoutMs, 300);
+    assert.deepEqual(resolveOptions(poolOptions, { poolSize: '3' }), { poolSize: 3, maxQueue: 1024, poolFollowsQuota: false });
   });
 
   it('names the option in every guard', () => {
@@ -26,7 +28,7 @@ describe('lab serve configuration', () => {
       /--fib-max-n \(FIB_MAX_N\).*0 to 78/,
     );
     assert.match(
-      configError(() => resolveServeOptions({ poolSize: '0' })),
+      configError(() => resolveOptions(poolOptions, { poolSize: '0' })),
       /--pool-size \(POOL_SIZE\)/,
     );
     assert.match(
@@ -57,6 +59,31 @@ describe('lab serve configuration', () => {
       assert.match(stderr, pattern);
     });
   }
+
+  it("refuses another variant's option given on the command line, naming it (exit 2), but ignores it in the environment", async () => {
+    const { code, stderr } = await runLab(['serve', 'eventloop', '--pool-size', '3', '--port', '0', '--metrics-port', '0']);
+    assert.equal(code, 2, stderr);
+    assert.match(stderr, /--pool-size \(POOL_SIZE\): an option of threadpool, processpool; eventloop has no such option/);
+    const server = await startVariant('eventloop', { POOL_SIZE: '3', GIL_SWITCH_MS: '7' });
+    await server.stop();
+  });
+
+  it('shows each option with its default and variable in --help; --version; usage errors exit 2', async () => {
+    const help = await runLab(['serve', '--help']);
+    assert.equal(help.code, 0);
+    const text = help.stdout.replace(/\s+/g, ' '); // however commander wraps it
+    assert.match(text, /--drain-timeout-ms <ms> on SIGTERM, [^(]*\(default: 10000\) \(env: DRAIN_TIMEOUT_MS\)/);
+    assert.match(
+      text,
+      /--pool-size <n> workers in the pool \(default: the CPU quota, rounded up\) \[threadpool, processpool\] \(env: POOL_SIZE\)/,
+    );
+    const version = await runLab(['--version']);
+    assert.equal(version.code, 0);
+    assert.match(version.stdout, /^\d+\.\d+\.\d+\n$/);
+    const usage = await runLab(['serve']);
+    assert.equal(usage.code, 2, usage.stderr);
+    assert.match(usage.stderr, /missing required argument 'variant'/);
+  });
 
   it('exits non-zero with one line when the port is taken', async () => {
     const first = await startVariant('eventloop');

@@ -1,4 +1,4 @@
-// The generated dashboards: committed JSON equals the generator's output, uids and panel ids are
+// The generated dashboards (test/generated.test.ts checks the committed JSON): uids and panel ids are
 // unique, every panel describes itself, and every query uses metrics the lab really exports.
 
 import assert from 'node:assert/strict';
@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { describe, it } from 'node:test';
 import { DASHBOARDS, DATASOURCE, allQueries, renderDashboard } from '../grafana/src/dashboards.js';
-import { DASHBOARD_DIR } from '../grafana/src/generate.js';
+import { ROOT } from '../tools/generate.js';
 import { createLoadgenMetrics, createServerMetrics, registerGeneratorMetrics } from '../services/common/metrics.js';
 import { CgroupReader } from '../services/common/cgroup.js';
 
@@ -81,16 +81,13 @@ const PROMQL_WORDS = new Set([
   'vector',
   'time',
   'topk',
+  'sort_desc',
+  'phase',
+  'quantile',
+  'clamp_max',
 ]);
 
 describe('dashboards', () => {
-  it('committed JSON matches the generator (run `make dashboards` after editing grafana/src)', () => {
-    for (const spec of DASHBOARDS) {
-      const committed = readFileSync(`${DASHBOARD_DIR}${spec.file}`, 'utf8');
-      assert.equal(committed, renderDashboard(spec), `${spec.file} drifted from grafana/src/dashboards.ts`);
-    }
-  });
-
   it('has unique dashboard uids, unique panel ids and a description on every panel', () => {
     const uids = DASHBOARDS.map((d) => d.uid);
     assert.equal(new Set(uids).size, uids.length, `duplicate uid in ${uids}`);
@@ -140,7 +137,7 @@ describe('dashboards', () => {
   });
 
   it('the provisioned datasource has the uid the panels use', () => {
-    const provisioning = readFileSync(`${DASHBOARD_DIR}../provisioning/datasources/prometheus.yml`, 'utf8');
+    const provisioning = readFileSync(`${ROOT}grafana/provisioning/datasources/prometheus.yml`, 'utf8');
     assert.match(provisioning, new RegExp(`uid: ${DATASOURCE.uid}\\b`));
   });
 });

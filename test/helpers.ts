@@ -197,6 +197,62 @@ export async function metricsOf(server: RunningVariant): Promise<string> {
   return (await fetchText(`http://127.0.0.1:${server.metricsPort}/metrics`)).body;
 }
 
+/**
+ * Polls `check` until it returns null (the state is reached) or the deadline passes; then fails
+ * with its last complaint. The way a test waits: for a state, never for a fixed time.
+ */
+export async function waitUntil(
+  what: string,
+  check: () => Promise<string | null> | string | null,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  let complaint: string | null = 'never checked';
+  while (performance.now() < deadline) {
+    complaint = await Promise.resolve()
+      .then(check)
+      .catch((error: Error) => error.message);
+    if (complaint === null) return;
+    await sleep(10);
+  }
+  assert.fail(`${what}: not reached within ${timeoutMs} ms: ${complaint}`);
+}
+
+/** Waits until a sample of the server's /metrics satisfies `ok` (e.g. a request in flight). */
+export async function waitForMetric(
+  server: RunningVariant,
+  name: string,
+  ok: (value: number) => boolean,
+  labels: Record<string, string> = {},
+  timeoutMs = 10_000,
+): Promise<number> {
+  let value = NaN;
+  await waitUntil(
+    `${name}${JSON.stringify(labels)}`,
+    async () => {
+      value = sample(await metricsOf(server), name, labels);
+      return ok(value) ? null : `last value ${value}`;
+    },
+    timeoutMs,
+  );
+  return value;
+}
+
+/**
+ * Sends `1` and `n` pipelined and waits for fib(1)'s reply: by then fib(n) has started (a server
+ * writes the replies before a long fib starts; see WRITE_TOGETHER_MAX_N). Works where /metrics
+ * cannot answer while fib runs on the event loop.
+ */
+export async function startLongRequest(client: TestClient, n: number): Promise<void> {
+  await client.write(`1\n${n}\n`);
+  assert.equal(await client.line(), 'fib: 1');
+}
+
+/** Waits until the server has a request in flight (it has read it and started on it). */
+export function waitForInFlight(server: RunningVariant, count = 1): Promise<number> {
+  return waitForMetric(server, 'fib_inflight_requests', (value) => value >= count);
+}
+
 /** CPU time (user + system) of a process and all its live descendants, in seconds (Linux). */
 export function treeCpuSeconds(root: number): number {
   let total = cpuSeconds(root);

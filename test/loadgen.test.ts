@@ -6,6 +6,8 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
+import type { LoadReport } from '../services/loadgen/report.js';
+import type { SearchResult } from '../services/loadgen/search.js';
 import {
   CLI,
   fetchText,
@@ -16,6 +18,8 @@ import {
   writeScenario,
   type RunningVariant,
 } from './helpers.js';
+
+const readReport = (json: string) => JSON.parse(json) as LoadReport;
 
 /** Starts a long-running `lab load` with --metrics-port 0 and resolves with its HTTP port. */
 async function startLoadServer(args: string[]) {
@@ -56,10 +60,10 @@ describe('lab load', () => {
       '--json',
     ]);
     assert.equal(code, 0, stderr);
-    const report = JSON.parse(stdout);
+    const report = readReport(stdout);
     assert.equal(report.scenario.name, 'perf1+perf2');
     assert.equal(report.phases.length, 1);
-    const [phase] = report.phases;
+    const phase = report.phases[0]!;
     assert.ok(phase.durationSeconds >= 1.9 && phase.durationSeconds < 3, `durationSeconds ${phase.durationSeconds}`);
     assert.equal(typeof phase.generator.cpuCores, 'number');
     assert.equal(phase.generator.generatorBound, false, JSON.stringify(phase.generator));
@@ -136,10 +140,11 @@ describe('lab load', () => {
       '--json',
     ]);
     assert.equal(code, 0, stderr);
-    const short = JSON.parse(stdout).results.find((r: { probe: string }) => r.probe === 'short');
-    const phases = Object.fromEntries(
-      short.phases.map((p: { phase: string; requestsPerSecond: number; seconds: number }) => [p.phase, p]),
-    );
+    const short = readReport(stdout).results.find((r) => r.probe === 'short')!;
+    const phases = Object.fromEntries(short.phases.map((p) => [p.phase, p])) as Record<
+      '0 long' | '1 long',
+      (typeof short.phases)[number]
+    >;
     assert.deepEqual(Object.keys(phases).sort(), ['0 long', '1 long']);
     assert.ok(
       Math.abs(phases['1 long'].seconds - 1) < 0.2,
@@ -167,9 +172,9 @@ describe('lab load', () => {
       '--json',
     ]);
     assert.equal(code, 0, stderr);
-    const [result] = JSON.parse(stdout).results;
+    const result = readReport(stdout).results[0]!;
     // The event loop answers four identical closed loops in turn: each gets a fair share.
-    assert.ok(result.fairness > 0.9 && result.fairness <= 1, `fairness ${result.fairness}`);
+    assert.ok(result.fairness !== null && result.fairness > 0.9 && result.fairness <= 1, `fairness ${result.fairness}`);
   });
 
   it('opens a connection per request when the target asks for it', async () => {
@@ -182,7 +187,7 @@ describe('lab load', () => {
       '--json',
     ]);
     assert.equal(code, 0, stderr);
-    const [result] = JSON.parse(stdout).results;
+    const result = readReport(stdout).results[0]!;
     assert.ok(result.requests > 10 && result.ok === result.requests, JSON.stringify(result.errors));
   });
 
@@ -200,14 +205,14 @@ describe('lab load', () => {
         '--json',
       ]);
       assert.equal(code, 0, stderr);
-      const [result] = JSON.parse(stdout).results;
+      const result = readReport(stdout).results[0]!;
       assert.ok(result.ok > 0 && result.ok === result.requests, JSON.stringify(result));
     } finally {
       await talk.close();
     }
     // The lab's own servers answer legacy clients per chunk, too.
     const { stdout } = await runLab(['load', '--target', `ev=127.0.0.1:${server.port}?legacy`, '--duration', '1s', '--json']);
-    const [result] = JSON.parse(stdout).results;
+    const result = readReport(stdout).results[0]!;
     assert.ok(result.ok > 0 && result.ok === result.requests, JSON.stringify(result));
   });
 
@@ -216,9 +221,9 @@ describe('lab load', () => {
     const port = refusing.port;
     await refusing.stop();
     const { code, stdout } = await runLab(['load', '--target', `gone=127.0.0.1:${port}`, '--duration', '1s', '--json']);
-    assert.equal(code, 0);
-    const [result] = JSON.parse(stdout).results;
-    assert.ok(result.errors.connect_error >= 1, JSON.stringify(result));
+    assert.equal(code, 1, 'nothing was answered: the run failed (its report is still printed)');
+    const result = readReport(stdout).results[0]!;
+    assert.ok((result.errors.connect_error ?? 0) >= 1, JSON.stringify(result));
     assert.equal(result.ok, 0);
   });
 
@@ -247,22 +252,23 @@ describe('lab load', () => {
         '--json',
       ]);
       assert.equal(code, 0, stderr);
-      const report = JSON.parse(stdout);
-      const [result] = report.results;
-      const shown = `corrected p99 ${result.latencyMs.p99} ms, uncorrected p99 ${result.uncorrectedLatencyMs.p99} ms, stall ${stallMs} ms, ${result.requests} requests`;
+      const report = readReport(stdout);
+      const result = report.results[0]!;
+      const uncorrected = result.uncorrectedLatencyMs!;
+      const shown = `corrected p99 ${result.latencyMs.p99} ms, uncorrected p99 ${uncorrected.p99} ms, stall ${stallMs} ms, ${result.requests} requests`;
       console.log(`open loop against a stalling server: ${shown}`);
       assert.ok(stalling.stalled(), 'the server stalled during the run');
       assert.ok(result.requests >= 700, `the schedule kept going: ${shown}`);
       assert.ok(result.latencyMs.p99 >= stallMs / 2, `the corrected p99 must show the stall: ${shown}`);
-      assert.ok(result.uncorrectedLatencyMs.p99 < stallMs / 10, `the uncorrected p99 must be far below it: ${shown}`);
+      assert.ok(uncorrected.p99 < stallMs / 10, `the uncorrected p99 must be far below it: ${shown}`);
       assert.ok(
-        result.queueWaitMs.max >= stallMs / 2,
+        result.queueWaitMs!.max >= stallMs / 2,
         `the wait for the stalled connection is queue wait: ${JSON.stringify(result.queueWaitMs)}`,
       );
       assert.equal(
-        report.phases[0].generator.generatorBound,
+        report.phases[0]!.generator.generatorBound,
         false,
-        `a stalling server never makes the run generator-bound: ${JSON.stringify(report.phases[0].generator)}`,
+        `a stalling server never makes the run generator-bound: ${JSON.stringify(report.phases[0]!.generator)}`,
       );
     } finally {
       await stalling.close();
@@ -307,7 +313,7 @@ describe('lab load', () => {
       '--json',
     ]);
     assert.equal(code, 0, stderr);
-    const report = JSON.parse(stdout);
+    const report = readReport(stdout);
     assert.deepEqual(
       report.phases.map((p: { targets: string[] }) => p.targets),
       [['eventloop'], ['threadpool']],
@@ -336,16 +342,19 @@ describe('lab load', () => {
       '--json',
     ]);
     assert.equal(code, 0, stderr);
-    const [result] = JSON.parse(stdout).search;
-    const rates = result.steps.map((s: { rate: number }) => s.rate);
+    const result = (JSON.parse(stdout) as { search: SearchResult[] }).search[0]!;
+    const rates = result.steps.map((s) => s.rate);
     assert.ok(rates.length >= 2, `several steps: ${JSON.stringify(result)}`);
     for (let i = 1; i < rates.length; i++)
-      assert.ok(Math.abs(rates[i] / rates[i - 1] - 1.5) < 1e-9, `each step 1.5x the last: ${rates}`);
-    const last = result.steps[result.steps.length - 1];
+      assert.ok(Math.abs(rates[i]! / rates[i - 1]! - 1.5) < 1e-9, `each step 1.5x the last: ${rates}`);
+    const last = result.steps[result.steps.length - 1]!;
     assert.equal(last.passed, false, 'the search ends on the first failing step');
-    assert.ok(result.steps.slice(0, -1).every((s: { passed: boolean }) => s.passed));
+    assert.ok(result.steps.slice(0, -1).every((s) => s.passed));
     // fib(30) takes ~4 ms on one event loop: it cannot serve much more than 250 per second.
-    assert.ok(result.kneeRate >= 20 && result.kneeRate < 400, `knee ${result.kneeRate}: ${JSON.stringify(result.steps)}`);
+    assert.ok(
+      result.kneeRate !== null && result.kneeRate >= 20 && result.kneeRate < 400,
+      `knee ${result.kneeRate}: ${JSON.stringify(result.steps)}`,
+    );
     assert.match(result.stoppedBecause, /p99|error rate/);
   });
 
@@ -374,10 +383,14 @@ describe('lab load', () => {
       assert.match(body, /^loadgen_schedule_lag_seconds_count 0$/m);
       assert.equal((await fetchText(`${base}/healthz`)).status, 200);
 
-      const state = JSON.parse((await fetchText(`${base}/scenario`)).body);
+      const state = JSON.parse((await fetchText(`${base}/scenario`)).body) as {
+        scenario: { spec: string };
+        targets: string[];
+        stats: Array<{ probe: string }>;
+      };
       assert.equal(state.scenario.spec, 'perf2');
       assert.deepEqual(state.targets, ['ev']);
-      assert.equal(state.stats[0].probe, 'short');
+      assert.equal(state.stats[0]!.probe, 'short');
 
       const put = (payload: unknown) => fetch(`${base}/scenario`, { method: 'PUT', body: JSON.stringify(payload) });
       const switched = await put({ scenario: 'perf1', think: null });

@@ -2,7 +2,8 @@
 // queries (the specs below), then built into Grafana's classic dashboard JSON with the Grafana
 // Foundation SDK. The same specs feed the stack test, which runs every query against the
 // stack's real Prometheus. Queries select variants with $variant and group by `variant` (or
-// repeat a panel per variant), so a new variant shows up everywhere without an edit here.
+// repeat a panel per variant); which panels apply to which variants is read from the variant
+// table (services/variants.ts), so a new variant needs an edit here only for a panel of its own.
 
 import * as common from '@grafana/grafana-foundation-sdk/common';
 import {
@@ -22,7 +23,9 @@ import {
   YAxisConfigBuilder,
 } from '@grafana/grafana-foundation-sdk/heatmap';
 import { DataqueryBuilder, PromQueryFormat } from '@grafana/grafana-foundation-sdk/prometheus';
+import { PanelBuilder as BarGaugeBuilder } from '@grafana/grafana-foundation-sdk/bargauge';
 import { PanelBuilder as TimeseriesBuilder } from '@grafana/grafana-foundation-sdk/timeseries';
+import { VARIANTS } from '../../services/variants.js';
 
 /** The provisioned datasource (grafana/provisioning/datasources/prometheus.yml). */
 export const DATASOURCE = { type: 'prometheus', uid: 'lab-prometheus' } as const;
@@ -41,7 +44,8 @@ export interface PanelSpec {
   /** One sentence: what to look for. */
   description: string;
   unit: string;
-  kind?: 'timeseries' | 'heatmap';
+  /** A time series (default); a heatmap of histogram buckets; or bars of each series' last value (instant queries). */
+  kind?: 'timeseries' | 'heatmap' | 'bargauge';
   queries: QuerySpec[];
   /** Grafana repeats the panel for each selected variant; its queries select `variant="$variant"`. */
   repeat?: boolean;
@@ -55,6 +59,8 @@ export interface PanelSpec {
   wide?: boolean;
   /** About the lab itself (the load generator), not about any variant: no $variant. */
   global?: boolean;
+  /** Bar gauges: the end of the scale (values past it fill the bar). */
+  max?: number;
 }
 
 export interface RowSpec {
@@ -70,6 +76,8 @@ export interface DashboardSpec {
   file: string;
   /** `multi`: compare any set of variants (all by default); `single`: look at one. */
   variable: 'multi' | 'single';
+  /** Marks the spotlight's phases (hogs joining and leaving) on every time series. */
+  spotlightAnnotations?: boolean;
   rows: RowSpec[];
 }
 
@@ -77,12 +85,14 @@ export interface DashboardSpec {
 const V = 'variant=~"$variant"';
 /** Selects the one variant of a repeated panel or a single-variant dashboard. */
 const ONE = 'variant="$variant"';
+/** The load generator's background load, without the spotlight's bursts. */
+const BG = 'scenario!="spotlight"';
 const rate = (metric: string, filter: string) => `rate(${metric}{${filter}}[$__rate_interval])`;
 const quantile = (q: number, metric: string, by: string, filter: string) =>
   `histogram_quantile(${q}, sum by (${by}le) (${rate(`${metric}_bucket`, filter)}))`;
 
-/** Variants with a fixed set of workers, which export per-worker request series. */
-const SINGLE_OR_PER_CONNECTION = ['sync', 'eventloop', 'generators', 'threads', 'processes', 'gil'];
+/** Variants without a fixed set of workers: no per-worker series. */
+const WITHOUT_WORKER_SET = VARIANTS.filter((v) => v.parallelism !== 'fixed-workers').map((v) => v.name);
 
 const cpuPanels = (filter: string, by: string): PanelSpec[] => [
   {
@@ -120,21 +130,151 @@ const cpuPanels = (filter: string, by: string): PanelSpec[] => [
   },
 ];
 
+const collapsePanel: PanelSpec = {
+  title: 'Collapse: how far perf2 falls beside one long request',
+  description:
+    'perf2 (fib(1) in a loop) alone, divided by perf2 while one perf1 hog (fib(30) in a loop) runs, measured on each variant alone in its turn: about 1 where the model keeps short requests moving (threads, the pools, processes), 10 and more where one long request stalls everyone (eventloop, gil, sync; 1000 here means none answered at all).',
+  unit: 'x',
+  kind: 'bargauge',
+  max: 1000,
+  queries: [{ expr: `sort_desc(clamp_max(loadgen_lesson_collapse_ratio{${V}}, 1000))`, legend: '{{variant}}' }],
+};
+
+const p99Panel: PanelSpec = {
+  title: 'perf2 p99: alone, then beside one long request',
+  description:
+    'The slowest fib(1) (p99) in each phase of the last turn: beside a hog it becomes a whole fib(30) where the hog blocks the loop or holds the lock, and stays microseconds where another core or worker takes the hog.',
+  unit: 's',
+  kind: 'bargauge',
+  queries: [
+    { expr: `loadgen_lesson_short_latency_seconds{${V}, phase="alone", quantile="0.99"}`, legend: '{{variant}} alone' },
+    {
+      expr: `loadgen_lesson_short_latency_seconds{${V}, phase="beside_one_long", quantile="0.99"}`,
+      legend: '{{variant}} beside one long',
+      exempt: 'errors',
+    },
+  ],
+};
+
+const livePanel: PanelSpec = {
+  title: "The spotlight live: perf2's fib(1) rate as the hogs join and leave",
+  description:
+    'The variant in the spotlight, second by second (the purple regions are its phases): perf2 alone, then with one hog, then with a hog per worker. On eventloop and gil the rate falls to a few hundred per second the moment the hog joins; on threads it does not notice.',
+  unit: 'reqps',
+  wide: true,
+  queries: [
+    {
+      expr: `sum by (variant) (rate(loadgen_requests_total{${V}, scenario="spotlight", probe="short", outcome="ok"}[$__rate_interval]))`,
+      legend: '{{variant}} perf2',
+    },
+    {
+      expr: `sum by (variant) (rate(loadgen_requests_total{${V}, scenario="spotlight", probe="long", outcome="ok"}[$__rate_interval]))`,
+      legend: '{{variant}} hogs (fib(30))',
+    },
+  ],
+};
+
+/**
+ * The spotlight's lesson figures: the talk's experiment run on each variant alone, in rotation
+ * (services/loadgen/spotlight.ts), kept per variant until its next turn.
+ */
+const lessonRow: RowSpec = {
+  title: "The lessons at a glance: the talk's experiment, one variant at a time (the spotlight)",
+  panels: [
+    collapsePanel,
+    p99Panel,
+    {
+      title: 'perf2 p50: alone, then beside one long request',
+      description:
+        'The typical fib(1) in each phase: where it grows beside a hog, every short request waits, not only the unlucky ones (eventloop, gil); where it stays, the hog runs elsewhere.',
+      unit: 's',
+      kind: 'bargauge',
+      queries: [
+        { expr: `loadgen_lesson_short_latency_seconds{${V}, phase="alone", quantile="0.5"}`, legend: '{{variant}} alone' },
+        {
+          expr: `loadgen_lesson_short_latency_seconds{${V}, phase="beside_one_long", quantile="0.5"}`,
+          legend: '{{variant}} beside one long',
+          exempt: 'errors',
+        },
+      ],
+    },
+    {
+      title: 'perf2 beside as many hogs as workers',
+      description:
+        "Pools, cluster and the per-connection variants: once every worker (or core) has a hog, perf2 drops too. The pool was sized for the quota; the figure is perf2's rate alone against beside all workers long.",
+      unit: 'reqps',
+      kind: 'bargauge',
+      notFor: VARIANTS.filter((v) => v.parallelism === 'single').map((v) => v.name),
+      queries: [
+        {
+          expr: `loadgen_lesson_short_requests_per_second{${V}, phase="alone"} and on (variant) loadgen_lesson_short_requests_per_second{${V}, phase="beside_all_workers_long"}`,
+          legend: '{{variant}} alone',
+        },
+        {
+          expr: `loadgen_lesson_short_requests_per_second{${V}, phase="beside_all_workers_long"}`,
+          legend: '{{variant}} beside all workers long',
+        },
+      ],
+    },
+    {
+      title: 'The CPU quota and workers each variant was measured with',
+      description:
+        'The quota (cores) during its last turn, and how many hogs ran in its last phase (its workers, or its cores for a thread or process per connection): change a quota with lab cpus and the next turn shows what it buys.',
+      unit: 'none',
+      kind: 'bargauge',
+      queries: [
+        { expr: `loadgen_lesson_cpu_quota_cores{${V}}`, legend: '{{variant}} quota (cores)' },
+        { expr: `loadgen_lesson_workers{${V}}`, legend: '{{variant}} hogs in the last phase' },
+      ],
+    },
+    {
+      title: 'How old each figure is, and whether the generator could keep up',
+      description:
+        "Seconds since each variant's last turn ended (a rotation takes a few minutes), and 1 where the load generator itself was the bottleneck during it (then the figures describe the generator, not the variant).",
+      unit: 's',
+      kind: 'bargauge',
+      queries: [
+        { expr: `time() - loadgen_lesson_timestamp_seconds{${V}}`, legend: '{{variant}} age' },
+        { expr: `loadgen_lesson_generator_bound{${V}}`, legend: '{{variant}} generator-bound' },
+      ],
+    },
+    livePanel,
+    {
+      title: 'Event-loop delay p99 of each variant',
+      description:
+        "How late each variant's event loop runs its timers: the signature of blocking that server-side request timing cannot see (a request waiting in the kernel while the loop computes is stamped only when read). A fib(30) on the loop shows as milliseconds (eventloop, sync, a cluster worker); threads, pools and gil keep the loop free.",
+      unit: 's',
+      queries: [{ expr: `max by (variant) (nodejs_eventloop_lag_p99_seconds{${V}})`, legend: '{{variant}}' }],
+    },
+    {
+      title: 'Workers that served in each phase (pools and cluster)',
+      description:
+        "How many of a fixed set of workers computed requests in each phase. cluster balances connections, not requests: beside one hog, perf2's connection lands on the hog's worker (1 used: it waits behind every fib(30), a large collapse) or on the other (2 used: unaffected). Which one is chance, from turn to turn.",
+      unit: 'none',
+      kind: 'bargauge',
+      notFor: VARIANTS.filter((v) => v.parallelism !== 'fixed-workers').map((v) => v.name),
+      queries: [{ expr: `loadgen_lesson_workers_used{${V}}`, legend: '{{variant}} {{phase}}' }],
+    },
+  ],
+};
+
 export const LAB_OVERVIEW: DashboardSpec = {
   uid: 'lab-overview',
   title: 'Concurrency lab: overview',
   description:
-    'Every variant side by side on the same axes: throughput, latency on both sides, CPU against quota, memory, event loops and queues.',
+    "The lessons at a glance (the talk's experiment on each variant in turn), then every variant side by side under the light background load: throughput, latency on both sides, CPU against quota, memory, event loops and queues.",
   file: 'lab-overview.json',
   variable: 'multi',
+  spotlightAnnotations: true,
   rows: [
+    lessonRow,
     {
-      title: 'Server side: line received -> reply written',
+      title: 'Server side, under the light background load: line received -> reply written',
       panels: [
         {
           title: 'Requests per second',
           description:
-            "Replies per second each variant writes; under the lab's light load they all follow the load generator, so a variant that falls behind is one that cannot keep up.",
+            "Replies per second each variant writes; under the lab's light background load they all follow the load generator (the spotlight adds bursts on the variant it measures).",
           unit: 'reqps',
           queries: [{ expr: `sum by (variant) (${rate('fib_requests_total', V)})`, legend: '{{variant}}' }],
         },
@@ -148,7 +288,7 @@ export const LAB_OVERVIEW: DashboardSpec = {
         {
           title: 'Server latency p99',
           description:
-            'The slow tail: where a short request can land behind a fib(30) (eventloop, sync, gil), the p99 is a fib(30) or a switch interval.',
+            "The slow tail, server side (it includes the spotlight's bursts): where a short request lands behind a fib(30) on a blocked loop, the server stamps it only once read, so a loop's blocking barely shows here; see event-loop delay.",
           unit: 's',
           queries: [{ expr: quantile(0.99, 'fib_request_duration_seconds', 'variant, ', V), legend: '{{variant}}' }],
         },
@@ -167,14 +307,19 @@ export const LAB_OVERVIEW: DashboardSpec = {
       ],
     },
     {
-      title: 'Client side: what the load generator sees (send -> reply received)',
+      title: 'Client side, under the background load: what the load generator sees (send -> reply received)',
       panels: [
         {
           title: 'Requests per second by probe',
           description:
             'Completed requests per variant and probe (long = fib(30), short = fib(1)); a variant that stalls short requests completes fewer of them.',
           unit: 'reqps',
-          queries: [{ expr: `sum by (variant, probe) (${rate('loadgen_requests_total', V)})`, legend: '{{variant}} {{probe}}' }],
+          queries: [
+            {
+              expr: `sum by (variant, probe) (${rate('loadgen_requests_total', `${V}, ${BG}`)})`,
+              legend: '{{variant}} {{probe}}',
+            },
+          ],
         },
         {
           title: 'Client latency p50 by probe',
@@ -182,16 +327,22 @@ export const LAB_OVERVIEW: DashboardSpec = {
             'Typical latency as the client sees it, including the network and the wait to be read: compare the short probe across variants.',
           unit: 's',
           queries: [
-            { expr: quantile(0.5, 'loadgen_request_duration_seconds', 'variant, probe, ', V), legend: '{{variant}} {{probe}}' },
+            {
+              expr: quantile(0.5, 'loadgen_request_duration_seconds', 'variant, probe, ', `${V}, ${BG}`),
+              legend: '{{variant}} {{probe}}',
+            },
           ],
         },
         {
           title: 'Client latency p99 by probe',
           description:
-            'Head-of-line blocking shows here: short requests as slow as long ones on the variants where one computation holds up the rest.',
+            'Under the light background load requests rarely meet, so head-of-line blocking shows only in the tail, if at all; the spotlight row above measures it.',
           unit: 's',
           queries: [
-            { expr: quantile(0.99, 'loadgen_request_duration_seconds', 'variant, probe, ', V), legend: '{{variant}} {{probe}}' },
+            {
+              expr: quantile(0.99, 'loadgen_request_duration_seconds', 'variant, probe, ', `${V}, ${BG}`),
+              legend: '{{variant}} {{probe}}',
+            },
           ],
         },
         {
@@ -297,7 +448,7 @@ export const LAB_HEATMAPS: DashboardSpec = {
       ],
     },
     {
-      title: 'Client side: short requests (fib(1)) as the load generator sees them',
+      title: 'Client side, under the background load: short requests (fib(1)) as the load generator sees them',
       panels: [
         {
           title: 'Short requests: $variant',
@@ -308,7 +459,7 @@ export const LAB_HEATMAPS: DashboardSpec = {
           repeat: true,
           queries: [
             {
-              expr: `sum by (le) (rate(loadgen_request_duration_seconds_bucket{${ONE}, probe="short"}[$__rate_interval]))`,
+              expr: `sum by (le) (rate(loadgen_request_duration_seconds_bucket{${ONE}, ${BG}, probe="short"}[$__rate_interval]))`,
               legend: '{{le}}',
               format: 'heatmap',
             },
@@ -325,18 +476,23 @@ export const LAB_TALK_DEMO: DashboardSpec = {
   description: "Beazley's perf2-during-perf1 demo for every variant: what happens to short requests while long ones run.",
   file: 'lab-talk-demo.json',
   variable: 'multi',
+  spotlightAnnotations: true,
   rows: [
     {
-      title: 'Short requests (perf2, fib(1)) while long ones (perf1, fib(30)) run',
+      title: "The talk's experiment on each variant alone, in rotation (the spotlight)",
+      panels: [collapsePanel, p99Panel, livePanel],
+    },
+    {
+      title: 'Under the light background load: short requests (perf2, fib(1)) while long ones (perf1, fib(30)) run',
       panels: [
         {
           title: 'Short requests per second',
           description:
-            "perf2's throughput: with the lab's think time it is capped by the load generator, so a variant below the others is one where short requests wait.",
+            "perf2's throughput under the background load: its think time caps it at a few per second per variant, so only a variant that stalls badly falls below the others (the spotlight measures perf2 flat out).",
           unit: 'reqps',
           queries: [
             {
-              expr: `sum by (variant) (rate(loadgen_requests_total{${V}, probe="short", outcome="ok"}[$__rate_interval]))`,
+              expr: `sum by (variant) (rate(loadgen_requests_total{${V}, ${BG}, probe="short", outcome="ok"}[$__rate_interval]))`,
               legend: '{{variant}}',
             },
           ],
@@ -344,7 +500,7 @@ export const LAB_TALK_DEMO: DashboardSpec = {
         {
           title: 'Short request latency p50',
           description:
-            'The typical fib(1): microseconds where it runs beside fib(30), milliseconds where it waits for it (eventloop, sync) or for a lock (gil).',
+            'The typical fib(1) under the background load: with a think time between requests, a short request rarely meets a long one, so this stays small for every variant; the spotlight row measures the collision.',
           unit: 's',
           queries: [
             { expr: `variant_probe:loadgen_request_duration_seconds:p50_30s{${V}, probe="short"}`, legend: '{{variant}}' },
@@ -353,7 +509,7 @@ export const LAB_TALK_DEMO: DashboardSpec = {
         {
           title: 'Short request latency p99',
           description:
-            'The unlucky fib(1): on generators it stays a few slices, on gil about one switch interval, on eventloop a whole fib(30).',
+            'The unlucky fib(1) under the background load: about one short request in sixty meets a fib(30), so the p99 may reach a fib(30) on eventloop and sync or a switch interval on gil; the spotlight measures it reliably.',
           unit: 's',
           queries: [
             { expr: `variant_probe:loadgen_request_duration_seconds:p99_30s{${V}, probe="short"}`, legend: '{{variant}}' },
@@ -362,7 +518,7 @@ export const LAB_TALK_DEMO: DashboardSpec = {
         {
           title: 'Short / long latency (p50)',
           description:
-            'How much of a long request a short one costs: near 1 the short request waits for the whole long one, near 0 they do not meet.',
+            'How much of a long request a typical short one costs under the background load: near 0 for every variant while they rarely meet; the spotlight row shows the cost when they do.',
           unit: 'none',
           queries: [
             {
@@ -457,8 +613,14 @@ export const LAB_VARIANT: DashboardSpec = {
             'The same requests as the load generator sees them, per probe: the gap to the server-side latency is the network and the wait to be read.',
           unit: 's',
           queries: [
-            { expr: quantile(0.5, 'loadgen_request_duration_seconds', 'probe, ', ONE), legend: '{{probe}} p50' },
-            { expr: quantile(0.99, 'loadgen_request_duration_seconds', 'probe, ', ONE), legend: '{{probe}} p99' },
+            {
+              expr: quantile(0.5, 'loadgen_request_duration_seconds', 'scenario, probe, ', ONE),
+              legend: '{{scenario}} {{probe}} p50',
+            },
+            {
+              expr: quantile(0.99, 'loadgen_request_duration_seconds', 'scenario, probe, ', ONE),
+              legend: '{{scenario}} {{probe}} p99',
+            },
           ],
         },
       ],
@@ -487,7 +649,7 @@ export const LAB_VARIANT: DashboardSpec = {
           description:
             'How the work spreads over a fixed set of workers: even for pools under many requests, one connection per worker for cluster.',
           unit: 'reqps',
-          notFor: SINGLE_OR_PER_CONNECTION,
+          notFor: WITHOUT_WORKER_SET,
           queries: [{ expr: `sum by (worker) (${rate('fib_worker_requests_total', ONE)})`, legend: 'worker {{worker}}' }],
         },
         {
@@ -582,7 +744,7 @@ export function buildDashboard(spec: DashboardSpec): object {
         .allValue('.+')
         .current(single ? { text: 'eventloop', value: 'eventloop' } : { text: ['All'], value: ['$__all'] }),
     )
-    // A CPU quota change (docker update --cpus, or .env and make up) marks every time series.
+    // A CPU quota change (lab cpus, docker update --cpus, or .env and make up) marks every time series.
     .annotation(
       new AnnotationQueryBuilder()
         .name('CPU quota changes')
@@ -595,6 +757,21 @@ export function buildDashboard(spec: DashboardSpec): object {
         .textFormat('See "Cores used against the CPU quota"')
         .tagKeys('variant'),
     );
+  if (spec.spotlightAnnotations) {
+    // Regions while each phase of the spotlight runs: perf2 alone, then with the hogs.
+    builder.annotation(
+      new AnnotationQueryBuilder()
+        .name('Spotlight phases')
+        .datasource(DATASOURCE)
+        .enable(true)
+        .iconColor('purple')
+        .expr(`loadgen_spotlight_phase{${single ? ONE : V}} == 1`)
+        .step('2s')
+        .titleFormat('spotlight on {{variant}}: {{phase}}')
+        .textFormat('alone: perf2 only; beside_one_long: one perf1 hog joined; beside_all_workers_long: a hog per worker')
+        .tagKeys('variant,phase'),
+    );
+  }
   let y = 0;
   for (const row of spec.rows) {
     builder.withRow(new RowBuilder(row.title).gridPos({ x: 0, y, w: 24, h: 1 }));
@@ -623,11 +800,28 @@ function targets(panel: PanelSpec): DataqueryBuilder[] {
       .expr(query.expr)
       .legendFormat(query.legend)
       .refId(String.fromCharCode(65 + i));
+    if (panel.kind === 'bargauge') return target.instant();
     return query.format === 'heatmap' ? target.format(PromQueryFormat.Heatmap).range() : target.range();
   });
 }
 
-function buildPanel(panel: PanelSpec): TimeseriesBuilder | HeatmapBuilder {
+function buildPanel(panel: PanelSpec): TimeseriesBuilder | HeatmapBuilder | BarGaugeBuilder {
+  if (panel.kind === 'bargauge') {
+    const bars = new BarGaugeBuilder()
+      .title(panel.title)
+      .description(panel.description)
+      .datasource(DATASOURCE)
+      .unit(panel.unit)
+      .min(0)
+      .orientation(common.VizOrientation.Horizontal)
+      .displayMode(common.BarGaugeDisplayMode.Basic)
+      .valueMode(common.BarGaugeValueMode.Text)
+      .showUnfilled(true)
+      .reduceOptions(new common.ReduceDataOptionsBuilder().calcs(['lastNotNull']).values(false));
+    if (panel.max !== undefined) bars.max(panel.max);
+    for (const target of targets(panel)) bars.withTarget(target);
+    return bars;
+  }
   if (panel.kind === 'heatmap') {
     const heatmap = new HeatmapBuilder()
       .title(panel.title)

@@ -3,65 +3,107 @@
 // the next worker in turn, so load is balanced per connection, not per request: a connection
 // that sends only long requests pins one worker, and short requests on that connection wait
 // behind them while another worker idles. A worker that dies is replaced; its connections close.
+// With POOL_FOLLOWS_QUOTA=1 workers are forked or drained away when the CPU quota changes.
 //
-// The primary runs no fib: it forks and replaces workers, counts the connection cap across the
-// cluster, serves /metrics (its own cgroup figures plus every worker's series, summed with
-// prom-client's AggregatorRegistry; per-worker series keep their `worker` label) and /healthz,
-// and drains the workers on SIGTERM.
+// It plugs in as a process group: the primary runs no fib; it forks and replaces workers, counts
+// the connection cap across the cluster, and gives the shared server (which keeps /metrics,
+// /healthz and the drain) a metrics source that adds its own series (the container's cgroup
+// figures) to every worker's, summed with prom-client's AggregatorRegistry: request series and
+// each worker's own counts (connections open, fib_workers = 1) add up; `worker`-labelled series
+// stay per worker.
 
 import nodeCluster, { type Worker } from 'node:cluster';
-import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { AggregatorRegistry } from 'prom-client';
-import { CgroupReader, defaultParallelism } from '../common/cgroup.js';
-import { createMetricsServer } from '../common/http.js';
-import { createServerMetrics } from '../common/metrics.js';
 import type { ClusterPrimaryMessage, ClusterWorkerMessage } from '../common/messages.js';
-import type { ServeOptions } from '../common/options.js';
-import { inlineExecutor, listen, type RunningServer, type VariantDefinition } from '../common/server.js';
+import { optionalIntOption, type OptionSpecs, type ServeOptions } from '../common/options.js';
+import { followQuota, poolFollowsQuotaOption, startSize } from '../common/pools.js';
+import { defineVariant, type ProcessGroup, type VariantContext } from '../common/plugin.js';
+import { inlineExecutor } from '../common/server.js';
+
+export interface ClusterOptions {
+  /** Worker processes; null sizes the cluster from the CPU quota. */
+  workers: number | null;
+  poolFollowsQuota: boolean;
+}
+
+const clusterOptions: OptionSpecs<ClusterOptions> = {
+  workers: optionalIntOption({
+    flag: '--workers',
+    env: 'WORKERS',
+    description: 'cluster worker processes',
+    defaultText: 'the CPU quota, rounded up',
+    min: 1,
+    max: 256,
+  }),
+  poolFollowsQuota: poolFollowsQuotaOption,
+};
 
 /** How a worker learns its options and index. */
 export const WORKER_ENV = 'LAB_CLUSTER_WORKER';
+export interface WorkerSettings {
+  options: ServeOptions;
+  index: number;
+}
 /** How long the primary waits for a worker's metrics. */
 const COLLECT_TIMEOUT_MS = 2000;
 /** A worker that dies this soon after starting is replaced only after a pause (no crash loop). */
 const QUICK_DEATH_MS = 1000;
+/** After the drain timeout, how long workers get to exit before they are killed. */
+const KILL_GRACE_MS = 5000;
 
-const model = {
-  name: 'cluster',
+const row = {
+  hostPort: 25008,
   model: 'node:cluster, pre-forked workers sharing the listening socket',
   shows: 'connection-level balancing: one hog connection pins one worker',
   // Counted across the cluster; each connection costs its worker a few kilobytes.
-  defaultMaxConnections: 10_000,
+  connectionCap: 10_000,
+  idleTimeoutMs: 300_000,
+  takesTurns: false,
+  interruptible: false,
+  limits: { memory: '768m', pids: 256 },
 };
 
+export const cluster = defineVariant<ClusterOptions>({
+  name: 'cluster',
+  ...row,
+  options: clusterOptions,
+  parallelism: 'fixed-workers',
+  workersOption: 'workers',
+  plugin: { level: 'processes', startProcesses: startWorkers },
+});
+
 /** What each worker runs: the shared server with fib inline, as `eventloop`. */
-export const clusterWorkerVariant: VariantDefinition = { ...model, createExecutor: async () => inlineExecutor() };
+export const clusterWorker = defineVariant({
+  name: 'cluster',
+  ...row,
+  options: {},
+  parallelism: 'single',
+  plugin: { level: 'executor', createExecutor: async () => inlineExecutor() },
+});
 
-export const cluster: VariantDefinition = { ...model, start: startPrimary };
-
-async function startPrimary(options: ServeOptions): Promise<RunningServer> {
-  const cgroup = new CgroupReader();
-  const size = options.workers ?? defaultParallelism(cgroup);
-  const maxConnections = options.maxConnections ?? model.defaultMaxConnections;
-  const metrics = createServerMetrics(model.name, { cgroup });
+async function startWorkers(ctx: VariantContext<ClusterOptions>): Promise<ProcessGroup> {
+  const { options, own } = ctx;
+  let size = startSize(ctx, own.workers, clusterOptions.workers, own.poolFollowsQuota);
   nodeCluster.setupPrimary({ exec: fileURLToPath(new URL('./worker.js', import.meta.url)), args: [] });
-
   const workers = new Map<number, Worker>(); // by index
   const held = new Map<Worker, number>(); // connections each worker holds against the cap
   let open = 0;
-  let shuttingDown = false;
+  let draining = false;
+  /** Workers drained away when the cluster shrank: not replaced when they exit. */
+  const retired = new WeakSet<Worker>();
 
   const fork = (index: number): Promise<number> => {
     // Every worker listens on options.port, even 0: the primary then binds one port and shares it.
-    const worker = nodeCluster.fork({ [WORKER_ENV]: JSON.stringify({ options, index }) });
+    const settings: WorkerSettings = { options: { ...options }, index };
+    const worker = nodeCluster.fork({ [WORKER_ENV]: JSON.stringify(settings) });
     const startedAt = Date.now();
     workers.set(index, worker);
     held.set(worker, 0);
     const send = (message: ClusterPrimaryMessage) => worker.isConnected() && worker.send(message);
     worker.on('message', (message: ClusterWorkerMessage) => {
       if (message.type === 'acquire') {
-        const ok = !shuttingDown && open < maxConnections;
+        const ok = !draining && open < options.maxConnections;
         if (ok) {
           open += 1;
           held.set(worker, held.get(worker)! + 1);
@@ -76,8 +118,8 @@ async function startPrimary(options: ServeOptions): Promise<RunningServer> {
       open -= held.get(worker) ?? 0; // its connections died with it
       held.delete(worker);
       if (workers.get(index) === worker) workers.delete(index);
-      if (shuttingDown) return;
-      const again = () => !shuttingDown && void fork(index);
+      if (draining || retired.has(worker)) return;
+      const again = () => !draining && void fork(index);
       if (Date.now() - startedAt < QUICK_DEATH_MS) setTimeout(again, QUICK_DEATH_MS).unref();
       else again();
     });
@@ -88,6 +130,20 @@ async function startPrimary(options: ServeOptions): Promise<RunningServer> {
   };
 
   const [port] = await Promise.all(Array.from({ length: size }, (_, index) => fork(index)));
+
+  const resize = async (next: number) => {
+    const before = size;
+    size = next;
+    for (const [index, worker] of workers) {
+      // Past the new size: stop taking connections, finish the ones it has, exit.
+      if (index >= next && !retired.has(worker)) {
+        retired.add(worker);
+        if (worker.isConnected()) worker.send({ type: 'drain' } satisfies ClusterPrimaryMessage);
+      }
+    }
+    await Promise.all(Array.from({ length: Math.max(0, next - before) }, (_, i) => fork(before + i)));
+  };
+  const stopFollowing = own.poolFollowsQuota ? followQuota(ctx, size, resize) : () => {};
 
   let collectId = 0;
   const collect = async (): Promise<string> => {
@@ -111,46 +167,41 @@ async function startPrimary(options: ServeOptions): Promise<RunningServer> {
           else finish(null);
         }),
     );
-    metrics.connections.set(open);
-    const own = await metrics.registry.getMetricsAsJSON();
+    const own = await ctx.metrics.registry.getMetricsAsJSON();
     const theirs = (await Promise.all(replies)).filter((reply): reply is unknown[] => reply !== null);
-    // Summed by name and labels: request series add up, per-worker series stay apart.
+    // Summed by name and labels: request series and each worker's counts add up, per-worker series stay apart.
     return AggregatorRegistry.aggregate([own, ...theirs] as Parameters<typeof AggregatorRegistry.aggregate>[0]).metrics();
   };
 
-  const http = createMetricsServer({ metrics: collect, contentType: metrics.registry.contentType }, () => ({
-    ok: !shuttingDown,
-    status: shuttingDown ? 'draining' : 'ok',
-    variant: model.name,
-    workers: workers.size,
-    connections: open,
-  }));
-  await listen(http, options.metricsPort, options.host);
+  const exits = () =>
+    [...workers.values()].map(
+      (worker) => new Promise<void>((resolve) => (worker.isDead() ? resolve() : worker.once('exit', () => resolve()))),
+    );
+  const tell = (message: ClusterPrimaryMessage) => {
+    for (const worker of workers.values()) if (worker.isConnected()) worker.send(message);
+  };
 
-  let stopped: Promise<void> | undefined;
   return {
-    variant: model.name,
-    fib: { address: options.host, family: options.host.includes(':') ? 'IPv6' : 'IPv4', port: port! },
-    http: http.address() as AddressInfo,
-    maxConnections,
-    shutdown() {
-      stopped ??= (async () => {
-        shuttingDown = true;
-        const exits = [...workers.values()].map(
-          (worker) => new Promise<void>((resolve) => (worker.isDead() ? resolve() : worker.once('exit', () => resolve()))),
-        );
-        for (const worker of workers.values())
-          if (worker.isConnected()) worker.send({ type: 'drain' } satisfies ClusterPrimaryMessage);
-        // Each worker drains for up to drainTimeoutMs, then answers the rest `unavailable` and exits.
-        const grace = setTimeout(() => {
-          for (const worker of workers.values()) worker.process.kill('SIGKILL');
-        }, options.drainTimeoutMs + 5000);
-        await Promise.all(exits);
-        clearTimeout(grace);
-        http.closeAllConnections();
-        await new Promise<void>((resolve) => http.close(() => resolve()));
-      })();
-      return stopped;
+    port: port!,
+    metrics: { metrics: collect, contentType: ctx.metrics.registry.contentType },
+    health: () => ({ workers: workers.size, connections: open }),
+    async drain() {
+      draining = true;
+      stopFollowing();
+      const exited = exits();
+      tell({ type: 'drain' });
+      await Promise.all(exited);
+    },
+    abort() {
+      tell({ type: 'abort' });
+    },
+    async close() {
+      const exited = exits();
+      const kill = setTimeout(() => {
+        for (const worker of workers.values()) worker.process.kill('SIGKILL');
+      }, KILL_GRACE_MS);
+      await Promise.all(exited);
+      clearTimeout(kill);
     },
   };
 }

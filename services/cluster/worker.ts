@@ -1,16 +1,14 @@
 // A `cluster` worker process: runs the shared server (fib inline, as `eventloop`) on the port
 // every worker shares through the primary. The primary serves /metrics for all of them (it asks
 // each worker for its registry), counts the connection cap across the cluster, and tells the
-// workers when to drain.
+// workers when to drain and when the drain timeout has passed.
 
-import { createServerMetrics } from '../common/metrics.js';
 import type { ClusterPrimaryMessage, ClusterWorkerMessage } from '../common/messages.js';
-import type { ServeOptions } from '../common/options.js';
 import { startServer, type ConnectionGate } from '../common/server.js';
-import { WORKER_ENV, clusterWorkerVariant } from './index.js';
+import { WORKER_ENV, clusterWorker, type WorkerSettings } from './index.js';
 
 const send = (message: ClusterWorkerMessage) => process.send!(message);
-const { options, index } = JSON.parse(process.env[WORKER_ENV]!) as { options: ServeOptions; index: number };
+const { options, index } = JSON.parse(process.env[WORKER_ENV]!) as WorkerSettings;
 
 /** The cap is the primary's to count: each new connection asks it. */
 const pending = new Map<number, (ok: boolean) => void>();
@@ -25,8 +23,7 @@ const gate: ConnectionGate = {
   release: () => send({ type: 'release' }),
 };
 
-const metrics = createServerMetrics(clusterWorkerVariant.name, { cgroup: null, worker: index });
-const server = await startServer(clusterWorkerVariant, options, { cgroup: null, gate, http: false, worker: index, metrics });
+const server = await startServer(clusterWorker, options, {}, { cgroup: null, gate, http: false, worker: index });
 
 process.on('message', (message: ClusterPrimaryMessage) => {
   switch (message.type) {
@@ -35,10 +32,13 @@ process.on('message', (message: ClusterPrimaryMessage) => {
       pending.delete(message.id);
       break;
     case 'collect':
-      void metrics.registry.getMetricsAsJSON().then((json) => send({ type: 'metrics', id: message.id, metrics: json }));
+      void server.metrics().then((json) => send({ type: 'metrics', id: message.id, metrics: json }));
       break;
     case 'drain':
       void server.shutdown().then(() => process.exit(0));
+      break;
+    case 'abort':
+      server.abort();
       break;
   }
 });

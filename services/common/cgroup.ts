@@ -31,7 +31,14 @@ export interface CgroupPaths {
   procSelfCgroup: string;
 }
 
-const DEFAULT_PATHS: CgroupPaths = { root: '/sys/fs/cgroup', procSelfCgroup: '/proc/self/cgroup' };
+/**
+ * Where to read by default. LAB_CGROUP_ROOT and LAB_CGROUP_SELF point elsewhere: a cgroup
+ * filesystem mounted at another place, or the tests' fixture files (a quota changed live).
+ */
+const DEFAULT_PATHS: CgroupPaths = {
+  root: process.env.LAB_CGROUP_ROOT || '/sys/fs/cgroup',
+  procSelfCgroup: process.env.LAB_CGROUP_SELF || '/proc/self/cgroup',
+};
 
 export class CgroupReader {
   readonly version: 1 | 2 | null;

@@ -2,7 +2,7 @@
 // Every variant that hands work to another thread or process uses these, so a request and its
 // timing look the same whichever boundary they cross.
 
-import type { RequestObservation } from './metrics.js';
+import type { CloseReason, RequestObservation } from './metrics.js';
 
 /** Compute fib(n). */
 export interface FibTask {
@@ -29,7 +29,7 @@ export interface WorkerReport {
 /** Parent -> the process that owns one connection (`processes`). */
 export type ConnectionCommand =
   /** Sent with the socket handle: serve it with these settings. */
-  | { type: 'serve'; fibMaxN: number; maxPipeline: number }
+  | { type: 'serve'; fibMaxN: number; maxPipeline: number; idleTimeoutMs: number }
   /** Shutdown: answer what has started, then close. */
   | { type: 'drain' }
   /** The drain timeout passed: answer what is left `unavailable` and close. */
@@ -41,6 +41,8 @@ export interface ObservationBatch {
   /** Net change of requests in flight since the last batch. */
   inflight: number;
   observations: RequestObservation[];
+  /** Connections that ended since the last batch, and why. */
+  closed: CloseReason[];
 }
 
 /** Parent -> a pool process (`processpool`): compute this task, and answer with its id. */
@@ -62,4 +64,8 @@ export type ClusterWorkerMessage =
 
 /** The primary -> a cluster worker. */
 export type ClusterPrimaryMessage =
-  { type: 'acquired'; id: number; ok: boolean } | { type: 'collect'; id: number } | { type: 'drain' };
+  | { type: 'acquired'; id: number; ok: boolean }
+  | { type: 'collect'; id: number }
+  | { type: 'drain' }
+  /** The drain timeout passed: answer what is left `unavailable` and close. */
+  | { type: 'abort' };

@@ -17,7 +17,7 @@ export const LATENCY_BUCKETS = [
 const SERVER_OUTCOMES: Outcome[] = ['ok', ...SERVER_ERROR_CODES];
 const CLIENT_OUTCOMES: Outcome[] = ['ok', ...SERVER_ERROR_CODES, ...CLIENT_ERROR_CODES];
 
-/** One answered request, as the connection that answered it saw it. */
+/** One answered request, as the connection that answered it saw it (sent across a process boundary). */
 export interface RequestObservation {
   outcome: Outcome;
   /** From the request line received to the reply written. */
@@ -27,14 +27,32 @@ export interface RequestObservation {
   computeSeconds?: number;
 }
 
+/** Why a connection ended: the `reason` label of fib_connections_closed_total. */
+export const CLOSE_REASONS = ['client', 'idle', 'line_too_long', 'shutdown'] as const;
+export type CloseReason = (typeof CLOSE_REASONS)[number];
+
 /**
  * Where a connection reports its requests. In the serving process it records straight into
  * the metrics; a child process that owns a socket forwards the same calls to its parent.
+ * Positional arguments, no object per request: this runs once per request on every variant.
  */
 export interface RequestRecorder {
   /** Requests received and not yet answered changed by `delta`. */
   inflight(delta: number): void;
-  finished(observation: RequestObservation): void;
+  /** One request answered; `queueWaitSeconds` and `computeSeconds` are NaN where no fib ran. */
+  finished(outcome: Outcome, durationSeconds: number, queueWaitSeconds: number, computeSeconds: number): void;
+  /** A connection ended. */
+  closed(reason: CloseReason): void;
+}
+
+/** Replays an observation sent by another process into a recorder. */
+export function replay(recorder: RequestRecorder, observation: RequestObservation): void {
+  recorder.finished(
+    observation.outcome,
+    observation.durationSeconds,
+    observation.queueWaitSeconds ?? NaN,
+    observation.computeSeconds ?? NaN,
+  );
 }
 
 export interface ServerMetricsOptions {
@@ -51,7 +69,11 @@ export type ServerMetrics = ReturnType<typeof createServerMetrics>;
 
 /**
  * The metrics of one variant's serving process. Every series carries `variant` from the
- * process itself, so they are labelled the same in compose and on a laptop.
+ * process itself, so they are labelled the same in compose and on a laptop. Gauges of what is
+ * alive (connections, workers, requests in flight) are read when scraped, from functions the
+ * server and the variant provide, so they can never drift from what they count. A process of a
+ * fixed set that a parent aggregates (a cluster worker) reports its own counts; the parent's
+ * sum is the variant's.
  */
 export function createServerMetrics(variant: string, { cgroup, worker }: ServerMetricsOptions) {
   const registry = new Registry();
@@ -87,10 +109,40 @@ export function createServerMetrics(variant: string, { cgroup, worker }: ServerM
     buckets: LATENCY_BUCKETS,
     registers: [registry],
   });
-  const inflight = new Gauge({
+  let inflightNow = 0;
+  new Gauge({
     name: 'fib_inflight_requests',
     help: 'Requests received and not yet answered.',
     registers: [registry],
+    collect() {
+      this.set(inflightNow);
+    },
+  });
+  const closedConnections = new Counter({
+    name: 'fib_connections_closed_total',
+    help: 'Connections that ended, by reason: the client left, idle timeout, line_too_long, or shutdown.',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  const byReason = new Map(CLOSE_REASONS.map((reason) => [reason, closedConnections.labels({ reason })] as const));
+  for (const counter of byReason.values()) counter.inc(0);
+  let countConnections: () => number = () => 0;
+  new Gauge({
+    name: 'fib_connections_active',
+    help: 'Client connections open (admitted under the cap, served or waiting for their turn).',
+    registers: [registry],
+    collect() {
+      this.set(countConnections());
+    },
+  });
+  let countWorkers: () => number = () => 0;
+  new Gauge({
+    name: 'fib_workers',
+    help: 'Threads or processes computing fib, alive now: one per connection for per-connection variants, the pool for pools, 1 where fib runs on the event loop.',
+    registers: [registry],
+    collect() {
+      this.set(countWorkers());
+    },
   });
   const workerRequests = new Counter({
     name: 'fib_worker_requests_total',
@@ -103,15 +155,20 @@ export function createServerMetrics(variant: string, { cgroup, worker }: ServerM
   ownWorkerRequests?.inc(0);
 
   const recorder: RequestRecorder = {
-    inflight: (delta) => inflight.inc(delta),
-    finished(observation) {
-      (byOutcome.get(observation.outcome) ?? requests.labels({ outcome: observation.outcome })).inc();
-      requestDuration.observe(observation.durationSeconds);
-      if (observation.computeSeconds !== undefined) {
-        queueWait.observe(observation.queueWaitSeconds ?? 0);
-        compute.observe(observation.computeSeconds);
+    inflight(delta) {
+      inflightNow += delta;
+    },
+    finished(outcome, durationSeconds, queueWaitSeconds, computeSeconds) {
+      (byOutcome.get(outcome) ?? requests.labels({ outcome })).inc();
+      requestDuration.observe(durationSeconds);
+      if (!Number.isNaN(computeSeconds)) {
+        queueWait.observe(Number.isNaN(queueWaitSeconds) ? 0 : queueWaitSeconds);
+        compute.observe(computeSeconds);
         ownWorkerRequests?.inc();
       }
+    },
+    closed(reason) {
+      byReason.get(reason)?.inc();
     },
   };
 
@@ -120,16 +177,14 @@ export function createServerMetrics(variant: string, { cgroup, worker }: ServerM
     registry,
     recorder,
     requests,
-    connections: new Gauge({
-      name: 'fib_connections_active',
-      help: 'Client connections open.',
-      registers: [registry],
-    }),
-    workers: new Gauge({
-      name: 'fib_workers',
-      help: 'Threads or processes computing fib: live ones for per-connection variants, the pool size for pools, 1 where fib runs on the event loop.',
-      registers: [registry],
-    }),
+    /** Where fib_connections_active is read from. */
+    countConnections(read: () => number) {
+      countConnections = read;
+    },
+    /** Where fib_workers is read from: the threads or processes alive now. */
+    countWorkers(read: () => number) {
+      countWorkers = read;
+    },
     /** One request computed by worker `slot` of a pool; `busySeconds` is that worker's event-loop busy time so far. */
     workerComputed(slot: number, busySeconds?: number) {
       workerRequests.labels({ worker: String(slot) }).inc();
@@ -139,6 +194,11 @@ export function createServerMetrics(variant: string, { cgroup, worker }: ServerM
     initWorker(slot: number) {
       workerRequests.labels({ worker: String(slot) }).inc(0);
       eventLoop.setWorker(slot, eventLoop.workerValue(slot) ?? 0);
+    },
+    /** A pool shrank: worker `slot` is gone, and so are its series. */
+    removeWorker(slot: number) {
+      workerRequests.remove({ worker: String(slot) });
+      eventLoop.removeWorker(slot);
     },
   };
 }
@@ -175,6 +235,7 @@ function registerEventLoopMetrics(registry: Registry, ownWorker: number | undefi
   return {
     setWorker: (slot: number, seconds: number) => void workers.set(slot, seconds),
     workerValue: (slot: number) => workers.get(slot),
+    removeWorker: (slot: number) => void workers.delete(slot),
   };
 }
 
@@ -265,10 +326,85 @@ export function createLoadgenMetrics() {
       registers: [registry],
     }),
     /** Creates the zero series of one target and probe, so rates exist from the first scrape. */
-    initSeries(labels: { variant: string; scenario: string; probe: string }) {
+    initSeries(labels: { variant: string; scenario: string; probe: string }, { fairnessGauge = true } = {}) {
       for (const outcome of CLIENT_OUTCOMES) this.requests.labels({ ...labels, outcome }).inc(0);
       this.requestDuration.labels(labels);
-      this.fairness.labels(labels).set(1);
+      if (fairnessGauge) this.fairness.labels(labels).set(1);
     },
+    paused: new Gauge({
+      name: 'loadgen_paused',
+      help: '1 while all load is paused through the control API (PUT /pause: a lease, e.g. the quota sweep taking the lab), else 0.',
+      registers: [registry],
+    }),
+    lesson: registerLessonMetrics(registry),
+  };
+}
+
+// ---- The spotlight's lesson figures (services/loadgen/spotlight.ts) ----------------------------
+// The talk's experiment run on one variant at a time: perf2 alone, beside one perf1 hog, beside
+// as many hogs as the variant has workers. Set per variant at the end of its turn and kept until
+// its next one; a variant taken out of the rotation loses its series.
+
+export type LessonMetrics = ReturnType<typeof registerLessonMetrics>;
+
+function registerLessonMetrics(registry: Registry) {
+  const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
+    new Gauge<L>({ name, help, labelNames, registers: [registry] });
+  return {
+    shortRate: gauge(
+      'loadgen_lesson_short_requests_per_second',
+      "The spotlight's perf2 (one connection, closed loop, fib(1)): requests answered per second in each phase of the variant's last turn.",
+      ['variant', 'phase'] as const,
+    ),
+    shortLatency: gauge(
+      'loadgen_lesson_short_latency_seconds',
+      "perf2's latency in each phase of the variant's last turn (quantile 0.5 and 0.99, measured within the phase); absent when no short request was answered.",
+      ['variant', 'phase', 'quantile'] as const,
+    ),
+    longRate: gauge(
+      'loadgen_lesson_long_requests_per_second',
+      'The perf1 hogs (fib(30) in a loop, one connection each): requests answered per second in each phase they ran.',
+      ['variant', 'phase'] as const,
+    ),
+    collapse: gauge(
+      'loadgen_lesson_collapse_ratio',
+      'perf2 alone / perf2 beside one long request (requests per second): 1 when a hog changes nothing; +Inf when beside it no short request was answered (sync).',
+      ['variant'] as const,
+    ),
+    quota: gauge(
+      'loadgen_lesson_cpu_quota_cores',
+      "The variant's CPU quota during its last turn, read from its own lab_cpu_quota_cores.",
+      ['variant'] as const,
+    ),
+    workers: gauge(
+      'loadgen_lesson_workers',
+      'How many hogs the last turn ran beside perf2 in its phase beside_all_workers_long (the workers a long request can occupy): 1 for single-threaded variants.',
+      ['variant'] as const,
+    ),
+    workersUsed: gauge(
+      'loadgen_lesson_workers_used',
+      "Variants with a fixed set of workers: how many of them computed requests during a phase (from their fib_worker_requests_total). On cluster, 1 beside one long request means the short connection landed on the hog's worker.",
+      ['variant', 'phase'] as const,
+    ),
+    generatorBound: gauge(
+      'loadgen_lesson_generator_bound',
+      "1 when the load generator itself was the bottleneck during the variant's last turn (its figures then describe the generator), else 0.",
+      ['variant'] as const,
+    ),
+    timestamp: gauge(
+      'loadgen_lesson_timestamp_seconds',
+      "When the variant's last turn ended (Unix time): the lesson figures' age.",
+      ['variant'] as const,
+    ),
+    spotlight: gauge(
+      'loadgen_spotlight',
+      '1 for the variant being measured now (the background load is paused against it), 0 for the others in the rotation.',
+      ['variant'] as const,
+    ),
+    phase: gauge(
+      'loadgen_spotlight_phase',
+      'Live: 1 while that phase of the spotlight runs on that variant (warm-up included: the hogs have joined), else 0. Its changes mark hogs joining and leaving.',
+      ['variant', 'phase'] as const,
+    ),
   };
 }

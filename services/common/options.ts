@@ -1,11 +1,52 @@
-// Configuration of `lab serve`: one typed interface, one defaults object, and flat guards whose
-// messages name the option as the user wrote it (flag and environment variable). The CLI
-// collects raw strings (commander reads each flag, or its environment variable); tests and
-// child processes pass typed values. Either way everything is validated here, once, at start.
+// Configuration of `lab serve`: one typed interface for the options every variant shares, one
+// spec per option (flag, environment variable, default, guard), and the same machinery for the
+// options a variant adds for itself (its slice, declared in its row of the variant table). The
+// CLI collects raw strings (commander reads each flag, or its environment variable); tests and
+// child processes pass typed values. Either way everything is validated here, once, at start,
+// and every guard's message names the option as the user wrote it (flag and variable).
 
 import { ConfigError } from './errors.js';
 import { FIB_MAX_N_LIMIT } from './protocol.js';
 
+export interface OptionName {
+  flag: string;
+  env?: string;
+}
+
+/** One option: how it is spelled, its default, and its guard. */
+export interface OptionSpec<T> extends OptionName {
+  env: string;
+  description: string;
+  /** The argument's name in --help: `<n>`, `<ms>`, `<address>`. */
+  argument: string;
+  default: T;
+  /** How the default reads in --help, where the value alone would not say it (null: "the CPU quota"). */
+  defaultText?: string;
+  /** Validates a raw value (a string from the command line or the environment, or a typed value). */
+  parse(value: unknown): T;
+}
+
+export type OptionSpecs<O> = { readonly [K in keyof O]: OptionSpec<O[K]> };
+
+export type RawOptions<T> = { [K in keyof T]?: T[K] | string | undefined };
+
+/** Merges raw values over each option's default and validates every one; throws ConfigError. */
+export function resolveOptions<O>(specs: OptionSpecs<O>, raw: RawOptions<O> = {}): O {
+  const resolved = {} as O;
+  for (const key of Object.keys(specs) as Array<keyof O>) {
+    const spec = specs[key];
+    // An empty value counts as unset (`MAX_QUEUE=` in .env, an empty variable from compose).
+    resolved[key] = raw[key] === undefined || raw[key] === '' ? spec.default : spec.parse(raw[key]);
+  }
+  return resolved;
+}
+
+/** The defaults of a set of options, as one object. */
+export function defaultsOf<O>(specs: OptionSpecs<O>): O {
+  return resolveOptions(specs, {});
+}
+
+/** What every variant shares. A variant's own options come from its row of the variant table. */
 export interface ServeOptions {
   /** Interface for both listeners. */
   host: string;
@@ -15,84 +56,110 @@ export interface ServeOptions {
   metricsPort: number;
   /** The largest n served; larger ones get `out_of_range`. */
   fibMaxN: number;
-  /** Workers in a pool; null sizes it from the CPU quota. */
-  poolSize: number | null;
-  /** Open connections allowed; null takes the variant's own default. */
+  /** Open connections allowed; null takes the variant's own cap (what its model can afford). */
   maxConnections: number | null;
   /** How long shutdown waits for in-flight requests before answering them `unavailable`. */
   drainTimeoutMs: number;
-  /** Requests a pool may hold waiting for a worker before answering `overloaded`. */
-  maxQueue: number;
   /** Requests of one connection in flight at once; further pipelined lines wait unread. */
   maxPipeline: number;
-  /** Worker processes of `cluster`; null sizes it from the CPU quota. */
-  workers: number | null;
-  /** `gil`: how long a thread may hold the lock while another waits (CPython's switch interval). */
-  gilSwitchMs: number;
-  /** `generators`: fib calls between two yields to the scheduler. */
-  fibSlice: number;
+  /** A connection with nothing in flight and nothing received for this long is closed; null takes the variant's own. */
+  idleTimeoutMs: number | null;
 }
 
-export const serveDefaults: ServeOptions = {
-  host: '127.0.0.1',
-  port: 25000,
-  metricsPort: 9464,
-  fibMaxN: 40,
-  poolSize: null,
-  maxConnections: null,
-  drainTimeoutMs: 10_000,
-  maxQueue: 1024,
-  maxPipeline: 64,
-  workers: null,
-  gilSwitchMs: 5,
-  fibSlice: 10_000,
-};
+type Bounds = { min: number; max: number };
+type Spelling = { flag: string; env: string; description: string; argument?: string };
 
-export interface OptionName {
-  flag: string;
-  env?: string;
+export function intOption(spell: Spelling & Bounds & { default: number }): OptionSpec<number> {
+  return { argument: 'n', ...spell, parse: (value) => int(spell, value, spell.min, spell.max) };
 }
 
-/** How each option is spelled on the command line and in the environment. */
-export const serveOptionNames: Record<keyof ServeOptions, OptionName & { description: string }> = {
-  host: { flag: '--host', env: 'HOST', description: 'interface to listen on' },
-  port: { flag: '--port', env: 'PORT', description: 'fib protocol TCP port (0 picks a free port)' },
-  metricsPort: { flag: '--metrics-port', env: 'METRICS_PORT', description: 'HTTP port for /metrics and /healthz' },
-  fibMaxN: { flag: '--fib-max-n', env: 'FIB_MAX_N', description: `largest n served (at most ${FIB_MAX_N_LIMIT})` },
-  poolSize: { flag: '--pool-size', env: 'POOL_SIZE', description: 'workers in a pool (default: the CPU quota)' },
-  maxConnections: { flag: '--max-connections', env: 'MAX_CONNECTIONS', description: 'connection cap (default: per variant)' },
-  drainTimeoutMs: { flag: '--drain-timeout-ms', env: 'DRAIN_TIMEOUT_MS', description: 'shutdown drain timeout in ms' },
-  maxQueue: { flag: '--max-queue', env: 'MAX_QUEUE', description: 'requests waiting for a pool worker before overloaded' },
-  maxPipeline: { flag: '--max-pipeline', env: 'MAX_PIPELINE', description: 'requests in flight per connection' },
-  workers: { flag: '--workers', env: 'WORKERS', description: 'cluster: worker processes (default: the CPU quota)' },
-  gilSwitchMs: {
-    flag: '--gil-switch-ms',
-    env: 'GIL_SWITCH_MS',
-    description: "gil: switch interval in ms, as CPython's sys.getswitchinterval()",
-  },
-  fibSlice: { flag: '--fib-slice', env: 'FIB_SLICE', description: 'generators: fib calls between yields to the scheduler' },
+/** An integer, or null when unset (an empty string counts as unset, as `POOL_SIZE=` in .env). */
+export function optionalIntOption(spell: Spelling & Bounds & { defaultText: string }): OptionSpec<number | null> {
+  return { argument: 'n', ...spell, default: null, parse: (value) => optionalInt(spell, value, spell.min, spell.max) };
+}
+
+export function stringOption(spell: Spelling & { default: string }): OptionSpec<string> {
+  return { argument: 'text', ...spell, parse: (value) => str(spell, value) };
+}
+
+/** On with 1/true/yes/on, off with 0/false/no/off or empty. */
+export function booleanOption(spell: Spelling & { default: boolean }): OptionSpec<boolean> {
+  return { argument: '0|1', ...spell, parse: (value) => bool(spell, value) };
+}
+
+export const serveOptions: OptionSpecs<ServeOptions> = {
+  host: stringOption({
+    flag: '--host',
+    env: 'HOST',
+    argument: 'address',
+    description: 'interface to listen on',
+    default: '127.0.0.1',
+  }),
+  port: intOption({
+    flag: '--port',
+    env: 'PORT',
+    description: 'fib protocol TCP port (0 picks a free port)',
+    default: 25000,
+    min: 0,
+    max: 65535,
+  }),
+  metricsPort: intOption({
+    flag: '--metrics-port',
+    env: 'METRICS_PORT',
+    description: 'HTTP port for /metrics and /healthz',
+    default: 9464,
+    min: 0,
+    max: 65535,
+  }),
+  fibMaxN: intOption({
+    flag: '--fib-max-n',
+    env: 'FIB_MAX_N',
+    description: `largest n served (at most ${FIB_MAX_N_LIMIT})`,
+    default: 40,
+    min: 0,
+    max: FIB_MAX_N_LIMIT,
+  }),
+  maxConnections: optionalIntOption({
+    flag: '--max-connections',
+    env: 'MAX_CONNECTIONS',
+    description: 'connection cap; over it a client gets `overloaded` and is closed',
+    defaultText: "the variant's own (lab variants --json)",
+    min: 1,
+    max: 1_000_000,
+  }),
+  drainTimeoutMs: intOption({
+    flag: '--drain-timeout-ms',
+    env: 'DRAIN_TIMEOUT_MS',
+    argument: 'ms',
+    description: 'on SIGTERM, how long in-flight requests may take before they are answered `unavailable`',
+    default: 10_000,
+    min: 0,
+    max: 3_600_000,
+  }),
+  maxPipeline: intOption({
+    flag: '--max-pipeline',
+    env: 'MAX_PIPELINE',
+    description: 'requests of one connection in flight at once; further lines wait unread',
+    default: 64,
+    min: 1,
+    max: 100_000,
+  }),
+  idleTimeoutMs: optionalIntOption({
+    flag: '--idle-timeout-ms',
+    env: 'IDLE_TIMEOUT_MS',
+    argument: 'ms',
+    description: 'close a connection with nothing in flight and nothing received for this long',
+    defaultText: "the variant's own (5 minutes; sync 30 s)",
+    min: 1,
+    max: 86_400_000,
+  }),
 };
 
-export type RawOptions<T> = { [K in keyof T]?: T[K] | string | undefined };
+export const serveDefaults: ServeOptions = defaultsOf(serveOptions);
 
-/** Merges raw values over the defaults and validates every option; throws ConfigError. */
+/** Validates the options every variant shares; throws ConfigError naming the option. */
 export function resolveServeOptions(raw: RawOptions<ServeOptions> = {}): ServeOptions {
-  const names = serveOptionNames;
-  const pick = <K extends keyof ServeOptions>(key: K) => (raw[key] === undefined ? serveDefaults[key] : raw[key]);
-  return {
-    host: str(names.host, pick('host')),
-    port: int(names.port, pick('port'), 0, 65535),
-    metricsPort: int(names.metricsPort, pick('metricsPort'), 0, 65535),
-    fibMaxN: int(names.fibMaxN, pick('fibMaxN'), 0, FIB_MAX_N_LIMIT),
-    poolSize: optionalInt(names.poolSize, pick('poolSize'), 1, 1024),
-    maxConnections: optionalInt(names.maxConnections, pick('maxConnections'), 1, 1_000_000),
-    drainTimeoutMs: int(names.drainTimeoutMs, pick('drainTimeoutMs'), 0, 3_600_000),
-    maxQueue: int(names.maxQueue, pick('maxQueue'), 0, 1_000_000),
-    maxPipeline: int(names.maxPipeline, pick('maxPipeline'), 1, 100_000),
-    workers: optionalInt(names.workers, pick('workers'), 1, 256),
-    gilSwitchMs: int(names.gilSwitchMs, pick('gilSwitchMs'), 1, 10_000),
-    fibSlice: int(names.fibSlice, pick('fibSlice'), 1, 1_000_000_000),
-  };
+  return resolveOptions(serveOptions, raw);
 }
 
 /** How an option appears in messages: `--port (PORT)`. */
@@ -119,4 +186,14 @@ export function str(name: OptionName, value: unknown): string {
     throw new ConfigError(optionLabel(name), `expected a non-empty string, got ${JSON.stringify(value)}`);
   }
   return value.trim();
+}
+
+/** On with 1/true/yes/on, off with 0/false/no/off, empty or absent. */
+export function bool(name: OptionName, value: unknown): boolean {
+  if (typeof value === 'boolean') return value;
+  if (value === undefined || value === null) return false;
+  const text = typeof value === 'string' ? value.trim().toLowerCase() : value;
+  if (text === '1' || text === 'true' || text === 'yes' || text === 'on') return true;
+  if (text === '0' || text === 'false' || text === 'no' || text === 'off' || text === '') return false;
+  throw new ConfigError(optionLabel(name), `expected 1 or 0 (true or false), got ${JSON.stringify(value)}`);
 }

@@ -18,7 +18,9 @@ export type RequestFrame =
   | { kind: 'too_long' };
 
 /**
- * Splits a connection's byte stream into requests.
+ * Splits a connection's byte stream into requests, one at a time: `feed` stores what arrived,
+ * `next` takes the next request out (O(1) per request), so a server decodes only as many
+ * requests as it is ready to start and holds a flood of pipelined lines as bytes, not objects.
  *
  * A connection starts in legacy mode: as long as it has never sent a newline, each received
  * chunk is one request, like the talk's `recv(100)`. The first chunk holding a newline switches
@@ -29,71 +31,133 @@ export type RequestFrame =
  */
 export class RequestDecoder {
   private lineMode = false;
-  private buffered = '';
   private finished = false;
+  /** Line mode: received text not yet taken out, from `pos`. */
+  private text = '';
+  private pos = 0;
+  /** Line mode: for each fed chunk, the index in `text` where it ends and when it arrived. */
+  private ends: number[] = [];
+  private times: number[] = [];
+  /** Legacy mode: one request per chunk, not yet taken out. */
+  private readonly legacy: Array<{ frame: RequestFrame; at: number }> = [];
+  private at = 0;
 
   /** Whether a newline has been seen on this connection (strict line framing). */
   get inLineMode(): boolean {
     return this.lineMode;
   }
 
-  push(chunk: Buffer): RequestFrame[] {
-    if (this.finished || chunk.length === 0) return [];
+  /** Bytes received and not yet taken out as requests. */
+  get bufferedBytes(): number {
+    return this.text.length - this.pos;
+  }
+
+  /** When the chunk completing the request last returned by `next` arrived (the `at` given to `feed`). */
+  get receivedAt(): number {
+    return this.at;
+  }
+
+  /** Stores a received chunk; `at` is when it arrived. */
+  feed(chunk: Buffer, at = 0): void {
+    if (this.finished || chunk.length === 0) return;
     const text = chunk.toString('latin1');
     if (!this.lineMode) {
       if (text.indexOf('\n') === -1) {
-        if (text.length > MAX_LINE_BYTES) return this.finish();
-        return [{ kind: 'request', text: stripCR(text) }];
+        this.legacy.push({ frame: text.length > MAX_LINE_BYTES ? TOO_LONG : { kind: 'request', text: stripCR(text) }, at });
+        if (text.length > MAX_LINE_BYTES) this.finished = true;
+        return;
       }
       this.lineMode = true;
     }
+    if (this.pos > 0) {
+      this.text = this.text.slice(this.pos);
+      for (let i = 0; i < this.ends.length; i++) this.ends[i]! -= this.pos;
+      this.pos = 0;
+    }
+    this.text += text;
+    this.ends.push(this.text.length);
+    this.times.push(at);
+  }
+
+  /** The next request, or undefined until more bytes arrive. */
+  next(): RequestFrame | undefined {
+    if (this.legacy.length > 0) {
+      const { frame, at } = this.legacy.shift()!;
+      this.at = at;
+      return frame;
+    }
+    if (this.finished || !this.lineMode) return undefined;
+    const end = this.text.indexOf('\n', this.pos);
+    if (end === -1) return this.text.length - this.pos > MAX_LINE_BYTES ? this.finish() : undefined;
+    if (end - this.pos > MAX_LINE_BYTES) return this.finish();
+    let last = end;
+    if (last > this.pos && this.text.charCodeAt(last - 1) === 13) last -= 1;
+    const frame: RequestFrame = { kind: 'request', text: this.text.slice(this.pos, last) };
+    this.pos = end + 1;
+    // The request is complete with the chunk holding its newline.
+    while (this.ends.length > 1 && this.ends[0]! <= end) {
+      this.ends.shift();
+      this.times.shift();
+    }
+    this.at = this.times[0] ?? 0;
+    if (this.pos === this.text.length) {
+      this.text = '';
+      this.pos = 0;
+      this.ends.length = 0;
+      this.times.length = 0;
+    }
+    return frame;
+  }
+
+  /** Feeds a chunk and takes every request out at once (the simple form, for clients and tests). */
+  push(chunk: Buffer): RequestFrame[] {
+    this.feed(chunk);
     const frames: RequestFrame[] = [];
-    let data = this.buffered + text;
-    let start = 0;
-    for (;;) {
-      const end = data.indexOf('\n', start);
-      if (end === -1) break;
-      if (end - start > MAX_LINE_BYTES) {
-        frames.push(...this.finish());
-        return frames;
-      }
-      frames.push({ kind: 'request', text: stripCR(data.slice(start, end)) });
-      start = end + 1;
-    }
-    data = data.slice(start);
-    if (data.length > MAX_LINE_BYTES) {
-      frames.push(...this.finish());
-      return frames;
-    }
-    this.buffered = data;
+    for (let frame = this.next(); frame; frame = this.next()) frames.push(frame);
     return frames;
   }
 
-  private finish(): RequestFrame[] {
+  private finish(): RequestFrame {
     this.finished = true;
-    this.buffered = '';
-    return [{ kind: 'too_long' }];
+    this.text = '';
+    this.pos = 0;
+    this.ends.length = 0;
+    this.times.length = 0;
+    return TOO_LONG;
   }
 }
+
+const TOO_LONG: RequestFrame = { kind: 'too_long' };
 
 function stripCR(line: string): string {
   return line.endsWith('\r') ? line.slice(0, -1) : line;
 }
 
-const INTEGER = /^[ \t]*([+-]?)([0-9]+)[ \t]*$/;
+const SPACE = 32;
+const TAB = 9;
+const isBlank = (code: number) => code === SPACE || code === TAB;
 
 /**
- * Parses one request's text into n, or throws a RequestError (`bad_request`, `out_of_range`).
+ * Parses one request's text into n, or throws a RequestError (`bad_request`, `out_of_range`):
+ * an ASCII decimal integer, optionally signed, with spaces and tabs around it. Hand-written (not a
+ * regular expression): it runs once per request on every variant's hot path.
  */
 export function parseRequest(text: string, maxN: number): number {
-  const match = INTEGER.exec(text);
-  if (!match) {
-    throw new RequestError('bad_request', `expected an integer n, got ${quote(text)}`);
+  let start = 0;
+  let end = text.length;
+  while (start < end && isBlank(text.charCodeAt(start))) start += 1;
+  while (end > start && isBlank(text.charCodeAt(end - 1))) end -= 1;
+  const sign = start < end ? text.charCodeAt(start) : 0;
+  const digitsFrom = sign === 43 || sign === 45 ? start + 1 : start; // '+' or '-'
+  if (digitsFrom === end) throw new RequestError('bad_request', `expected an integer n, got ${quote(text)}`);
+  let n = 0;
+  for (let i = digitsFrom; i < end; i++) {
+    const digit = text.charCodeAt(i) - 48;
+    if (digit < 0 || digit > 9) throw new RequestError('bad_request', `expected an integer n, got ${quote(text)}`);
+    n = n * 10 + digit;
   }
-  const [, sign, digits] = match as unknown as [string, string, string];
-  const n = Number(digits);
-  if ((sign === '-' && n !== 0) || n > maxN) {
-    throw new RequestError('out_of_range', `n must be from 0 to ${maxN}, got ${sign}${digits}`);
+  if ((sign === 45 && n !== 0) || n > maxN) {
+    throw new RequestError('out_of_range', `n must be from 0 to ${maxN}, got ${text.slice(start, end)}`);
   }
   return n;
 }
@@ -106,19 +170,23 @@ function quote(text: string): string {
 /** The message of `unavailable` while a server drains. */
 export const SHUTTING_DOWN = 'server shutting down';
 
-/** A frame's answer without computing anything (an error line), or the n to compute. */
-export type Admission = { n: number } | { code: ServerErrorCode; reply: string };
+/** A frame's answer without computing anything: the error line to send. */
+export interface Refusal {
+  code: ServerErrorCode;
+  reply: string;
+}
 
 /**
  * The protocol's rules before any work, for every server: a too-long line, a request that
- * arrives while the server drains, and a line that is not an n in range get their error line.
+ * arrives while the server drains, and a line that is not an n in range get their error line;
+ * anything else is the n to compute.
  */
-export function admit(frame: RequestFrame, maxN: number, draining: boolean): Admission {
-  const refuse = (code: ServerErrorCode, message: string): Admission => ({ code, reply: formatError(code, message) });
+export function admit(frame: RequestFrame, maxN: number, draining: boolean): number | Refusal {
+  const refuse = (code: ServerErrorCode, message: string): Refusal => ({ code, reply: formatError(code, message) });
   if (frame.kind === 'too_long') return refuse('line_too_long', `more than ${MAX_LINE_BYTES} bytes without a newline`);
   if (draining) return refuse('unavailable', SHUTTING_DOWN);
   try {
-    return { n: parseRequest(frame.text, maxN) };
+    return parseRequest(frame.text, maxN);
   } catch (error) {
     if (error instanceof RequestError) return refuse(error.code, error.message);
     throw error;

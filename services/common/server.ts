@@ -1,68 +1,23 @@
-// The shared server every variant runs on: the accept loop with the connection cap, the HTTP
-// listener for /metrics and /healthz, and graceful shutdown with a drain timeout (LAB-SPEC
-// section 2). A variant plugs in at one of three levels (section 3):
-//   - an Executor decides only how a parsed request reaches a CPU (`eventloop`, `threadpool`,
-//     `processpool`); the shared ExecutorOwner then serves every connection with LineConnection;
-//   - a ConnectionOwner takes whole accepted sockets: it holds connections back (`sync`), gives
-//     each its own thread or process (`threads`, `gil`, `processes`) or drives them from its own
-//     scheduler (`generators`), reusing LineConnection or the protocol module where it serves;
-//   - `start` replaces this function, for a variant that runs it in several processes (`cluster`).
+// The shared server every variant runs on (LAB-SPEC sections 2 and 3): the accept loop with the
+// connection cap, the HTTP listener for /metrics and /healthz, and graceful shutdown with a drain
+// timeout. A variant plugs in at one level (services/common/plugin.ts): an executor or a
+// connection owner is served by the accept loop here; a process group (cluster) brings its own
+// processes, and still gets this HTTP listener and this drain.
 
 import { once } from 'node:events';
 import type { Server as HttpServer } from 'node:http';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { CgroupReader, defaultParallelism } from './cgroup.js';
-import { LineConnection, type RequestHandler } from './connection.js';
-import { createMetricsServer } from './http.js';
+import { LineConnection, afterNextPoll, endAndDiscard, type RequestHandler } from './connection.js';
 import { computeFib } from './fib.js';
-import { formatError } from './protocol.js';
-import { createServerMetrics, type ServerMetrics } from './metrics.js';
+import { createMetricsServer, type MetricsSource } from './http.js';
+import { createServerMetrics } from './metrics.js';
 import type { ServeOptions } from './options.js';
+import type { ConnectionOwner, Executor, Variant, VariantContext } from './plugin.js';
+import { formatError } from './protocol.js';
 
-/** Level 1: how a parsed request reaches a CPU. */
-export interface Executor {
-  /** Threads or processes computing fib (reported as fib_workers). */
-  readonly workers: number;
-  run: RequestHandler;
-  close(): Promise<void>;
-}
-
-/** Level 2: who owns an accepted connection. */
-export interface ConnectionOwner {
-  /** Serve this socket; call `release` once the connection is over (frees its place under the cap). */
-  adopt(socket: Socket, release: () => void): void;
-  /** Shutdown: answer what has started, then close every connection. */
-  drain(): Promise<void>;
-  /** The drain timeout passed: answer what is left `unavailable` and close. */
-  abort(): void;
-  /** Free the owner's threads or processes; called after every connection has closed. */
-  close(): Promise<void>;
-}
-
-/** What a variant is given when the server starts it. */
-export interface VariantContext {
-  variant: string;
-  options: ServeOptions;
-  metrics: ServerMetrics;
-  /** POOL_SIZE, else the CPU quota rounded up, else the CPU count. */
-  poolSize: number;
-}
-
-export interface VariantDefinition {
-  name: string;
-  /** The concurrency model, in a phrase. */
-  model: string;
-  /** What it demonstrates, in a phrase. */
-  shows: string;
-  /** The connection cap when MAX_CONNECTIONS is not set: what the model can afford. */
-  defaultMaxConnections: number;
-  /** Level 1 plug-in; the shared ExecutorOwner serves the connections. */
-  createExecutor?(ctx: VariantContext): Promise<Executor>;
-  /** Level 2 plug-in, for variants that own whole connections. */
-  createOwner?(ctx: VariantContext): Promise<ConnectionOwner>;
-  /** Replaces startServer, for a variant that runs the shared server in several processes. */
-  start?(options: ServeOptions): Promise<RunningServer>;
-}
+/** After the drain timeout, how long aborted connections get to write their last lines. */
+const ABORT_GRACE_MS = 2000;
 
 /** An owner that serves its connections in this process with LineConnection: drain and abort for all. */
 export abstract class LineServingOwner implements ConnectionOwner {
@@ -72,10 +27,17 @@ export abstract class LineServingOwner implements ConnectionOwner {
 
   abstract adopt(socket: Socket, release: () => void): void;
   abstract close(): Promise<void>;
+  abstract liveWorkers(): number;
 
   /** Serves `socket` with `handler`; once it has closed, `cleanUp` runs, then `release`. */
-  protected serve(socket: Socket, handler: RequestHandler, release: () => void, cleanUp: () => unknown = () => {}): void {
-    const connection = serveLines(socket, handler, this.ctx);
+  protected serve(
+    socket: Socket,
+    handler: RequestHandler,
+    release: () => void,
+    cleanUp: () => unknown = () => {},
+    abortable = false,
+  ): void {
+    const connection = serveLines(socket, handler, this.ctx, abortable);
     this.connections.add(connection);
     void connection.done.then(async () => {
       this.connections.delete(connection);
@@ -100,11 +62,14 @@ export class ExecutorOwner extends LineServingOwner {
     ctx: VariantContext,
   ) {
     super(ctx);
-    ctx.metrics.workers.set(executor.workers);
   }
 
   adopt(socket: Socket, release: () => void): void {
-    this.serve(socket, this.executor.run, release);
+    this.serve(socket, this.executor.run, release, undefined, this.executor.abortable);
+  }
+
+  liveWorkers(): number {
+    return this.executor.liveWorkers();
   }
 
   close(): Promise<void> {
@@ -112,17 +77,24 @@ export class ExecutorOwner extends LineServingOwner {
   }
 }
 
-/** fib on the calling thread: the executor of `eventloop`, and what `sync` and `processes` run. */
+/** fib on the calling thread: the executor of `eventloop` and `cluster`'s workers. */
 export function inlineExecutor(): Executor {
-  return { workers: 1, run: (n) => computeFib({ n }), close: async () => {} };
+  return { abortable: false, run: (n) => computeFib({ n }), liveWorkers: () => 1, close: async () => {} };
 }
 
 /** Serves one socket with the shared protocol machinery and the given handler. */
-export function serveLines(socket: Socket, handler: RequestHandler, { options, metrics }: VariantContext): LineConnection {
+export function serveLines(
+  socket: Socket,
+  handler: RequestHandler,
+  { options, metrics }: VariantContext,
+  abortable = false,
+): LineConnection {
   return new LineConnection(socket, {
     handler,
+    abortable,
     fibMaxN: options.fibMaxN,
     maxPipeline: options.maxPipeline,
+    idleTimeoutMs: options.idleTimeoutMs,
     recorder: metrics.recorder,
   });
 }
@@ -156,6 +128,10 @@ export interface RunningServer {
   readonly maxConnections: number;
   /** Stop accepting, drain, close; resolves when everything is closed. Idempotent. */
   shutdown(): Promise<void>;
+  /** During shutdown: answer what is left `unavailable` now (a parent's drain timeout passed). */
+  abort(): void;
+  /** This process's series, as prom-client JSON (a parent aggregates them). */
+  metrics(): Promise<unknown[]>;
 }
 
 export interface StartOptions {
@@ -167,116 +143,182 @@ export interface StartOptions {
   http?: boolean;
   /** This process's index in a fixed set of worker processes (cluster workers). */
   worker?: number;
-  /** Metrics to record into, instead of a new registry. */
-  metrics?: ServerMetrics;
 }
 
+/** What the shutdown drains: the accept loop, or a variant's process group. */
+interface Drainable {
+  drain(): Promise<void>;
+  abort(): void;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a variant: `options` are the shared options, `own` the variant's own (both already
+ * validated; see services/serve.ts).
+ */
 export async function startServer(
-  variant: VariantDefinition,
+  variant: Variant,
   options: ServeOptions,
+  own: object,
   start: StartOptions = {},
 ): Promise<RunningServer> {
   const cgroup = start.cgroup === undefined ? new CgroupReader() : start.cgroup;
-  const metrics = start.metrics ?? createServerMetrics(variant.name, { cgroup, worker: start.worker });
+  const metrics = createServerMetrics(variant.name, { cgroup, worker: start.worker });
+  const maxConnections = options.maxConnections ?? variant.connectionCap;
   const ctx: VariantContext = {
-    variant: variant.name,
-    options,
+    options: { ...options, maxConnections, idleTimeoutMs: options.idleTimeoutMs ?? variant.idleTimeoutMs },
+    own,
     metrics,
-    poolSize: options.poolSize ?? defaultParallelism(cgroup ?? undefined),
+    cgroup,
+    cpus: defaultParallelism(cgroup ?? undefined),
   };
-  const owner = await createOwner(variant, ctx);
-  const maxConnections = options.maxConnections ?? variant.defaultMaxConnections;
-  const gate = start.gate ?? localGate(maxConnections);
 
-  let open = 0;
+  let serving: Drainable;
+  let fibAddress: AddressInfo;
+  let metricsSource: MetricsSource = metrics.registry;
+  let health = (): Record<string, unknown> => ({});
+  const { plugin } = variant;
+  if (plugin.level === 'processes') {
+    const group = await plugin.startProcesses(ctx);
+    serving = group;
+    metricsSource = group.metrics;
+    health = () => group.health();
+    fibAddress = { address: options.host, family: options.host.includes(':') ? 'IPv6' : 'IPv4', port: group.port };
+  } else {
+    const owner =
+      plugin.level === 'owner' ? await plugin.createOwner(ctx) : new ExecutorOwner(await plugin.createExecutor(ctx), ctx);
+    const acceptor = new Acceptor(owner, ctx, start.gate ?? localGate(maxConnections));
+    try {
+      fibAddress = await acceptor.listen();
+    } catch (error) {
+      await owner.close();
+      throw error;
+    }
+    serving = acceptor;
+    health = () => ({ connections: acceptor.open });
+  }
+
   let draining = false;
-  const sockets = new Set<Socket>();
-  // Paused until an owner reads: a variant may hand the socket to another process untouched.
-  const fibServer: NetServer = createNetServer({ pauseOnConnect: true }, (socket) => {
-    socket.on('error', () => {});
-    void Promise.resolve(draining ? false : gate.acquire()).then((admitted) => {
-      if (draining || socket.destroyed) {
-        if (admitted) gate.release();
-        return void socket.destroy();
-      }
-      if (!admitted) {
-        metrics.requests.labels({ outcome: 'overloaded' }).inc();
-        socket.end(formatError('overloaded', `connection cap of ${maxConnections} reached`));
-        return;
-      }
-      open += 1;
-      metrics.connections.set(open);
-      sockets.add(socket);
-      let released = false;
-      owner.adopt(socket, () => {
-        if (released) return;
-        released = true;
-        open -= 1;
-        gate.release();
-        sockets.delete(socket);
-        metrics.connections.set(open);
-      });
-    });
-  });
-
   const httpServer =
     start.http === false
       ? null
-      : createMetricsServer(metrics.registry, () => ({
+      : createMetricsServer(metricsSource, () => ({
           ok: !draining,
           status: draining ? 'draining' : 'ok',
           variant: variant.name,
-          connections: open,
+          ...health(),
         }));
-
-  try {
-    await listen(fibServer, options.port, options.host);
-    if (httpServer) await listen(httpServer, options.metricsPort, options.host);
-  } catch (error) {
-    fibServer.close();
-    httpServer?.close();
-    await owner.close();
-    throw error;
+  if (httpServer) {
+    try {
+      await listen(httpServer, options.metricsPort, options.host);
+    } catch (error) {
+      await serving.drain();
+      await serving.close();
+      throw error;
+    }
   }
 
   let shuttingDown: Promise<void> | undefined;
-  const shutdown = () => {
-    shuttingDown ??= (async () => {
-      draining = true;
-      fibServer.close();
-      const drained = owner.drain();
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = new Promise<'timeout'>((resolve) => {
-        timer = setTimeout(() => resolve('timeout'), options.drainTimeoutMs);
-      });
-      if ((await Promise.race([drained, timedOut])) === 'timeout') {
-        owner.abort();
-        await Promise.race([drained, delay(2000)]);
-        for (const socket of sockets) socket.destroy();
-      }
-      clearTimeout(timer);
-      await owner.close();
-      if (httpServer) {
-        httpServer.closeAllConnections();
-        await new Promise<void>((resolve) => httpServer.close(() => resolve()));
-      }
-    })();
-    return shuttingDown;
-  };
-
   return {
     variant: variant.name,
-    fib: fibServer.address() as AddressInfo,
+    fib: fibAddress,
     http: httpServer ? (httpServer.address() as AddressInfo) : null,
     maxConnections,
-    shutdown,
+    abort: () => serving.abort(),
+    metrics: () => metrics.registry.getMetricsAsJSON(),
+    shutdown() {
+      shuttingDown ??= (async () => {
+        const drained = drainWithin(serving, options.drainTimeoutMs);
+        // /healthz says `draining` from the drain's cut-off on (see LineConnection.drain): a line
+        // sent after a client saw it is answered `unavailable`.
+        afterNextPoll(() => (draining = true));
+        await drained;
+        if (httpServer) {
+          httpServer.closeAllConnections();
+          await new Promise<void>((resolve) => httpServer.close(() => resolve()));
+        }
+      })();
+      return shuttingDown;
+    },
   };
 }
 
-async function createOwner(variant: VariantDefinition, ctx: VariantContext): Promise<ConnectionOwner> {
-  if (variant.createOwner) return variant.createOwner(ctx);
-  if (variant.createExecutor) return new ExecutorOwner(await variant.createExecutor(ctx), ctx);
-  throw new Error(`variant ${variant.name} defines neither createExecutor nor createOwner`);
+/** Drains; when the timeout passes first, aborts what is left and gives it a moment to write. Then closes. */
+async function drainWithin(serving: Drainable, timeoutMs: number): Promise<void> {
+  const drained = serving.drain();
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), timeoutMs);
+  });
+  if ((await Promise.race([drained, timedOut])) === 'timeout') {
+    serving.abort();
+    await Promise.race([drained, delay(ABORT_GRACE_MS)]);
+  }
+  clearTimeout(timer);
+  await serving.close();
+}
+
+/** The fib listener: admits connections under the cap and hands them to the owner. */
+class Acceptor implements Drainable {
+  open = 0;
+  private draining = false;
+  private readonly sockets = new Set<Socket>();
+  private readonly server: NetServer;
+
+  constructor(
+    private readonly owner: ConnectionOwner,
+    private readonly ctx: VariantContext,
+    gate: ConnectionGate,
+  ) {
+    const { metrics, options } = ctx;
+    metrics.countConnections(() => this.open);
+    metrics.countWorkers(() => owner.liveWorkers());
+    // Paused until an owner reads: a variant may hand the socket to another process untouched.
+    this.server = createNetServer({ pauseOnConnect: true, allowHalfOpen: true }, (socket) => {
+      socket.on('error', () => {});
+      void Promise.resolve(this.draining ? false : gate.acquire()).then((admitted) => {
+        if (this.draining || socket.destroyed) {
+          if (admitted) gate.release();
+          return void socket.destroy();
+        }
+        if (!admitted) {
+          metrics.requests.labels({ outcome: 'overloaded' }).inc();
+          endAndDiscard(socket, formatError('overloaded', `connection cap of ${options.maxConnections} reached`));
+          return;
+        }
+        this.open += 1;
+        this.sockets.add(socket);
+        let released = false;
+        owner.adopt(socket, () => {
+          if (released) return;
+          released = true;
+          this.open -= 1;
+          gate.release();
+          this.sockets.delete(socket);
+        });
+      });
+    });
+  }
+
+  async listen(): Promise<AddressInfo> {
+    await listen(this.server, this.ctx.options.port, this.ctx.options.host);
+    return this.server.address() as AddressInfo;
+  }
+
+  drain(): Promise<void> {
+    this.draining = true;
+    this.server.close();
+    return this.owner.drain();
+  }
+
+  abort(): void {
+    this.owner.abort();
+  }
+
+  async close(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    await this.owner.close();
+  }
 }
 
 export async function listen(server: NetServer | HttpServer, port: number, host: string): Promise<void> {

@@ -7,7 +7,8 @@
 import { Worker } from 'node:worker_threads';
 import type { Socket } from 'node:net';
 import type { FibResult, FibTask } from './messages.js';
-import { LineServingOwner, type VariantContext } from './server.js';
+import type { VariantContext } from './plugin.js';
+import { LineServingOwner } from './server.js';
 
 export class ThreadPerConnectionOwner extends LineServingOwner {
   private live = 0;
@@ -22,20 +23,21 @@ export class ThreadPerConnectionOwner extends LineServingOwner {
     private readonly threads: { workerData?: unknown; onExit?: (threadId: number) => void } = {},
   ) {
     super(ctx);
-    ctx.metrics.workers.set(0);
+  }
+
+  liveWorkers(): number {
+    return this.live;
   }
 
   adopt(socket: Socket, release: () => void): void {
     const thread = new Worker(this.script, { workerData: this.threads.workerData });
     const { threadId } = thread; // reads -1 once the thread has exited
     this.live += 1;
-    this.ctx.metrics.workers.set(this.live);
     const waiting: Array<(result: FibResult) => void> = [];
     thread.on('message', (result: FibResult) => waiting.shift()?.(result));
     thread.once('error', () => socket.destroy());
     thread.once('exit', () => {
       this.live -= 1;
-      this.ctx.metrics.workers.set(this.live);
       this.threads.onExit?.(threadId);
       socket.destroy();
     });

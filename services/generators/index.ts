@@ -3,25 +3,51 @@
 // FIB_SLICE calls, so requests share the one core round-robin: a fib(1) is answered while a
 // fib(32) runs, at the price of a fib that is slower than plain recursion (the bookkeeping of
 // an explicit stack, and a trip through the scheduler per slice). Throughput stays one core.
+// A task also steps aside after BATCH requests in a row, so a client pipelining thousands of
+// fib(1) gets turns like everyone else instead of keeping the core.
 //
-// The shared server accepts (and counts the cap); everything after, reading, framing, replies
-// and draining, is driven by the scheduler with the shared protocol module.
+// The shared server accepts (and counts the cap); everything after, reading, framing, replies,
+// the idle timeout and draining, is driven by the scheduler with the shared protocol module.
 
 import type { Socket } from 'node:net';
 import { epochMs } from '../common/clock.js';
+import { BATCH, afterNextPoll, endAndDiscard } from '../common/connection.js';
 import type { Outcome } from '../common/errors.js';
-import { registerGeneratorMetrics } from '../common/metrics.js';
+import { registerGeneratorMetrics, type CloseReason } from '../common/metrics.js';
+import { intOption } from '../common/options.js';
+import { defineVariant, type ConnectionOwner, type VariantContext } from '../common/plugin.js';
 import { RequestDecoder, SHUTTING_DOWN, admit, formatError, formatReply, type RequestFrame } from '../common/protocol.js';
-import type { ConnectionOwner, VariantContext, VariantDefinition } from '../common/server.js';
 import { CPU, Scheduler, type Task, type Wait } from './scheduler.js';
 
-export const generators: VariantDefinition = {
+interface GeneratorOptions {
+  /** fib calls between two yields to the scheduler. */
+  fibSlice: number;
+}
+
+export const generators = defineVariant<GeneratorOptions>({
   name: 'generators',
+  hostPort: 25003,
   model: "the talk's round-robin scheduler of generator tasks; fib yields every FIB_SLICE calls",
   shows: 'fairness on one core without threads; throughput stays one core',
-  defaultMaxConnections: 10_000,
-  createOwner: async (ctx) => new GeneratorOwner(ctx),
-};
+  options: {
+    fibSlice: intOption({
+      flag: '--fib-slice',
+      env: 'FIB_SLICE',
+      description: 'fib calls between two yields to the scheduler',
+      default: 10_000,
+      min: 1,
+      max: 1_000_000_000,
+    }),
+  },
+  connectionCap: 10_000,
+  idleTimeoutMs: 300_000,
+  takesTurns: false,
+  parallelism: 'single',
+  // A task is stopped between two slices when its client leaves.
+  interruptible: true,
+  limits: { memory: '256m', pids: 64 },
+  plugin: { level: 'owner', createOwner: async (ctx) => new GeneratorOwner(ctx) },
+});
 
 /**
  * fib(n) as a generator: the same calls as the recursive fib (each visit of the explicit stack
@@ -49,40 +75,63 @@ class DrainTimeout extends Error {}
 interface Connection {
   socket: Socket;
   task: Task;
+  /** The socket's idle timer fired while nothing was in flight (cleared by the next bytes). */
+  idle: boolean;
+  /** A request is being answered. */
+  busy: boolean;
 }
 
 class GeneratorOwner implements ConnectionOwner {
   private readonly scheduler: Scheduler;
   private readonly connections = new Set<Connection>();
-  private draining = false;
+  /** Past the drain's cut-off: new lines are answered `unavailable`, idle connections close. */
+  private refusing = false;
 
-  constructor(private readonly ctx: VariantContext) {
-    ctx.metrics.workers.set(1);
+  constructor(private readonly ctx: VariantContext<GeneratorOptions>) {
     const slices = registerGeneratorMetrics(ctx.metrics.registry);
     this.scheduler = new Scheduler(() => slices.inc());
   }
 
+  liveWorkers(): number {
+    return 1;
+  }
+
   adopt(socket: Socket, release: () => void): void {
     socket.setNoDelay(true);
-    const task = this.serve(socket);
-    const connection: Connection = { socket, task };
+    socket.allowHalfOpen = true;
+    const connection: Connection = { socket, task: undefined as unknown as Task, idle: false, busy: false };
+    let reason: CloseReason = 'client';
+    connection.task = this.serve(connection, (why) => (reason = why));
     this.connections.add(connection);
     // A client that leaves stops its task, even in the middle of a fib.
-    socket.once('close', () => this.scheduler.cancel(task));
+    socket.once('close', () => this.scheduler.cancel(connection.task));
     socket.on('error', () => {});
-    this.scheduler.spawn(task, () => {
+    const { idleTimeoutMs } = this.ctx.options;
+    if (idleTimeoutMs > 0) {
+      socket.setTimeout(idleTimeoutMs, () => {
+        if (connection.busy) return; // working on it: the reply's write re-arms the timer
+        connection.idle = true;
+        this.scheduler.wake(connection.task);
+      });
+    }
+    this.scheduler.spawn(connection.task, () => {
       this.connections.delete(connection);
-      if (!socket.destroyed) socket.end();
-      release();
+      this.ctx.metrics.recorder.closed(reason);
+      endAndDiscard(socket);
+      if (socket.closed) release();
+      else socket.once('close', release);
     });
   }
 
   async drain(): Promise<void> {
-    this.draining = true;
     const closed = [...this.connections].map(
       ({ socket }) => new Promise<void>((resolve) => (socket.closed ? resolve() : socket.once('close', () => resolve()))),
     );
-    for (const { task } of this.connections) this.scheduler.wake(task); // idle readers notice the drain
+    // Lines already on their way are read and answered first (see LineConnection.drain).
+    afterNextPoll(() => {
+      this.refusing = true;
+      for (const { task } of this.connections) this.scheduler.wake(task); // idle readers notice the drain
+    });
     await Promise.all(closed);
   }
 
@@ -93,69 +142,70 @@ class GeneratorOwner implements ConnectionOwner {
   async close(): Promise<void> {}
 
   /** One connection's task: read, frame, compute (yielding), reply, in request order. */
-  private *serve(socket: Socket): Task {
+  private *serve(connection: Connection, closing: (reason: CloseReason) => void): Task {
+    const { socket } = connection;
     const { recorder } = this.ctx.metrics;
     const decoder = new RequestDecoder();
-    const received: Array<{ frame: RequestFrame; at: number }> = [];
-    let inProgress = false;
+    let inARow = 0;
     try {
       for (;;) {
-        while (received.length === 0) {
+        let frame = decoder.next();
+        while (!frame) {
           const chunk = socket.read() as Buffer | null;
           if (chunk !== null) {
-            const at = epochMs();
-            const frames = decoder.push(chunk);
-            recorder.inflight(frames.length);
-            for (const frame of frames) received.push({ frame, at });
+            connection.idle = false;
+            decoder.feed(chunk, epochMs());
+            frame = decoder.next();
             continue;
           }
-          // Draining: lines that already arrived were answered `unavailable`; now close.
-          if (this.draining || socket.readableEnded || socket.destroyed) return;
+          if (socket.readableEnded || socket.destroyed) return closing('client');
+          if (this.refusing) return closing('shutdown');
+          if (connection.idle) return closing('idle');
+          inARow = 0;
           yield { kind: 'read', socket };
         }
-        const { frame, at } = received.shift()!;
-        inProgress = true;
+        if (inARow++ === BATCH) {
+          inARow = 0;
+          yield CPU; // a pipelining client steps aside like a long fib does
+        }
+        connection.busy = true;
+        recorder.inflight(1);
+        const at = decoder.receivedAt;
         const answer = yield* this.answer(frame, at);
-        inProgress = false;
+        connection.busy = false;
         recorder.inflight(-1);
-        recorder.finished({ outcome: answer.outcome, durationSeconds: (epochMs() - at) / 1000, ...answer.timing });
-        const flushed = socket.write(answer.reply);
-        if (frame.kind === 'too_long') return;
+        recorder.finished(answer.outcome, (epochMs() - at) / 1000, answer.queueWaitSeconds, answer.computeSeconds);
+        const flushed = socket.write(answer.reply, 'latin1');
+        if (frame.kind === 'too_long') return closing('line_too_long');
         if (!flushed) yield { kind: 'write', socket };
       }
     } catch (error) {
       if (!(error instanceof DrainTimeout)) throw error;
       // The drain timeout passed: what is still pending will not be computed.
-      const left = received.length + (inProgress ? 1 : 0);
+      let left = connection.busy ? 1 : 0;
+      while (decoder.next()) left += 1;
       socket.write(formatError('unavailable', SHUTTING_DOWN).repeat(left));
-      for (let i = 0; i < left; i++) recorder.finished({ outcome: 'unavailable', durationSeconds: 0 });
-      recorder.inflight(-left);
-      received.length = 0;
-      inProgress = false;
+      for (let i = 0; i < left; i++) recorder.finished('unavailable', 0, NaN, NaN);
+      if (connection.busy) recorder.inflight(-1);
+      connection.busy = false;
+      closing('shutdown');
     } finally {
-      // Cancelled because the client left: its pending requests are no longer in flight.
-      const left = received.length + (inProgress ? 1 : 0);
-      if (left > 0) recorder.inflight(-left);
+      // Cancelled because the client left: its request is no longer in flight.
+      if (connection.busy) recorder.inflight(-1);
+      connection.busy = false;
     }
   }
 
   private *answer(
     frame: RequestFrame,
     at: number,
-  ): Generator<
-    Wait,
-    { outcome: Outcome; reply: string; timing?: { queueWaitSeconds: number; computeSeconds: number } },
-    undefined
-  > {
-    const admission = admit(frame, this.ctx.options.fibMaxN, this.draining);
-    if ('code' in admission) return { outcome: admission.code, reply: admission.reply };
+  ): Generator<Wait, { outcome: Outcome; reply: string; queueWaitSeconds: number; computeSeconds: number }, undefined> {
+    const admission = admit(frame, this.ctx.options.fibMaxN, this.refusing);
+    if (typeof admission !== 'number')
+      return { outcome: admission.code, reply: admission.reply, queueWaitSeconds: NaN, computeSeconds: NaN };
     const startedAt = epochMs();
-    const value = yield* fibSliced(admission.n, this.ctx.options.fibSlice);
+    const value = yield* fibSliced(admission, this.ctx.own.fibSlice);
     const computeSeconds = (epochMs() - startedAt) / 1000;
-    return {
-      outcome: 'ok',
-      reply: formatReply(value),
-      timing: { queueWaitSeconds: Math.max(0, startedAt - at) / 1000, computeSeconds },
-    };
+    return { outcome: 'ok', reply: formatReply(value), queueWaitSeconds: Math.max(0, startedAt - at) / 1000, computeSeconds };
   }
 }

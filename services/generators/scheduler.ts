@@ -36,8 +36,6 @@ export class Scheduler {
   private readonly ready: Entry[] = [];
   private readonly entries = new Map<Task, Entry>();
   private scheduled = false;
-  /** Steps that ended in a `cpu` yield: fib slices run. */
-  slices = 0;
 
   constructor(private readonly onSlice: () => void = () => {}) {}
 
@@ -111,7 +109,6 @@ export class Scheduler {
     if (result.done) return this.finish(entry);
     const wait = result.value;
     if (wait.kind === 'cpu') {
-      this.slices += 1;
       this.onSlice();
       this.ready.push(entry);
       return;

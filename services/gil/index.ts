@@ -4,23 +4,48 @@
 // short request that arrives while a long one runs waits about one interval: the convoy effect
 // of the talk's perf2-during-perf1 demo, next to `threads` without it.
 
+import { intOption } from '../common/options.js';
+import { defineVariant, type ConnectionOwner, type VariantContext } from '../common/plugin.js';
 import { ThreadPerConnectionOwner } from '../common/thread-per-connection.js';
-import type { VariantDefinition } from '../common/server.js';
 import { Gil, createGilBuffer } from './gil.js';
 import type { GilThreadData } from './thread.js';
 
-export const gil: VariantDefinition = {
+interface GilOptions {
+  /** How long a thread may hold the lock while another waits (CPython's sys.getswitchinterval()). */
+  gilSwitchMs: number;
+}
+
+export const gil = defineVariant<GilOptions>({
   name: 'gil',
+  hostPort: 25009,
   model: 'a worker_thread per connection, but fib must hold one global lock (5 ms switch interval)',
   shows: "the GIL's convoy effect in Node, next to threads without it",
-  defaultMaxConnections: 128,
-  async createOwner(ctx) {
-    const buffer = createGilBuffer();
-    const workerData: GilThreadData = { buffer, switchMs: ctx.options.gilSwitchMs };
-    return new ThreadPerConnectionOwner(ctx, new URL('./thread.js', import.meta.url), {
-      workerData,
-      // A connection's thread is terminated when its client leaves, perhaps holding the lock.
-      onExit: (threadId) => Gil.releaseIfHeldBy(buffer, threadId),
-    });
+  options: {
+    gilSwitchMs: intOption({
+      flag: '--gil-switch-ms',
+      env: 'GIL_SWITCH_MS',
+      argument: 'ms',
+      description: "switch interval: how long a thread may keep the lock while another waits (CPython's sys.getswitchinterval())",
+      default: 5,
+      min: 1,
+      max: 10_000,
+    }),
   },
-};
+  connectionCap: 128,
+  idleTimeoutMs: 300_000,
+  takesTurns: false,
+  parallelism: 'per-connection',
+  interruptible: true,
+  limits: { memory: '1536m', pids: 256 },
+  plugin: { level: 'owner', createOwner },
+});
+
+async function createOwner(ctx: VariantContext<GilOptions>): Promise<ConnectionOwner> {
+  const buffer = createGilBuffer();
+  const workerData: GilThreadData = { buffer, switchMs: ctx.own.gilSwitchMs };
+  return new ThreadPerConnectionOwner(ctx, new URL('./thread.js', import.meta.url), {
+    workerData,
+    // A connection's thread is terminated when its client leaves, perhaps holding the lock.
+    onExit: (threadId) => Gil.releaseIfHeldBy(buffer, threadId),
+  });
+}

@@ -21,6 +21,13 @@ const ARGUMENTS: Partial<Record<LoadOptionKey, string>> = {
   maxP99: 'duration',
   maxErrorRate: 'share',
   searchStep: 'duration',
+  spotlight: '[yes|no]',
+  spotlightPhaseMs: 'duration',
+  spotlightWarmupMs: 'duration',
+  spotlightGapMs: 'duration',
+  spotlightVariants: 'names',
+  spotlightLongN: 'n',
+  rotations: 'n',
 };
 
 export function addLoadCommand(program: Command): void {
@@ -39,6 +46,22 @@ export function addLoadCommand(program: Command): void {
         "  lab load --target 'sync=127.0.0.1:25001?connect=per-request' --scenario perf2 --json",
         "  lab load --target 'talk=127.0.0.1:25000?legacy' --scenario perf2     # the talk's own Python servers",
         '  lab load --target threadpool=127.0.0.1:25005 --scenario mixed --search --max-p99 20ms',
+        '  lab load --spotlight --variants eventloop,threadpool --rotations 1',
+        "  lab load --spotlight --target 'eventloop=127.0.0.1:25002?metrics=127.0.0.1:9464' \\",
+        "           --target 'threadpool=127.0.0.1:25005?metrics=127.0.0.1:9465&parallel=fixed-workers'",
+        '',
+        "The spotlight: the talk's experiment on one target at a time, in rotation. Each turn measures",
+        'perf2 (one connection looping fib(1)) alone, then beside one perf1 hog (a connection looping',
+        'fib(30)), then (parallel=fixed-workers or per-connection) beside as many hogs as the variant has',
+        'workers: fib_workers (fixed) or its CPU quota rounded up (per-connection), read from its',
+        '/metrics at metrics=host:port. turns: the server takes one client at a time (sync): perf2',
+        'connects per request while the hog keeps its connection. With --scenario, that scenario',
+        'runs as background load against every target, paused against the one in the spotlight.',
+        'Collapse = perf2 alone / beside one long request (inf when nothing was answered beside it).',
+        'With --metrics-port each turn sets the loadgen_lesson_* series; PUT /pause {"seconds": N}',
+        'pauses all load for N s (a renewable lease), DELETE /pause resumes.',
+        '',
+        'lab load exits 1 when requests were sent and none was answered.',
         '',
         'A run is flagged GENERATOR-BOUND when the generator itself was the bottleneck: its event-loop',
         'delay p99 passed 20 ms, its CPU 0.9 cores, or (open loop) its schedule lag p99 5 ms.',
@@ -47,7 +70,11 @@ export function addLoadCommand(program: Command): void {
   const attributes = new Map<LoadOptionKey, string>();
   for (const [key, name] of Object.entries(loadOptionNames) as Array<[LoadOptionKey, (typeof loadOptionNames)[LoadOptionKey]]>) {
     const argument = ARGUMENTS[key];
-    const option = new Option(argument ? `${name.flag} <${argument}>` : name.flag, name.description);
+    // An argument in brackets is optional (`--spotlight` alone means yes; LOAD_SPOTLIGHT=0 means no).
+    const option = new Option(
+      argument ? `${name.flag} ${argument.startsWith('[') ? argument : `<${argument}>`}` : name.flag,
+      name.description,
+    );
     if ('env' in name) option.env(name.env);
     if (key === 'targets') option.argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
     command.addOption(option);

@@ -5,12 +5,15 @@
 // every connection is busy it waits in the generator's queue (that wait is the server's doing),
 // and its latency is still measured from when it was due, so a stalled server cannot hide
 // behind the requests it kept from being sent (coordinated omission).
+// Either loop may be paused against its target (pause.ts): a paused closed loop hangs up and
+// waits; a paused open loop skips what falls due meanwhile and closes its idle connections.
 
 import { performance } from 'node:perf_hooks';
 import { ClientConnection, ClientFailure, type FibConnection } from './client.js';
 import type { Target } from './options.js';
 import type { ConnectionRecorder, ProbeRecorder } from './recorder.js';
 import { arrivals } from './arrivals.js';
+import type { PauseGate } from './pause.js';
 import { connectionActive, isScheduled, pickN, rateAt, type Probe } from './scenario.js';
 
 export interface Clock {
@@ -49,6 +52,10 @@ export interface ProbeRun {
   /** The generator sent a due request `ms` late although a connection was free. */
   onScheduleLag(ms: number): void;
   random?: () => number;
+  /** Asked before each request: the load against this target may be paused. */
+  gate?: PauseGate | null;
+  /** Leave out replies that come back after the run was stopped (figures over exactly the run's time). */
+  dropLateReplies?: boolean;
 }
 
 /** How long a stopped run waits for requests already sent before it drops them. */
@@ -69,24 +76,46 @@ function scenarioTime(run: ProbeRun, at = run.clock.now()): number {
   return run.periodMs > 0 ? elapsed % run.periodMs : elapsed;
 }
 
+/** Waits `ms`; wakes early when the run stops or the load against the target is paused. */
 function sleep(run: ProbeRun, ms: number): Promise<void> {
   return new Promise((resolve) => {
-    if (run.stopped.aborted) return resolve();
+    if (run.stopped.aborted || paused(run)) return resolve();
     const done = () => {
       cancel();
+      unsubscribe();
       run.stopped.removeEventListener('abort', done);
       resolve();
     };
     const cancel = run.clock.setTimer(done, ms);
+    const unsubscribe =
+      run.gate?.subscribe(() => {
+        if (paused(run)) done();
+      }) ?? (() => {});
     run.stopped.addEventListener('abort', done, { once: true });
   });
+}
+
+function paused(run: ProbeRun): boolean {
+  return run.gate?.isPaused(run.target.name) ?? false;
+}
+
+/** Whether an answer is recorded: after a stop, replies still come in (failures are the stop's doing). */
+function recorded(run: ProbeRun, gotReply: boolean): boolean {
+  return run.stopped.aborted ? gotReply && !run.dropLateReplies : true;
 }
 
 async function closedLoop(run: ProbeRun, index: number): Promise<void> {
   const { target, probe, clock, stopped } = run;
   const recorder: ConnectionRecorder = run.recorder.forConnection(index);
   const random = run.random ?? Math.random;
+  const perRequest = probe.connectPerRequest ?? target.connectPerRequest;
   let connection: FibConnection | null = null;
+  let release = () => {};
+  const hangUp = () => {
+    connection?.close();
+    connection = null;
+    release();
+  };
   let activeSince: number | null = null;
   const inactive = () => {
     if (activeSince !== null) recorder.active(clock.now() - activeSince);
@@ -102,21 +131,30 @@ async function closedLoop(run: ProbeRun, index: number): Promise<void> {
     // Start at a random point of one think time, so connections do not march in lockstep.
     if (probe.thinkMs > 0) await sleep(run, random() * probe.thinkMs);
     while (!stopped.aborted) {
+      if (run.gate?.isPaused(target.name)) {
+        // Paused against this target: leave it alone entirely (its connection too) until resumed.
+        inactive();
+        hangUp();
+        await run.gate.whenResumed(target.name, stopped);
+        continue;
+      }
       const t = scheduled ? scenarioTime(run) : 0;
       if (scheduled && !connectionActive(probe, index, t, run.periodMs)) {
         // Not this connection's turn (a hog that has not joined yet, or has left): hang up and wait.
         inactive();
-        connection?.close();
-        connection = null;
+        hangUp();
         await sleep(run, Math.max(1, untilActive(probe, index, t, run.periodMs)));
         continue;
       }
       const start = clock.now();
       activeSince ??= start;
       if (!connection || !connection.isOpen) {
+        hangUp();
+        release = run.gate?.hold(target.name) ?? release;
         try {
           connection = await run.connect(target, run.timeoutMs);
         } catch (error) {
+          release();
           if (stopped.aborted) break;
           recorder.record({ outcome: error instanceof ClientFailure ? error.code : 'connect_error', latencyMs: null });
           await sleep(run, RECONNECT_DELAY_MS);
@@ -124,16 +162,13 @@ async function closedLoop(run: ProbeRun, index: number): Promise<void> {
         }
       }
       // Connect-per-request targets count the wait to be accepted: it is part of what the client sees.
-      const sentAt = target.connectPerRequest ? start : clock.now();
+      const sentAt = perRequest ? start : clock.now();
       const phase = run.recorder.currentPhase();
       const answer = await connection.request(pickN(probe, random), run.timeoutMs);
       const gotReply = answer.outcome !== 'timeout' && answer.outcome !== 'closed';
-      if (gotReply || !stopped.aborted)
+      if (recorded(run, gotReply))
         recorder.record({ outcome: answer.outcome, latencyMs: gotReply ? clock.now() - sentAt : null, phase });
-      if (target.connectPerRequest) {
-        connection.close();
-        connection = null;
-      }
+      if (perRequest) hangUp();
       // Think times vary uniformly by ±50% around the setting, for the same reason.
       if (probe.thinkMs > 0) await sleep(run, probe.thinkMs * (0.5 + random()));
     }
@@ -141,7 +176,7 @@ async function closedLoop(run: ProbeRun, index: number): Promise<void> {
     inactive();
     stopped.removeEventListener('abort', cut);
     cancelCut();
-    connection?.close();
+    hangUp();
   }
 }
 
@@ -155,6 +190,8 @@ function untilActive(probe: Probe, index: number, t: number, periodMs: number): 
 interface Slot {
   index: number;
   connection: FibConnection | null;
+  /** Tells the pause gate this slot's connection is closed. */
+  release: () => void;
   opening: boolean;
   inFlight: number;
 }
@@ -170,6 +207,7 @@ class OpenLoop {
   private cancelCut: () => void = () => {};
   private finish!: () => void;
   private readonly depth: number;
+  private unsubscribe: () => void = () => {};
 
   constructor(private readonly run: ProbeRun) {
     const { probe } = run;
@@ -178,6 +216,7 @@ class OpenLoop {
     this.slots = Array.from({ length: probe.connections }, (_, index) => ({
       index,
       connection: null,
+      release: () => {},
       opening: false,
       inFlight: 0,
     }));
@@ -187,8 +226,13 @@ class OpenLoop {
     this.done = new Promise((resolve) => (this.finish = resolve));
     for (const slot of this.slots) void this.open(slot);
     run.stopped.addEventListener('abort', () => this.stop(), { once: true });
+    if (run.gate) this.unsubscribe = run.gate.subscribe(() => this.pauseChanged());
     this.nextDue = this.schedule.next().value ?? undefined;
     this.tick();
+  }
+
+  private get paused(): boolean {
+    return paused(this.run);
   }
 
   private tick(): void {
@@ -196,11 +240,29 @@ class OpenLoop {
     if (this.run.stopped.aborted || this.nextDue === undefined) return;
     const now = clock.now();
     while (this.nextDue !== undefined && this.nextDue <= now) {
-      if (this.active(this.nextDue)) this.due(this.nextDue);
+      // A request that falls due while paused is skipped: not sent, not an error.
+      if (this.active(this.nextDue) && !this.paused) this.due(this.nextDue);
       this.nextDue = this.schedule.next().value ?? undefined;
     }
     this.expireQueue(now);
     if (this.nextDue !== undefined) this.cancelTimer = clock.setTimer(() => this.tick(), this.nextDue - clock.now());
+  }
+
+  /** Paused: forget the waiting requests and hang up the idle connections; resumed: reconnect. */
+  private pauseChanged(): void {
+    if (this.run.stopped.aborted) return;
+    if (this.paused) {
+      this.queue.length = 0;
+      for (const slot of this.slots) if (slot.inFlight === 0) this.hangUp(slot);
+    } else {
+      for (const slot of this.slots) if (!slot.connection) void this.open(slot);
+    }
+  }
+
+  private hangUp(slot: Slot): void {
+    slot.connection?.close();
+    slot.connection = null;
+    slot.release();
   }
 
   private active(at: number): boolean {
@@ -239,7 +301,7 @@ class OpenLoop {
       const now = clock.now();
       slot.inFlight -= 1;
       const gotReply = answer.outcome !== 'timeout' && answer.outcome !== 'closed';
-      if (gotReply || !this.run.stopped.aborted) {
+      if (recorded(this.run, gotReply)) {
         recorder.record(slot.index, {
           outcome: answer.outcome,
           latencyMs: gotReply ? now - intended : null,
@@ -248,8 +310,8 @@ class OpenLoop {
           phase,
         });
       }
-      if (!connection.isOpen && slot.connection === connection) {
-        slot.connection = null;
+      if (slot.connection === connection && (!connection.isOpen || (this.paused && slot.inFlight === 0))) {
+        this.hangUp(slot);
         void this.open(slot);
       }
       this.drainQueue();
@@ -277,12 +339,14 @@ class OpenLoop {
   }
 
   private async open(slot: Slot): Promise<void> {
-    if (slot.opening || this.run.stopped.aborted) return;
+    if (slot.opening || this.run.stopped.aborted || this.paused) return;
     slot.opening = true;
+    slot.release = this.run.gate?.hold(this.run.target.name) ?? slot.release;
     try {
       slot.connection = await this.run.connect(this.run.target, this.run.timeoutMs);
     } catch (error) {
-      if (!this.run.stopped.aborted) {
+      slot.release();
+      if (!this.run.stopped.aborted && !this.paused) {
         this.run.recorder.record(slot.index, {
           outcome: error instanceof ClientFailure ? error.code : 'connect_error',
           latencyMs: null,
@@ -293,13 +357,14 @@ class OpenLoop {
     } finally {
       slot.opening = false;
     }
-    if (this.run.stopped.aborted) return slot.connection.close();
+    if (this.run.stopped.aborted || this.paused) return this.hangUp(slot);
     this.drainQueue();
   }
 
   /** Stopped: nothing more is sent; what is in flight gets STOP_GRACE_MS to come back. */
   private stop(): void {
     this.cancelTimer();
+    this.unsubscribe();
     this.queue.length = 0;
     this.cancelCut = this.run.clock.setTimer(() => this.close(), STOP_GRACE_MS);
     this.finishIfIdle();
@@ -311,7 +376,11 @@ class OpenLoop {
 
   private close(): void {
     this.cancelCut();
-    for (const slot of this.slots) slot.connection?.destroy();
+    for (const slot of this.slots) {
+      slot.connection?.destroy();
+      slot.connection = null;
+      slot.release();
+    }
     this.finish();
   }
 }

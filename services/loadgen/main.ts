@@ -1,18 +1,28 @@
 // `lab load`'s action: validate, then one of three things. A run of the scenario against every
-// target at once (with the control API when it serves HTTP: compose's continuous load); with
-// --variants, one run per variant, each started locally in turn so they never share the CPU;
-// or with --search, the maximum-throughput search per target. Then the results on stdout.
+// target at once (with the control API when it serves HTTP: compose's continuous load), with
+// --spotlight the talk's experiment on one target at a time beside it; with --variants, one run
+// per variant, each started locally in turn so they never share the CPU; or with --search, the
+// maximum-throughput search per target. Then the results on stdout, and an exit code that says
+// whether anything was answered at all.
 
 import type { Server } from 'node:http';
 import { once } from 'node:events';
 import { createMetricsServer } from '../common/http.js';
 import { createLoadgenMetrics, type LoadgenMetrics } from '../common/metrics.js';
 import { Controller } from './control.js';
-import { startLocalVariant } from './local.js';
+import { startLocalVariant, type LocalVariant } from './local.js';
 import { resolveLoadOptions, type LoadOptions, type RawLoadOptions, type Target } from './options.js';
-import { LiveDisplay, csv, runResults, table, type LoadReport, type Phase, type ProbeResult } from './report.js';
+import { PauseGate } from './pause.js';
+import { LiveDisplay, csv, formatMs, runResults, table, type LoadReport, type Phase, type ProbeResult } from './report.js';
 import { LoadRun } from './run.js';
+import type { Scenario } from './scenario.js';
+import { findVariant } from '../variants.js';
 import { searchMaxThroughput, searchTable, type SearchResult } from './search.js';
+import { Spotlight, toSpotlightTarget, type LessonTurn, type SpotlightEvent } from './spotlight.js';
+import { spotlightCsv, spotlightJson, spotlightSummary, turnTable } from './spotlight-report.js';
+
+/** The exit code of a run in which no request was answered (as k6 fails a run whose threshold failed). */
+export const EXIT_NOTHING_ANSWERED = 1;
 
 export async function runLoadCommand(raw: RawLoadOptions): Promise<void> {
   const options = resolveLoadOptions(raw);
@@ -21,45 +31,149 @@ export async function runLoadCommand(raw: RawLoadOptions): Promise<void> {
   const startedAt = new Date();
   try {
     if (options.search) return printSearch(await searchEach(options, metrics, display), options);
+    if (options.spotlight) return await runSpotlight(options, metrics, display, startedAt);
     const { phases, results, scenario } =
       options.variants.length > 0 ? await runVariants(options, metrics, display) : await runTogether(options, metrics, display);
-    const report: LoadReport = {
-      startedAt: startedAt.toISOString(),
-      scenario: { name: scenario.name, description: scenario.description },
-      warmupSeconds: options.warmupMs / 1000,
-      phases,
-      results,
-    };
+    const report = loadReport(startedAt, options, scenario ?? options.scenario, phases, results);
     display.stop();
     console.log(
       options.output === 'json' ? JSON.stringify(report, null, 2) : options.output === 'csv' ? csv(report) : table(report),
     );
+    failUnlessAnswered(results.map((r) => ({ requests: r.requests, ok: r.ok, errors: r.errors })));
   } finally {
     display.stop();
   }
 }
 
-/** Every target at once, until the duration ends or SIGTERM / SIGINT; PUT /scenario may switch runs. */
-async function runTogether(options: LoadOptions, metrics: LoadgenMetrics | null, display: LiveDisplay) {
-  const controller = new Controller(options, metrics, () => display.reset());
-  const server = metrics ? await serveHttp(options, metrics, () => !controller.current.stopped, controller) : null;
-  const stop = () => controller.current.stop();
+function loadReport(
+  startedAt: Date,
+  options: LoadOptions,
+  scenario: Scenario,
+  phases: Phase[],
+  results: ProbeResult[],
+): LoadReport {
+  return {
+    startedAt: startedAt.toISOString(),
+    scenario: { name: scenario.name, description: scenario.description },
+    warmupSeconds: options.warmupMs / 1000,
+    phases,
+    results,
+  };
+}
+
+/** A run in which requests were sent and none was answered exits non-zero, saying so on stderr. */
+function failUnlessAnswered(counts: Array<{ requests: number; ok: number; errors: Record<string, number> }>): void {
+  const requests = counts.reduce((sum, c) => sum + c.requests, 0);
+  if (requests === 0 || counts.some((c) => c.ok > 0)) return;
+  const errors = new Map<string, number>();
+  for (const c of counts) for (const [code, n] of Object.entries(c.errors)) errors.set(code, (errors.get(code) ?? 0) + n);
+  const detail = [...errors].map(([code, n]) => `${code} ${n}`).join(', ');
+  console.error(`lab load: every request failed (${requests} requests: ${detail})`);
+  process.exitCode = EXIT_NOTHING_ANSWERED;
+}
+
+/**
+ * Every target at once, until the duration ends or SIGTERM / SIGINT; PUT /scenario may switch
+ * runs. With a spotlight, its rotation runs beside the background load (if any) and ends the run.
+ */
+async function runTogether(
+  options: LoadOptions,
+  metrics: LoadgenMetrics | null,
+  display: LiveDisplay,
+  onSpotlight?: (event: SpotlightEvent) => void,
+) {
+  const controller = new Controller(options, metrics, new PauseGate(), () => display.reset());
+  const spotlight = options.spotlight
+    ? new Spotlight(options.targets.map(toSpotlightTarget), options.spotlight, {
+        gate: controller.gate,
+        metrics,
+        onEvent: onSpotlight,
+      })
+    : null;
+  controller.spotlight = spotlight;
+  const stopper = new AbortController();
+  const running = () => !stopper.signal.aborted && !(controller.current?.stopped ?? false);
+  const server = metrics ? await serveHttp(options, metrics, running, controller) : null;
+  const stop = () => {
+    stopper.abort();
+    controller.stop();
+  };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
-  const ticker = setInterval(() => display.update(controller.current), options.reportEveryMs);
+  const ticker = setInterval(() => {
+    if (controller.current) display.update(controller.current);
+  }, options.reportEveryMs);
+  const deadline = spotlight && options.durationMs ? setTimeout(stop, options.durationMs) : null;
+  if (spotlight) {
+    await spotlight.run(stopper.signal);
+    controller.stop();
+  }
   // A switch through the control API replaces the run: wait for whichever is current at the end.
-  let run: LoadRun;
-  do {
-    run = controller.current;
-    await run.finished;
-  } while (run !== controller.current);
+  await controller.finished();
+  if (deadline) clearTimeout(deadline);
   clearInterval(ticker);
   process.off('SIGTERM', stop);
   process.off('SIGINT', stop);
   if (server) await closeHttp(server);
+  const run = controller.current;
+  if (!run) return { phases: [], results: [], scenario: null };
   const { phase, results } = runResults(run);
   // The control API may have switched scenarios: the results are the last run's.
   return { phases: [phase], results, scenario: run.config.scenario };
+}
+
+/**
+ * The spotlight's rotation over the targets (or local variants, all started at once: they idle
+ * until their turn), with the scenario as background load when one was given. Each turn is
+ * printed as it ends (table output), everything at the end.
+ */
+async function runSpotlight(options: LoadOptions, metrics: LoadgenMetrics | null, display: LiveDisplay, startedAt: Date) {
+  const locals: LocalVariant[] = [];
+  try {
+    for (const variant of options.variants) locals.push(await startLocalVariant(variant));
+    const targets =
+      locals.length > 0 ? locals.map((local) => localTarget(local.variant, local.port, local.metricsPort)) : options.targets;
+    const turns: LessonTurn[] = [];
+    const spotlight = options.spotlight!;
+    const phases = (t: Target) => (t.parallel === undefined || t.parallel === 'single' ? 2 : 3);
+    const rotationMs = targets
+      .filter((t) => spotlight.variants.includes(t.name))
+      .reduce((ms, t) => ms + phases(t) * (spotlight.warmupMs + spotlight.phaseMs) + spotlight.gapMs, 0);
+    console.error(
+      `spotlight: ${spotlight.variants.join(', ')}; phases of ${formatMs(spotlight.phaseMs)} after ${formatMs(spotlight.warmupMs)} of warm-up, one rotation about ${formatMs(rotationMs)}`,
+    );
+    const onEvent = (event: SpotlightEvent) => {
+      if (event.type === 'phase')
+        console.error(
+          `spotlight: ${event.variant}: ${event.phase}${event.hogs > 0 ? ` (${event.hogs} hog${event.hogs > 1 ? 's' : ''})` : ''}`,
+        );
+      else if (event.type === 'note') console.error(`spotlight: ${event.variant}: ${event.note}`);
+      else if (event.type === 'abandoned') console.error(`spotlight: ${event.variant}: turn abandoned: ${event.reason}`);
+      else {
+        turns.push(event.turn);
+        if (options.output === 'table') console.log(`${turnTable(event.turn)}\n`);
+      }
+    };
+    const background = await runTogether({ ...options, targets }, metrics, display, onEvent);
+    display.stop();
+    const report =
+      background.scenario === null
+        ? null
+        : loadReport(startedAt, options, background.scenario, background.phases, background.results);
+    if (options.output === 'json')
+      console.log(
+        JSON.stringify(
+          { startedAt: startedAt.toISOString(), spotlight: { turns: spotlightJson(turns) }, background: report },
+          null,
+          2,
+        ),
+      );
+    else if (options.output === 'csv') console.log(spotlightCsv(turns));
+    else console.log([...(report ? [table(report), ''] : []), spotlightSummary(turns)].join('\n'));
+    failUnlessAnswered(turns.flatMap((turn) => turn.phases.flatMap((p) => [p.short, ...(p.long ? [p.long] : [])])));
+  } finally {
+    await Promise.all(locals.map((local) => local.stop()));
+  }
 }
 
 /** One local variant at a time: start it, load it, stop it. */
@@ -97,9 +211,20 @@ async function runVariants(options: LoadOptions, metrics: LoadgenMetrics | null,
   return { phases, results, scenario: options.scenario };
 }
 
-/** sync serves one connection at a time: like the talk's clients, take turns (a connection per request). */
-export function localTarget(variant: string, port: number): Target {
-  return { name: variant, host: '127.0.0.1', port, connectPerRequest: variant === 'sync', legacy: false };
+/** A local variant as a target: how its clients behave and how it computes come from its row of the variant table. */
+export function localTarget(variant: string, port: number, metricsPort?: number): Target {
+  const row = findVariant(variant);
+  return {
+    name: variant,
+    host: '127.0.0.1',
+    port,
+    // One connection at a time: like the talk's clients, take turns (a connection per request).
+    connectPerRequest: row?.takesTurns ?? false,
+    legacy: false,
+    turns: row?.takesTurns ?? false,
+    parallel: row?.parallelism ?? 'single',
+    metrics: metricsPort === undefined ? null : `127.0.0.1:${metricsPort}`,
+  };
 }
 
 async function searchEach(options: LoadOptions, metrics: LoadgenMetrics | null, display: LiveDisplay): Promise<SearchResult[]> {

@@ -16,6 +16,8 @@ export interface MeasuredProbe {
   n: number;
   connections: number;
   thinkMs?: number;
+  /** A connection per request, or one kept throughout, whatever the target says (default: the target's). */
+  connectPerRequest?: boolean;
 }
 
 export interface ProbeFigures {
@@ -48,6 +50,8 @@ export interface MeasureOptions {
   metrics?: LoadgenMetrics | null;
   /** The `scenario` label of those series. */
   scenario?: string;
+  /** Leave out replies that come back after the stretch ends, so every figure is over exactly the stretch. */
+  dropLateReplies?: boolean;
 }
 
 export async function measure(target: Target, probes: MeasuredProbe[], options: MeasureOptions): Promise<Measurement> {
@@ -59,6 +63,7 @@ export async function measure(target: Target, probes: MeasuredProbe[], options: 
     },
     'measurement',
   );
+  scenario.probes.forEach((probe, i) => (probe.connectPerRequest = probes[i]!.connectPerRequest));
   const run = new LoadRun(
     {
       scenario,
@@ -66,6 +71,9 @@ export async function measure(target: Target, probes: MeasuredProbe[], options: 
       durationMs: options.durationMs,
       warmupMs: options.warmupMs ?? 0,
       timeoutMs: options.timeoutMs ?? 30_000,
+      dropLateReplies: options.dropLateReplies ?? false,
+      // One stretch has no report windows: a fairness gauge would only ever show its initial 1.
+      fairnessGauge: false,
     },
     options.metrics ?? null,
   );

@@ -2,7 +2,9 @@
 // name the option, like `lab serve`'s (services/common/options.ts).
 
 import { ConfigError } from '../common/errors.js';
-import { int, optionLabel, optionalInt, str, type OptionName } from '../common/options.js';
+import type { Parallelism } from '../common/plugin.js';
+import { FIB_MAX_N_LIMIT } from '../common/protocol.js';
+import { bool, int, optionLabel, optionalInt, str, type OptionName } from '../common/options.js';
 import { VARIANT_NAMES } from '../variants.js';
 import { BUILT_IN_SCENARIOS, loadScenario, parseDuration, type Scenario } from './scenario.js';
 
@@ -15,6 +17,31 @@ export interface Target {
   connectPerRequest: boolean;
   /** Talk like the talk's own clients: the bare number without a newline, one request at a time, replies `N` or `fib: N`. */
   legacy: boolean;
+  /** The spotlight: where the variant serves its own /metrics (`host:port`), to read its quota and workers from. */
+  metrics?: string | null;
+  /** The spotlight: the server takes one client at a time, so perf2 connects per request while the hog keeps its connection (sync). */
+  turns?: boolean;
+  /** The spotlight: how the variant computes in parallel, which decides its third phase (see spotlight.ts). */
+  parallel?: Parallelism;
+}
+
+/** `single`: one thing computes (no third phase); `fixed`: a fixed set of workers; `per-connection`: a thread or process per connection. */
+export type { Parallelism } from '../common/plugin.js';
+export const PARALLELISM: readonly Parallelism[] = ['single', 'per-connection', 'fixed-workers'];
+
+export interface SpotlightOptions {
+  /** Names of the targets to put in the spotlight, in turn. */
+  variants: string[];
+  /** The measured length of each phase, ms. */
+  phaseMs: number;
+  /** Before each phase's measured stretch (connections open, threads started), ms. */
+  warmupMs: number;
+  /** Between two turns (the background load resumes against the variant that just had its turn), ms. */
+  gapMs: number;
+  /** Stop after this many full rotations; null runs until stopped (or --duration). */
+  rotations: number | null;
+  /** The hog's request: fib(longN) in a loop (the talk's perf1: 30). */
+  longN: number;
 }
 
 /** Values that replace every probe's own (the continuous load of compose uses them). */
@@ -57,6 +84,10 @@ export interface LoadOptions {
   metricsHost: string;
   /** Set: find the maximum throughput instead of running the scenario once. */
   search: SearchOptions | null;
+  /** Set: the talk's experiment on one variant at a time, in rotation (spotlight.ts). */
+  spotlight: SpotlightOptions | null;
+  /** Whether the scenario runs as a continuous load against every target (with --spotlight, only when --scenario is given). */
+  background: boolean;
 }
 
 export const loadDefaults = {
@@ -67,13 +98,16 @@ export const loadDefaults = {
   reportEveryMs: 1000,
   metricsHost: '127.0.0.1',
   search: { maxP99Ms: 50, maxErrorRate: 0.01, stepMs: 5000, factor: 1.5 },
+  // 9 variants: 23 phases of 1 + 10 s and 9 gaps of 2 s, about 4.5 minutes a rotation.
+  spotlight: { phaseMs: 10_000, warmupMs: 1000, gapMs: 2000, longN: 30 },
 } as const;
 
 export const loadOptionNames = {
   targets: {
     flag: '--target',
     env: 'LOAD_TARGETS',
-    description: 'name=host:port[?connect=per-request][&legacy]; repeat it, or separate with commas',
+    description:
+      'name=host:port[?connect=per-request][&legacy][&metrics=host:port][&turns][&parallel=single|per-connection|fixed-workers]; repeat it, or separate with commas (the last three are for --spotlight: see below)',
   },
   variants: {
     flag: '--variants',
@@ -125,6 +159,41 @@ export const loadOptionNames = {
     description: 'with --search: the share of failed requests a step may reach (default 0.01)',
   },
   searchStep: { flag: '--search-step', description: 'with --search: how long each step runs (default 5s)' },
+  spotlight: {
+    flag: '--spotlight',
+    env: 'LOAD_SPOTLIGHT',
+    description:
+      "the talk's experiment on one variant at a time, in rotation: perf2 alone, beside one perf1 hog, beside as many hogs as it has workers (yes|no; alone: yes)",
+  },
+  spotlightPhaseMs: {
+    flag: '--spotlight-phase',
+    env: 'SPOTLIGHT_PHASE',
+    description: 'with --spotlight: how long each phase is measured (default 10s)',
+  },
+  spotlightWarmupMs: {
+    flag: '--spotlight-warmup',
+    env: 'SPOTLIGHT_WARMUP',
+    description: "with --spotlight: each phase's warm-up before it is measured (default 1s)",
+  },
+  spotlightGapMs: {
+    flag: '--spotlight-gap',
+    env: 'SPOTLIGHT_GAP',
+    description: 'with --spotlight: the pause between two turns (default 2s)',
+  },
+  spotlightVariants: {
+    flag: '--spotlight-variants',
+    env: 'SPOTLIGHT_VARIANTS',
+    description: 'with --spotlight: the targets to put in the spotlight, in this order (default: every target, in order)',
+  },
+  spotlightLongN: {
+    flag: '--spotlight-long-n',
+    env: 'SPOTLIGHT_LONG_N',
+    description: "with --spotlight: the n of the hogs' fib(n) (default 30, the talk's perf1)",
+  },
+  rotations: {
+    flag: '--rotations',
+    description: 'with --spotlight: stop after this many full rotations (default: run until stopped, or --duration)',
+  },
 } satisfies Record<string, OptionName & { description: string }>;
 
 export type LoadOptionKey = keyof typeof loadOptionNames;
@@ -147,6 +216,8 @@ export function resolveLoadOptions(raw: RawLoadOptions): LoadOptions {
   const json = raw.json === true;
   const csv = raw.csv === true;
   if (json && csv) throw new ConfigError('--json', 'give either --json or --csv');
+  const spotlightOn = bool(names.spotlight, raw.spotlight);
+  const spotlight = spotlightOn ? resolveSpotlight(raw, variants.length > 0 ? variants : targets.map((t) => t.name)) : null;
   const options: LoadOptions = {
     targets,
     variants,
@@ -161,18 +232,40 @@ export function resolveLoadOptions(raw: RawLoadOptions): LoadOptions {
     metricsPort: optionalInt(names.metricsPort, raw.metricsPort, 0, 65535),
     metricsHost: given('metricsHost') ? str(names.metricsHost, raw.metricsHost) : loadDefaults.metricsHost,
     search: raw.search === true ? resolveSearch(raw) : null,
+    spotlight,
+    background: spotlight === null || given('scenarioSpec'),
   };
+  if (spotlight) {
+    if (options.search) throw new ConfigError(optionLabel(names.spotlight), 'give either --spotlight or --search');
+    // The spotlight runs until stopped unless told otherwise; a background scenario runs as long.
+    options.durationMs ??= 0;
+    if (options.durationMs === 0 && spotlight.rotations === null && options.output !== 'table')
+      throw new ConfigError(
+        optionLabel(names.spotlight),
+        `--${options.output} needs a run that ends: give --rotations or --duration`,
+      );
+  } else {
+    for (const key of [
+      'spotlightPhaseMs',
+      'spotlightWarmupMs',
+      'spotlightGapMs',
+      'spotlightVariants',
+      'spotlightLongN',
+      'rotations',
+    ] as const)
+      if (given(key)) throw new ConfigError(optionLabel(names[key]), 'applies only with --spotlight');
+  }
   if (options.timeoutMs <= 0) throw new ConfigError(optionLabel(names.timeoutMs), 'must be more than 0');
   if (options.reportEveryMs < 100) throw new ConfigError(optionLabel(names.reportEveryMs), 'must be at least 100ms');
-  if (options.metricsPort !== null && (options.variants.length > 0 || options.search)) {
+  if (options.metricsPort !== null && ((options.variants.length > 0 && !spotlight) || options.search)) {
     throw new ConfigError(
       optionLabel(names.metricsPort),
       'serves a run against --target (LOAD_TARGETS), not --variants or --search',
     );
   }
-  if (options.durationMs === 0 && options.variants.length > 0)
+  if (options.durationMs === 0 && options.variants.length > 0 && !spotlight)
     throw new ConfigError(optionLabel(names.durationMs), '--variants needs a duration: each variant is measured in turn');
-  if (options.durationMs === 0 && options.output !== 'table')
+  if (options.durationMs === 0 && options.output !== 'table' && !spotlight)
     throw new ConfigError(optionLabel(names.durationMs), `--${options.output} needs a run that ends`);
   return options;
 }
@@ -191,6 +284,43 @@ function resolveSearch(raw: RawLoadOptions): SearchOptions {
   };
 }
 
+function resolveSpotlight(raw: RawLoadOptions, available: string[]): SpotlightOptions {
+  const names = loadOptionNames;
+  const defaults = loadDefaults.spotlight;
+  const given = (key: LoadOptionKey) => raw[key] !== undefined && raw[key] !== '';
+  const ms = (key: 'spotlightPhaseMs' | 'spotlightWarmupMs' | 'spotlightGapMs', fallback: number) =>
+    given(key) ? duration(names[key], raw[key]) : fallback;
+  const options: SpotlightOptions = {
+    variants: available,
+    phaseMs: ms('spotlightPhaseMs', defaults.phaseMs),
+    warmupMs: ms('spotlightWarmupMs', defaults.warmupMs),
+    gapMs: ms('spotlightGapMs', defaults.gapMs),
+    rotations: optionalInt(names.rotations, raw.rotations, 1, 1_000_000),
+    longN: optionalInt(names.spotlightLongN, raw.spotlightLongN, 1, FIB_MAX_N_LIMIT) ?? defaults.longN,
+  };
+  if (options.phaseMs < 200) throw new ConfigError(optionLabel(names.spotlightPhaseMs), 'must be at least 200ms');
+  if (given('spotlightVariants')) {
+    options.variants = [
+      ...new Set(
+        (typeof raw.spotlightVariants === 'string' ? raw.spotlightVariants : JSON.stringify(raw.spotlightVariants))
+          .split(',')
+          .map((name) => name.trim())
+          .filter((name) => name !== ''),
+      ),
+    ];
+    for (const name of options.variants)
+      if (!available.includes(name))
+        throw new ConfigError(
+          optionLabel(names.spotlightVariants),
+          `unknown target ${JSON.stringify(name)}: expected some of ${available.join(', ')}`,
+        );
+  }
+  if (options.variants.length === 0) throw new ConfigError(optionLabel(names.spotlightVariants), 'give at least one target');
+  return options;
+}
+
+/** A yes/no option: the bare flag is yes; from the environment, 1/true/yes/on or 0/false/no/off/empty. */
+
 /** Every probe takes the overrides that apply to its model. */
 export function applyOverrides(scenario: Scenario, overrides: Overrides): Scenario {
   return {
@@ -204,7 +334,7 @@ export function applyOverrides(scenario: Scenario, overrides: Overrides): Scenar
   };
 }
 
-/** `name=host:port[?connect=per-request][&legacy]`, given as a list or comma-separated strings. */
+/** `name=host:port[?connect=per-request][&legacy][&metrics=host:port][&turns][&parallel=...]`, as a list or comma-separated strings. */
 export function parseTargets(raw: unknown): Target[] {
   const label = optionLabel(loadOptionNames.targets);
   const items = (Array.isArray(raw) ? raw : raw === undefined ? [] : [raw])
@@ -224,18 +354,29 @@ export function parseTargets(raw: unknown): Target[] {
       connectPerRequest: false,
       legacy: false,
     };
+    let connectGiven = false;
     for (const [key, value] of new URLSearchParams(query ?? '')) {
       if (key === 'connect' && (value === 'per-request' || value === 'persistent')) {
         target.connectPerRequest = value === 'per-request';
+        connectGiven = true;
       } else if (key === 'legacy' && (value === '' || value === '1' || value === 'true')) {
         target.legacy = true;
+      } else if (key === 'metrics' && /^(\[[^\]]+\]|[^:]+):\d+$/.test(value)) {
+        int({ flag: `${loadOptionNames.targets.flag} ${name} metrics` }, value.slice(value.lastIndexOf(':') + 1), 1, 65535);
+        target.metrics = value;
+      } else if (key === 'turns' && (value === '' || value === '1' || value === 'true')) {
+        target.turns = true;
+      } else if (key === 'parallel' && (PARALLELISM as readonly string[]).includes(value)) {
+        target.parallel = value as Parallelism;
       } else {
         throw new ConfigError(
           label,
-          `unknown target option ${JSON.stringify(value ? `${key}=${value}` : key)} for ${name} (known: connect=per-request|persistent, legacy)`,
+          `unknown target option ${JSON.stringify(value ? `${key}=${value}` : key)} for ${name} (known: connect=per-request|persistent, legacy, metrics=host:port, turns, parallel=${PARALLELISM.join('|')})`,
         );
       }
     }
+    // A server that takes one client at a time: the background load takes turns too, unless told otherwise.
+    if (target.turns && !connectGiven) target.connectPerRequest = true;
     return target;
   });
   const seen = new Set<string>();
@@ -248,7 +389,7 @@ export function parseTargets(raw: unknown): Target[] {
 
 function parseVariants(raw: unknown): string[] {
   if (raw === undefined || raw === '') return [];
-  const names = String(raw)
+  const names = (typeof raw === 'string' ? raw : JSON.stringify(raw))
     .split(',')
     .map((name) => name.trim())
     .filter((name) => name !== '');

@@ -83,12 +83,13 @@ export class ProbeRecorder {
     readonly key: SeriesKey,
     connections: number,
     private readonly metrics: LoadgenMetrics | null,
+    private readonly series: { fairnessGauge: boolean } = { fairnessGauge: true },
   ) {
     this.perConnection = new Array<number>(connections).fill(0);
     this.perConnectionWindow = new Array<number>(connections).fill(0);
     this.activeMs = new Array<number>(connections).fill(0);
     this.labels = { variant: key.target, scenario: key.scenario, probe: key.probe };
-    metrics?.initSeries(this.labels);
+    metrics?.initSeries(this.labels, series);
     this.durationSeries = metrics?.requestDuration.labels(this.labels) ?? null;
   }
 
@@ -175,7 +176,7 @@ export class ProbeRecorder {
   takeWindow(): { requests: number; latency: LatencySummary; fairness: number | null } {
     const fairness = jainIndex(this.perConnectionWindow);
     const result = { requests: this.windowCount, latency: summarize(this.window), fairness };
-    if (fairness !== null) this.metrics?.fairness.labels(this.labels).set(fairness);
+    if (fairness !== null && this.series.fairnessGauge) this.metrics?.fairness.labels(this.labels).set(fairness);
     this.window.reset();
     this.windowCount = 0;
     this.perConnectionWindow.fill(0);

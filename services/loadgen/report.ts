@@ -62,7 +62,7 @@ export interface LoadReport {
   results: ProbeResult[];
 }
 
-function describeN(n: Probe['n']): string {
+export function describeN(n: Probe['n']): string {
   return typeof n === 'number' ? String(n) : n.map(({ n: value, weight }) => `${value}:${weight}`).join(' ');
 }
 
@@ -224,7 +224,11 @@ const CSV_COLUMNS = [
 export function csv(report: LoadReport): string {
   const cell = (value: unknown) => {
     const text =
-      value === null || value === undefined || (typeof value === 'number' && !Number.isFinite(value)) ? '' : String(value);
+      value === null || value === undefined || (typeof value === 'number' && !Number.isFinite(value))
+        ? ''
+        : typeof value === 'string'
+          ? value
+          : JSON.stringify(value);
     return /[",\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
   };
   const rows = report.results.map((r) =>

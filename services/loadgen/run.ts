@@ -7,6 +7,7 @@ import type { LoadgenMetrics } from '../common/metrics.js';
 import { connectTo, realClock, runProbe, type Clock, type Connect } from './drivers.js';
 import { GeneratorHealth } from './health.js';
 import type { Target } from './options.js';
+import type { PauseGate } from './pause.js';
 import { ProbeRecorder } from './recorder.js';
 import { isScheduled, phaseAt, type Scenario } from './scenario.js';
 
@@ -20,6 +21,12 @@ export interface RunConfig {
   durationMs: number;
   warmupMs: number;
   timeoutMs: number;
+  /** Lets the load against some targets pause without stopping the run (pause.ts). */
+  gate?: PauseGate | null;
+  /** Leave out replies that come back after stop(): every figure is over exactly the run's time. */
+  dropLateReplies?: boolean;
+  /** Whether the run reports loadgen_fairness_index (default true; a measure() stretch has no report windows). */
+  fairnessGauge?: boolean;
 }
 
 export class LoadRun {
@@ -57,6 +64,7 @@ export class LoadRun {
           { target: target.name, scenario: probe.scenario, probe: probe.name },
           probe.connections,
           metrics,
+          { fairnessGauge: config.fairnessGauge ?? true },
         );
         this.recorders.push(recorder);
         probes.push(
@@ -70,6 +78,8 @@ export class LoadRun {
             stopped: this.stopper.signal,
             clock,
             connect,
+            gate: config.gate ?? null,
+            dropLateReplies: config.dropLateReplies ?? false,
             onScheduleLag: (ms) => {
               this.health.scheduleLag(ms);
               this.windowHealth.scheduleLag(ms);
@@ -134,6 +144,12 @@ export class LoadRun {
   /** How long the whole run takes, warm-up included; null when it runs until stopped. */
   get totalMs(): number | null {
     return this.config.durationMs > 0 ? this.config.warmupMs + this.config.durationMs : null;
+  }
+
+  /** The label sets of its loadgen_fairness_index series (removed when the run is replaced). */
+  fairnessLabels(): Array<{ variant: string; scenario: string; probe: string }> {
+    if (this.config.fairnessGauge === false) return [];
+    return this.recorders.map((r) => ({ variant: r.key.target, scenario: r.key.scenario, probe: r.key.probe }));
   }
 
   /** Figures since the previous window (also updates the fairness and generator-bound gauges). */

@@ -37,6 +37,8 @@ export interface Probe {
   stopMs: number | null;
   /** Connection i joins i * stagger after the first and leaves i * stagger before it. */
   staggerMs: number;
+  /** Closed loop: a connection per request or not, whatever the target says (the spotlight's hog keeps its connection to sync). */
+  connectPerRequest?: boolean;
 }
 
 export interface Scenario {

@@ -6,7 +6,7 @@
 import type { LoadgenMetrics } from '../common/metrics.js';
 import type { LoadOptions, Target } from './options.js';
 import type { LiveDisplay } from './report.js';
-import { formatMs, runResults, type ProbeResult } from './report.js';
+import { describeN, formatMs, runResults, type ProbeResult } from './report.js';
 import { LoadRun } from './run.js';
 import type { Probe, Scenario } from './scenario.js';
 
@@ -102,7 +102,7 @@ export async function searchMaxThroughput(
   return {
     target: target.name,
     probe: probe.name,
-    n: last?.n ?? String(probe.n),
+    n: last?.n ?? describeN(probe.n),
     bounds: { maxP99Ms: search.maxP99Ms, maxErrorRate: search.maxErrorRate },
     steps,
     kneeRate: passed.length > 0 ? passed[passed.length - 1]!.rate : null,

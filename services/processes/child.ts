@@ -7,7 +7,8 @@ import type { Socket } from 'node:net';
 import { LineConnection } from '../common/connection.js';
 import { computeFib } from '../common/fib.js';
 import type { ConnectionCommand, ObservationBatch } from '../common/messages.js';
-import type { RequestObservation, RequestRecorder } from '../common/metrics.js';
+import type { Outcome } from '../common/errors.js';
+import type { CloseReason, RequestObservation, RequestRecorder } from '../common/metrics.js';
 
 const FLUSH_MS = 100;
 
@@ -15,6 +16,7 @@ const FLUSH_MS = 100;
 class ParentRecorder implements RequestRecorder {
   private inflightDelta = 0;
   private observations: RequestObservation[] = [];
+  private closes: CloseReason[] = [];
   private timer: NodeJS.Timeout | null = null;
 
   inflight(delta: number): void {
@@ -22,18 +24,33 @@ class ParentRecorder implements RequestRecorder {
     this.schedule();
   }
 
-  finished(observation: RequestObservation): void {
-    this.observations.push(observation);
+  finished(outcome: Outcome, durationSeconds: number, queueWaitSeconds: number, computeSeconds: number): void {
+    this.observations.push(
+      Number.isNaN(computeSeconds)
+        ? { outcome, durationSeconds }
+        : { outcome, durationSeconds, queueWaitSeconds, computeSeconds },
+    );
+    this.schedule();
+  }
+
+  closed(reason: CloseReason): void {
+    this.closes.push(reason);
     this.schedule();
   }
 
   flush(done?: () => void): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    if (this.inflightDelta === 0 && this.observations.length === 0) return void done?.();
-    const batch: ObservationBatch = { type: 'observed', inflight: this.inflightDelta, observations: this.observations };
+    if (this.inflightDelta === 0 && this.observations.length === 0 && this.closes.length === 0) return void done?.();
+    const batch: ObservationBatch = {
+      type: 'observed',
+      inflight: this.inflightDelta,
+      observations: this.observations,
+      closed: this.closes,
+    };
     this.inflightDelta = 0;
     this.observations = [];
+    this.closes = [];
     process.send!(batch, undefined, {}, () => done?.());
   }
 
@@ -50,8 +67,10 @@ process.on('message', (command: ConnectionCommand, handle?: Socket) => {
     case 'serve':
       connection = new LineConnection(handle!, {
         handler: (n) => computeFib({ n }),
+        abortable: false,
         fibMaxN: command.fibMaxN,
         maxPipeline: command.maxPipeline,
+        idleTimeoutMs: command.idleTimeoutMs,
         recorder,
       });
       void connection.done.then(() => recorder.flush(() => process.disconnect()));

@@ -7,16 +7,25 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
 import type { ConnectionCommand, ObservationBatch } from '../common/messages.js';
-import type { ConnectionOwner, VariantContext, VariantDefinition } from '../common/server.js';
+import { replay } from '../common/metrics.js';
+import { defineVariant, type ConnectionOwner, type VariantContext } from '../common/plugin.js';
 
-export const processes: VariantDefinition = {
+export const processes = defineVariant({
   name: 'processes',
+  hostPort: 25006,
   model: 'one child process per connection (fork per client)',
   shows: 'parallelism and its memory and start-up cost',
-  // Each connection holds a whole Node process.
-  defaultMaxConnections: 32,
-  createOwner: async (ctx) => new ProcessPerConnectionOwner(ctx),
-};
+  options: {},
+  // Each connection holds a whole Node process (about 45 MB).
+  connectionCap: 32,
+  idleTimeoutMs: 300_000,
+  takesTurns: false,
+  parallelism: 'per-connection',
+  // The child computes on its own event loop: nothing stops a fib once it has started.
+  interruptible: false,
+  limits: { memory: '2g', pids: 768 },
+  plugin: { level: 'owner', createOwner: async (ctx) => new ProcessPerConnectionOwner(ctx) },
+});
 
 const CHILD = new URL('./child.js', import.meta.url);
 /** How long a child may take to finish after `abort` before it is killed. */
@@ -25,8 +34,10 @@ const ABORT_GRACE_MS = 2000;
 class ProcessPerConnectionOwner implements ConnectionOwner {
   private readonly children = new Map<ChildProcess, Promise<void>>();
 
-  constructor(private readonly ctx: VariantContext) {
-    ctx.metrics.workers.set(0);
+  constructor(private readonly ctx: VariantContext) {}
+
+  liveWorkers(): number {
+    return this.children.size;
   }
 
   adopt(socket: Socket, release: () => void): void {
@@ -34,20 +45,24 @@ class ProcessPerConnectionOwner implements ConnectionOwner {
     const child = fork(CHILD, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     this.children.set(child, exited);
-    metrics.workers.set(this.children.size);
     child.on('message', (batch: ObservationBatch) => {
       if (batch.inflight !== 0) metrics.recorder.inflight(batch.inflight);
-      for (const observation of batch.observations) metrics.recorder.finished(observation);
+      for (const observation of batch.observations) replay(metrics.recorder, observation);
+      for (const reason of batch.closed) metrics.recorder.closed(reason);
     });
     child.on('error', () => child.kill('SIGKILL'));
     void exited.then(() => {
       this.children.delete(child);
-      metrics.workers.set(this.children.size);
       socket.destroy(); // if the child never took it (fork failed)
       release();
     });
     // The handle moves to the child; the server accepted it paused, so no byte was read here.
-    const serve: ConnectionCommand = { type: 'serve', fibMaxN: options.fibMaxN, maxPipeline: options.maxPipeline };
+    const serve: ConnectionCommand = {
+      type: 'serve',
+      fibMaxN: options.fibMaxN,
+      maxPipeline: options.maxPipeline,
+      idleTimeoutMs: options.idleTimeoutMs,
+    };
     child.send(serve, socket, { keepOpen: false }, (error) => {
       if (error) child.kill('SIGKILL');
     });

@@ -1,23 +1,34 @@
 // processpool: the event loop does the I/O and sends each fib to a fixed pool of child
 // processes over IPC, like the talk's ProcessPoolExecutor. Parallel like `threadpool`, but every
 // request pays for serialization and two trips across a process boundary: cheap next to a
-// fib(30), most of the cost of a fib(1). The pool is created full and warm and sized once; a
-// pool process that dies is replaced, and the request it was computing is answered `internal`.
-// Written by hand (not with a pooling library) because no well-kept Node library pools child
-// processes with per-process accounting; the mechanism is small and part of what it shows.
+// fib(30), most of the cost of a fib(1). The pool is created full and warm; a pool process that
+// dies is replaced, and the request it was computing is answered `internal`. With
+// POOL_FOLLOWS_QUOTA=1 processes are added or retired (once idle) when the CPU quota changes.
+// Written by hand, although libraries pool child processes (workerpool, tinypool): the
+// mechanism (dispatch, replacement, cancellation) is small and is part of what it shows.
 
 import { fork, type ChildProcess } from 'node:child_process';
 import { RequestError } from '../common/errors.js';
 import type { FibResult, PoolReply, PoolRequest } from '../common/messages.js';
-import type { Executor, VariantContext, VariantDefinition } from '../common/server.js';
+import { defineVariant, type Executor, type VariantContext } from '../common/plugin.js';
+import { followQuota, poolOptions, startSize, type PoolOptions } from '../common/pools.js';
 
-export const processpool: VariantDefinition = {
+export const processpool = defineVariant<PoolOptions>({
   name: 'processpool',
+  hostPort: 25007,
   model: 'event loop + a fixed pool of child processes over IPC',
   shows: 'IPC overhead on tiny requests',
-  defaultMaxConnections: 10_000,
-  createExecutor: (ctx) => ProcessPool.start(ctx),
-};
+  options: poolOptions,
+  connectionCap: 10_000,
+  idleTimeoutMs: 300_000,
+  takesTurns: false,
+  parallelism: 'fixed-workers',
+  interruptible: true,
+  workersOption: 'poolSize',
+  queueOption: 'maxQueue',
+  limits: { memory: '768m', pids: 256 },
+  plugin: { level: 'executor', createExecutor: (ctx) => ProcessPool.start(ctx) },
+});
 
 const CHILD = new URL('./child.js', import.meta.url);
 /** A process that crashes this soon after starting is restarted only after a pause (no crash loop). */
@@ -31,7 +42,8 @@ interface Job {
   reject(error: Error): void;
 }
 
-interface Slot {
+/** One pool process and the job it computes. */
+interface PoolProcess {
   index: number;
   child: ChildProcess;
   ready: Promise<void>;
@@ -41,33 +53,60 @@ interface Slot {
   dead: boolean;
   /** Stopped by the pool itself (a cancelled job), not crashed. */
   killed: boolean;
+  /** Past the pool's size after it shrank: takes no more jobs, stops once idle. */
+  retiring: boolean;
 }
 
 class ProcessPool implements Executor {
-  private readonly slots: Slot[] = [];
+  readonly abortable = true;
+  /** By index (the `worker` label). */
+  private readonly slots = new Map<number, PoolProcess>();
   private readonly queue: Job[] = [];
   private nextId = 1;
   private closing = false;
+  private stopFollowing: () => void = () => {};
 
   private constructor(
-    private readonly ctx: VariantContext,
-    readonly workers: number,
+    private readonly ctx: VariantContext<PoolOptions>,
+    private size: number,
   ) {}
 
-  static async start(ctx: VariantContext): Promise<ProcessPool> {
-    const pool = new ProcessPool(ctx, ctx.poolSize);
-    for (let index = 0; index < ctx.poolSize; index++) {
-      ctx.metrics.initWorker(index);
-      pool.slots.push(pool.spawn(index));
-    }
-    await Promise.all(pool.slots.map((slot) => slot.ready)); // created full and warm
+  static async start(ctx: VariantContext<PoolOptions>): Promise<ProcessPool> {
+    const { own } = ctx;
+    const size = startSize(ctx, own.poolSize, poolOptions.poolSize, own.poolFollowsQuota);
+    const pool = new ProcessPool(ctx, 0);
+    await pool.resize(size); // created full and warm
+    if (own.poolFollowsQuota) pool.stopFollowing = followQuota(ctx, size, (next) => pool.resize(next));
     return pool;
   }
 
+  /** Grows to `size` warm processes, or retires those past it (each once idle). */
+  private async resize(size: number): Promise<void> {
+    const starting: Array<Promise<void>> = [];
+    for (let index = 0; index < Math.max(size, this.slots.size); index++) {
+      const slot = this.slots.get(index);
+      if (index >= size) {
+        if (slot && !slot.retiring) {
+          slot.retiring = true;
+          if (slot.job === null) this.kill(slot);
+        }
+      } else if (!slot) {
+        this.ctx.metrics.initWorker(index);
+        const spawned = this.spawn(index);
+        this.slots.set(index, spawned);
+        starting.push(spawned.ready);
+      } else {
+        slot.retiring = false;
+      }
+    }
+    this.size = size;
+    await Promise.all(starting);
+    this.dispatch();
+  }
+
   run = (n: number, signal: AbortSignal): Promise<FibResult> => {
-    const idle = this.slots.some((slot) => slot.job === null && !slot.dead);
-    if (!idle && this.queue.length >= this.ctx.options.maxQueue) {
-      throw new RequestError('overloaded', `all ${this.workers} pool processes busy and ${this.queue.length} requests queued`);
+    if (!this.hasIdle() && this.queue.length >= this.ctx.own.maxQueue) {
+      throw new RequestError('overloaded', `all ${this.size} pool processes busy and ${this.queue.length} requests queued`);
     }
     return new Promise<FibResult>((resolve, reject) => {
       const job: Job = { id: this.nextId++, n, signal, resolve, reject };
@@ -77,22 +116,33 @@ class ProcessPool implements Executor {
     });
   };
 
+  private hasIdle(): boolean {
+    for (const slot of this.slots.values()) if (slot.job === null && !slot.dead && !slot.retiring) return true;
+    return false;
+  }
+
+  /** Pool processes alive now: one that died shows until its replacement is up. */
+  liveWorkers(): number {
+    return [...this.slots.values()].filter((slot) => !slot.dead).length;
+  }
+
   async close(): Promise<void> {
+    this.stopFollowing();
     this.closing = true;
-    const exits = this.slots.map(
+    const exits = [...this.slots.values()].map(
       (slot) =>
         new Promise<void>((resolve) =>
           slot.child.exitCode !== null || slot.child.signalCode !== null ? resolve() : slot.child.once('exit', () => resolve()),
         ),
     );
-    for (const slot of this.slots) this.kill(slot);
+    for (const slot of this.slots.values()) this.kill(slot);
     await Promise.all(exits);
   }
 
-  private spawn(index: number): Slot {
+  private spawn(index: number): PoolProcess {
     const child = fork(CHILD, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     let markReady: () => void;
-    const slot: Slot = {
+    const slot: PoolProcess = {
       index,
       child,
       ready: new Promise((resolve) => (markReady = resolve)),
@@ -100,6 +150,7 @@ class ProcessPool implements Executor {
       job: null,
       dead: false,
       killed: false,
+      retiring: false,
     };
     child.on('message', (message: PoolReply) => {
       if (message.type === 'ready') return markReady();
@@ -108,6 +159,7 @@ class ProcessPool implements Executor {
       slot.job = null;
       if (message.result.worker) this.ctx.metrics.workerComputed(index, message.result.worker.busySeconds);
       job.resolve(message.result);
+      if (slot.retiring) this.kill(slot);
       this.dispatch();
     });
     child.on('error', () => this.kill(slot));
@@ -119,15 +171,21 @@ class ProcessPool implements Executor {
   }
 
   /** A pool process exited: its request fails, and the pool is brought back to full size. */
-  private replace(slot: Slot): void {
+  private replace(slot: PoolProcess): void {
     const job = slot.job;
     slot.job = null;
     if (job && !job.signal.aborted) job.reject(new RequestError('internal', 'the pool process computing this request died'));
-    if (this.closing) return;
+    if (this.closing || this.slots.get(slot.index) !== slot) return;
+    if (slot.retiring) {
+      // The pool shrank: gone for good, with its series.
+      this.slots.delete(slot.index);
+      this.ctx.metrics.removeWorker(slot.index);
+      return;
+    }
     const restart = () => {
       if (this.closing) return;
       const next = this.spawn(slot.index);
-      this.slots[slot.index] = next;
+      this.slots.set(slot.index, next);
       void next.ready.then(() => this.dispatch());
     };
     if (!slot.killed && Date.now() - slot.startedAt < QUICK_DEATH_MS) setTimeout(restart, QUICK_DEATH_MS).unref();
@@ -135,16 +193,16 @@ class ProcessPool implements Executor {
   }
 
   private dispatch(): void {
-    for (const slot of this.slots) {
+    for (const slot of this.slots.values()) {
       if (this.queue.length === 0) return;
-      if (slot.job !== null || slot.dead || !slot.child.connected) continue;
+      if (slot.job !== null || slot.dead || slot.retiring || !slot.child.connected) continue;
       const job = this.queue.shift()!;
       slot.job = job;
       slot.child.send({ id: job.id, task: { n: job.n } } satisfies PoolRequest);
     }
   }
 
-  private kill(slot: Slot): void {
+  private kill(slot: PoolProcess): void {
     slot.dead = true;
     slot.killed = true;
     slot.child.kill('SIGKILL');
@@ -154,7 +212,7 @@ class ProcessPool implements Executor {
   private cancel(job: Job): void {
     const queued = this.queue.indexOf(job);
     if (queued !== -1) this.queue.splice(queued, 1);
-    const slot = this.slots.find((s) => s.job === job);
+    const slot = [...this.slots.values()].find((s) => s.job === job);
     if (slot) this.kill(slot);
     const abort = new Error('the client left');
     abort.name = 'AbortError';

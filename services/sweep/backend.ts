@@ -8,16 +8,14 @@ import { localTarget } from '../loadgen/main.js';
 import { changeQuota, formatCores } from '../quota/cpus.js';
 import { LabDocker, type ContainerCounters, type LabContainer } from '../quota/docker.js';
 import { parseExposition, pick } from '../quota/exposition.js';
-import { VARIANTS } from '../variants.js';
+import { findVariant } from '../variants.js';
 import type { SweepMode } from './file.js';
 
 export type Counters = ContainerCounters;
 
 export interface PreparedPoint {
-  /** Where the throughput and short requests go (a connection per request for a variant whose clients take turns). */
+  /** Where the load goes (a connection per request for a variant whose clients take turns; the hog keeps its own). */
   target: Target;
-  /** Where the hog goes: always one persistent connection. */
-  hogTarget: Target;
   /** The quota in force. */
   cpus: number;
   quotaHolders: number;
@@ -96,11 +94,10 @@ export class DockerBackend implements SweepBackend {
 
   async prepare(variant: string, cpus: number): Promise<PreparedPoint> {
     const { holders } = await this.setQuota(variant, cpus);
-    const hostPort = VARIANTS.find((v) => v.definition.name === variant)!.hostPort;
+    const hostPort = findVariant(variant)!.hostPort;
     const target = localTarget(variant, hostPort);
     return {
       target,
-      hogTarget: { ...target, connectPerRequest: false },
       cpus,
       quotaHolders: holders.length,
       workers: async () => {
@@ -116,7 +113,7 @@ export class DockerBackend implements SweepBackend {
 
   async baseline(variant: string) {
     await this.setQuota(variant, this.hostCpus);
-    const hostPort = VARIANTS.find((v) => v.definition.name === variant)!.hostPort;
+    const hostPort = findVariant(variant)!.hostPort;
     return { target: localTarget(variant, hostPort), release: async () => {} };
   }
 

@@ -101,7 +101,6 @@ export class NativeBackend implements SweepBackend {
     const target = localTarget(variant, server.port);
     return {
       target,
-      hogTarget: { ...target, connectPerRequest: false },
       cpus: effective,
       quotaHolders: 1,
       workers: async () => {

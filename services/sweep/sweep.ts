@@ -228,6 +228,7 @@ async function measurePoint(
     durationMs: settings.throughputMs,
     warmupMs: settings.warmupMs,
     signal,
+    dropLateReplies: true,
   });
   await Promise.all(readings);
   const after = await prepared.counters().catch(() => null);
@@ -236,22 +237,23 @@ async function measurePoint(
   const usage = before && after ? usageBetween(before, after) : { coresUsed: null, throttledShare: null };
 
   const short = { name: 'short', n: settings.shortN, connections: 1 };
-  const alone = await measure(prepared.target, [short], { durationMs: settings.collapseMs, warmupMs: 500, signal });
+  const alone = await measure(prepared.target, [short], {
+    durationMs: settings.collapseMs,
+    warmupMs: 500,
+    signal,
+    dropLateReplies: true,
+  });
   // The hog keeps its own connection; the short requests take turns where the variant's clients do.
-  const [hog, beside] = await Promise.all([
-    measure(prepared.hogTarget, [{ name: 'long', n: settings.longN, connections: 1 }], {
-      durationMs: settings.collapseMs,
-      warmupMs: 1000,
-      signal,
-    }),
-    measure(prepared.target, [short], { durationMs: settings.collapseMs, warmupMs: 1000, signal }),
-  ]);
-
+  const beside = await measure(
+    prepared.target,
+    [{ name: 'long', n: settings.longN, connections: 1, connectPerRequest: false }, short],
+    { durationMs: settings.collapseMs, warmupMs: 1000, signal, dropLateReplies: true },
+  );
   const cpu = figures(throughput, 'cpu');
   const aloneShort = figures(alone, 'short');
   const besideShort = figures(beside, 'short');
   const ideal = (prepared.cpus * prepared.quotaHolders) / baseline.secondsPerRequest;
-  const measurements = [throughput, alone, hog, beside];
+  const measurements = [throughput, alone, beside];
   const errors: Record<string, number> = {};
   for (const m of measurements) {
     for (const probe of Object.values(m.probes)) {

@@ -1,26 +1,30 @@
 // sync: the talk's first server. One connection at a time, one request at a time: the server
 // serves a client until it disconnects and only then looks at the next one. Later connections
 // are accepted by the kernel (and counted against the cap) but not read: their clients wait.
+// A client that says nothing for IDLE_TIMEOUT_MS (30 s here, not 5 minutes) loses its turn.
 
 import type { Socket } from 'node:net';
-import type { LineConnection } from '../common/connection.js';
-import { formatError } from '../common/protocol.js';
-import {
-  inlineExecutor,
-  serveLines,
-  type ConnectionOwner,
-  type VariantContext,
-  type VariantDefinition,
-} from '../common/server.js';
+import { endAndDiscard, type LineConnection } from '../common/connection.js';
+import { defineVariant, type ConnectionOwner, type VariantContext } from '../common/plugin.js';
+import { SHUTTING_DOWN, formatError } from '../common/protocol.js';
+import { inlineExecutor, serveLines } from '../common/server.js';
 
-export const sync: VariantDefinition = {
+export const sync = defineVariant({
   name: 'sync',
+  hostPort: 25001,
   model: 'one connection at a time, one request at a time',
   shows: 'a second client waits until the first leaves',
+  options: {},
   // A waiting connection costs only its socket.
-  defaultMaxConnections: 1000,
-  createOwner: async (ctx) => new OneAtATimeOwner(ctx),
-};
+  connectionCap: 1000,
+  // A silent client holds everyone else back: it loses its turn sooner.
+  idleTimeoutMs: 30_000,
+  takesTurns: true,
+  parallelism: 'single',
+  interruptible: false,
+  limits: { memory: '256m', pids: 64 },
+  plugin: { level: 'owner', createOwner: async (ctx) => new OneAtATimeOwner(ctx) },
+});
 
 interface Waiting {
   socket: Socket;
@@ -33,8 +37,10 @@ class OneAtATimeOwner implements ConnectionOwner {
   private current: LineConnection | null = null;
   private draining = false;
 
-  constructor(private readonly ctx: VariantContext) {
-    ctx.metrics.workers.set(1);
+  constructor(private readonly ctx: VariantContext) {}
+
+  liveWorkers(): number {
+    return 1;
   }
 
   adopt(socket: Socket, release: () => void): void {
@@ -59,9 +65,9 @@ class OneAtATimeOwner implements ConnectionOwner {
     this.draining = true;
     // Clients still waiting for their turn will not get one.
     const refused = this.waiting.splice(0).map(({ socket, release }) => {
-      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve(release())));
-      socket.end(formatError('unavailable', "server shutting down before this connection's turn"), () => socket.destroy());
-      return closed;
+      const closed = new Promise<void>((resolve) => (socket.closed ? resolve() : socket.once('close', () => resolve())));
+      endAndDiscard(socket, formatError('unavailable', `${SHUTTING_DOWN} before this connection's turn`));
+      return closed.then(release);
     });
     await Promise.all([this.current?.drain(), ...refused]);
   }

@@ -2,60 +2,120 @@
 // worker_threads (piscina), like the talk's ThreadPoolExecutor but without a GIL: with as many
 // workers as cores, a long fib no longer stalls short ones. Requests beyond the pool wait in
 // piscina's queue (that wait is fib_queue_wait_seconds), at most MAX_QUEUE of them; past that
-// they are answered `overloaded`.
+// they are answered `overloaded`. With POOL_FOLLOWS_QUOTA=1 the pool is resized when the CPU
+// quota changes: a new pool of the new size is started warm and takes new requests, and the old
+// one finishes what it runs, then closes (piscina's pools have a fixed size).
 
 import { Piscina } from 'piscina';
 import { RequestError } from '../common/errors.js';
 import type { FibResult, FibTask } from '../common/messages.js';
-import type { VariantDefinition } from '../common/server.js';
+import { defineVariant, type Executor, type VariantContext } from '../common/plugin.js';
+import { followQuota, poolOptions, startSize, type PoolOptions } from '../common/pools.js';
 
-export const threadpool: VariantDefinition = {
+export const threadpool = defineVariant<PoolOptions>({
   name: 'threadpool',
+  hostPort: 25005,
   model: 'event loop for I/O + a fixed pool of worker_threads (piscina) for fib',
   shows: 'parallelism with bounded threads; queue wait vs run time',
-  defaultMaxConnections: 10_000,
-  async createExecutor({ poolSize, options, metrics }) {
-    const pool = new Piscina<FibTask, FibResult>({
-      filename: new URL('./worker.js', import.meta.url).href,
-      // Created full and never shrunk: the pool is sized once, at start (LAB-SPEC section 3).
-      minThreads: poolSize,
-      maxThreads: poolSize,
-      idleTimeout: Number.MAX_SAFE_INTEGER,
-      concurrentTasksPerWorker: 1,
-      // Idle workers wait on their event loop, not blocked in Atomics.wait (piscina's default),
-      // so each worker's event-loop utilization says how busy it really is.
-      atomics: 'async',
-    });
-    const slots = new WorkerSlots(poolSize, () => pool.threads.map((thread) => thread.threadId));
-    for (let slot = 0; slot < poolSize; slot++) metrics.initWorker(slot);
-    // Warm: every worker has loaded its module before the first client is served.
-    await Promise.all(Array.from({ length: poolSize }, () => pool.run({ n: 1 })));
+  options: poolOptions,
+  connectionCap: 10_000,
+  idleTimeoutMs: 300_000,
+  takesTurns: false,
+  parallelism: 'fixed-workers',
+  interruptible: true,
+  workersOption: 'poolSize',
+  queueOption: 'maxQueue',
+  limits: { memory: '512m', pids: 128 },
+  plugin: { level: 'executor', createExecutor: (ctx) => ThreadPool.start(ctx) },
+});
 
+class ThreadPool implements Executor {
+  readonly abortable = true;
+  /** Requests given to the pool and not yet answered (running or queued). */
+  private pending = 0;
+  private retiring = new Set<Piscina<FibTask, FibResult>>();
+  private stopFollowing: () => void = () => {};
+
+  private constructor(
+    private readonly ctx: VariantContext<PoolOptions>,
+    private pool: Piscina<FibTask, FibResult>,
+    private size: number,
+    private slots: WorkerSlots,
+  ) {}
+
+  static async start(ctx: VariantContext<PoolOptions>): Promise<ThreadPool> {
+    const { own } = ctx;
+    const size = startSize(ctx, own.poolSize, poolOptions.poolSize, own.poolFollowsQuota);
+    const pool = await warmPool(size);
+    const threads = new ThreadPool(ctx, pool, size, new WorkerSlots(size, () => pool.threads.map((thread) => thread.threadId)));
+    for (let slot = 0; slot < size; slot++) ctx.metrics.initWorker(slot);
+    if (own.poolFollowsQuota) threads.stopFollowing = followQuota(ctx, size, (next) => threads.resize(next));
+    return threads;
+  }
+
+  run = async (n: number, signal: AbortSignal): Promise<FibResult> => {
+    const { maxQueue } = this.ctx.own;
     // The queue is bounded here, not with piscina's maxQueue: piscina keeps abortable tasks
     // (ours carry the client's AbortSignal) in a separate queue that maxQueue does not bound.
-    let pending = 0;
-    return {
-      workers: poolSize,
-      run: async (n, signal) => {
-        if (pending >= poolSize + options.maxQueue) {
-          throw new RequestError('overloaded', `all ${poolSize} workers busy and ${options.maxQueue} requests queued`);
-        }
-        pending += 1;
-        try {
-          const result = await pool.run({ n }, { signal });
-          if (result.worker) metrics.workerComputed(slots.slotOf(result.worker.id), result.worker.busySeconds);
-          return result;
-        } catch (error) {
-          if ((error as Error).name === 'AbortError') throw error;
-          throw new RequestError('internal', 'the worker computing this request failed');
-        } finally {
-          pending -= 1;
-        }
-      },
-      close: () => pool.destroy(),
-    };
-  },
-};
+    if (this.pending >= this.size + maxQueue) {
+      throw new RequestError('overloaded', `all ${this.size} workers busy and ${maxQueue} requests queued`);
+    }
+    this.pending += 1;
+    const slots = this.slots;
+    try {
+      const result = await this.pool.run({ n }, { signal });
+      if (result.worker) this.ctx.metrics.workerComputed(slots.slotOf(result.worker.id), result.worker.busySeconds);
+      return result;
+    } catch (error) {
+      if ((error as Error).name === 'AbortError') throw error;
+      throw new RequestError('internal', 'the worker computing this request failed');
+    } finally {
+      this.pending -= 1;
+    }
+  };
+
+  liveWorkers(): number {
+    let live = this.pool.threads.length;
+    for (const old of this.retiring) live += old.threads.length;
+    return live;
+  }
+
+  /** A new pool of `size` takes the new requests; the old one finishes what it runs, then closes. */
+  private async resize(size: number): Promise<void> {
+    const next = await warmPool(size);
+    const old = this.pool;
+    const before = this.size;
+    this.pool = next;
+    this.size = size;
+    this.slots = new WorkerSlots(size, () => next.threads.map((thread) => thread.threadId));
+    for (let slot = 0; slot < size; slot++) this.ctx.metrics.initWorker(slot);
+    for (let slot = size; slot < before; slot++) this.ctx.metrics.removeWorker(slot);
+    this.retiring.add(old);
+    void old.close().finally(() => this.retiring.delete(old));
+  }
+
+  async close(): Promise<void> {
+    this.stopFollowing();
+    await Promise.all([this.pool.destroy(), ...[...this.retiring].map((old) => old.destroy())]);
+  }
+}
+
+/** A pool created full, with every worker's module loaded before the first client is served. */
+async function warmPool(size: number): Promise<Piscina<FibTask, FibResult>> {
+  const pool = new Piscina<FibTask, FibResult>({
+    filename: new URL('./worker.js', import.meta.url).href,
+    // Created full and never shrunk (LAB-SPEC section 3).
+    minThreads: size,
+    maxThreads: size,
+    idleTimeout: Number.MAX_SAFE_INTEGER,
+    concurrentTasksPerWorker: 1,
+    // Idle workers wait on their event loop, not blocked in Atomics.wait (piscina's default),
+    // so each worker's event-loop utilization says how busy it really is.
+    atomics: 'async',
+  });
+  await Promise.all(Array.from({ length: size }, () => pool.run({ n: 1 })));
+  return pool;
+}
 
 /**
  * Gives each live pool thread a stable `worker` label 0..size-1. Piscina replaces a thread it

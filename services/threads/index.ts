@@ -2,14 +2,25 @@
 // GIL. Connections compute in parallel up to the CPU quota; each one costs a whole thread (a V8
 // isolate: megabytes) and a thread start before its first reply.
 
+import { defineVariant } from '../common/plugin.js';
 import { ThreadPerConnectionOwner } from '../common/thread-per-connection.js';
-import type { VariantDefinition } from '../common/server.js';
 
-export const threads: VariantDefinition = {
+export const threads = defineVariant({
   name: 'threads',
+  hostPort: 25004,
   model: 'one worker_thread per connection',
   shows: 'parallelism up to the CPU quota, no GIL; memory per connection',
-  // Each connection holds a thread with its own V8 heap.
-  defaultMaxConnections: 128,
-  createOwner: async (ctx) => new ThreadPerConnectionOwner(ctx, new URL('./thread.js', import.meta.url)),
-};
+  options: {},
+  // Each connection holds a thread with its own V8 heap (about 9 MB).
+  connectionCap: 128,
+  idleTimeoutMs: 300_000,
+  takesTurns: false,
+  parallelism: 'per-connection',
+  // A client that leaves takes its thread, terminated mid-fib.
+  interruptible: true,
+  limits: { memory: '1536m', pids: 256 },
+  plugin: {
+    level: 'owner',
+    createOwner: async (ctx) => new ThreadPerConnectionOwner(ctx, new URL('./thread.js', import.meta.url)),
+  },
+});

@@ -25,7 +25,7 @@ describe('lesson: sync', () => {
       await answered;
       assert.deepEqual(
         order,
-        ['first: fib(1)', ...Array(5).fill('first: fib(25)'), 'first leaves', 'second: fib: 8'],
+        ['first: fib(1)', ...Array<string>(5).fill('first: fib(25)'), 'first leaves', 'second: fib: 8'],
         order.join(', '),
       );
     } finally {

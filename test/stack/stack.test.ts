@@ -11,12 +11,13 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { allQueries } from '../../grafana/src/dashboards.js';
+import type { LoadReport } from '../../services/loadgen/report.js';
 import { VARIANTS } from '../../services/variants.js';
 import { TestClient, runLab } from '../helpers.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const PROMETHEUS = 'http://127.0.0.1:9090';
-const NAMES = VARIANTS.map((v) => v.definition.name);
+const NAMES = VARIANTS.map((v) => v.name);
 /** What Grafana's $__rate_interval becomes: 4 scrape intervals at least; 30 s gives the rates enough samples. */
 const RATE_INTERVAL = '30s';
 
@@ -85,7 +86,7 @@ describe('the compose stack', () => {
   });
 
   const step = (name: string, fn: () => Promise<void>) =>
-    it(name, async () => {
+    void it(name, async () => {
       try {
         await fn();
       } catch (error) {
@@ -95,17 +96,17 @@ describe('the compose stack', () => {
     });
 
   step("every variant answers `6` with `fib: 8` on its published port, and the talk's no-newline client", async () => {
-    for (const { definition, hostPort } of VARIANTS) {
+    for (const { name, hostPort } of VARIANTS) {
       const client = await TestClient.connect(hostPort);
       try {
-        assert.equal(await client.ask('6'), 'fib: 8', definition.name);
+        assert.equal(await client.ask('6'), 'fib: 8', name);
       } finally {
         client.close();
       }
       const perf2 = await TestClient.connect(hostPort);
       try {
         await perf2.write('1');
-        assert.equal(await perf2.line(), 'fib: 1', `${definition.name}, legacy b'1'`);
+        assert.equal(await perf2.line(), 'fib: 1', `${name}, legacy b'1'`);
       } finally {
         perf2.close();
       }
@@ -113,7 +114,7 @@ describe('the compose stack', () => {
   });
 
   step('a short load from the host gets every request answered', async () => {
-    const targets = VARIANTS.map((v) => `${v.definition.name}=127.0.0.1:${v.hostPort}`).join(',');
+    const targets = VARIANTS.map((v) => `${v.name}=127.0.0.1:${v.hostPort}`).join(',');
     const { code, stdout, stderr } = await runLab([
       'load',
       '--target',
@@ -125,7 +126,7 @@ describe('the compose stack', () => {
       '--json',
     ]);
     assert.equal(code, 0, stderr);
-    for (const result of JSON.parse(stdout).results) {
+    for (const result of (JSON.parse(stdout) as LoadReport).results) {
       assert.ok(
         result.ok > 0 && result.ok === result.requests,
         `${result.target}/${result.probe}: ${JSON.stringify(result.errors)}`,

@@ -1,0 +1,229 @@
+// What `make generate` derives from the variant table: every committed file equals what the table
+// produces (so a newcomer with only Docker has them right), and the compose file keeps LAB-SPEC's
+// rules and the containers' hardening: one service per variant on its published port (127.0.0.1
+// only), its own CPU quota variable, memory and pids limits, read-only, no capabilities, a grace
+// period longer than the drain timeout, healthchecks gating what depends on them, images pinned.
+// Where Docker's compose is installed, `docker compose config` must resolve the file to the same
+// settings (merge keys and variables included).
+
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { parse } from 'yaml';
+import { VARIANTS } from '../services/variants.js';
+import { DEFAULT_CPUS, ROOT, envName, generatedFiles, loadTarget } from '../tools/generate.js';
+
+interface Service {
+  image?: string;
+  command?: string[];
+  cpus?: string | number;
+  mem_limit?: string | number;
+  pids_limit?: number;
+  ports?: Array<string | { host_ip: string; published: string | number; target: number }>;
+  stop_grace_period?: string;
+  healthcheck?: unknown;
+  depends_on?: Record<string, { condition: string }>;
+  profiles?: string[];
+  environment?: Record<string, string>;
+  read_only?: boolean;
+  cap_drop?: string[];
+  security_opt?: string[];
+  tmpfs?: string[] | string;
+  restart?: string;
+}
+
+const compose = parse(readFileSync(`${ROOT}docker-compose.yml`, 'utf8'), { merge: true }) as {
+  name: string;
+  services: Record<string, Service>;
+};
+const LAB_SERVICES = [...VARIANTS.map((v) => v.name), 'loadgen'];
+
+function dockerCompose(args: string[], env: Record<string, string> = {}): { ok: boolean; stdout: string; stderr: string } {
+  const result = spawnSync('docker', ['compose', ...args], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, ...env } });
+  return { ok: result.status === 0, stdout: result.stdout ?? '', stderr: result.stderr ?? String(result.error ?? '') };
+}
+const composeAvailable = dockerCompose(['version']).ok;
+
+describe('generated files', () => {
+  for (const { path, content } of generatedFiles()) {
+    it(`${path} is what the variant table produces (else: make generate)`, () => {
+      assert.equal(readFileSync(`${ROOT}${path}`, 'utf8'), content, `${path} drifted: run 'make generate' and commit it`);
+    });
+  }
+
+  it('the Makefile reads its variant list from config/variants.mk', () => {
+    const makefile = readFileSync(`${ROOT}Makefile`, 'utf8');
+    assert.match(makefile, /^include config\/variants\.mk$/m);
+    assert.doesNotMatch(makefile, /^VARIANTS :?=/m, 'no hand-kept list');
+  });
+});
+
+describe('docker-compose.yml', () => {
+  it('has a fixed project name', () => {
+    assert.equal(compose.name, 'concurrency-lab');
+  });
+
+  for (const variant of VARIANTS) {
+    it(`runs ${variant.name} on 127.0.0.1:${variant.hostPort} with its own CPU quota, limits and drain grace`, () => {
+      const service = compose.services[variant.name];
+      assert.ok(service, `no service ${variant.name}`);
+      assert.deepEqual(service.command, ['serve', variant.name]);
+      assert.deepEqual(service.ports, [`127.0.0.1:${variant.hostPort}:25000`]);
+      assert.equal(service.cpus, `\${${envName(variant, 'CPUS')}:-${DEFAULT_CPUS}}`);
+      assert.equal(service.mem_limit, variant.limits.memory);
+      assert.equal(service.pids_limit, variant.limits.pids);
+      const grace = Number(/^(\d+)s$/.exec(service.stop_grace_period ?? '')?.[1]);
+      const drainMs = Number(/DRAIN_TIMEOUT_MS:-(\d+)/.exec(service.environment?.DRAIN_TIMEOUT_MS ?? '')?.[1]);
+      assert.ok(grace * 1000 > drainMs, `stop_grace_period ${service.stop_grace_period} must exceed DRAIN_TIMEOUT_MS ${drainMs}`);
+      assert.ok(service.healthcheck, 'healthcheck');
+      for (const spec of Object.values(variant.options)) {
+        assert.ok(
+          service.environment?.[spec.env]?.includes(envName(variant, spec.env)),
+          `${spec.env} from .env's ${envName(variant, spec.env)}`,
+        );
+      }
+    });
+  }
+
+  it('hardens every lab container: read-only with a tmpfs, no capabilities, no privilege escalation', () => {
+    for (const name of LAB_SERVICES) {
+      const service = compose.services[name]!;
+      assert.equal(service.read_only, true, `${name}: read_only`);
+      assert.deepEqual(service.cap_drop, ['ALL'], `${name}: cap_drop`);
+      assert.deepEqual(service.security_opt, ['no-new-privileges:true'], `${name}: security_opt`);
+      assert.deepEqual(service.tmpfs, ['/tmp'], `${name}: tmpfs`);
+      assert.ok(service.mem_limit && service.pids_limit, `${name}: memory and pids limits`);
+    }
+    const processes = VARIANTS.find((v) => v.name === 'processes')!;
+    const eventloop = VARIANTS.find((v) => v.name === 'eventloop')!;
+    assert.ok(processes.limits.pids > eventloop.limits.pids, 'a process per connection needs more pids than one event loop');
+  });
+
+  it('limits Prometheus and Grafana, and does not restart the load on every Docker start', () => {
+    for (const name of ['prometheus', 'grafana']) {
+      assert.ok(compose.services[name]?.cpus && compose.services[name]?.mem_limit, `${name}: cpus and mem_limit`);
+    }
+    assert.equal(compose.services.loadgen?.restart, '${LOADGEN_RESTART:-no}');
+  });
+
+  it('publishes every port on 127.0.0.1 only', () => {
+    for (const [name, service] of Object.entries(compose.services)) {
+      for (const port of service.ports ?? []) {
+        const text = typeof port === 'string' ? port : JSON.stringify(port);
+        assert.match(text, /^127\.0\.0\.1:\d+:\d+$/, `${name}: ${text}`);
+      }
+    }
+  });
+
+  it('gates every dependency on a healthcheck', () => {
+    for (const [name, service] of Object.entries(compose.services)) {
+      for (const [dependency, { condition }] of Object.entries(service.depends_on ?? {})) {
+        assert.equal(condition, 'service_healthy', `${name} -> ${dependency}`);
+        assert.ok(compose.services[dependency]?.healthcheck, `${dependency} needs a healthcheck`);
+      }
+    }
+  });
+
+  it('takes third-party images from variables whose defaults are pinned tags', () => {
+    for (const [name, service] of Object.entries(compose.services)) {
+      if (service.image === 'concurrency-lab:local') continue;
+      assert.match(service.image ?? '', /^\$\{[A-Z_]+_IMAGE:-[a-z/]+:v?\d+\.\d+\.\d+\}$/, `${name}: ${service.image}`);
+    }
+  });
+
+  it('puts Grafana behind a profile, so LAB_NO_GRAFANA=1 can leave it out', () => {
+    assert.deepEqual(compose.services.grafana?.profiles, ['grafana']);
+  });
+
+  it('loads every variant from the load generator, and waits for each to be healthy', () => {
+    const targets = (compose.services.loadgen?.environment?.LOAD_TARGETS ?? '').split(',');
+    assert.deepEqual(targets, VARIANTS.map(loadTarget));
+    for (const variant of VARIANTS) {
+      assert.equal(
+        compose.services.loadgen?.depends_on?.[variant.name]?.condition,
+        'service_healthy',
+        `loadgen waits for ${variant.name}`,
+      );
+    }
+    // Clients of a variant that serves one connection at a time take turns.
+    for (const variant of VARIANTS) {
+      const target = new URLSearchParams(loadTarget(variant).split('?')[1]);
+      assert.equal(target.has('turns'), variant.takesTurns, `${variant.name}: turns`);
+      assert.equal(target.get('metrics'), `${variant.name}:9464`, `${variant.name}: its /metrics, for the spotlight`);
+      assert.equal(target.get('parallel') ?? 'single', variant.parallelism, `${variant.name}: parallel`);
+    }
+  });
+
+  it(
+    'docker compose config resolves it with the same hardening',
+    { skip: composeAvailable ? false : 'docker compose is not installed here' },
+    () => {
+      const { ok, stdout, stderr } = dockerCompose(['--profile', 'grafana', 'config', '--format', 'json'], {
+        COMPOSE_PROFILES: 'grafana',
+      });
+      assert.ok(ok, stderr);
+      const resolved = JSON.parse(stdout) as { services: Record<string, Service> };
+      for (const name of LAB_SERVICES) {
+        const service = resolved.services[name]!;
+        assert.equal(service.read_only, true, `${name}: read_only`);
+        assert.deepEqual(service.cap_drop, ['ALL'], `${name}: cap_drop`);
+        assert.deepEqual(service.security_opt, ['no-new-privileges:true'], `${name}: security_opt`);
+        assert.ok(
+          Number(service.pids_limit) > 0 && Number(service.mem_limit) > 0,
+          `${name}: limits ${service.pids_limit} ${service.mem_limit}`,
+        );
+        for (const port of service.ports ?? []) {
+          assert.equal(typeof port === 'object' ? port.host_ip : '', '127.0.0.1', `${name}: ${JSON.stringify(port)}`);
+        }
+      }
+      assert.ok(resolved.services.grafana, 'the grafana profile');
+    },
+  );
+});
+
+describe('scripts/init-env.sh', () => {
+  /** Runs the script in a copy of the repository's config, with a `docker` that reports `cpus` CPUs. */
+  function initEnv(dir: string, cpus: number): string {
+    const bin = join(dir, 'bin');
+    mkdirSync(bin, { recursive: true });
+    writeFileSync(join(bin, 'docker'), `#!/bin/sh\n[ "$1" = info ] && echo ${cpus} && exit 0\nexit 1\n`);
+    chmodSync(join(bin, 'docker'), 0o755);
+    const result = spawnSync('bash', [join(dir, 'scripts/init-env.sh')], {
+      encoding: 'utf8',
+      env: { ...process.env, PATH: `${bin}:${process.env.PATH}` },
+    });
+    assert.equal(result.status, 0, result.stderr);
+    return readFileSync(join(dir, '.env'), 'utf8');
+  }
+  function copyOfRepository(): string {
+    const dir = mkdtempSync(join(tmpdir(), 'init-env-'));
+    mkdirSync(join(dir, 'scripts'));
+    mkdirSync(join(dir, 'config'));
+    copyFileSync(`${ROOT}scripts/init-env.sh`, join(dir, 'scripts/init-env.sh'));
+    copyFileSync(`${ROOT}config/lab.env`, join(dir, 'config/lab.env'));
+    return dir;
+  }
+
+  it('writes every default once, keeps what is there, and lowers quotas to the host CPU count', () => {
+    const dir = copyOfRepository();
+    writeFileSync(join(dir, '.env'), 'EVENTLOOP_CPUS=0.5\n');
+    const first = initEnv(dir, 1);
+    const keys = [...first.matchAll(/^([A-Z_]+)=/gm)].map((m) => m[1]);
+    assert.equal(new Set(keys).size, keys.length, `each key once: ${keys.join(' ')}`);
+    for (const variant of VARIANTS) assert.ok(keys.includes(envName(variant, 'CPUS')), envName(variant, 'CPUS'));
+    assert.match(first, /^EVENTLOOP_CPUS=0\.5$/m, 'an existing value is kept');
+    assert.match(first, /^THREADPOOL_CPUS=1$/m, 'lowered to the host CPU count');
+    assert.match(first, /^GRAFANA_ADMIN_PASSWORD=\S{16,}$/m);
+    assert.equal(initEnv(dir, 1), first, 'a second run adds nothing');
+  });
+
+  it('uses nothing a stock macOS bash 3.2 lacks', () => {
+    const script = readFileSync(`${ROOT}scripts/init-env.sh`, 'utf8');
+    for (const bashism of [/\$\{[a-z_]+\^\^\}/i, /\$\{[a-z_]+,,\}/i, /declare -A/, /\bmapfile\b/, /\breadarray\b/]) {
+      assert.doesNotMatch(script, bashism);
+    }
+  });
+});

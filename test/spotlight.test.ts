@@ -1,0 +1,590 @@
+// The spotlight's parts on real sockets: its target options and settings, the background pause
+// (a paused target gets nothing while the others go on), the lease that abandons a turn, lesson
+// series removed when a target leaves the rotation, and the control API's limits (413 past the
+// stated body size, 400 for bad JSON or unknown fields, PUT/DELETE /pause), stale fairness
+// series removed after a switch, and `lab load` failing a run in which nothing was answered.
+
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { request } from 'node:http';
+import { createServer, type AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { createLoadgenMetrics } from '../services/common/metrics.js';
+import { MAX_BODY_BYTES } from '../services/loadgen/control.js';
+import { parseTargets, resolveLoadOptions, type SpotlightOptions, type Target } from '../services/loadgen/options.js';
+import { PauseGate } from '../services/loadgen/pause.js';
+import { LoadRun } from '../services/loadgen/run.js';
+import { loadScenario } from '../services/loadgen/scenario.js';
+import {
+  Spotlight,
+  allWorkersHogs,
+  collapseRatio,
+  toSpotlightTarget,
+  type LessonTurn,
+  type SpotlightEvent,
+} from '../services/loadgen/spotlight.js';
+import { CLI, configErrorOf as configError, fetchText, runLab, sample, startVariant, type RunningVariant } from './helpers.js';
+
+const target = (name: string, server: RunningVariant, extra: Partial<Target> = {}): Target => ({
+  name,
+  host: '127.0.0.1',
+  port: server.port,
+  connectPerRequest: false,
+  legacy: false,
+  metrics: `127.0.0.1:${server.metricsPort}`,
+  ...extra,
+});
+
+/** Resolves once `condition` holds, polling; fails with `describe()` after `timeoutMs`. */
+async function waitFor(condition: () => boolean | Promise<boolean>, describe: () => string, timeoutMs = 20_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) assert.fail(`timed out: ${describe()}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Starts a long-running `lab load ... --metrics-port 0` and resolves with its HTTP port. */
+async function startLoadServer(args: string[]) {
+  const child = spawn(process.execPath, [CLI, 'load', ...args, '--metrics-port', '0']);
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+      const match = /metrics on http:\/\/[^:]+:(\d+)\/metrics/.exec(stderr);
+      if (match) resolve(Number(match[1]));
+    });
+    child.once('exit', () => reject(new Error(`lab load exited: ${stderr}`)));
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { port, child, exited, stdout: () => stdout, stderr: () => stderr };
+}
+
+/** A fib server that answers every line `error: unavailable`: nothing it is asked is ever answered. */
+async function startAlwaysUnavailableServer() {
+  const server = createServer((socket) => {
+    socket.on('data', (chunk) => {
+      for (const _ of chunk.toString().matchAll(/\n/g)) socket.write('error: unavailable always\n');
+    });
+    socket.on('error', () => {});
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** A port on which nothing listens (it was just freed). */
+async function deadPort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+describe('spotlight configuration', () => {
+  it('reads the spotlight options of a target', () => {
+    const [sync, pool, threads, plain] = parseTargets([
+      'sync=sync:25000?metrics=sync:9464&turns',
+      'threadpool=threadpool:25000?metrics=threadpool:9464&parallel=fixed-workers',
+      'threads=[::1]:25000?metrics=[::1]:9464&parallel=per-connection&connect=per-request',
+      'eventloop=eventloop:25000',
+    ]);
+    assert.deepEqual(toSpotlightTarget(sync!), {
+      target: sync,
+      metricsUrl: 'http://sync:9464/metrics',
+      turns: true,
+      parallelism: 'single',
+    });
+    assert.equal(sync!.connectPerRequest, true, 'a server that takes turns: the background takes turns too');
+    assert.equal(toSpotlightTarget(pool!).parallelism, 'fixed-workers');
+    assert.equal(pool!.connectPerRequest, false);
+    assert.deepEqual([toSpotlightTarget(threads!).parallelism, threads!.metrics], ['per-connection', '[::1]:9464']);
+    assert.deepEqual(toSpotlightTarget(plain!), { target: plain, metricsUrl: null, turns: false, parallelism: 'single' });
+    assert.equal(parseTargets('s=h:1?turns&connect=persistent')[0]!.connectPerRequest, false, 'an explicit connect wins');
+    assert.match(
+      configError(() => parseTargets('a=h:1?parallel=many')),
+      /--target.*parallel=many/,
+    );
+    assert.match(
+      configError(() => parseTargets('a=h:1?metrics=nowhere')),
+      /--target.*metrics=nowhere/,
+    );
+    assert.match(
+      configError(() => parseTargets('a=h:1?metrics=h:99999')),
+      /--target a metrics.*65535/,
+    );
+  });
+
+  it('resolves its settings, with guards naming the option', () => {
+    const base = { targets: 'a=h:1,b=h:2,c=h:3' };
+    const options = resolveLoadOptions({ ...base, spotlight: true });
+    assert.deepEqual(options.spotlight, {
+      variants: ['a', 'b', 'c'],
+      phaseMs: 10_000,
+      warmupMs: 1000,
+      gapMs: 2000,
+      rotations: null,
+      longN: 30,
+    });
+    assert.equal(options.background, false, 'no --scenario: the spotlight alone');
+    assert.equal(options.durationMs, 0, 'until stopped');
+    const set = resolveLoadOptions({
+      ...base,
+      spotlight: '1',
+      scenarioSpec: 'perf1,perf2',
+      spotlightPhaseMs: '1.5s',
+      spotlightWarmupMs: '250ms',
+      spotlightGapMs: '0',
+      spotlightVariants: 'c, a',
+      rotations: '2',
+      spotlightLongN: '32',
+    });
+    assert.deepEqual(set.spotlight, { variants: ['c', 'a'], phaseMs: 1500, warmupMs: 250, gapMs: 0, rotations: 2, longN: 32 });
+    assert.equal(set.background, true);
+    assert.equal(resolveLoadOptions({ ...base, spotlight: '0' }).spotlight, null, 'LOAD_SPOTLIGHT=0 is off');
+    assert.match(
+      configError(() => resolveLoadOptions({ ...base, spotlight: 'maybe' })),
+      /--spotlight \(LOAD_SPOTLIGHT\)/,
+    );
+    assert.match(
+      configError(() => resolveLoadOptions({ ...base, spotlight: true, spotlightPhaseMs: '100ms' })),
+      /--spotlight-phase \(SPOTLIGHT_PHASE\).*200ms/,
+    );
+    assert.match(
+      configError(() => resolveLoadOptions({ ...base, spotlight: true, spotlightVariants: 'a,z' })),
+      /--spotlight-variants \(SPOTLIGHT_VARIANTS\).*"z"/,
+    );
+    assert.match(
+      configError(() => resolveLoadOptions({ ...base, rotations: '1' })),
+      /--rotations.*only with --spotlight/,
+    );
+    assert.match(
+      configError(() => resolveLoadOptions({ ...base, spotlight: true, json: true })),
+      /--spotlight.*--rotations/,
+    );
+    assert.match(
+      configError(() => resolveLoadOptions({ ...base, spotlight: true, search: true })),
+      /--spotlight/,
+    );
+  });
+
+  it('sizes the third phase and the collapse ratio as documented', () => {
+    assert.equal(allWorkersHogs('single', 2, 1), null);
+    assert.equal(allWorkersHogs('fixed-workers', 2, 3), 3);
+    assert.equal(allWorkersHogs('fixed-workers', 2, null), null);
+    assert.equal(allWorkersHogs('per-connection', 1.5, 7), 2);
+    assert.equal(allWorkersHogs('per-connection', 2, 0), 2);
+    assert.equal(collapseRatio(1000, 10), 100);
+    assert.equal(collapseRatio(1000, 0), Infinity);
+    assert.ok(Number.isNaN(collapseRatio(0, 0)));
+  });
+});
+
+describe('the background pause', () => {
+  let a: RunningVariant;
+  let b: RunningVariant;
+  before(async () => {
+    [a, b] = await Promise.all([startVariant('eventloop'), startVariant('eventloop')]);
+  });
+  after(async () => {
+    await Promise.all([a?.stop(), b?.stop()]);
+  });
+
+  for (const model of ['closed', 'open'] as const) {
+    it(`${model} loop: a paused target gets nothing, the others go on, and it resumes`, async () => {
+      const gate = new PauseGate();
+      const scenario =
+        model === 'closed'
+          ? loadScenario('perf1,perf2')
+          : { ...loadScenario('mixed'), probes: loadScenario('mixed').probes.map((p) => ({ ...p, rate: 400 })) };
+      const run = new LoadRun(
+        { scenario, targets: [target('a', a), target('b', b)], durationMs: 0, warmupMs: 0, timeoutMs: 10_000, gate },
+        null,
+      );
+      const requests = (name: string) =>
+        run.recorders.filter((r) => r.key.target === name).reduce((sum, r) => sum + r.requests, 0);
+      try {
+        await waitFor(
+          () => requests('a') > 20 && requests('b') > 20,
+          () => `both targets loaded: a ${requests('a')}, b ${requests('b')}`,
+        );
+        gate.pause('a');
+        await waitFor(
+          () => gate.quiet('a', 5000),
+          () => `a's connections closed: ${gate.connections('a')} held`,
+        );
+        const [aPaused, bPaused] = [requests('a'), requests('b')];
+        await waitFor(
+          () => requests('b') > bPaused + 50,
+          () => `b goes on: ${requests('b') - bPaused} more`,
+        );
+        assert.equal(requests('a'), aPaused, `a got ${requests('a') - aPaused} requests while paused`);
+        assert.equal(gate.connections('a'), 0, 'a paused target holds no connection');
+        const errors = run.recorders.filter((r) => r.key.target === 'a').reduce((sum, r) => sum + r.errors, 0);
+        assert.equal(errors, 0, 'skipped requests are not errors');
+        gate.resume('a');
+        await waitFor(
+          () => requests('a') > aPaused + 20,
+          () => `a resumes: ${requests('a') - aPaused} more`,
+        );
+      } finally {
+        run.stop();
+        await run.finished;
+      }
+    });
+  }
+});
+
+describe('the spotlight rotation', () => {
+  let ev: RunningVariant;
+  let pool: RunningVariant;
+  before(async () => {
+    [ev, pool] = await Promise.all([startVariant('eventloop'), startVariant('threadpool', { POOL_SIZE: '2' })]);
+  });
+  after(async () => {
+    await Promise.all([ev?.stop(), pool?.stop()]);
+  });
+
+  const settings = (variants: string[], rotations: number | null): SpotlightOptions => ({
+    variants,
+    phaseMs: 400,
+    warmupMs: 100,
+    gapMs: 0,
+    rotations,
+    longN: 30,
+  });
+
+  it('pauses the background against the variant in the spotlight, and only against it', async () => {
+    const gate = new PauseGate();
+    const targets = [target('ev', ev), target('pool', pool, { parallel: 'fixed-workers' })];
+    const background = new LoadRun(
+      { scenario: loadScenario('perf2'), targets, durationMs: 0, warmupMs: 0, timeoutMs: 10_000, gate },
+      null,
+    );
+    const requests = (name: string) => background.recorders.find((r) => r.key.target === name)!.requests;
+    const windows: Array<{ variant: string; spotlit: number; other: number }> = [];
+    let start: { variant: string; spotlit: number; other: number } | null = null;
+    const onEvent = (event: SpotlightEvent) => {
+      const other = (variant: string) => (variant === 'ev' ? 'pool' : 'ev');
+      if (event.type === 'phase' && event.phase === 'alone')
+        start = { variant: event.variant, spotlit: requests(event.variant), other: requests(other(event.variant)) };
+      if (event.type === 'turn' && start) {
+        const v = event.turn.variant;
+        windows.push({ variant: v, spotlit: requests(v) - start.spotlit, other: requests(other(v)) - start.other });
+      }
+    };
+    const spotlight = new Spotlight(targets.map(toSpotlightTarget), settings(['ev', 'pool'], 1), {
+      gate,
+      metrics: null,
+      onEvent,
+    });
+    try {
+      await spotlight.run(new AbortController().signal);
+    } finally {
+      background.stop();
+      await background.finished;
+    }
+    console.log(`background requests during each turn: ${JSON.stringify(windows)}`);
+    assert.deepEqual(
+      windows.map((w) => w.variant),
+      ['ev', 'pool'],
+    );
+    for (const w of windows) {
+      assert.equal(w.spotlit, 0, `the background sent ${w.spotlit} requests to ${w.variant} during its turn`);
+      assert.ok(w.other > 10, `the background went on against the other target: ${JSON.stringify(w)}`);
+    }
+  });
+
+  it('abandons the turn in progress when all load is paused, exports nothing from it, and resumes after', async () => {
+    const gate = new PauseGate();
+    const metrics = createLoadgenMetrics();
+    const events: SpotlightEvent[] = [];
+    let leased = false;
+    const onEvent = (event: SpotlightEvent) => {
+      events.push(event);
+      // The lease arrives during the first turn's second phase, and lasts 300 ms.
+      if (event.type === 'phase' && event.phase === 'beside_one_long' && !leased) {
+        leased = true;
+        setTimeout(() => gate.setAll(true), 100);
+        setTimeout(() => gate.setAll(false), 400);
+      }
+    };
+    const spotlight = new Spotlight([toSpotlightTarget(target('ev', ev))], settings(['ev'], 1), { gate, metrics, onEvent });
+    let scrapedDuringLease = '';
+    gate.subscribe(() => {
+      if (gate.allPaused) void metrics.registry.metrics().then((text) => (scrapedDuringLease = text));
+    });
+    await spotlight.run(new AbortController().signal);
+    const kinds = events.map((e) => (e.type === 'phase' ? `${e.type}:${e.phase}` : e.type));
+    assert.deepEqual(
+      kinds,
+      ['phase:alone', 'phase:beside_one_long', 'abandoned', 'phase:alone', 'phase:beside_one_long', 'turn'],
+      kinds.join(', '),
+    );
+    assert.doesNotMatch(scrapedDuringLease, /^loadgen_lesson_collapse_ratio\{/m, 'the abandoned turn exported no figures');
+    const text = await metrics.registry.metrics();
+    assert.ok(sample(text, 'loadgen_lesson_collapse_ratio', { variant: 'ev' }) > 0, 'the turn after the lease did');
+  });
+
+  it('removes the lesson series of a target taken out of the rotation', async () => {
+    const gate = new PauseGate();
+    const metrics = createLoadgenMetrics();
+    const targets = [target('ev', ev), target('pool', pool, { parallel: 'fixed-workers' })];
+    const turns: LessonTurn[] = [];
+    const spotlight = new Spotlight(targets.map(toSpotlightTarget), settings(['ev', 'pool'], 1), {
+      gate,
+      metrics,
+      onEvent: (event) => event.type === 'turn' && turns.push(event.turn),
+    });
+    await spotlight.run(new AbortController().signal);
+    let text = await metrics.registry.metrics();
+    for (const variant of ['ev', 'pool'])
+      assert.ok(sample(text, 'loadgen_lesson_timestamp_seconds', { variant }) > 0, `${variant} has figures`);
+    assert.ok(
+      sample(text, 'loadgen_lesson_short_requests_per_second', { variant: 'pool', phase: 'beside_all_workers_long' }) > 0,
+    );
+    assert.equal(sample(text, 'loadgen_lesson_workers', { variant: 'pool' }), 2, 'POOL_SIZE=2: two hogs in the third phase');
+    spotlight.setVariants(['ev']);
+    text = await metrics.registry.metrics();
+    const left = text.split('\n').filter((line) => /^loadgen_(lesson_\w+|spotlight\w*)\{[^}]*variant="pool"/.test(line));
+    assert.deepEqual(left, [], 'no series of pool is left');
+    assert.ok(sample(text, 'loadgen_lesson_timestamp_seconds', { variant: 'ev' }) > 0, 'ev keeps its figures');
+    assert.equal(sample(text, 'loadgen_spotlight', { variant: 'ev' }), 0);
+  });
+});
+
+describe('the control API', () => {
+  let server: RunningVariant;
+  let load: Awaited<ReturnType<typeof startLoadServer>>;
+  let base: string;
+  before(async () => {
+    server = await startVariant('eventloop');
+    load = await startLoadServer([
+      '--target',
+      `ev=127.0.0.1:${server.port}`,
+      '--scenario',
+      'perf1,perf2',
+      '--duration',
+      '0',
+      '--think',
+      '20ms',
+    ]);
+    base = `http://127.0.0.1:${load.port}`;
+  });
+  after(async () => {
+    load?.child.kill('SIGKILL');
+    await server?.stop();
+  });
+
+  const send = (method: string, path: string, body?: string) =>
+    fetch(`${base}${path}`, { method, ...(body !== undefined && { body }) }).then(async (response) => ({
+      status: response.status,
+      body: (await response.json()) as Record<string, unknown>,
+    }));
+
+  it(`refuses a body over ${MAX_BODY_BYTES} bytes with 413, bad JSON and unknown fields with 400`, async () => {
+    const big = await send('PUT', '/scenario', JSON.stringify({ scenario: 'perf2', padding: 'x'.repeat(1024 * 1024) }));
+    assert.equal(big.status, 413);
+    assert.match(String(big.body.error), new RegExp(`over ${MAX_BODY_BYTES} bytes`));
+    // Sent without a length (chunked): answered as soon as it passes the limit, the rest thrown away.
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request(`${base}/scenario`, { method: 'PUT', headers: { 'transfer-encoding': 'chunked' } }, (res) => {
+        res.resume();
+        resolve(res.statusCode!);
+      });
+      req.on('error', reject);
+      const spaces = Buffer.alloc(64 * 1024, ' ');
+      let sent = 0;
+      const more = () => {
+        while (sent < 50 * 1024 * 1024 && !req.destroyed) {
+          sent += spaces.length;
+          if (!req.write(spaces)) return void req.once('drain', more);
+        }
+        req.end();
+      };
+      more();
+    });
+    assert.equal(status, 413, 'a stream of spaces past the limit');
+    const state = await send('GET', '/scenario');
+    assert.equal((state.body.scenario as { spec: string }).spec, 'perf1,perf2', 'nothing was switched');
+    const bad = await send('PUT', '/scenario', '{"scenario": ');
+    assert.equal(bad.status, 400);
+    assert.match(String(bad.body.error), /not JSON/);
+    const unknown = await send('PUT', '/scenario', JSON.stringify({ scenario: 'perf2', turbo: true }));
+    assert.equal(unknown.status, 400);
+    assert.match(String(unknown.body.error), /turbo/);
+    const unknownPause = await send('PUT', '/pause', JSON.stringify({ seconds: 5, forever: true }));
+    assert.equal(unknownPause.status, 400);
+    assert.match(String(unknownPause.body.error), /forever/);
+    for (const seconds of [0, 3601, 'ten']) {
+      const out = await send('PUT', '/pause', JSON.stringify({ seconds }));
+      assert.equal(out.status, 400, `seconds ${JSON.stringify(seconds)}`);
+      assert.match(String(out.body.error), /seconds/);
+    }
+    assert.equal((await send('GET', '/spotlight')).status, 404, 'no spotlight runs here');
+  });
+
+  it('pauses all load for a lease, shows it, resumes on DELETE and when the lease runs out', async () => {
+    const metricsText = async () => (await fetchText(`${base}/metrics`)).body;
+    /** Requests the load generator has completed against ev, whatever their outcome. */
+    const sent = (text: string) =>
+      text
+        .split('\n')
+        .filter((line) => line.startsWith('loadgen_requests_total{variant="ev"'))
+        .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
+    let text = await metricsText();
+    assert.equal(sample(text, 'loadgen_paused'), 0);
+    const paused = await send('PUT', '/pause', JSON.stringify({ seconds: 30 }));
+    assert.equal(paused.status, 200);
+    assert.equal(paused.body.quiet, true, 'it answers once the load has stopped');
+    const until = Date.parse(String(paused.body.pausedUntil));
+    assert.ok(Math.abs(until - (Date.now() + 30_000)) < 5000, `pausedUntil ${String(paused.body.pausedUntil)}`);
+    assert.equal((await send('GET', '/scenario')).body.pausedUntil, paused.body.pausedUntil);
+    text = await metricsText();
+    assert.equal(sample(text, 'loadgen_paused'), 1);
+    const before = sent(await metricsText());
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.equal(sent(await metricsText()), before, 'nothing is sent during the lease');
+    const renewed = await send('PUT', '/pause', JSON.stringify({ seconds: 1 }));
+    assert.ok(Date.parse(String(renewed.body.pausedUntil)) < until, 'a new PUT replaces the lease');
+    await waitFor(
+      async () => sample(await metricsText(), 'loadgen_paused') === 0,
+      () => 'the 1 s lease ran out',
+    );
+    assert.equal((await send('GET', '/scenario')).body.pausedUntil, null);
+    const resumedAt = sent(await metricsText());
+    await waitFor(
+      async () => sent(await metricsText()) > resumedAt,
+      () => 'the load resumes after the lease',
+    );
+    await send('PUT', '/pause', JSON.stringify({ seconds: 60 }));
+    const deleted = await send('DELETE', '/pause');
+    assert.deepEqual(deleted, { status: 200, body: { pausedUntil: null } });
+    assert.equal(sample(await metricsText(), 'loadgen_paused'), 0);
+  });
+
+  it('keeps the options a switch leaves out, and removes the fairness series of what was switched off', async () => {
+    const metricsText = async () => (await fetchText(`${base}/metrics`)).body;
+    await waitFor(
+      async () => /^loadgen_fairness_index\{variant="ev",scenario="perf1",probe="long"\}/m.test(await metricsText()),
+      () => 'perf1 has a fairness series',
+    );
+    const switched = await send('PUT', '/scenario', JSON.stringify({ scenario: 'perf2' }));
+    assert.equal(switched.status, 200);
+    assert.equal((switched.body.overrides as { think: string }).think, '20.0ms', 'the think time was left out: kept');
+    const text = await metricsText();
+    assert.doesNotMatch(text, /^loadgen_fairness_index\{[^}]*scenario="perf1"/m, 'perf1 was switched off');
+    assert.match(text, /^loadgen_fairness_index\{variant="ev",scenario="perf2",probe="short"\}/m);
+  });
+});
+
+describe('the control API of a spotlight', () => {
+  let a: RunningVariant;
+  let b: RunningVariant;
+  before(async () => {
+    [a, b] = await Promise.all([startVariant('eventloop'), startVariant('eventloop')]);
+  });
+  after(async () => {
+    await Promise.all([a?.stop(), b?.stop()]);
+  });
+
+  it('shows the rotation, changes it with PUT /spotlight, and drops the series of a target taken out', async () => {
+    const address = (server: RunningVariant) => `127.0.0.1:${server.port}?metrics=127.0.0.1:${server.metricsPort}`;
+    const load = await startLoadServer([
+      '--spotlight',
+      '--target',
+      `a=${address(a)}`,
+      '--target',
+      `b=${address(b)}`,
+      '--spotlight-phase',
+      '300ms',
+      '--spotlight-warmup',
+      '100ms',
+      '--spotlight-gap',
+      '0',
+    ]);
+    try {
+      const base = `http://127.0.0.1:${load.port}`;
+      const metricsText = async () => (await fetchText(`${base}/metrics`)).body;
+      await waitFor(
+        async () => sample(await metricsText(), 'loadgen_lesson_timestamp_seconds', { variant: 'a' }) > 0,
+        () => `a's first turn: ${load.stderr()}`,
+      );
+      const shown = (await (await fetch(`${base}/spotlight`)).json()) as { variants: string[]; last: Record<string, unknown> };
+      assert.deepEqual(shown.variants, ['a', 'b']);
+      assert.ok(shown.last.a, JSON.stringify(shown));
+      const scenario = (await (await fetch(`${base}/scenario`)).json()) as {
+        scenario: unknown;
+        spotlight: { variants: string[] };
+      };
+      assert.equal(scenario.scenario, null, 'no --scenario: no background load');
+      assert.deepEqual(scenario.spotlight.variants, ['a', 'b']);
+      const put = (body: unknown) => fetch(`${base}/spotlight`, { method: 'PUT', body: JSON.stringify(body) });
+      const unknown = await put({ variants: ['c'] });
+      assert.equal(unknown.status, 400);
+      assert.match(((await unknown.json()) as { error: string }).error, /variants.*unknown target "c"/);
+      assert.equal((await put({ variants: ['b'], phase: '1s' })).status, 400, 'unknown fields are refused');
+      const changed = await put({ variants: ['b'] });
+      assert.equal(changed.status, 200);
+      assert.deepEqual(((await changed.json()) as { variants: string[] }).variants, ['b']);
+      // Another turn of b: a never comes back, and none of its series is left.
+      const turnsOfB = async () => sample(await metricsText(), 'loadgen_lesson_timestamp_seconds', { variant: 'b' });
+      const first = (await turnsOfB()) || 0; // NaN before b's first turn
+      await waitFor(
+        async () => (await turnsOfB()) > first,
+        () => "b's next turn",
+      );
+      const text = await metricsText();
+      const left = text.split('\n').filter((line) => /^loadgen_(lesson_\w+|spotlight\w*)\{[^}]*variant="a"/.test(line));
+      assert.deepEqual(left, [], 'no series of a is left');
+      assert.ok(sample(text, 'loadgen_lesson_collapse_ratio', { variant: 'b' }) >= 1);
+
+      // A lease abandons the turn in progress; the rotation goes on after it.
+      const lease = await fetch(`${base}/pause`, { method: 'PUT', body: JSON.stringify({ seconds: 60 }) });
+      assert.deepEqual(((await lease.json()) as { quiet: boolean }).quiet, true);
+      const during = (await (await fetch(`${base}/spotlight`)).json()) as { now: unknown };
+      assert.equal(during.now, null, 'no turn runs during the lease');
+      const leasedAt = (await turnsOfB()) || 0;
+      await fetch(`${base}/pause`, { method: 'DELETE' });
+      await waitFor(
+        async () => (await turnsOfB()) > leasedAt,
+        () => 'a turn after the lease',
+      );
+      load.child.kill('SIGTERM');
+      assert.equal(await load.exited, 0, load.stderr());
+      assert.match(load.stdout(), /^spotlight: perf2 \(fib\(1\)\) requests per second/m);
+    } finally {
+      load.child.kill('SIGKILL');
+    }
+  });
+});
+
+describe('lab load fails a run in which nothing was answered', () => {
+  it('exits 1 against a port where nothing listens', async () => {
+    const port = await deadPort();
+    const { code, stdout, stderr } = await runLab(['load', '--target', `gone=127.0.0.1:${port}`, '--duration', '1s', '--json']);
+    assert.equal(code, 1, stderr);
+    const [result] = (JSON.parse(stdout) as { results: Array<{ ok: number; errors: Record<string, number> }> }).results;
+    assert.ok(result!.ok === 0 && (result!.errors.connect_error ?? 0) >= 1, JSON.stringify(result));
+    assert.match(stderr, /every request failed \(\d+ requests: connect_error \d+\)/);
+  });
+
+  it('exits 1 against a server that answers every request with an error', async () => {
+    const failing = await startAlwaysUnavailableServer();
+    try {
+      const { code, stderr } = await runLab(['load', '--target', `down=127.0.0.1:${failing.port}`, '--duration', '1s']);
+      assert.equal(code, 1, stderr);
+      assert.match(stderr, /every request failed \(\d+ requests: unavailable \d+\)/);
+    } finally {
+      await failing.close();
+    }
+  });
+});
