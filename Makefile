@@ -62,9 +62,14 @@ cpus: ## change a CPU quota live, no Node needed: make cpus VARIANT=threadpool C
 cpus-reset: ## put every variant's CPU quota back to its value in .env
 	@$(LAB_ONESHOT) cpus --reset
 
-report: build ## sweep quotas on the running lab, write report.html: make report [VARIANTS=threads,threadpool] [CPUS=0.5,1,2]
-	node dist/services/cli.js sweep --variants $(or $(VARIANTS),eventloop,threads,threadpool) --cpus $(or $(CPUS),0.5,1,1.5,2) --out $(or $(SWEEP),sweep.json)
-	node dist/services/cli.js report $(or $(SWEEP),sweep.json) --out report.html
+# make report's sweep; commas inside $(or ...) would split its arguments, hence variables.
+SWEEP_VARIANTS ?= eventloop,threads,threadpool
+SWEEP_CPUS ?= 0.5,1,1.5,2
+SWEEP ?= sweep.json
+
+report: build ## sweep quotas on the running lab, write report.html: make report [SWEEP_VARIANTS=threads,threadpool] [SWEEP_CPUS=0.5,1,2]
+	node dist/services/cli.js sweep --variants $(SWEEP_VARIANTS) --cpus $(SWEEP_CPUS) --out $(SWEEP)
+	node dist/services/cli.js report $(SWEEP) --out report.html
 
 down: ## stop the lab and remove its containers and data (keeps .env)
 	$(COMPOSE) down -v --remove-orphans
