@@ -12,7 +12,7 @@ ifeq ($(LAB_NO_GRAFANA),1)
 export COMPOSE_PROFILES :=
 endif
 
-.PHONY: help up urls down ps logs load scale test lint test-stack build generate fuzz
+.PHONY: help up urls down ps logs load scale cpus cpus-reset report test lint test-stack build generate fuzz
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -52,6 +52,28 @@ load: ## switch the running lab's load, keeping what is left out: make load [SCE
 scale: ## run N workers of the queue variant: make scale N=4 (each with its own CPU quota, QUEUE_WORKER_CPUS)
 	@if ! [[ "$(N)" =~ ^[0-9]+$$ ]]; then echo "make scale: give the number of queue workers, e.g. make scale N=4" >&2; exit 2; fi
 	$(COMPOSE) up -d --no-recreate --wait --scale queue-worker=$(N) queue-worker
+
+# `make cpus` needs no Node on the host: a one-shot container of the lab's image holds the Docker
+# socket for this one command (as root, to open it), with no network at all, and is removed. No
+# long-running service of the lab mounts the socket. It gets only the *_CPUS lines of .env.
+LAB_ONESHOT = docker run --rm --user root --network none -v /var/run/docker.sock:/var/run/docker.sock \
+  $(if $(wildcard .env),--env-file <(grep -E '^[A-Z_]+_CPUS=' .env)) concurrency-lab:local
+
+cpus: ## change a CPU quota live, no Node needed: make cpus VARIANT=threadpool CPUS=1 (VARIANT=all: every variant)
+	@if [[ -z "$(VARIANT)" || -z "$(CPUS)" ]]; then echo "make cpus: give VARIANT=<variant|all> CPUS=<cores>, e.g. make cpus VARIANT=threadpool CPUS=1" >&2; exit 2; fi
+	@$(LAB_ONESHOT) cpus $(VARIANT) $(CPUS)
+
+cpus-reset: ## put every variant's CPU quota back to its value in .env
+	@$(LAB_ONESHOT) cpus --reset
+
+# make report's sweep; commas inside $(or ...) would split its arguments, hence variables.
+SWEEP_VARIANTS ?= eventloop,threads,threadpool
+SWEEP_CPUS ?= 0.5,1,1.5,2
+SWEEP ?= sweep.json
+
+report: build ## sweep quotas on the running lab, write report.html: make report [SWEEP_VARIANTS=threads,threadpool] [SWEEP_CPUS=0.5,1,2]
+	node dist/services/cli.js sweep --variants $(SWEEP_VARIANTS) --cpus $(SWEEP_CPUS) --out $(SWEEP)
+	node dist/services/cli.js report $(SWEEP) --out report.html
 
 down: ## stop the lab and remove its containers and data (keeps .env)
 	$(COMPOSE) down -v --remove-orphans

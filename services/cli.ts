@@ -9,6 +9,7 @@ import { ConfigError } from './common/errors.js';
 import { addLoadCommand } from './loadgen/cli.js';
 import { allServeOptions } from './serve.js';
 import { addWorkerCommand } from './queue/cli.js';
+import { addQuotaCommands } from './sweep/cli.js';
 import { VARIANTS, VARIANT_NAMES } from './variants.js';
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
@@ -74,6 +75,7 @@ serve.action(async (variantName: string, parsed: Record<string, unknown>, comman
 
 addLoadCommand(program);
 addWorkerCommand(program);
+addQuotaCommands(program);
 
 program.parseAsync().catch((error: unknown) => {
   if (error instanceof CommanderError) {

@@ -30,10 +30,10 @@ function fixtureCgroup(cores: number): { env: Record<string, string>; setQuota(c
   return { env: { LAB_CGROUP_ROOT: root, LAB_CGROUP_SELF: join(root, 'self') }, setQuota };
 }
 
-const FOLLOWERS = VARIANTS.filter((v) => v.parallelism === 'fixed-workers').map((v) => v.name);
+const FOLLOWERS = VARIANTS.filter((v) => 'poolFollowsQuota' in v.options).map((v) => v.name);
 
 describe('pools that follow the CPU quota', () => {
-  it('are the variants with a fixed set of workers', () => {
+  it('are the pools and cluster (queue scales by containers, not by quota)', () => {
     assert.deepEqual(FOLLOWERS, ['threadpool', 'processpool', 'cluster']);
   });
 

@@ -19,9 +19,17 @@ export interface LocalVariant {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Starts `lab serve <variant>` on port 0 and resolves once it prints its `listening` line. */
-export async function startLocalVariant(variant: string, env: Record<string, string> = {}): Promise<LocalVariant> {
-  const child = spawn(process.execPath, [CLI, 'serve', variant, '--port', '0', '--metrics-port', '0'], {
+/**
+ * Starts `lab serve <variant>` on port 0 and resolves once it prints its `listening` line.
+ * `wrap` runs it through another command first (`taskset -c 0`, or a shell that joins a cgroup).
+ */
+export async function startLocalVariant(
+  variant: string,
+  env: Record<string, string> = {},
+  wrap: string[] = [],
+): Promise<LocalVariant> {
+  const command = [...wrap, process.execPath, CLI, 'serve', variant, '--port', '0', '--metrics-port', '0'];
+  const child = spawn(command[0]!, command.slice(1), {
     env: { ...process.env, HOST: '127.0.0.1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -212,7 +212,7 @@ async function runVariants(options: LoadOptions, metrics: LoadgenMetrics | null,
 }
 
 /** A local variant as a target: how its clients behave and how it computes come from its row of the variant table. */
-function localTarget(variant: string, port: number, metricsPort?: number): Target {
+export function localTarget(variant: string, port: number, metricsPort?: number): Target {
   const row = findVariant(variant);
   return {
     name: variant,

@@ -81,11 +81,12 @@ describe('queue: scaling', () => {
   );
 
   it('stops computing for a client that left mid-request', { timeout: 60_000 }, async () => {
-    const queue = await startQueue({ workers: 1 });
+    // fib(44): seconds of CPU if it were left running, several heartbeats (at most 500 ms apart) on any machine.
+    const queue = await startQueue({ workers: 1, frontEnv: { FIB_MAX_N: '44' } });
     const worker = queue.workers[0]!;
     try {
       const leaver = await TestClient.connect(queue.front.port);
-      await leaver.write('40\n'); // seconds of CPU if it were left running
+      await leaver.write('44\n');
       await waitFor(
         'the worker to be computing',
         async () => (await metricOf(worker.metricsPort, 'lab_queue_worker_busy')) === 1,

@@ -80,10 +80,11 @@ describe('queue: workers failing', () => {
     { timeout: 120_000 },
     async () => {
       const workerEnv = { CLAIM_IDLE_MS: '500', MAX_DELIVERIES: '2' };
-      const queue = await startQueue({ workers: 1, workerEnv });
+      // fib(44): seconds of work, so each worker is surely killed in the middle of it.
+      const queue = await startQueue({ workers: 1, workerEnv, frontEnv: { FIB_MAX_N: '44' } });
       const client = await TestClient.connect(queue.front.port);
       try {
-        await client.write('40\n');
+        await client.write('44\n');
         // Every worker that takes the job dies computing it: deliveries 1 and 2.
         await killMidJob(queue.workers[0]!);
         await killMidJob(await queue.addWorker({ ...workerEnv, WORKER_NAME: 'second' }));
@@ -95,7 +96,7 @@ describe('queue: workers failing', () => {
         assert.equal(dead.length, 1, JSON.stringify(dead));
         const fields = dead[0]![1];
         const field = (name: string) => fields[fields.indexOf(name) + 1];
-        assert.equal(field('n'), '40');
+        assert.equal(field('n'), '44');
         assert.equal(field('deliveries'), '3');
         assert.equal(field('worker'), 'third');
         const front = await metricsOf(queue.front);

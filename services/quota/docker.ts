@@ -1,0 +1,217 @@
+// The lab's containers through the Docker API (dockerode): find a variant's containers by their
+// compose labels, change their CPU quota (NanoCpus), read their cgroup counters (the stats API,
+// read by dockerd from outside, so reading costs the container nothing) and read a variant's own
+// /metrics by exec'ing node inside its container.
+//
+// Why exec for /metrics: the metrics port is not published, and exec works the same from the
+// host and from the one-shot `make cpus` container (both hold the Docker socket), reads the
+// variant's own figures the moment they change (Prometheus would add up to a scrape interval),
+// and needs no route into the compose network.
+
+import Docker from 'dockerode';
+import { PassThrough } from 'node:stream';
+import { ConfigError } from '../common/errors.js';
+import { VARIANT_NAMES } from '../variants.js';
+
+export const COMPOSE_PROJECT = 'concurrency-lab';
+const NANO = 1e9;
+
+/** One container of a variant. */
+export interface LabContainer {
+  id: string;
+  /** The container's name without the leading slash (concurrency-lab-threadpool-1). */
+  name: string;
+  /** Its compose service (the variant, or `<variant>-worker` for a variant with worker containers). */
+  service: string;
+  running: boolean;
+}
+
+/**
+ * A variant's containers. Its quota applies to its worker containers when it has any (the
+ * `queue` variant: a front plus scaled `<variant>-worker` containers, the quota meaning per
+ * worker), else to its one container.
+ */
+export interface VariantContainers {
+  variant: string;
+  all: LabContainer[];
+  /** The containers whose quota `lab cpus` sets: the workers, or the variant's own container. */
+  quota: LabContainer[];
+}
+
+/**
+ * The lab (or one variant) is not running, or Docker cannot be reached: a ConfigError, so `lab`
+ * exits 2 with this one line, which says what to do rather than which option was wrong.
+ */
+export class LabNotRunningError extends ConfigError {
+  constructor(message: string) {
+    super('lab', message);
+    this.message = message;
+    this.name = 'LabNotRunningError';
+  }
+}
+
+export class LabDocker {
+  readonly docker: Docker;
+
+  constructor(docker: Docker = new Docker()) {
+    this.docker = docker;
+  }
+
+  /** The Docker host's CPU count: Docker refuses a quota above it. */
+  async hostCpus(): Promise<number> {
+    const info = (await this.docker.info()) as { NCPU?: number };
+    return info.NCPU ?? 1;
+  }
+
+  /** Every container of the compose project, running or not, by service. */
+  async containers(): Promise<LabContainer[]> {
+    let list: Docker.ContainerInfo[];
+    try {
+      list = await this.docker.listContainers({
+        all: true,
+        // Compose's own service containers only: the image carries the project and service
+        // labels too (compose build puts them there), so `docker run` of it (make cpus's
+        // one-shot) would otherwise pass for a variant.
+        filters: { label: [`com.docker.compose.project=${COMPOSE_PROJECT}`, 'com.docker.compose.oneoff=False'] },
+      });
+    } catch (error) {
+      throw new LabNotRunningError(`cannot reach the Docker daemon: ${(error as Error).message}`);
+    }
+    return list
+      .map((c) => ({
+        id: c.Id,
+        name: (c.Names[0] ?? c.Id).replace(/^\//, ''),
+        service: c.Labels['com.docker.compose.service'] ?? '',
+        running: c.State === 'running',
+      }))
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** The running containers of each variant named; an unknown or stopped variant is a ConfigError. */
+  async variants(names: readonly string[]): Promise<VariantContainers[]> {
+    for (const name of names) checkVariantName(name);
+    const containers = await this.containers();
+    return names.map((variant) => {
+      const all = containers.filter((c) => c.service === variant || c.service === `${variant}-worker`);
+      const running = all.filter((c) => c.running);
+      if (running.length === 0) {
+        throw new LabNotRunningError(
+          `${variant} is not running (no running container of compose project ${COMPOSE_PROJECT}): start the lab with make up`,
+        );
+      }
+      const workers = running.filter((c) => c.service === `${variant}-worker`);
+      return { variant, all: running, quota: workers.length > 0 ? workers : running };
+    });
+  }
+
+  /** Every variant with at least one running container, in the order of the variant table. */
+  async runningVariants(): Promise<VariantContainers[]> {
+    const containers = await this.containers();
+    const names = VARIANT_NAMES.filter((variant) =>
+      containers.some((c) => c.running && (c.service === variant || c.service === `${variant}-worker`)),
+    );
+    return this.variants(names);
+  }
+
+  /** The container's CPU quota in cores (NanoCpus), or null when it has none. */
+  async quotaCores(container: LabContainer): Promise<number | null> {
+    const inspect = await this.docker.getContainer(container.id).inspect();
+    const nano = inspect.HostConfig.NanoCpus ?? 0;
+    if (nano > 0) return nano / NANO;
+    // A quota set the other way (docker update --cpu-quota) shows here instead.
+    const quota = inspect.HostConfig.CpuQuota ?? 0;
+    const period = inspect.HostConfig.CpuPeriod || 100_000;
+    return quota > 0 ? quota / period : null;
+  }
+
+  /** Sets the container's quota; null removes it. */
+  async setQuotaCores(container: LabContainer, cores: number | null): Promise<void> {
+    const nano = cores === null ? 0 : Math.round(cores * NANO);
+    await this.docker.getContainer(container.id).update({ NanoCpus: nano });
+  }
+
+  /** The cgroup counters dockerd reads for the container, from outside it. */
+  async stats(container: LabContainer): Promise<ContainerCounters> {
+    const stats = await this.docker.getContainer(container.id).stats({ stream: false, 'one-shot': true });
+    const memory = stats.memory_stats as { usage?: number; stats?: Record<string, number> };
+    const inactive = memory.stats?.total_inactive_file ?? memory.stats?.inactive_file ?? 0;
+    return {
+      at: Date.now(),
+      usageSeconds: stats.cpu_stats.cpu_usage.total_usage / NANO,
+      periods: stats.cpu_stats.throttling_data?.periods ?? 0,
+      throttledPeriods: stats.cpu_stats.throttling_data?.throttled_periods ?? 0,
+      memoryBytes: memory.usage === undefined ? null : Math.max(0, memory.usage - inactive),
+    };
+  }
+
+  /**
+   * The variant's own /metrics, read from inside its container by the node that is in the image.
+   * Fails when the exec fails or the endpoint does not answer within `timeoutMs`.
+   */
+  async metricsText(container: LabContainer, timeoutMs = 10_000): Promise<string> {
+    const script =
+      "fetch('http://127.0.0.1:'+(process.env.METRICS_PORT||9464)+'/metrics')" +
+      '.then(r=>r.text()).then(t=>process.stdout.write(t),e=>{console.error(String(e));process.exit(1)})';
+    const exec = await this.docker.getContainer(container.id).exec({
+      Cmd: ['node', '-e', script],
+      AttachStdout: true,
+      AttachStderr: true,
+    });
+    const stream = await exec.start({ hijack: true, stdin: false });
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    stdout.on('data', (chunk: Buffer) => out.push(chunk));
+    stderr.on('data', (chunk: Buffer) => err.push(chunk));
+    this.docker.modem.demuxStream(stream, stdout, stderr);
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        stream.destroy();
+        reject(new Error(`reading /metrics in ${container.name} took more than ${timeoutMs} ms`));
+      }, timeoutMs);
+      stream.once('end', () => (clearTimeout(timer), resolve()));
+      stream.once('close', () => (clearTimeout(timer), resolve()));
+      stream.once('error', (error: Error) => (clearTimeout(timer), reject(error)));
+    });
+    const { ExitCode } = await exec.inspect();
+    if (ExitCode !== 0) {
+      throw new Error(`reading /metrics in ${container.name} failed (${ExitCode}): ${Buffer.concat(err).toString().trim()}`);
+    }
+    return Buffer.concat(out).toString();
+  }
+}
+
+/** Cumulative cgroup counters at one moment. */
+export interface ContainerCounters {
+  at: number;
+  usageSeconds: number | null;
+  periods: number | null;
+  throttledPeriods: number | null;
+  memoryBytes: number | null;
+}
+
+/** Cores used and the share of CFS periods throttled between two readings (null where unknown). */
+export function usageBetween(
+  before: ContainerCounters,
+  after: ContainerCounters,
+): { coresUsed: number | null; throttledShare: number | null } {
+  const seconds = (after.at - before.at) / 1000;
+  const used =
+    before.usageSeconds === null || after.usageSeconds === null || seconds <= 0
+      ? null
+      : (after.usageSeconds - before.usageSeconds) / seconds;
+  const periods = before.periods === null || after.periods === null ? null : after.periods - before.periods;
+  const throttled =
+    before.throttledPeriods === null || after.throttledPeriods === null ? null : after.throttledPeriods - before.throttledPeriods;
+  return {
+    coresUsed: used,
+    throttledShare: periods === null || throttled === null ? null : periods > 0 ? throttled / periods : 0,
+  };
+}
+
+export function checkVariantName(name: string): void {
+  if (!VARIANT_NAMES.includes(name)) {
+    throw new ConfigError('<variant>', `unknown variant ${JSON.stringify(name)}: expected one of ${VARIANT_NAMES.join(', ')}`);
+  }
+}

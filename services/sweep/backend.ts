@@ -1,0 +1,133 @@
+// Where a sweep's quotas are imposed. A backend sets a variant's quota for one point, says where
+// to send load, reads the variant's cgroup counters around the measurement, and puts everything
+// back at the end. The docker backend changes the compose lab's containers through the Docker
+// API; the native one (native.ts) runs `lab serve` processes itself.
+
+import type { Target } from '../loadgen/options.js';
+import { localTarget } from '../loadgen/main.js';
+import { changeQuota, formatCores } from '../quota/cpus.js';
+import { LabDocker, type ContainerCounters, type LabContainer } from '../quota/docker.js';
+import { parseExposition, pick } from '../quota/exposition.js';
+import { findVariant } from '../variants.js';
+import type { SweepMode } from './file.js';
+
+export type Counters = ContainerCounters;
+
+export interface PreparedPoint {
+  /** Where the load goes (a connection per request for a variant whose clients take turns; the hog keeps its own). */
+  target: Target;
+  /** The quota in force. */
+  cpus: number;
+  quotaHolders: number;
+  /** fib_workers now (null when it cannot be read). */
+  workers(): Promise<number | null>;
+  /** The cgroup counters of whatever holds the quota, summed; null where they cannot be read. */
+  counters(): Promise<Counters | null>;
+  release(): Promise<void>;
+}
+
+export interface SweepBackend {
+  mode: SweepMode;
+  /** How quotas are imposed, in words, for the output and the sweep file. */
+  isolation: string;
+  hostCpus: number;
+  /** The quota this backend imposes when `cpus` is asked for. */
+  effectiveCpus(cpus: number): number;
+  /** Checks the variants can be swept (running, known); throws ConfigError (exit 2) otherwise. */
+  check(variants: string[]): Promise<void>;
+  prepare(variant: string, cpus: number): Promise<PreparedPoint>;
+  /** The baseline variant with no quota to speak of (all the host's CPUs), for t(fib(n)). */
+  baseline(variant: string): Promise<{ target: Target; release(): Promise<void> }>;
+  /** Puts back every quota changed and stops everything started; safe to call twice. */
+  restore(): Promise<string[]>;
+}
+
+export function sumCounters(all: Array<Counters | null>): Counters | null {
+  if (all.length === 0 || all.some((c) => c === null)) return null;
+  const add = (key: 'usageSeconds' | 'periods' | 'throttledPeriods' | 'memoryBytes') =>
+    all.some((c) => c![key] === null) ? null : all.reduce((sum, c) => sum + c![key]!, 0);
+  return {
+    at: Math.max(...all.map((c) => c!.at)),
+    usageSeconds: add('usageSeconds'),
+    periods: add('periods'),
+    throttledPeriods: add('throttledPeriods'),
+    memoryBytes: add('memoryBytes'),
+  };
+}
+
+/** The compose lab: quotas through the Docker API, load on the published ports of 127.0.0.1. */
+export class DockerBackend implements SweepBackend {
+  readonly mode = 'docker' as const;
+  readonly isolation = 'docker: NanoCpus of the compose containers, through the Docker API';
+  private readonly original = new Map<string, { container: LabContainer; variant: string; cores: number | null }>();
+
+  private constructor(
+    private readonly docker: LabDocker,
+    readonly hostCpus: number,
+    private readonly confirmTimeoutMs: number,
+  ) {}
+
+  static async create(confirmTimeoutMs: number, docker = new LabDocker()): Promise<DockerBackend> {
+    return new DockerBackend(docker, await docker.hostCpus(), confirmTimeoutMs);
+  }
+
+  effectiveCpus(cpus: number): number {
+    return cpus;
+  }
+
+  async check(variants: string[]): Promise<void> {
+    await this.docker.variants(variants);
+  }
+
+  private async setQuota(variant: string, cpus: number): Promise<{ holders: LabContainer[]; workers: number | null }> {
+    const { quota } = (await this.docker.variants([variant]))[0]!;
+    for (const container of quota) {
+      if (!this.original.has(container.id)) {
+        this.original.set(container.id, { container, variant, cores: await this.docker.quotaCores(container) });
+      }
+    }
+    const changes = await Promise.all(quota.map((c) => changeQuota(this.docker, variant, c, cpus, this.confirmTimeoutMs)));
+    const failed = changes.find((change) => change.error !== null);
+    if (failed) throw new Error(`${variant}: quota ${cpus} not confirmed in ${failed.container}: ${failed.error}`);
+    return { holders: quota, workers: changes[0]?.workers ?? null };
+  }
+
+  async prepare(variant: string, cpus: number): Promise<PreparedPoint> {
+    const { holders } = await this.setQuota(variant, cpus);
+    const hostPort = findVariant(variant)!.hostPort;
+    const target = localTarget(variant, hostPort);
+    return {
+      target,
+      cpus,
+      quotaHolders: holders.length,
+      workers: async () => {
+        const samples = await Promise.all(
+          holders.map(async (c) => pick(parseExposition(await this.docker.metricsText(c)), 'fib_workers')),
+        );
+        return samples.some((s) => s === null) ? null : samples.reduce((a, b) => a! + b!, 0);
+      },
+      counters: async () => sumCounters(await Promise.all(holders.map((c) => this.docker.stats(c).catch(() => null)))),
+      release: async () => {},
+    };
+  }
+
+  async baseline(variant: string) {
+    await this.setQuota(variant, this.hostCpus);
+    const hostPort = findVariant(variant)!.hostPort;
+    return { target: localTarget(variant, hostPort), release: async () => {} };
+  }
+
+  async restore(): Promise<string[]> {
+    const restored: string[] = [];
+    for (const { container, variant, cores } of this.original.values()) {
+      try {
+        await this.docker.setQuotaCores(container, cores);
+        restored.push(`${variant} ${formatCores(cores)}`);
+      } catch (error) {
+        restored.push(`${variant}: NOT restored to ${formatCores(cores)}: ${(error as Error).message}`);
+      }
+    }
+    this.original.clear();
+    return restored;
+  }
+}
