@@ -164,7 +164,9 @@ describe('the compose stack', () => {
       },
       600_000,
     );
-    const byVariant = async (expr: string) => new Map((await query(expr)).map((s) => [s.metric.variant!, Number(s.value[1])]));
+    // Prometheus writes infinities as +Inf and -Inf, which Number() does not read.
+    const value = (text: string) => (text === '+Inf' ? Infinity : text === '-Inf' ? -Infinity : Number(text));
+    const byVariant = async (expr: string) => new Map((await query(expr)).map((s) => [s.metric.variant!, value(s.value[1])]));
     const collapse = await byVariant('loadgen_lesson_collapse_ratio');
     const quota = await byVariant('loadgen_lesson_cpu_quota_cores');
     const bound = await byVariant('loadgen_lesson_generator_bound');
