@@ -56,7 +56,8 @@ async function measureBare(connections: number): Promise<number> {
   }
 }
 
-const others = VARIANT_NAMES.filter((name) => name !== 'eventloop');
+// A variant with a backend (queue: Redis and workers) is measured by its own benchmark (benchmarks/queue.ts).
+const others = VARIANT_NAMES.filter((name) => name !== 'eventloop' && !findVariant(name)!.backend);
 const results = new Map<string, number[]>();
 const record = (key: string, value: number) => results.set(key, [...(results.get(key) ?? []), value]);
 for (let round = 0; round < rounds; round++) {

@@ -82,33 +82,25 @@ export function createServerMetrics(variant: string, { cgroup, workerIndex: work
   // aggregates: never summed across processes.
   collectDefaultMetrics({ register: registry, ...(worker !== undefined && { labels: { worker: String(worker) } }) });
 
-  const requests = new Counter({
+  // Requests are counted per outcome in plain numbers, handed to prom-client when it scrapes.
+  const answered = Object.fromEntries(SERVER_OUTCOMES.map((outcome) => [outcome, 0])) as Record<Outcome, number>;
+  new Counter({
     name: 'fib_requests_total',
     help: 'Requests answered, by outcome (ok or the error code sent).',
     labelNames: ['outcome'] as const,
     registers: [registry],
+    collect() {
+      this.reset();
+      for (const outcome of Object.keys(answered) as Outcome[]) this.labels({ outcome }).inc(answered[outcome]);
+    },
   });
-  // Labelled children looked up once, not per request (prom-client hashes the labels on each lookup).
-  const byOutcome = new Map(SERVER_OUTCOMES.map((outcome) => [outcome, requests.labels({ outcome })] as const));
-  for (const counter of byOutcome.values()) counter.inc(0);
-  const requestDuration = new Histogram({
-    name: 'fib_request_duration_seconds',
-    help: 'From the request line received to its reply written.',
-    buckets: LATENCY_BUCKETS,
-    registers: [registry],
-  });
-  const queueWait = new Histogram({
-    name: 'fib_queue_wait_seconds',
-    help: 'From the request line received to its computation started.',
-    buckets: LATENCY_BUCKETS,
-    registers: [registry],
-  });
-  const compute = new Histogram({
-    name: 'fib_compute_seconds',
-    help: 'Time spent computing fib(n) for one request.',
-    buckets: LATENCY_BUCKETS,
-    registers: [registry],
-  });
+  const requestDuration = new CountingHistogram(
+    registry,
+    'fib_request_duration_seconds',
+    'From the request line received to its reply written.',
+  );
+  const queueWait = new CountingHistogram(registry, 'fib_queue_wait_seconds', 'From the request line received to its computation started.');
+  const compute = new CountingHistogram(registry, 'fib_compute_seconds', 'Time spent computing fib(n) for one request.');
   let inflightNow = 0;
   new Gauge({
     name: 'fib_inflight_requests',
@@ -159,7 +151,7 @@ export function createServerMetrics(variant: string, { cgroup, workerIndex: work
       inflightNow += delta;
     },
     finished(outcome, durationSeconds, queueWaitSeconds, computeSeconds) {
-      (byOutcome.get(outcome) ?? requests.labels({ outcome })).inc();
+      answered[outcome] = (answered[outcome] ?? 0) + 1;
       requestDuration.observe(durationSeconds);
       if (!Number.isNaN(computeSeconds)) {
         queueWait.observe(Number.isNaN(queueWaitSeconds) ? 0 : queueWaitSeconds);
@@ -176,7 +168,10 @@ export function createServerMetrics(variant: string, { cgroup, workerIndex: work
   return {
     registry,
     recorder,
-    requests,
+    /** A request answered without going through a connection (refused over the cap). */
+    countRequest(outcome: Outcome) {
+      answered[outcome] = (answered[outcome] ?? 0) + 1;
+    },
     /** Where fib_connections_active is read from. */
     countConnections(read: () => number) {
       countConnections = read;
@@ -201,6 +196,65 @@ export function createServerMetrics(variant: string, { cgroup, workerIndex: work
       eventLoop.removeWorker(slot);
     },
   };
+}
+
+/**
+ * A histogram that counts into a plain array on the request path and hands prom-client its series
+ * when scraped: prom-client's own Histogram allocates and hashes labels on every observe(), which
+ * cost the shared server a tenth of its throughput (benchmarks/hotpath.ts). Unlabelled (the
+ * registry adds `variant`), with the lab's LATENCY_BUCKETS; aggregated by summing like any
+ * histogram (cluster's primary).
+ */
+export class CountingHistogram {
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  private readonly counts = new Float64Array(LATENCY_BUCKETS.length + 1);
+  private sum = 0;
+  private count = 0;
+
+  constructor(
+    registry: Registry,
+    readonly name: string,
+    readonly help: string,
+  ) {
+    registry.registerMetric(this as unknown as Parameters<Registry['registerMetric']>[0]);
+  }
+
+  observe(value: number): void {
+    let bucket = 0;
+    while (bucket < LATENCY_BUCKETS.length && value > LATENCY_BUCKETS[bucket]!) bucket += 1;
+    this.counts[bucket]! += 1;
+    this.sum += value;
+    this.count += 1;
+  }
+
+  /** prom-client's view of a histogram: cumulative buckets, sum and count. */
+  async get() {
+    let cumulative = 0;
+    const values = LATENCY_BUCKETS.map((le, i) => {
+      cumulative += this.counts[i]!;
+      return { value: cumulative, labels: { le }, metricName: `${this.name}_bucket` };
+    });
+    values.push({ value: this.count, labels: { le: '+Inf' as unknown as number }, metricName: `${this.name}_bucket` });
+    return {
+      name: this.name,
+      help: this.help,
+      type: this.type,
+      aggregator: this.aggregator,
+      values: [
+        ...values,
+        { value: this.sum, labels: {}, metricName: `${this.name}_sum` },
+        { value: this.count, labels: {}, metricName: `${this.name}_count` },
+      ],
+    };
+  }
+
+  /** For Registry.resetMetrics(). */
+  reset(): void {
+    this.counts.fill(0);
+    this.sum = 0;
+    this.count = 0;
+  }
 }
 
 /** `generators`: how many fib slices its scheduler has run (each FIB_SLICE calls, then a yield). */

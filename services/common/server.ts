@@ -289,7 +289,7 @@ class Acceptor implements Drainable {
           return;
         }
         if (!admitted) {
-          metrics.requests.labels({ outcome: 'overloaded' }).inc();
+          metrics.countRequest('overloaded');
           endAndDiscard(socket, formatError('overloaded', `connection cap of ${options.maxConnections} reached`));
           return;
         }
