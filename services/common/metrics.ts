@@ -99,7 +99,11 @@ export function createServerMetrics(variant: string, { cgroup, workerIndex: work
     'fib_request_duration_seconds',
     'From the request line received to its reply written.',
   );
-  const queueWait = new CountingHistogram(registry, 'fib_queue_wait_seconds', 'From the request line received to its computation started.');
+  const queueWait = new CountingHistogram(
+    registry,
+    'fib_queue_wait_seconds',
+    'From the request line received to its computation started.',
+  );
   const compute = new CountingHistogram(registry, 'fib_compute_seconds', 'Time spent computing fib(n) for one request.');
   let inflightNow = 0;
   new Gauge({
