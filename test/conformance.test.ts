@@ -20,6 +20,7 @@ import {
   startVariant,
   treeCpuSeconds,
   waitUntil,
+  waitUntilDraining,
   type RunningVariant,
 } from './helpers.js';
 
@@ -40,14 +41,6 @@ function tinyQueueEnv(variant: Variant): Record<string, string> | null {
   if (!queue) return null;
   if (variant.workersOption) return { ...testEnv(variant, '1'), [queue.env]: '1' };
   return { [queue.env]: String(2 - BACKEND_WORKERS) };
-}
-
-/** Waits until /healthz reports draining (503): from then on new lines get `unavailable`. */
-async function waitUntilDraining(server: RunningVariant): Promise<void> {
-  await waitUntil('/healthz reports draining', async () => {
-    const { status } = await fetchText(`http://127.0.0.1:${server.metricsPort}/healthz`);
-    return status === 503 ? null : `status ${status}`;
-  });
 }
 
 for (const row of VARIANTS) {

@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { TestClient, childProcesses, cpuSeconds, fetchText, metricsOf, sample, type RunningVariant } from './helpers.js';
+import { TestClient, childProcesses, cpuSeconds, metricsOf, sample, type RunningVariant } from './helpers.js';
 
 /** What one server-side limit or defect needs to be observed, at most; a test fails after it. */
 export const STATE_DEADLINE_MS = 5000;
@@ -61,19 +61,7 @@ export function waitForActiveConnections(server: RunningVariant, count: number, 
   return waitForSample(server, 'fib_connections_active', (value) => value === count, { deadlineMs });
 }
 
-/** Waits until /healthz answers 503: the server has begun its drain. */
-export async function waitUntilDraining(server: RunningVariant, deadlineMs = STATE_DEADLINE_MS): Promise<void> {
-  const until = performance.now() + deadlineMs;
-  while (performance.now() < until) {
-    try {
-      if ((await fetchText(`http://127.0.0.1:${server.metricsPort}/healthz`)).status === 503) return;
-    } catch {
-      // the listener closes as the server finishes: keep asking until the deadline
-    }
-    await sleep(5);
-  }
-  throw new Error(`/healthz never reported draining within ${deadlineMs} ms`);
-}
+export { waitUntilDraining } from './helpers.js';
 
 /** Waits until a process has used `seconds` more CPU than when called: it is computing now. */
 export async function waitUntilComputing(pid: number, seconds = 0.05, deadlineMs = STATE_DEADLINE_MS): Promise<void> {

@@ -214,6 +214,7 @@ export async function waitUntil(
   what: string,
   check: () => Promise<string | null> | string | null,
   timeoutMs = 10_000,
+  intervalMs = 10,
 ): Promise<void> {
   const deadline = performance.now() + timeoutMs;
   let complaint: string | null = 'never checked';
@@ -222,9 +223,50 @@ export async function waitUntil(
       .then(check)
       .catch((error: Error) => error.message);
     if (complaint === null) return;
-    await sleep(10);
+    await sleep(intervalMs);
   }
   assert.fail(`${what}: not reached within ${timeoutMs} ms: ${complaint}`);
+}
+
+/** waitUntil for a yes-or-no `condition`; `describe` says what was last seen when it fails. */
+export function waitFor(
+  what: string,
+  condition: () => boolean | Promise<boolean>,
+  describe: () => string | Promise<string> = () => '',
+  timeoutMs = 30_000,
+): Promise<void> {
+  return waitUntil(what, async () => ((await condition()) ? null : `last seen: ${await describe()}`), timeoutMs, 20);
+}
+
+/** Waits until /healthz answers 503: the server has begun its drain (new lines get `unavailable`). */
+export function waitUntilDraining(server: RunningVariant, timeoutMs = 10_000): Promise<void> {
+  return waitUntil(
+    '/healthz reports draining',
+    async () => {
+      const { status } = await fetchText(`http://127.0.0.1:${server.metricsPort}/healthz`);
+      return status === 503 ? null : `status ${status}`;
+    },
+    timeoutMs,
+    5,
+  );
+}
+
+/** Starts a long-running `lab load ... --metrics-port 0`; resolves with its HTTP port once it listens. */
+export async function startLoadServer(args: string[]) {
+  const child = spawn(process.execPath, [CLI, 'load', ...args, '--metrics-port', '0']);
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+      const match = /metrics on http:\/\/[^:]+:(\d+)\/metrics/.exec(stderr);
+      if (match) resolve(Number(match[1]));
+    });
+    child.once('exit', () => reject(new Error(`lab load exited: ${stderr}`)));
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { port, child, exited, stdout: () => stdout, stderr: () => stderr };
 }
 
 /** Waits until a sample of the server's /metrics satisfies `ok` (e.g. a request in flight). */
@@ -255,11 +297,6 @@ export async function waitForMetric(
 export async function startLongRequest(client: TestClient, n: number): Promise<void> {
   await client.write(`1\n${n}\n`);
   assert.equal(await client.line(), 'fib: 1');
-}
-
-/** Waits until the server has a request in flight (it has read it and started on it). */
-export function waitForInFlight(server: RunningVariant, count = 1): Promise<number> {
-  return waitForMetric(server, 'fib_inflight_requests', (value) => value >= count);
 }
 
 /** CPU time (user + system) of a process and all its live descendants, in seconds (Linux). */

@@ -4,15 +4,14 @@
 // its schedule.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import type { LoadReport } from '../services/loadgen/report.js';
 import type { SearchResult } from '../services/loadgen/search.js';
 import {
-  CLI,
   fetchText,
   runLab,
   startBareReplyServer,
+  startLoadServer,
   startStallingServer,
   startVariant,
   writeScenario,
@@ -20,24 +19,6 @@ import {
 } from './helpers.js';
 
 const readReport = (json: string) => JSON.parse(json) as LoadReport;
-
-/** Starts a long-running `lab load` with --metrics-port 0 and resolves with its HTTP port. */
-async function startLoadServer(args: string[]) {
-  const child = spawn(process.execPath, [CLI, 'load', ...args, '--metrics-port', '0']);
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-      const match = /metrics on http:\/\/[^:]+:(\d+)\/metrics/.exec(stderr);
-      if (match) resolve(Number(match[1]));
-    });
-    child.once('exit', () => reject(new Error(`lab load exited: ${stderr}`)));
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { port, child, exited, stdout: () => stdout };
-}
 
 describe('lab load', () => {
   let server: RunningVariant;

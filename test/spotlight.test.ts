@@ -5,7 +5,6 @@
 // series removed after a switch, and `lab load` failing a run in which nothing was answered.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { request } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
@@ -24,7 +23,16 @@ import {
   type LessonTurn,
   type SpotlightEvent,
 } from '../services/loadgen/spotlight.js';
-import { CLI, configErrorOf as configError, fetchText, runLab, sample, startVariant, type RunningVariant } from './helpers.js';
+import {
+  configErrorOf as configError,
+  fetchText,
+  runLab,
+  sample,
+  startLoadServer,
+  startVariant,
+  waitFor,
+  type RunningVariant,
+} from './helpers.js';
 
 const target = (name: string, server: RunningVariant, extra: Partial<Target> = {}): Target => ({
   name,
@@ -37,31 +45,6 @@ const target = (name: string, server: RunningVariant, extra: Partial<Target> = {
 });
 
 /** Resolves once `condition` holds, polling; fails with `describe()` after `timeoutMs`. */
-async function waitFor(condition: () => boolean | Promise<boolean>, describe: () => string, timeoutMs = 20_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) assert.fail(`timed out: ${describe()}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-/** Starts a long-running `lab load ... --metrics-port 0` and resolves with its HTTP port. */
-async function startLoadServer(args: string[]) {
-  const child = spawn(process.execPath, [CLI, 'load', ...args, '--metrics-port', '0']);
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-      const match = /metrics on http:\/\/[^:]+:(\d+)\/metrics/.exec(stderr);
-      if (match) resolve(Number(match[1]));
-    });
-    child.once('exit', () => reject(new Error(`lab load exited: ${stderr}`)));
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { port, child, exited, stdout: () => stdout, stderr: () => stderr };
-}
 
 /** A fib server that answers every line `error: unavailable`: nothing it is asked is ever answered. */
 async function startAlwaysUnavailableServer() {
@@ -213,16 +196,19 @@ describe('the background pause', () => {
         run.recorders.filter((r) => r.key.target === name).reduce((sum, r) => sum + r.requests, 0);
       try {
         await waitFor(
+          'both targets loaded',
           () => requests('a') > 20 && requests('b') > 20,
           () => `both targets loaded: a ${requests('a')}, b ${requests('b')}`,
         );
         gate.pause('a');
         await waitFor(
+          "a's connections closed by the pause",
           () => gate.quiet('a', 5000),
           () => `a's connections closed: ${gate.connections('a')} held`,
         );
         const [aPaused, bPaused] = [requests('a'), requests('b')];
         await waitFor(
+          'b going on while a is paused',
           () => requests('b') > bPaused + 50,
           () => `b goes on: ${requests('b') - bPaused} more`,
         );
@@ -232,6 +218,7 @@ describe('the background pause', () => {
         assert.equal(errors, 0, 'skipped requests are not errors');
         gate.resume('a');
         await waitFor(
+          'a resuming after the pause',
           () => requests('a') > aPaused + 20,
           () => `a resumes: ${requests('a') - aPaused} more`,
         );
@@ -456,12 +443,14 @@ describe('the control API', () => {
     const renewed = await send('PUT', '/pause', JSON.stringify({ seconds: 1 }));
     assert.ok(Date.parse(String(renewed.body.pausedUntil)) < until, 'a new PUT replaces the lease');
     await waitFor(
+      'the 1 s lease running out',
       async () => sample(await metricsText(), 'loadgen_paused') === 0,
       () => 'the 1 s lease ran out',
     );
     assert.equal((await send('GET', '/scenario')).body.pausedUntil, null);
     const resumedAt = sent(await metricsText());
     await waitFor(
+      'the load resuming after the lease',
       async () => sent(await metricsText()) > resumedAt,
       () => 'the load resumes after the lease',
     );
@@ -474,6 +463,7 @@ describe('the control API', () => {
   it('keeps the options a switch leaves out, and removes the fairness series of what was switched off', async () => {
     const metricsText = async () => (await fetchText(`${base}/metrics`)).body;
     await waitFor(
+      "perf1's fairness series",
       async () => /^loadgen_fairness_index\{variant="ev",scenario="perf1",probe="long"\}/m.test(await metricsText()),
       () => 'perf1 has a fairness series',
     );
@@ -515,6 +505,7 @@ describe('the control API of a spotlight', () => {
       const base = `http://127.0.0.1:${load.port}`;
       const metricsText = async () => (await fetchText(`${base}/metrics`)).body;
       await waitFor(
+        "a's first turn",
         async () => sample(await metricsText(), 'loadgen_lesson_timestamp_seconds', { variant: 'a' }) > 0,
         () => `a's first turn: ${load.stderr()}`,
       );
@@ -539,6 +530,7 @@ describe('the control API of a spotlight', () => {
       const turnsOfB = async () => sample(await metricsText(), 'loadgen_lesson_timestamp_seconds', { variant: 'b' });
       const first = (await turnsOfB()) || 0; // NaN before b's first turn
       await waitFor(
+        "b's next turn",
         async () => (await turnsOfB()) > first,
         () => "b's next turn",
       );
@@ -555,6 +547,7 @@ describe('the control API of a spotlight', () => {
       const leasedAt = (await turnsOfB()) || 0;
       await fetch(`${base}/pause`, { method: 'DELETE' });
       await waitFor(
+        'a turn after the lease',
         async () => (await turnsOfB()) > leasedAt,
         () => 'a turn after the lease',
       );

@@ -118,17 +118,20 @@ x-lab-service: &lab-service
   security_opt:
     - no-new-privileges:true
 
+# Every lab process serves /healthz; the image has no curl or wget, so node asks it.
+x-healthcheck: &lab-healthcheck
+  test: ["CMD", "node", "dist/services/common/healthcheck.js"]
+  interval: 5s
+  timeout: 3s
+  start_period: 30s
+  retries: 3
+
 x-variant: &variant
   <<: *lab-service
   restart: \${LAB_RESTART:-on-failure}
   # Longer than DRAIN_TIMEOUT_MS, or Docker kills the variant before its last replies go out.
   stop_grace_period: 15s
-  healthcheck:
-    test: ["CMD", "node", "dist/services/common/healthcheck.js"]
-    interval: 5s
-    timeout: 3s
-    start_period: 30s
-    retries: 3
+  healthcheck: *lab-healthcheck
 
 x-variant-env: &variant-env
   DRAIN_TIMEOUT_MS: \${DRAIN_TIMEOUT_MS:-10000}
@@ -146,12 +149,7 @@ ${services}
     command: ["load"]
     restart: \${LOADGEN_RESTART:-no}
     stop_grace_period: 10s
-    healthcheck:
-      test: ["CMD", "node", "dist/services/common/healthcheck.js"]
-      interval: 5s
-      timeout: 3s
-      start_period: 30s
-      retries: 3
+    healthcheck: *lab-healthcheck
     environment:
       LOAD_TARGETS: >-
         ${VARIANTS.map(loadTarget).join(',')}

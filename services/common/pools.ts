@@ -48,6 +48,19 @@ export const poolOptions: OptionSpecs<PoolOptions> = {
   poolFollowsQuota: poolFollowsQuotaOption,
 };
 
+/** What the pool variants' rows of the variant table have in common. */
+export const poolTraits = {
+  options: poolOptions,
+  connectionCap: 10_000,
+  idleTimeoutMs: 300_000,
+  takesTurns: false,
+  parallelism: 'fixed-workers',
+  // A running fib is stopped (its thread terminated, its process killed) when its client leaves.
+  interruptible: true,
+  workersOption: 'poolSize',
+  queueOption: 'maxQueue',
+} as const;
+
 /**
  * The number of workers to start with: the size given, else the CPU quota rounded up. A size
  * given and following the quota contradict each other: a ConfigError naming both.

@@ -11,21 +11,14 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { RequestError } from '../common/errors.js';
 import type { FibResult, PoolReply, PoolRequest } from '../common/messages.js';
 import { defineVariant, type Executor, type VariantContext } from '../common/plugin.js';
-import { followQuota, poolOptions, startSize, type PoolOptions } from '../common/pools.js';
+import { followQuota, poolOptions, poolTraits, startSize, type PoolOptions } from '../common/pools.js';
 
 export const processpool = defineVariant<PoolOptions>({
   name: 'processpool',
   hostPort: 25007,
   model: 'event loop + a fixed pool of child processes over IPC',
   shows: 'IPC overhead on tiny requests',
-  options: poolOptions,
-  connectionCap: 10_000,
-  idleTimeoutMs: 300_000,
-  takesTurns: false,
-  parallelism: 'fixed-workers',
-  interruptible: true,
-  workersOption: 'poolSize',
-  queueOption: 'maxQueue',
+  ...poolTraits,
   limits: { memory: '768m', pids: 256 },
   plugin: { level: 'executor', createExecutor: (ctx) => ProcessPool.start(ctx) },
 });

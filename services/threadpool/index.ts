@@ -10,21 +10,14 @@ import { Piscina } from 'piscina';
 import { RequestError } from '../common/errors.js';
 import type { FibResult, FibTask } from '../common/messages.js';
 import { defineVariant, type Executor, type VariantContext } from '../common/plugin.js';
-import { followQuota, poolOptions, startSize, type PoolOptions } from '../common/pools.js';
+import { followQuota, poolOptions, poolTraits, startSize, type PoolOptions } from '../common/pools.js';
 
 export const threadpool = defineVariant<PoolOptions>({
   name: 'threadpool',
   hostPort: 25005,
   model: 'event loop for I/O + a fixed pool of worker_threads (piscina) for fib',
   shows: 'parallelism with bounded threads; queue wait vs run time',
-  options: poolOptions,
-  connectionCap: 10_000,
-  idleTimeoutMs: 300_000,
-  takesTurns: false,
-  parallelism: 'fixed-workers',
-  interruptible: true,
-  workersOption: 'poolSize',
-  queueOption: 'maxQueue',
+  ...poolTraits,
   limits: { memory: '512m', pids: 128 },
   plugin: { level: 'executor', createExecutor: (ctx) => ThreadPool.start(ctx) },
 });

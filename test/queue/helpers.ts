@@ -195,19 +195,7 @@ export async function startQueueBackend(): Promise<{ env: Record<string, string>
   };
 }
 
-/** Waits until `check` holds (polling); fails with `describe()`'s account of the last state. */
-export async function waitFor(
-  what: string,
-  check: () => boolean | Promise<boolean>,
-  describe: () => string | Promise<string> = () => '',
-  timeoutMs = 30_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${await describe()}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+export { waitFor } from '../helpers.js';
 
 /** A sample from a process's /metrics (NaN when absent). */
 export async function metricOf(metricsPort: number, name: string, labels: Record<string, string> = {}): Promise<number> {

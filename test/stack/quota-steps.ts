@@ -15,12 +15,11 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { envQuota } from '../../services/quota/env.js';
 import type { PsSnapshot } from '../../services/quota/ps.js';
 import type { SweepFile } from '../../services/sweep/file.js';
 import { VARIANT_NAMES } from '../../services/variants.js';
-import { runLab } from '../helpers.js';
+import { runLab, waitUntil } from '../helpers.js';
 import { checkReportPage, chromiumMissing } from '../report-browser.js';
 
 const PROMETHEUS = 'http://127.0.0.1:9090';
@@ -51,17 +50,9 @@ async function scalar(expr: string, time?: number): Promise<number | null> {
   return sample ? Number(sample.value[1]) : null;
 }
 
-/** Polls `check` until it returns null or the deadline passes; then fails with its last complaint. */
-async function eventually(what: string, check: () => Promise<string | null>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let complaint: string | null = 'never checked';
-  while (Date.now() < deadline) {
-    complaint = await check().catch((error: Error) => error.message);
-    if (complaint === null) return;
-    await sleep(1000);
-  }
-  assert.fail(`${what}: still failing after ${timeoutMs / 1000}s: ${complaint}`);
-}
+/** Waits for a state of the stack, asking every second. */
+const eventually = (what: string, check: () => Promise<string | null>, timeoutMs: number) =>
+  waitUntil(what, check, timeoutMs, 1000);
 
 async function exportedQuota(variant: string, cores: number): Promise<void> {
   await eventually(
@@ -167,8 +158,15 @@ async function nextSpotlightTurn(variant: string, after: number, quota: number, 
     },
     timeoutMs,
   );
-  // Prometheus scrapes every 2 s: the turn's gauges and the counters over the turn, once scraped.
-  await sleep(3000);
+  // The throttling over the turn needs the variant's counters scraped after the turn ended.
+  await eventually(
+    `a scrape of ${variant} after its turn`,
+    async () => {
+      const scrapedAt = await scalar(`max(timestamp(lab_cpu_periods_total{variant="${variant}"}))`);
+      return scrapedAt !== null && scrapedAt >= at ? null : `last scrape at ${scrapedAt}`;
+    },
+    30_000,
+  );
   const collapse = await scalar(`loadgen_lesson_collapse_ratio{variant="${variant}"}`);
   const throttled = await scalar(
     `sum(increase(lab_cpu_throttled_periods_total{variant="${variant}"}[30s])) / sum(increase(lab_cpu_periods_total{variant="${variant}"}[30s]))`,

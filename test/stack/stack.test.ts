@@ -9,11 +9,10 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { allQueries } from '../../grafana/src/dashboards.js';
 import type { LoadReport } from '../../services/loadgen/report.js';
 import { VARIANTS } from '../../services/variants.js';
-import { TestClient, runLab } from '../helpers.js';
+import { TestClient, runLab, waitUntil } from '../helpers.js';
 import {
   checkCpusAndReset,
   checkMakeCpusOneShot,
@@ -50,17 +49,9 @@ async function query(expr: string): Promise<Sample[]> {
   return body.data!.result;
 }
 
-/** Polls `check` until it returns null (done) or the deadline passes; then fails with its last complaint. */
-async function eventually(what: string, check: () => Promise<string | null>, timeoutMs = 120_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let complaint: string | null = 'never checked';
-  while (Date.now() < deadline) {
-    complaint = await check().catch((error: Error) => error.message);
-    if (complaint === null) return;
-    await sleep(2000);
-  }
-  assert.fail(`${what}: still failing after ${timeoutMs / 1000}s: ${complaint}`);
-}
+/** Waits for a state of the stack, asking every 2 s (Prometheus scrapes every 2 s). */
+const eventually = (what: string, check: () => Promise<string | null>, timeoutMs = 120_000) =>
+  waitUntil(what, check, timeoutMs, 2000);
 
 function envFile(): Record<string, string> {
   const values: Record<string, string> = {};
