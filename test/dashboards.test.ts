@@ -8,7 +8,13 @@ import { parse } from 'yaml';
 import { describe, it } from 'node:test';
 import { DASHBOARDS, DATASOURCE, allQueries, renderDashboard } from '../grafana/src/dashboards.js';
 import { ROOT } from '../tools/generate.js';
-import { createLoadgenMetrics, createServerMetrics, registerGeneratorMetrics } from '../services/common/metrics.js';
+import {
+  createLoadgenMetrics,
+  createQueueWorkerMetrics,
+  createServerMetrics,
+  registerGeneratorMetrics,
+  registerQueueFrontMetrics,
+} from '../services/common/metrics.js';
 import { CgroupReader } from '../services/common/cgroup.js';
 
 interface Panel {
@@ -27,7 +33,8 @@ async function exportedNames(): Promise<Set<string>> {
   const names = new Set<string>();
   const server = createServerMetrics('x', { cgroup: new CgroupReader() });
   registerGeneratorMetrics(server.registry);
-  const registries = [server.registry, createLoadgenMetrics().registry];
+  registerQueueFrontMetrics(server.registry);
+  const registries = [server.registry, createLoadgenMetrics().registry, createQueueWorkerMetrics({ cgroup: null }).registry];
   for (const registry of registries) {
     for (const metric of await registry.getMetricsAsJSON()) {
       names.add(metric.name);
@@ -84,6 +91,7 @@ const PROMQL_WORDS = new Set([
   'sort_desc',
   'phase',
   'quantile',
+  'reason',
   'clamp_max',
 ]);
 
