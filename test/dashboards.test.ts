@@ -34,7 +34,11 @@ async function exportedNames(): Promise<Set<string>> {
   const server = createServerMetrics('x', { cgroup: new CgroupReader() });
   registerGeneratorMetrics(server.registry);
   registerQueueFrontMetrics(server.registry);
-  const registries = [server.registry, createLoadgenMetrics().registry, createQueueWorkerMetrics({ cgroup: null }).registry];
+  const registries = [
+    server.registry,
+    createLoadgenMetrics().registry,
+    createQueueWorkerMetrics({ variant: 'x', cgroup: null }).registry,
+  ];
   for (const registry of registries) {
     for (const metric of await registry.getMetricsAsJSON()) {
       names.add(metric.name);

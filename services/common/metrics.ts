@@ -530,12 +530,12 @@ export function registerQueueFrontMetrics(registry: Registry) {
 export type QueueWorkerMetrics = ReturnType<typeof createQueueWorkerMetrics>;
 
 /**
- * A queue worker's own registry: every series carries variant="queue" and its `worker` name
+ * A queue worker's own registry: every series carries its variant's name and its `worker` name
  * (set once the name is known), and the worker's container's cgroup figures.
  */
-export function createQueueWorkerMetrics({ cgroup }: { cgroup: CgroupReader | null }) {
+export function createQueueWorkerMetrics({ variant, cgroup }: { variant: string; cgroup: CgroupReader | null }) {
   const registry = new Registry();
-  registry.setDefaultLabels({ variant: 'queue' });
+  registry.setDefaultLabels({ variant });
   collectDefaultMetrics({ register: registry });
   registerEventLoopMetrics(registry, undefined);
   if (cgroup) registerCgroupMetrics(registry, cgroup);
@@ -574,7 +574,7 @@ export function createQueueWorkerMetrics({ cgroup }: { cgroup: CgroupReader | nu
     }),
     /** Every series gets the worker's name once it has one. */
     nameWorker(name: string) {
-      registry.setDefaultLabels({ variant: 'queue', worker: name });
+      registry.setDefaultLabels({ variant, worker: name });
     },
   };
 }

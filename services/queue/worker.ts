@@ -25,6 +25,7 @@ import { FIB_MAX_N_LIMIT } from '../common/protocol.js';
 import { listen } from '../common/server.js';
 import { resolveOptions, type RawOptions } from '../common/options.js';
 import { decodeRequest, encodeReply, queueKeys, type QueueKeys, type RequestEntry } from './messages.js';
+import { queue } from './index.js';
 import { queueWorkerOptions, redactRedisUrl, type QueueWorkerOptions } from './options.js';
 import { RedisClock, connectRedis, ensureGroup, isNoGroupError, reconnectDelay, whenReady } from './redis.js';
 
@@ -111,7 +112,7 @@ export class QueueWorker {
 
   /** Starts serving /metrics and /healthz at once, then connects; see `ready`. */
   static async start(options: QueueWorkerOptions, log: (line: string) => void = console.error): Promise<QueueWorker> {
-    const worker = new QueueWorker(options, createQueueWorkerMetrics({ cgroup: new CgroupReader() }), log);
+    const worker = new QueueWorker(options, createQueueWorkerMetrics({ variant: queue.name, cgroup: new CgroupReader() }), log);
     try {
       await listen(worker.http, options.metricsPort, options.host);
     } catch (error) {
