@@ -10,6 +10,18 @@ import type { FibResult, FibTask } from './messages.js';
 import type { VariantContext } from './plugin.js';
 import { LineServingOwner } from './server.js';
 
+/** What the thread-per-connection variants' rows of the variant table have in common. */
+export const threadPerConnectionTraits = {
+  // Each connection holds a thread with its own V8 heap (about 9 MB).
+  connectionCap: 128,
+  idleTimeoutMs: 300_000,
+  takesTurns: false,
+  parallelism: 'per-connection',
+  // A client that leaves takes its thread, terminated mid-fib.
+  interruptible: true,
+  limits: { memory: '1536m', pids: 256 },
+} as const;
+
 export class ThreadPerConnectionOwner extends LineServingOwner {
   private live = 0;
 

@@ -6,7 +6,7 @@
 
 import { intOption } from '../common/options.js';
 import { defineVariant, type ConnectionOwner, type VariantContext } from '../common/plugin.js';
-import { ThreadPerConnectionOwner } from '../common/thread-per-connection.js';
+import { ThreadPerConnectionOwner, threadPerConnectionTraits } from '../common/thread-per-connection.js';
 import { Gil, createGilBuffer } from './gil.js';
 import type { GilThreadData } from './thread.js';
 
@@ -31,12 +31,7 @@ export const gil = defineVariant<GilOptions>({
       max: 10_000,
     }),
   },
-  connectionCap: 128,
-  idleTimeoutMs: 300_000,
-  takesTurns: false,
-  parallelism: 'per-connection',
-  interruptible: true,
-  limits: { memory: '1536m', pids: 256 },
+  ...threadPerConnectionTraits,
   plugin: { level: 'owner', createOwner },
 });
 

@@ -3,7 +3,7 @@
 // isolate: megabytes) and a thread start before its first reply.
 
 import { defineVariant } from '../common/plugin.js';
-import { ThreadPerConnectionOwner } from '../common/thread-per-connection.js';
+import { ThreadPerConnectionOwner, threadPerConnectionTraits } from '../common/thread-per-connection.js';
 
 export const threads = defineVariant({
   name: 'threads',
@@ -11,14 +11,7 @@ export const threads = defineVariant({
   model: 'one worker_thread per connection',
   shows: 'parallelism up to the CPU quota, no GIL; memory per connection',
   options: {},
-  // Each connection holds a thread with its own V8 heap (about 9 MB).
-  connectionCap: 128,
-  idleTimeoutMs: 300_000,
-  takesTurns: false,
-  parallelism: 'per-connection',
-  // A client that leaves takes its thread, terminated mid-fib.
-  interruptible: true,
-  limits: { memory: '1536m', pids: 256 },
+  ...threadPerConnectionTraits,
   plugin: {
     level: 'owner',
     createOwner: async (ctx) => new ThreadPerConnectionOwner(ctx, new URL('./thread.js', import.meta.url)),
