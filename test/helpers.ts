@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { ConfigError } from '../services/common/errors.js';
 import { startLocalVariant, type LocalVariant } from '../services/loadgen/local.js';
 import { once } from 'node:events';
-import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -321,6 +321,23 @@ export function cpuSeconds(pid: number): number {
 }
 const CLOCK_TICKS = 100;
 
+/** Listens on a free port of 127.0.0.1; returns the port and a close that resolves once it is closed. */
+export async function listenOnFreePort(server: Server): Promise<{ port: number; close: () => Promise<void> }> {
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** A free TCP port on 127.0.0.1: nothing listens on it (it was just freed). */
+export async function freePort(): Promise<number> {
+  const { port, close } = await listenOnFreePort(createServer());
+  await close();
+  return port;
+}
+
 /**
  * A fib(1) server that answers every line at once, except that once per run, `stallAfterMs`
  * after its first request, it stops answering for `stallMs` (then answers what waited, in order).
@@ -348,11 +365,8 @@ export async function startStallingServer({ stallAfterMs, stallMs }: { stallAfte
     });
     socket.on('error', () => {});
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
   return {
-    port: (server.address() as AddressInfo).port,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    ...(await listenOnFreePort(server)),
     stalled: () => stallUntil !== null,
   };
 }
@@ -363,12 +377,18 @@ export async function startBareReplyServer() {
     socket.on('data', (chunk) => socket.write(`${referenceFib(Number(chunk.toString().trim()))}\n`));
     socket.on('error', () => {});
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
+  return listenOnFreePort(server);
+}
+
+/** A fib server that answers every line `error: unavailable`: nothing it is asked is ever answered. */
+export async function startAlwaysUnavailableServer() {
+  const server = createServer((socket) => {
+    socket.on('data', (chunk) => {
+      for (const _ of chunk.toString().matchAll(/\n/g)) socket.write('error: unavailable always\n');
+    });
+    socket.on('error', () => {});
+  });
+  return listenOnFreePort(server);
 }
 
 /** Writes a scenario file for `lab load --scenario` in a temporary folder; returns its path. */

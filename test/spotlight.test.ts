@@ -5,9 +5,7 @@
 // series removed after a switch, and `lab load` failing a run in which nothing was answered.
 
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { request } from 'node:http';
-import { createServer, type AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { createLoadgenMetrics } from '../services/common/metrics.js';
 import { MAX_BODY_BYTES } from '../services/loadgen/control.js';
@@ -26,8 +24,10 @@ import {
 import {
   configErrorOf as configError,
   fetchText,
+  freePort,
   runLab,
   sample,
+  startAlwaysUnavailableServer,
   startLoadServer,
   startVariant,
   waitFor,
@@ -43,34 +43,6 @@ const target = (name: string, server: RunningVariant, extra: Partial<Target> = {
   metrics: `127.0.0.1:${server.metricsPort}`,
   ...extra,
 });
-
-/** Resolves once `condition` holds, polling; fails with `describe()` after `timeoutMs`. */
-
-/** A fib server that answers every line `error: unavailable`: nothing it is asked is ever answered. */
-async function startAlwaysUnavailableServer() {
-  const server = createServer((socket) => {
-    socket.on('data', (chunk) => {
-      for (const _ of chunk.toString().matchAll(/\n/g)) socket.write('error: unavailable always\n');
-    });
-    socket.on('error', () => {});
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
-}
-
-/** A port on which nothing listens (it was just freed). */
-async function deadPort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 describe('spotlight configuration', () => {
   it('reads the spotlight options of a target', () => {
@@ -562,7 +534,7 @@ describe('the control API of a spotlight', () => {
 
 describe('lab load fails a run in which nothing was answered', () => {
   it('exits 1 against a port where nothing listens', async () => {
-    const port = await deadPort();
+    const port = await freePort();
     const { code, stdout, stderr } = await runLab(['load', '--target', `gone=127.0.0.1:${port}`, '--duration', '1s', '--json']);
     assert.equal(code, 1, stderr);
     const [result] = (JSON.parse(stdout) as { results: Array<{ ok: number; errors: Record<string, number> }> }).results;

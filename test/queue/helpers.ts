@@ -5,22 +5,11 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer, type AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
-import { CLI, TestClient, fetchText, referenceFib, sample, startVariant, type RunningVariant } from '../helpers.js';
+import { CLI, TestClient, fetchText, freePort, referenceFib, sample, startVariant, type RunningVariant } from '../helpers.js';
 
 /** Where the Debian package puts it; PATH is searched when it is elsewhere. */
 const REDIS_SERVER = process.env.REDIS_SERVER ?? 'redis-server';
-
-/** A free TCP port on 127.0.0.1 (closed again before it is returned). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /** A real redis-server without persistence: a restart comes back empty, as a crashed cache would. */
 export class RedisProcess {
