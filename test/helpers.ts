@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { ConfigError } from '../services/common/errors.js';
-import { startLocalVariant, type LocalVariant } from '../services/loadgen/local.js';
+import { spawnLab, startLocalVariant, type LocalVariant } from '../services/loadgen/local.js';
 import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -253,20 +253,11 @@ export function waitUntilDraining(server: RunningVariant, timeoutMs = 10_000): P
 
 /** Starts a long-running `lab load ... --metrics-port 0`; resolves with its HTTP port once it listens. */
 export async function startLoadServer(args: string[]) {
-  const child = spawn(process.execPath, [CLI, 'load', ...args, '--metrics-port', '0']);
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-      const match = /metrics on http:\/\/[^:]+:(\d+)\/metrics/.exec(stderr);
-      if (match) resolve(Number(match[1]));
-    });
-    child.once('exit', () => reject(new Error(`lab load exited: ${stderr}`)));
+  const lab = await spawnLab(['load', ...args, '--metrics-port', '0'], {
+    ready: /metrics on http:\/\/[^:]+:(\d+)\/metrics/,
+    stream: 'stderr',
   });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { port, child, exited, stdout: () => stdout, stderr: () => stderr };
+  return { ...lab, port: Number(lab.ready[1]) };
 }
 
 /** Waits until a sample of the server's /metrics satisfies `ok` (e.g. a request in flight). */

@@ -6,17 +6,67 @@ import { fileURLToPath } from 'node:url';
 
 const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
 
-export interface LocalVariant {
+export interface LocalVariant extends LabProcess {
   variant: string;
   host: string;
   port: number;
   metricsPort: number;
+}
+
+/** A running `lab` command, started by spawnLab. */
+export interface LabProcess {
   child: ChildProcess;
+  /** What the `ready` pattern matched. */
+  ready: RegExpExecArray;
+  /** Everything the process wrote to stdout so far. */
+  stdout(): string;
   /** Everything the process wrote to stderr so far. */
   stderr(): string;
   exited: Promise<number | null>;
   /** Sends a signal (SIGTERM: drain) and resolves with the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export interface SpawnLabOptions {
+  /** Added to this process's environment. */
+  env?: Record<string, string>;
+  /** A command to run it through first (`taskset -c 0`, or a shell that joins a cgroup). */
+  wrap?: string[];
+  /** Resolves once this matches what the process wrote to `stream` (its line saying it is up). */
+  ready: RegExp;
+  stream?: 'stdout' | 'stderr';
+}
+
+/** Runs `lab <args>` and resolves once it says it is up; rejects, with its stderr, if it exits first. */
+export async function spawnLab(
+  args: string[],
+  { env = {}, wrap = [], ready, stream = 'stdout' }: SpawnLabOptions,
+): Promise<LabProcess> {
+  const command = [...wrap, process.execPath, CLI, ...args];
+  const child = spawn(command[0]!, command.slice(1), { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const output = { stdout: '', stderr: '' };
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const match = await new Promise<RegExpExecArray>((resolve, reject) => {
+    for (const name of ['stdout', 'stderr'] as const) {
+      child[name].on('data', (chunk: Buffer) => {
+        output[name] += chunk.toString();
+        const found = name === stream && ready.exec(output[name]);
+        if (found) resolve(found);
+      });
+    }
+    void exited.then((code) => reject(new Error(`lab ${args[0]} exited with ${code} before it was up: ${output.stderr.trim()}`)));
+  });
+  return {
+    child,
+    ready: match,
+    stdout: () => output.stdout,
+    stderr: () => output.stderr,
+    exited,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
 }
 
 /**
@@ -28,36 +78,17 @@ export async function startLocalVariant(
   env: Record<string, string> = {},
   wrap: string[] = [],
 ): Promise<LocalVariant> {
-  const command = [...wrap, process.execPath, CLI, 'serve', variant, '--port', '0', '--metrics-port', '0'];
-  const child = spawn(command[0]!, command.slice(1), {
-    env: { ...process.env, HOST: '127.0.0.1', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const lab = await spawnLab(['serve', variant, '--port', '0', '--metrics-port', '0'], {
+    env: { HOST: '127.0.0.1', ...env },
+    wrap,
+    ready: /^listening fib=(\S+):(\d+) metrics=(\S+):(\d+)$/m,
   });
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const line = await new Promise<string>((resolve, reject) => {
-    let stdout = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-      const match = /^listening .*$/m.exec(stdout);
-      if (match) resolve(match[0]);
-    });
-    void exited.then((code) => reject(new Error(`lab serve ${variant} exited with ${code} before listening: ${stderr.trim()}`)));
-  });
-  const match = /^listening fib=(\S+):(\d+) metrics=(\S+):(\d+)$/.exec(line);
-  if (!match) throw new Error(`unexpected listening line from lab serve ${variant}: ${line}`);
+  const [, host, port, , metricsPort] = lab.ready;
   return {
+    ...lab,
     variant,
-    host: match[1]!.replace(/^\[|\]$/g, ''),
-    port: Number(match[2]),
-    metricsPort: Number(match[4]),
-    child,
-    stderr: () => stderr,
-    exited,
-    async stop(signal: NodeJS.Signals = 'SIGTERM') {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      return exited;
-    },
+    host: host!.replace(/^\[|\]$/g, ''),
+    port: Number(port),
+    metricsPort: Number(metricsPort),
   };
 }

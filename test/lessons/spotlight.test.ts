@@ -7,10 +7,9 @@
 // connection landed on the hog's worker.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { parsePrometheusText } from '../../services/loadgen/spotlight.js';
-import { CLI, fetchText, startVariant, type RunningVariant } from '../helpers.js';
+import { fetchText, startLoadServer, startVariant, type RunningVariant } from '../helpers.js';
 
 /** A sample's value from a metrics page (+Inf included), or undefined when the series is absent. */
 function valueOf(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
@@ -38,9 +37,7 @@ describe('the spotlight', () => {
       const server = servers[name]!;
       return `${name}=127.0.0.1:${server.port}?metrics=127.0.0.1:${server.metricsPort}${options}`;
     };
-    const args = [
-      CLI,
-      'load',
+    const load = await startLoadServer([
       '--spotlight',
       '--target',
       target('sync', '&turns'),
@@ -60,31 +57,16 @@ describe('the spotlight', () => {
       '300ms',
       '--spotlight-gap',
       '100ms',
-      '--metrics-port',
-      '0',
-    ];
-    const child = spawn(process.execPath, args);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    ]);
+    const { port } = load;
     try {
-      const port = await new Promise<number>((resolve, reject) => {
-        const look = () => {
-          const match = /metrics on http:\/\/[^:]+:(\d+)\/metrics/.exec(stderr);
-          if (match) resolve(Number(match[1]));
-        };
-        child.stderr.on('data', look);
-        void exited.then(() => reject(new Error(`lab load exited: ${stderr}`)));
-      });
       const variants = ['sync', 'eventloop', 'threadpool', 'cluster'];
       let text = '';
       const deadline = Date.now() + 90_000;
       for (;;) {
         text = (await fetchText(`http://127.0.0.1:${port}/metrics`)).body;
         if (variants.every((variant) => valueOf(text, 'loadgen_lesson_timestamp_seconds', { variant }) !== undefined)) break;
-        assert.ok(Date.now() < deadline, `one rotation within 90 s: ${stderr}`);
+        assert.ok(Date.now() < deadline, `one rotation within 90 s: ${load.stderr()}`);
         await new Promise((resolve) => setTimeout(resolve, 200));
       }
       const figure = (name: string, labels: Record<string, string>) => valueOf(text, name, labels) ?? NaN;
@@ -159,13 +141,13 @@ describe('the spotlight', () => {
       }
       assert.equal(figure('loadgen_lesson_workers_used', { variant: 'cluster', phase: 'beside_all_workers_long' }), 2);
 
-      child.kill('SIGTERM');
-      assert.equal(await exited, 0, stderr);
+      assert.equal(await load.stop('SIGTERM'), 0, load.stderr());
+      const stdout = load.stdout();
       for (const variant of variants) assert.match(stdout, new RegExp(`^spotlight ${variant} \\(rotation 1`, 'm'));
       assert.match(stdout, /^spotlight: perf2 \(fib\(1\)\) requests per second, last turn of each variant$/m);
       assert.match(stdout, /^perf1\+perf2: [\d.]+ s measured$/m, "the background's table");
     } finally {
-      child.kill('SIGKILL');
+      await load.stop('SIGKILL');
     }
   });
 });

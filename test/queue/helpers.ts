@@ -6,7 +6,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { Redis } from 'ioredis';
-import { CLI, TestClient, fetchText, freePort, referenceFib, sample, startVariant, type RunningVariant } from '../helpers.js';
+import { spawnLab, type LabProcess } from '../../services/loadgen/local.js';
+import { TestClient, fetchText, freePort, referenceFib, sample, startVariant, type RunningVariant } from '../helpers.js';
 
 /** Where the Debian package puts it; PATH is searched when it is elsewhere. */
 const REDIS_SERVER = process.env.REDIS_SERVER ?? 'redis-server';
@@ -76,48 +77,26 @@ export class RedisProcess {
   }
 }
 
-export interface RunningWorker {
+/** A `lab worker` process; stop() sends SIGTERM by default (finish the job, exit). */
+export interface RunningWorker extends LabProcess {
   name: string;
   metricsPort: number;
-  child: ChildProcess;
-  stderr(): string;
-  exited: Promise<number | null>;
   /** This worker's /metrics text. */
   metrics(): Promise<string>;
-  /** Sends a signal (SIGTERM: finish the job, exit) and resolves with the exit code. */
-  stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
 /** Starts `lab worker` against `redisUrl` and resolves once it prints its `ready` line. */
 export async function startWorker(redisUrl: string, env: Record<string, string> = {}): Promise<RunningWorker> {
-  const child = spawn(process.execPath, [CLI, 'worker', '--metrics-port', '0'], {
-    env: { ...process.env, HOST: '127.0.0.1', REDIS_URL: redisUrl, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const lab = await spawnLab(['worker', '--metrics-port', '0'], {
+    env: { HOST: '127.0.0.1', REDIS_URL: redisUrl, ...env },
+    ready: /^worker (\S+) ready .*metrics=\S+:(\d+)$/m,
   });
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const match = await new Promise<RegExpExecArray>((resolve, reject) => {
-    let stdout = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-      const ready = /^worker (\S+) ready .*metrics=\S+:(\d+)$/m.exec(stdout);
-      if (ready) resolve(ready);
-    });
-    void exited.then((code) => reject(new Error(`lab worker exited with ${code} before it was ready: ${stderr.trim()}`)));
-  });
-  const metricsPort = Number(match[2]);
+  const metricsPort = Number(lab.ready[2]);
   return {
-    name: match[1]!,
+    ...lab,
+    name: lab.ready[1]!,
     metricsPort,
-    child,
-    stderr: () => stderr,
-    exited,
     metrics: async () => (await fetchText(`http://127.0.0.1:${metricsPort}/metrics`)).body,
-    async stop(signal: NodeJS.Signals = 'SIGTERM') {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      return exited;
-    },
   };
 }
 
