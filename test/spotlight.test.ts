@@ -143,18 +143,24 @@ describe('spotlight configuration', () => {
   });
 });
 
-describe('the background pause', () => {
-  let a: RunningVariant;
-  let b: RunningVariant;
+/** Two eventloop servers, `a` and `b`, for the tests of the describe that calls this: started before them, stopped after. */
+function twoEventloops(): { a: RunningVariant; b: RunningVariant } {
+  const servers = {} as { a: RunningVariant; b: RunningVariant };
   before(async () => {
-    [a, b] = await Promise.all([startVariant('eventloop'), startVariant('eventloop')]);
+    [servers.a, servers.b] = await Promise.all([startVariant('eventloop'), startVariant('eventloop')]);
   });
   after(async () => {
-    await Promise.all([a?.stop(), b?.stop()]);
+    await Promise.all([servers.a?.stop(), servers.b?.stop()]);
   });
+  return servers;
+}
+
+describe('the background pause', () => {
+  const servers = twoEventloops();
 
   for (const model of ['closed', 'open'] as const) {
     it(`${model} loop: a paused target gets nothing, the others go on, and it resumes`, async () => {
+      const { a, b } = servers;
       const gate = new PauseGate();
       const scenario =
         model === 'closed'
@@ -449,16 +455,10 @@ describe('the control API', () => {
 });
 
 describe('the control API of a spotlight', () => {
-  let a: RunningVariant;
-  let b: RunningVariant;
-  before(async () => {
-    [a, b] = await Promise.all([startVariant('eventloop'), startVariant('eventloop')]);
-  });
-  after(async () => {
-    await Promise.all([a?.stop(), b?.stop()]);
-  });
+  const servers = twoEventloops();
 
   it('shows the rotation, changes it with PUT /spotlight, and drops the series of a target taken out', async () => {
+    const { a, b } = servers;
     const address = (server: RunningVariant) => `127.0.0.1:${server.port}?metrics=127.0.0.1:${server.metricsPort}`;
     const load = await startLoadServer([
       '--spotlight',

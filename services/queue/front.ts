@@ -26,8 +26,6 @@ import { RedisClock, connectRedis, ensureGroup, reconnectDelay } from './redis.j
 const REPLY_STREAM_TTL_MS = 60_000;
 /** How often the front refreshes its reply stream, trims what it has read and reads the queue's status. */
 const MONITOR_EVERY_MS = 1000;
-/** How often the front re-measures Redis's clock. */
-const CLOCK_EVERY_MS = 10_000;
 /** A worker that has not reported for this long no longer counts in fib_workers. */
 const WORKER_LIVE_WINDOW_MS = 10_000;
 /** Requests answered (or given up) remembered, to tell a duplicate reply from a late one. */
@@ -94,7 +92,7 @@ export class QueueFront implements Executor {
     front.commands.on('close', () => front.setStreamReady(false));
     front.readerDone = front.readReplies();
     front.timers.push(setInterval(() => void front.monitor(), MONITOR_EVERY_MS));
-    front.timers.push(setInterval(() => void front.clock.sync(front.commands).catch(() => {}), CLOCK_EVERY_MS));
+    front.timers.push(front.clock.keepSynced(front.commands));
     for (const timer of front.timers) timer.unref();
     const ready = new Promise<boolean>((resolve) => {
       if (front.streamReady) return resolve(true);

@@ -95,6 +95,8 @@ export function isNoGroupError(error: unknown): boolean {
  * says. The offset is measured with TIME: the midpoint of the round trip, good to half of it.
  */
 export class RedisClock {
+  /** How often a front or worker re-measures Redis's clock. */
+  static readonly RESYNC_EVERY_MS = 10_000;
   private offsetMs = 0;
   private bestRoundTripMs = Infinity;
   private measuredAt = 0;
@@ -110,6 +112,11 @@ export class RedisClock {
       this.bestRoundTripMs = roundTrip;
       this.measuredAt = received;
     }
+  }
+
+  /** Re-measures every RESYNC_EVERY_MS (a failure waits for the next time); clear the timer to stop. */
+  keepSynced(redis: Redis): NodeJS.Timeout {
+    return setInterval(() => void this.sync(redis).catch(() => {}), RedisClock.RESYNC_EVERY_MS);
   }
 
   /** A local epoch time (see clock.ts) on Redis's clock. */

@@ -32,8 +32,6 @@ import { RedisClock, connectRedis, ensureGroup, isNoGroupError, reconnectDelay, 
 /** A worker's name lease lasts this long unless renewed (every REGISTER_EVERY_MS). */
 const LEASE_MS = 10_000;
 const REGISTER_EVERY_MS = 2000;
-/** How often the worker re-measures Redis's clock. */
-const CLOCK_EVERY_MS = 10_000;
 /** Reply streams are capped near this length (a front reads and trims its own far sooner). */
 const REPLY_MAX_LENGTH = 10_000;
 /** The dead-letter stream keeps about this many jobs. */
@@ -181,7 +179,7 @@ export class QueueWorker {
     await this.pool.run({ n: 1 }); // warm: the thread has loaded its module before the first job
     this.timers.push(setInterval(() => void this.register().catch(() => {}), REGISTER_EVERY_MS));
     this.timers.push(setInterval(() => void this.trim(), TRIM_EVERY_MS));
-    this.timers.push(setInterval(() => void this.clock.sync(this.commands).catch(() => {}), CLOCK_EVERY_MS));
+    this.timers.push(this.clock.keepSynced(this.commands));
     for (const timer of this.timers) timer.unref();
     if (this.stopSignal.aborted) return false;
     this.loop = this.work();
