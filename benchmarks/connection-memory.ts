@@ -12,7 +12,7 @@ import { VARIANT_NAMES, findVariant } from '../services/variants.js';
 import { TestClient, startVariant } from '../test/helpers.js';
 
 /** A thread or a process per connection is measured at 100 connections, the rest at 1000. */
-const HEAVY = new Set(['threads', 'processes', 'gil']);
+const heavy = (name: string) => findVariant(name)?.parallelism === 'per-connection';
 
 function treeRss(root: number): number {
   const parents = new Map<number, number>();
@@ -61,5 +61,5 @@ async function measure(variant: string, count: number): Promise<string> {
 const [variant, count] = process.argv.slice(2);
 const variants = variant ? [variant] : VARIANT_NAMES;
 for (const name of variants) {
-  console.log(await measure(name, count ? Number(count) : HEAVY.has(name) ? 100 : 1000));
+  console.log(await measure(name, count ? Number(count) : heavy(name) ? 100 : 1000));
 }

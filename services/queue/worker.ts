@@ -88,7 +88,7 @@ export class QueueWorker {
     this.http = createMetricsServer(metrics.registry, () => ({
       ok: this.workerName !== null && this.stopping === null, // healthy once it has joined the queue
       status: this.stopping ? 'stopping' : this.workerName ? 'ok' : 'starting',
-      variant: 'queue',
+      variant: queue.name,
       worker: this.workerName,
       redis: this.commands.status,
     }));
