@@ -1,6 +1,6 @@
 # One image for every service of the lab: each variant (`lab serve <variant>`) and the load
 # generator (`lab load`). Node comes from NODE_IMAGE (a local seeded image where there is no
-# registry, LAB-SPEC section 7).
+# registry).
 ARG NODE_IMAGE=node:24-bookworm-slim
 
 FROM ${NODE_IMAGE} AS build
@@ -25,10 +25,11 @@ WORKDIR /app
 COPY package.json ./
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist/services ./dist/services
+COPY services/common/healthcheck.sh /usr/local/bin/lab-healthcheck
 RUN ln -s /app/dist/services/cli.js /usr/local/bin/lab && chmod +x /app/dist/services/cli.js
 USER node
 EXPOSE 25000 9464
-HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --retries=3 \
-  CMD ["node", "dist/services/common/healthcheck.js"]
+# Bash, not Node: a check is an exec every interval (see services/common/healthcheck.sh).
+HEALTHCHECK --interval=60s --timeout=3s --start-period=60s --retries=3 CMD ["lab-healthcheck"]
 ENTRYPOINT ["node", "dist/services/cli.js"]
 CMD ["variants"]

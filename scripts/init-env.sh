@@ -2,8 +2,10 @@
 # Creates .env on first run, and adds any setting a newer lab introduced, never overwriting a value
 # that is already there. The defaults come from config/lab.env (generated from the variant table);
 # each variant's CPU quota is lowered to the Docker host's CPU count when that is smaller (Docker
-# refuses a quota above it), and Grafana gets a random admin password. Portable to the bash 3.2
-# of a stock macOS (no case-changing expansions, no associative arrays).
+# refuses a quota above it), and Grafana gets a random admin password. COMPOSE_FILE alone follows
+# the engine at every run: with Docker 25+ it adds config/compose.health.yml (healthy within
+# seconds of a start). Portable to the bash 3.2 of a stock macOS (no case-changing expansions, no
+# associative arrays).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 file=.env
@@ -19,6 +21,18 @@ add() { # KEY VALUE COMMENT
   printf '# %s\n%s=%s\n' "$3" "$1" "$2" >>"$file"
   added+=("$1")
 }
+
+# COMPOSE_FILE follows the engine: start_interval needs API 1.44 (Docker 25), older engines refuse it.
+api=$(docker version --format '{{.Server.APIVersion}}' 2>/dev/null || true)
+compose_file=docker-compose.yml
+if [[ $api =~ ^([0-9]+)\.([0-9]+)$ ]] && ((BASH_REMATCH[1] > 1 || BASH_REMATCH[2] >= 44)); then
+  compose_file=docker-compose.yml:config/compose.health.yml
+fi
+if ! grep -qxF "COMPOSE_FILE=$compose_file" "$file"; then
+  grep -vE '^COMPOSE_FILE=|^# compose files \(set by init-env' "$file" >"$file.tmp" || true
+  mv "$file.tmp" "$file"
+  add COMPOSE_FILE "$compose_file" "compose files (set by init-env.sh at every make up, from the Docker engine's API version ${api:-unknown})"
+fi
 
 has GRAFANA_ADMIN_PASSWORD || add GRAFANA_ADMIN_PASSWORD "$(head -c 18 /dev/urandom | base64 | tr -d '/+=')" \
   "Grafana's admin password (generated; anonymous users get read-only access)"

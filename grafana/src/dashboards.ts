@@ -842,7 +842,7 @@ export function buildDashboard(spec: DashboardSpec): object {
         .enable(true)
         .iconColor('purple')
         .expr(`loadgen_spotlight_phase{${single ? ONE : V}} == 1`)
-        .step('2s')
+        .step('5s')
         .titleFormat('spotlight on {{variant}}: {{phase}}')
         .textFormat('alone: perf2 only; beside_one_long: one perf1 hog joined; beside_all_workers_long: a hog per worker')
         .tagKeys('variant,phase'),

@@ -124,7 +124,7 @@ export interface VariantDefinition<O = object> {
 export interface Companions {
   /** Compose services (YAML under `services:`; the `*variant` and `*lab-service` anchors are there to merge). */
   services: string;
-  /** Services the variant's own container waits for (healthy). */
+  /** Services compose starts before the variant's own container (started, not healthy: the variant retries them itself). */
   dependsOn: string[];
   /** Prometheus scrape jobs (YAML under `scrape_configs:`). */
   scrape?: string;

@@ -13,6 +13,7 @@ import { Controller } from './control.js';
 import { startLocalVariant, type LocalVariant } from './local.js';
 import { resolveLoadOptions, type LoadOptions, type RawLoadOptions, type Target } from './options.js';
 import { PauseGate } from './pause.js';
+import { waitForTargets } from './ready.js';
 import { LiveDisplay, csv, formatMs, runResults, table, type LoadReport, type Phase, type ProbeResult } from './report.js';
 import { LoadRun } from './run.js';
 import type { Scenario } from './scenario.js';
@@ -82,6 +83,8 @@ async function runTogether(
   display: LiveDisplay,
   onSpotlight?: (event: SpotlightEvent) => void,
 ) {
+  const late = await waitForTargets(options.targets);
+  if (late.length > 0) console.error(`loadgen: starting without ${late.join(', ')}: not healthy after waiting`);
   const controller = new Controller(options, metrics, new PauseGate(), () => display.reset());
   const spotlight = options.spotlight
     ? new Spotlight(options.targets.map(toSpotlightTarget), options.spotlight, {

@@ -36,11 +36,8 @@ export const queue = defineVariant<QueueFrontOptions>({
     cpus: \${REDIS_CPUS:-1}
     mem_limit: 320m
     healthcheck:
+      <<: *health-timing
       test: ["CMD", "redis-cli", "ping"]
-      interval: 2s
-      timeout: 2s
-      start_period: 10s
-      retries: 10
 
   # queue-worker: \`lab worker\`, the queue's workers, each its own container with its own CPU
   # quota (QUEUE_WORKER_CPUS, per worker). Scale with \`make scale N=4\` or
@@ -59,7 +56,7 @@ export const queue = defineVariant<QueueFrontOptions>({
       replicas: \${QUEUE_WORKERS:-2}
     depends_on:
       redis:
-        condition: service_healthy
+        condition: service_started # the worker retries Redis until it answers
 `,
     scrape: `  # The queue's workers, however many are scaled: found by their service name in Docker's DNS.
   - job_name: queue-worker

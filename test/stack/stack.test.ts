@@ -43,7 +43,7 @@ async function query(expr: string): Promise<Sample[]> {
   return body.data!.result;
 }
 
-/** Waits for a state of the stack, asking every 2 s (Prometheus scrapes every 2 s). */
+/** Waits for a state of the stack, asking every 2 s (Prometheus scrapes every 5 s). */
 const eventually = (what: string, check: () => Promise<string | null>, timeoutMs = 120_000) =>
   waitUntil(what, check, timeoutMs, 2000);
 
