@@ -87,7 +87,10 @@ describe('lab load', () => {
       /^target\s+scenario\s+probe\s+n\s+req\/s\s+p50\s+p90\s+p99\s+p99\.9\s+max\s+p99 uncorr\s+errors\s+fairness\s+gen-bound$/,
     );
     assert.match(lines[2]!, /^ev\s+perf2\s+short\s+1\s+\d+\s+(\S+\s+){5}-\s+0\s+1\.00\s+no$/);
-    assert.match(lines[3]!, /^generator: [\d.]+ cores, event-loop delay p99 \S+: not the bottleneck$/);
+    assert.match(
+      lines[3]!,
+      /^generator: sending thread busy \d+%, event-loop delay p99 \S+, process [\d.]+ cores: not the bottleneck$/,
+    );
     const csv = await runLab(['load', '--target', `ev=127.0.0.1:${server.port}`, '--duration', '1s', '--csv']);
     assert.equal(csv.code, 0);
     const [header, row] = csv.stdout.trim().split('\n');

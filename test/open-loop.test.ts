@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Answer, FibConnection } from '../services/loadgen/client.js';
 import { runProbe, type Clock } from '../services/loadgen/drivers.js';
-import { ProbeRecorder } from '../services/loadgen/recorder.js';
+import { ProbeRecorder, ProbeTally } from '../services/loadgen/recorder.js';
 import type { Probe } from '../services/loadgen/scenario.js';
 
 /** A clock that moves only when the test advances it, running due timers in order. */
@@ -68,7 +68,7 @@ const probe: Probe & { scenario: string } = {
 
 async function openLoopAgainst(serviceMs: (now: number) => number, runMs: number) {
   const clock = new ManualClock();
-  const recorder = new ProbeRecorder({ target: 'fake', scenario: 'test', probe: 'short' }, 1, null);
+  const recorder = new ProbeRecorder({ target: 'fake', scenario: 'test', probe: 'short' }, 1);
   const lags: number[] = [];
   const stopper = new AbortController();
   const connection = startFakeStallingConnection(clock, serviceMs);
@@ -88,7 +88,11 @@ async function openLoopAgainst(serviceMs: (now: number) => number, runMs: number
   stopper.abort();
   await clock.advanceTo(runMs + 10_000);
   await done;
-  return { recorder, lags };
+  // What the sending thread hands over, merged as the main thread does.
+  const tally = new ProbeTally(recorder.key, 1, null);
+  const delta = recorder.takeDelta();
+  if (delta) tally.apply(delta);
+  return { recorder: tally, lags };
 }
 
 describe('open loop (injected clock)', () => {

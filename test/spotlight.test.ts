@@ -83,11 +83,12 @@ describe('spotlight configuration', () => {
     const options = resolveLoadOptions({ ...base, spotlight: true });
     assert.deepEqual(options.spotlight, {
       variants: ['a', 'b', 'c'],
-      phaseMs: 10_000,
-      warmupMs: 1000,
+      phaseMs: 2500,
+      warmupMs: 500,
       gapMs: 2000,
       rotations: null,
       longN: 30,
+      rounds: 3,
     });
     assert.equal(options.background, false, 'no --scenario: the spotlight alone');
     assert.equal(options.durationMs, 0, 'until stopped');
@@ -101,8 +102,17 @@ describe('spotlight configuration', () => {
       spotlightVariants: 'c, a',
       rotations: '2',
       spotlightLongN: '32',
+      rounds: '5',
     });
-    assert.deepEqual(set.spotlight, { variants: ['c', 'a'], phaseMs: 1500, warmupMs: 250, gapMs: 0, rotations: 2, longN: 32 });
+    assert.deepEqual(set.spotlight, {
+      variants: ['c', 'a'],
+      phaseMs: 1500,
+      warmupMs: 250,
+      gapMs: 0,
+      rotations: 2,
+      longN: 32,
+      rounds: 5,
+    });
     assert.equal(set.background, true);
     assert.equal(resolveLoadOptions({ ...base, spotlight: '0' }).spotlight, null, 'LOAD_SPOTLIGHT=0 is off');
     assert.match(
@@ -170,8 +180,7 @@ describe('the background pause', () => {
         { scenario, targets: [target('a', a), target('b', b)], durationMs: 0, warmupMs: 0, timeoutMs: 10_000, gate },
         null,
       );
-      const requests = (name: string) =>
-        run.recorders.filter((r) => r.key.target === name).reduce((sum, r) => sum + r.requests, 0);
+      const requests = (name: string) => run.tallies.filter((r) => r.key.target === name).reduce((sum, r) => sum + r.requests, 0);
       try {
         await waitFor(
           'both targets loaded',
@@ -192,7 +201,7 @@ describe('the background pause', () => {
         );
         assert.equal(requests('a'), aPaused, `a got ${requests('a') - aPaused} requests while paused`);
         assert.equal(gate.connections('a'), 0, 'a paused target holds no connection');
-        const errors = run.recorders.filter((r) => r.key.target === 'a').reduce((sum, r) => sum + r.errors, 0);
+        const errors = run.tallies.filter((r) => r.key.target === 'a').reduce((sum, r) => sum + r.errors, 0);
         assert.equal(errors, 0, 'skipped requests are not errors');
         gate.resume('a');
         await waitFor(
@@ -225,6 +234,7 @@ describe('the spotlight rotation', () => {
     gapMs: 0,
     rotations,
     longN: 30,
+    rounds: 1,
   });
 
   it('pauses the background against the variant in the spotlight, and only against it', async () => {
@@ -234,7 +244,7 @@ describe('the spotlight rotation', () => {
       { scenario: loadScenario('perf2'), targets, durationMs: 0, warmupMs: 0, timeoutMs: 10_000, gate },
       null,
     );
-    const requests = (name: string) => background.recorders.find((r) => r.key.target === name)!.requests;
+    const requests = (name: string) => background.tallies.find((r) => r.key.target === name)!.requests;
     const windows: Array<{ variant: string; spotlit: number; other: number }> = [];
     let start: { variant: string; spotlit: number; other: number } | null = null;
     const onEvent = (event: SpotlightEvent) => {

@@ -61,10 +61,15 @@ const SPOTLIGHT_SETTINGS: Array<[string, string, string]> = [
   ['LOAD_SPOTLIGHT', '1', "the spotlight: the talk's experiment on one variant at a time, in rotation (1 on, 0 off)"],
   [
     'SPOTLIGHT_PHASE',
-    '9s',
-    'the spotlight: how long each phase (perf2 alone, beside one hog, beside a hog per worker) is measured',
+    '2.5s',
+    'the spotlight: how long each phase (perf2 alone, beside one hog, beside a hog per worker) is measured, in each round',
   ],
-  ['SPOTLIGHT_WARMUP', '1s', "the spotlight: each phase's warm-up before it is measured"],
+  ['SPOTLIGHT_WARMUP', '500ms', "the spotlight: each phase's warm-up before it is measured"],
+  [
+    'SPOTLIGHT_ROUNDS',
+    '3',
+    'the spotlight: rounds of phases per turn, alternating; each figure is their median, with the lowest and highest',
+  ],
   ['SPOTLIGHT_GAP', '2s', 'the spotlight: the pause between two turns'],
   ['SPOTLIGHT_VARIANTS', '', 'the spotlight: the variants to measure, in this order (empty: every variant, in order)'],
 ];

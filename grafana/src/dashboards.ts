@@ -24,6 +24,7 @@ import {
 } from '@grafana/grafana-foundation-sdk/heatmap';
 import { DataqueryBuilder, PromQueryFormat } from '@grafana/grafana-foundation-sdk/prometheus';
 import { PanelBuilder as BarGaugeBuilder } from '@grafana/grafana-foundation-sdk/bargauge';
+import { PanelBuilder as TableBuilder } from '@grafana/grafana-foundation-sdk/table';
 import { PanelBuilder as TimeseriesBuilder } from '@grafana/grafana-foundation-sdk/timeseries';
 import { VARIANTS } from '../../services/variants.js';
 
@@ -44,8 +45,12 @@ export interface PanelSpec {
   /** One sentence: what to look for. */
   description: string;
   unit: string;
-  /** A time series (default); a heatmap of histogram buckets; or bars of each series' last value (instant queries). */
-  kind?: 'timeseries' | 'heatmap' | 'bargauge';
+  /**
+   * A time series (default); a heatmap of histogram buckets; bars of each series' last value
+   * (instant queries); or a table of the last values, one row per variant and a column per
+   * query (instant queries joined on `variant`; the legends name the columns).
+   */
+  kind?: 'timeseries' | 'heatmap' | 'bargauge' | 'table';
   queries: QuerySpec[];
   /** Grafana repeats the panel for each selected variant; its queries select `variant="$variant"`. */
   repeat?: boolean;
@@ -140,6 +145,23 @@ const collapsePanel: PanelSpec = {
   queries: [{ expr: `sort_desc(clamp_max(loadgen_lesson_collapse_ratio{${V}}, 1000))`, legend: '{{variant}}' }],
 };
 
+const scoreboardPanel: PanelSpec = {
+  title: 'The scoreboard: collapse with its spread, and which variants cannot be told apart',
+  description:
+    "Each variant's collapse is the median of its turn's rounds (perf2 alone, beside one hog, again and again); the lowest and highest round show how much it moved. Variants in the same group have overlapping rounds: these figures cannot tell them apart. Generator-bound 1: in some round the load generator itself was the bottleneck.",
+  unit: 'none',
+  kind: 'table',
+  queries: [
+    { expr: `loadgen_lesson_collapse_ratio{${V}}`, legend: 'collapse (median)' },
+    { expr: `loadgen_lesson_collapse_ratio_low{${V}}`, legend: 'lowest round' },
+    { expr: `loadgen_lesson_collapse_ratio_high{${V}}`, legend: 'highest round' },
+    { expr: `loadgen_lesson_collapse_group{${V}}`, legend: 'group' },
+    { expr: `loadgen_lesson_short_requests_per_second{${V}, phase="alone"}`, legend: 'perf2 alone (req/s)' },
+    { expr: `loadgen_lesson_short_requests_per_second{${V}, phase="beside_one_long"}`, legend: 'perf2 beside one hog (req/s)' },
+    { expr: `loadgen_lesson_generator_bound{${V}}`, legend: 'generator-bound' },
+  ],
+};
+
 const p99Panel: PanelSpec = {
   title: 'perf2 p99: alone, then beside one long request',
   description:
@@ -182,6 +204,7 @@ const lessonRow: RowSpec = {
   title: "The lessons at a glance: the talk's experiment, one variant at a time (the spotlight)",
   panels: [
     collapsePanel,
+    scoreboardPanel,
     p99Panel,
     {
       title: 'perf2 p50: alone, then beside one long request',
@@ -877,11 +900,40 @@ function targets(panel: PanelSpec): DataqueryBuilder[] {
       .legendFormat(query.legend)
       .refId(String.fromCharCode(65 + i));
     if (panel.kind === 'bargauge') return target.instant();
+    if (panel.kind === 'table') return target.instant().format(PromQueryFormat.Table);
     return query.format === 'heatmap' ? target.format(PromQueryFormat.Heatmap).range() : target.range();
   });
 }
 
-function buildPanel(panel: PanelSpec): TimeseriesBuilder | HeatmapBuilder | BarGaugeBuilder {
+function buildPanel(panel: PanelSpec): TimeseriesBuilder | HeatmapBuilder | BarGaugeBuilder | TableBuilder {
+  if (panel.kind === 'table') {
+    // One row per variant: the queries' values side by side (merge on the labels they share),
+    // each column named after its query's legend, the timestamps hidden, sorted by the first.
+    const rename: Record<string, string> = {};
+    const order: Record<string, number> = { variant: 0 };
+    panel.queries.forEach((query, i) => {
+      rename[`Value #${String.fromCharCode(65 + i)}`] = query.legend;
+      order[`Value #${String.fromCharCode(65 + i)}`] = i + 1;
+    });
+    const table = new TableBuilder()
+      .title(panel.title)
+      .description(panel.description)
+      .datasource(DATASOURCE)
+      .unit(panel.unit)
+      .decimals(1)
+      .withTransformation({ id: 'merge', options: {} })
+      .withTransformation({
+        id: 'organize',
+        options: {
+          excludeByName: { Time: true, __name__: true, instance: true, job: true },
+          indexByName: order,
+          renameByName: rename,
+        },
+      })
+      .sortBy([new common.TableSortByFieldStateBuilder().displayName(panel.queries[0]!.legend).desc(true)]);
+    for (const target of targets(panel)) table.withTarget(target);
+    return table;
+  }
   if (panel.kind === 'bargauge') {
     const bars = new BarGaugeBuilder()
       .title(panel.title)

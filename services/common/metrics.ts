@@ -245,24 +245,23 @@ export class CountingHistogram {
     this.count += 1;
   }
 
+  /** Observations counted elsewhere (another thread): per bucket, not cumulative, and their sum. */
+  add(buckets: readonly number[], sum: number): void {
+    for (let i = 0; i < this.counts.length; i++) {
+      this.counts[i]! += buckets[i] ?? 0;
+      this.count += buckets[i] ?? 0;
+    }
+    this.sum += sum;
+  }
+
   /** prom-client's view of a histogram: cumulative buckets, sum and count. */
   async get() {
-    let cumulative = 0;
-    const values = LATENCY_BUCKETS.map((le, i) => {
-      cumulative += this.counts[i]!;
-      return { value: cumulative, labels: { le }, metricName: `${this.name}_bucket` };
-    });
-    values.push({ value: this.count, labels: { le: '+Inf' as unknown as number }, metricName: `${this.name}_bucket` });
     return {
       name: this.name,
       help: this.help,
       type: this.type,
       aggregator: this.aggregator,
-      values: [
-        ...values,
-        { value: this.sum, labels: {}, metricName: `${this.name}_sum` },
-        { value: this.count, labels: {}, metricName: `${this.name}_count` },
-      ],
+      values: histogramValues(this.name, this.counts, this.sum, this.count, {}),
     };
   }
 
@@ -271,6 +270,78 @@ export class CountingHistogram {
     this.counts.fill(0);
     this.sum = 0;
     this.count = 0;
+  }
+}
+
+/** prom-client's samples of one histogram series: cumulative buckets, sum and count. */
+function histogramValues(name: string, counts: Float64Array, sum: number, count: number, labels: Record<string, string>) {
+  let cumulative = 0;
+  const values: Array<{ value: number; labels: Record<string, string | number>; metricName: string }> = LATENCY_BUCKETS.map(
+    (le, i) => {
+      cumulative += counts[i]!;
+      return { value: cumulative, labels: { ...labels, le }, metricName: `${name}_bucket` };
+    },
+  );
+  values.push({ value: count, labels: { ...labels, le: '+Inf' }, metricName: `${name}_bucket` });
+  values.push({ value: sum, labels, metricName: `${name}_sum` }, { value: count, labels, metricName: `${name}_count` });
+  return values;
+}
+
+/**
+ * A CountingHistogram with labels: observations are counted where they are made (a sending
+ * thread), handed over per bucket, and rendered when Prometheus scrapes.
+ */
+export class LabelledCountingHistogram<L extends string> {
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  private readonly series = new Map<string, { labels: Record<L, string>; counts: Float64Array; sum: number; count: number }>();
+
+  constructor(
+    registry: Registry,
+    readonly name: string,
+    readonly help: string,
+    private readonly labelNames: readonly L[],
+  ) {
+    registry.registerMetric(this as unknown as Parameters<Registry['registerMetric']>[0]);
+  }
+
+  private entry(labels: Record<L, string>) {
+    const key = this.labelNames.map((name) => labels[name]).join('\0');
+    let entry = this.series.get(key);
+    if (!entry) {
+      entry = { labels: { ...labels }, counts: new Float64Array(LATENCY_BUCKETS.length + 1), sum: 0, count: 0 };
+      this.series.set(key, entry);
+    }
+    return entry;
+  }
+
+  /** Creates the series at zero, so rates exist from the first scrape. */
+  init(labels: Record<L, string>): void {
+    this.entry(labels);
+  }
+
+  /** Observations counted elsewhere: per bucket, not cumulative, and their sum. */
+  add(labels: Record<L, string>, buckets: readonly number[], sum: number): void {
+    const entry = this.entry(labels);
+    for (let i = 0; i < entry.counts.length; i++) {
+      entry.counts[i]! += buckets[i] ?? 0;
+      entry.count += buckets[i] ?? 0;
+    }
+    entry.sum += sum;
+  }
+
+  async get() {
+    return {
+      name: this.name,
+      help: this.help,
+      type: this.type,
+      aggregator: this.aggregator,
+      values: [...this.series.values()].flatMap((s) => histogramValues(this.name, s.counts, s.sum, s.count, s.labels)),
+    };
+  }
+
+  reset(): void {
+    this.series.clear();
   }
 }
 
@@ -372,19 +443,17 @@ export function createLoadgenMetrics() {
       labelNames: ['variant', 'scenario', 'probe', 'outcome'] as const,
       registers: [registry],
     }),
-    requestDuration: new Histogram({
-      name: 'loadgen_request_duration_seconds',
-      help: 'Client-observed latency (from the intended send time in open-loop mode).',
-      labelNames: ['variant', 'scenario', 'probe'] as const,
-      buckets: LATENCY_BUCKETS,
-      registers: [registry],
-    }),
-    scheduleLag: new Histogram({
-      name: 'loadgen_schedule_lag_seconds',
-      help: "The generator's own lateness: how late an open-loop request left although it was due and a connection was free.",
-      buckets: LATENCY_BUCKETS,
-      registers: [registry],
-    }),
+    requestDuration: new LabelledCountingHistogram(
+      registry,
+      'loadgen_request_duration_seconds',
+      'Client-observed latency (from the intended send time in open-loop mode).',
+      ['variant', 'scenario', 'probe'] as const,
+    ),
+    scheduleLag: new CountingHistogram(
+      registry,
+      'loadgen_schedule_lag_seconds',
+      "The generator's own lateness: how late an open-loop request left although it was due and a connection was free.",
+    ),
     generatorBound: new Gauge({
       name: 'loadgen_generator_bound',
       help: '1 while the generator itself is the bottleneck (event-loop delay, CPU or schedule lag past its thresholds), else 0.',
@@ -399,7 +468,7 @@ export function createLoadgenMetrics() {
     /** Creates the zero series of one target and probe, so rates exist from the first scrape. */
     initSeries(labels: { variant: string; scenario: string; probe: string }, { fairnessGauge = true } = {}) {
       for (const outcome of CLIENT_OUTCOMES) this.requests.labels({ ...labels, outcome }).inc(0);
-      this.requestDuration.labels(labels);
+      this.requestDuration.init(labels);
       if (fairnessGauge) this.fairness.labels(labels).set(1);
     },
     paused: new Gauge({
@@ -437,9 +506,34 @@ function registerLessonMetrics(registry: Registry) {
       'The perf1 hogs (fib(30) in a loop, one connection each): requests answered per second in each phase they ran.',
       ['variant', 'phase'] as const,
     ),
+    shortRateLow: gauge(
+      'loadgen_lesson_short_requests_per_second_low',
+      "The lowest of the last turn's rounds for loadgen_lesson_short_requests_per_second (which is their median).",
+      ['variant', 'phase'] as const,
+    ),
+    shortRateHigh: gauge(
+      'loadgen_lesson_short_requests_per_second_high',
+      "The highest of the last turn's rounds for loadgen_lesson_short_requests_per_second (which is their median).",
+      ['variant', 'phase'] as const,
+    ),
     collapse: gauge(
       'loadgen_lesson_collapse_ratio',
-      'perf2 alone / perf2 beside one long request (requests per second): 1 when a hog changes nothing; +Inf when beside it no short request was answered (sync).',
+      "perf2 alone / perf2 beside one long request (requests per second), the median of the last turn's rounds: 1 when a hog changes nothing; +Inf when beside it no short request was answered (sync).",
+      ['variant'] as const,
+    ),
+    collapseLow: gauge(
+      'loadgen_lesson_collapse_ratio_low',
+      "The lowest collapse ratio among the last turn's rounds: with _high, the spread of loadgen_lesson_collapse_ratio.",
+      ['variant'] as const,
+    ),
+    collapseHigh: gauge(
+      'loadgen_lesson_collapse_ratio_high',
+      "The highest collapse ratio among the last turn's rounds: with _low, the spread of loadgen_lesson_collapse_ratio.",
+      ['variant'] as const,
+    ),
+    collapseGroup: gauge(
+      'loadgen_lesson_collapse_group',
+      'Variants ranked by collapse ratio, grouped where their spreads (low to high) overlap: two variants in the same group cannot be told apart by these figures. 1 is the group that collapses least.',
       ['variant'] as const,
     ),
     quota: gauge(
@@ -459,8 +553,13 @@ function registerLessonMetrics(registry: Registry) {
     ),
     generatorBound: gauge(
       'loadgen_lesson_generator_bound',
-      "1 when the load generator itself was the bottleneck during the variant's last turn (its figures then describe the generator), else 0.",
+      "1 when the load generator itself was the bottleneck during any phase of the variant's last turn (those figures then describe the generator), else 0.",
       ['variant'] as const,
+    ),
+    generatorBoundRounds: gauge(
+      'loadgen_lesson_generator_bound_rounds',
+      "How many of the last turn's rounds of a phase had the load generator as the bottleneck, by cause (event_loop_delay, cpu, schedule_lag); present only where some had.",
+      ['variant', 'phase', 'cause'] as const,
     ),
     timestamp: gauge(
       'loadgen_lesson_timestamp_seconds',

@@ -28,6 +28,8 @@ const ARGUMENTS: Partial<Record<LoadOptionKey, string>> = {
   spotlightVariants: 'names',
   spotlightLongN: 'n',
   rotations: 'n',
+  rounds: 'n',
+  sendThreads: 'n',
 };
 
 export function addLoadCommand(program: Command): void {
@@ -54,17 +56,23 @@ export function addLoadCommand(program: Command): void {
         'perf2 (one connection looping fib(1)) alone, then beside one perf1 hog (a connection looping',
         'fib(30)), then (parallel=fixed-workers or per-connection) beside as many hogs as the variant has',
         'workers: fib_workers (fixed) or its CPU quota rounded up (per-connection), read from its',
-        '/metrics at metrics=host:port. turns: the server takes one client at a time (sync): perf2',
-        'connects per request while the hog keeps its connection. With --scenario, that scenario',
-        'runs as background load against every target, paused against the one in the spotlight.',
+        '/metrics at metrics=host:port; and again, in --spotlight-rounds rounds, so that drift cancels:',
+        "each figure is the rounds' median, with their lowest and highest. turns: the server takes one",
+        'client at a time (sync): perf2 connects per request while the hog keeps its connection. With',
+        '--scenario, that scenario runs as background load against every target, paused against the',
+        'one in the spotlight.',
         'Collapse = perf2 alone / beside one long request (inf when nothing was answered beside it).',
         'With --metrics-port each turn sets the loadgen_lesson_* series; PUT /pause {"seconds": N}',
         'pauses all load for N s (a renewable lease), DELETE /pause resumes.',
         '',
         'lab load exits 1 when requests were sent and none was answered.',
         '',
-        'A run is flagged GENERATOR-BOUND when the generator itself was the bottleneck: its event-loop',
-        'delay p99 passed 20 ms, its CPU 0.9 cores, or (open loop) its schedule lag p99 5 ms.',
+        'The send loops run in --send-threads threads (default 1), apart from the thread that serves',
+        '/metrics. A run is flagged GENERATOR-BOUND when the generator itself was the bottleneck, with',
+        'the cause: event_loop_delay (a sending thread handled replies and timers late: p99 over 20 ms),',
+        'cpu (a sending thread busy over 90% of the time, or its CPU quota throttling it in over 5% of',
+        'periods) or schedule_lag (open loop: requests left late although a connection was free, p99',
+        'over 5 ms).',
       ].join('\n'),
     );
   const attributes = new Map<LoadOptionKey, string>();

@@ -216,7 +216,7 @@ export class Controller {
       spotlight: this.spotlight ? { variants: this.spotlight.variants, now: this.spotlight.state().now } : null,
       elapsedSeconds: run ? Number((run.elapsedMs() / 1000).toFixed(1)) : 0,
       generator: run?.health.report() ?? null,
-      stats: (run?.recorders ?? []).map((recorder) => {
+      stats: (run?.tallies ?? []).map((recorder) => {
         const latency = recorder.summary();
         return {
           target: recorder.key.target,

@@ -41,6 +41,10 @@ export interface ProbeRun {
   target: Target;
   probe: Probe;
   recorder: ProbeRecorder;
+  /** The probe's connection indexes this loop runs (a sending thread's share); default: all of them. */
+  connections?: number[];
+  /** An open loop's share of the probe's rate (its share of the connections); default 1. */
+  rateScale?: number;
   timeoutMs: number;
   /** The scenario's length: the probe's schedule (start, stop, ramp) repeats with this period. */
   periodMs: number;
@@ -65,7 +69,8 @@ const RECONNECT_DELAY_MS = 500;
 
 export function runProbe(run: ProbeRun): Promise<void> {
   if (run.probe.model === 'closed') {
-    return Promise.all(Array.from({ length: run.probe.connections }, (_, i) => closedLoop(run, i))).then(() => {});
+    const indexes = run.connections ?? Array.from({ length: run.probe.connections }, (_, i) => i);
+    return Promise.all(indexes.map((i) => closedLoop(run, i))).then(() => {});
   }
   return new OpenLoop(run).done;
 }
@@ -214,7 +219,8 @@ class OpenLoop {
     const { probe } = run;
     // The talk's own servers take one request at a time: no pipelining on a legacy target.
     this.depth = run.target.legacy ? 1 : probe.depth;
-    this.slots = Array.from({ length: probe.connections }, (_, index) => ({
+    const indexes = run.connections ?? Array.from({ length: probe.connections }, (_, i) => i);
+    this.slots = indexes.map((index) => ({
       index,
       connection: null,
       release: () => {},
@@ -222,7 +228,8 @@ class OpenLoop {
       inFlight: 0,
     }));
     const activeMs = (probe.stopMs ?? run.periodMs) - probe.startMs;
-    const rate = (at: number) => rateAt(probe, scenarioTime(run, at) - probe.startMs, activeMs);
+    const scale = run.rateScale ?? 1;
+    const rate = (at: number) => scale * rateAt(probe, scenarioTime(run, at) - probe.startMs, activeMs);
     this.schedule = arrivals(probe.arrival, rate, run.clock.now(), run.random);
     this.done = new Promise((resolve) => (this.finish = resolve));
     for (const slot of this.slots) void this.open(slot);

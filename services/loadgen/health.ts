@@ -1,43 +1,68 @@
 // The generator watching itself, so a run says when the generator, not the server, was the
-// bottleneck. It measures its own event-loop delay, its CPU use and its schedule lag: how late
-// it sent a request that was due while a connection was free. Waiting for a busy connection is
-// the server's doing and is never counted here (it is the open loop's queue wait).
+// bottleneck, and why. Each thread that sends measures itself (GeneratorHealth: its own
+// event-loop delay and utilization, and its schedule lag: how late it sent a request that was
+// due while a connection was free; waiting for a busy connection is the server's doing and is
+// never counted here). The main thread merges the threads' reports and adds what only it can
+// see: whether the CPU quota of the generator's own cgroup throttled it (judge()).
 //
-// A run is "generator-bound" when any of these passes its threshold (GENERATOR_BOUND):
-//   - event-loop delay p99 over 20 ms: timers and socket events were handled late;
-//   - CPU over 0.9 cores: the generator's one thread is close to saturated;
-//   - schedule lag p99 over 5 ms: open-loop requests left late although a connection was free
+// A stretch is "generator-bound" when any of these passes its threshold (GENERATOR_BOUND), and
+// the report names the cause:
+//   - event_loop_delay: a sending thread's event-loop delay p99 over 20 ms: replies and timers
+//     were handled late, so latencies include the generator's own delay;
+//   - cpu: a sending thread busy over 90% of the time (it cannot send faster), or the
+//     generator's cgroup throttled in over 5% of its CFS periods (its quota stalled it);
+//   - schedule_lag: open-loop requests left late although a connection was free, p99 over 5 ms
 //     (judged from 100 requests on: with a handful, p99 is just the one timer that fired late).
 
-import { monitorEventLoopDelay, performance, type IntervalHistogram } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance, type EventLoopUtilization, type IntervalHistogram } from 'node:perf_hooks';
 import hdr from 'hdr-histogram-js';
 
-export const GENERATOR_BOUND = { eventLoopDelayP99Ms: 20, cpuCores: 0.9, scheduleLagP99Ms: 5 } as const;
+export const GENERATOR_BOUND = { eventLoopDelayP99Ms: 20, busy: 0.9, throttled: 0.05, scheduleLagP99Ms: 5 } as const;
+
+export const GENERATOR_CAUSES = ['event_loop_delay', 'cpu', 'schedule_lag'] as const;
+export type GeneratorCause = (typeof GENERATOR_CAUSES)[number];
 
 /** Fewer schedule-lag samples than this say nothing about a p99. */
 const MIN_LAG_SAMPLES = 100;
 
-/** How often the event loop is sampled; Node's histogram counts it in every sample, so it is subtracted. */
+/** How often a sending thread's event loop is sampled; Node's histogram counts it in every sample, so it is subtracted. */
 const DELAY_RESOLUTION_MS = 10;
 
-export interface HealthReport {
+/** What one sending thread measured of itself over a stretch. */
+export interface ThreadHealth {
+  /** The whole process's CPU over the stretch, in cores (every thread). */
   cpuCores: number;
+  /** The thread's event-loop utilization: the share of the time it was running callbacks. */
+  busy: number;
   eventLoopDelayP99Ms: number;
-  /** null when no open-loop request was sent. */
   scheduleLagP99Ms: number | null;
   scheduleLagMaxMs: number | null;
+  /** Open-loop requests sent with a free connection (the schedule lag's samples). */
+  scheduleLagCount: number;
+}
+
+export interface HealthReport extends ThreadHealth {
+  /** Share of the generator cgroup's CFS periods that were throttled; null where it has no quota or no cgroup. */
+  throttled: number | null;
   generatorBound: boolean;
+  causes: GeneratorCause[];
   /** Which thresholds were passed, in words. */
   reasons: string[];
 }
 
+/** Measures the thread it is created in; see the header. */
 export class GeneratorHealth {
-  private delay: IntervalHistogram;
-  private lag = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
+  private readonly delay: IntervalHistogram;
+  private readonly lag = hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 3_600_000_000,
+    numberOfSignificantValueDigits: 3,
+  });
   private cpuStart = process.cpuUsage();
   private wallStart = performance.now();
+  private eluStart: EventLoopUtilization = performance.eventLoopUtilization();
 
-  constructor(private readonly onLag: (seconds: number) => void = () => {}) {
+  constructor() {
     this.delay = monitorEventLoopDelay({ resolution: DELAY_RESOLUTION_MS });
     this.delay.enable();
   }
@@ -45,34 +70,20 @@ export class GeneratorHealth {
   /** An open-loop request left `lagMs` after it was due, with a connection free for it. */
   scheduleLag(lagMs: number): void {
     this.lag.recordValue(Math.max(1, Math.round(lagMs * 1000)));
-    this.onLag(lagMs / 1000);
   }
 
-  /** The report since the last reset. */
-  report(): HealthReport {
+  /** What it measured since the last reset. */
+  report(): ThreadHealth {
     const cpu = process.cpuUsage(this.cpuStart);
     const wallMs = Math.max(1, performance.now() - this.wallStart);
-    const cpuCores = (cpu.user + cpu.system) / 1000 / wallMs;
-    const eventLoopDelayP99Ms = this.delay.count > 0 ? Math.max(0, this.delay.percentile(99) / 1e6 - DELAY_RESOLUTION_MS) : 0;
     const hasLag = this.lag.totalCount > 0;
-    const scheduleLagP99Ms = hasLag ? this.lag.getValueAtPercentile(99) / 1000 : null;
-    const reasons: string[] = [];
-    if (eventLoopDelayP99Ms > GENERATOR_BOUND.eventLoopDelayP99Ms)
-      reasons.push(`event-loop delay p99 ${eventLoopDelayP99Ms.toFixed(1)} ms > ${GENERATOR_BOUND.eventLoopDelayP99Ms} ms`);
-    if (cpuCores > GENERATOR_BOUND.cpuCores) reasons.push(`CPU ${cpuCores.toFixed(2)} cores > ${GENERATOR_BOUND.cpuCores}`);
-    if (
-      scheduleLagP99Ms !== null &&
-      this.lag.totalCount >= MIN_LAG_SAMPLES &&
-      scheduleLagP99Ms > GENERATOR_BOUND.scheduleLagP99Ms
-    )
-      reasons.push(`schedule lag p99 ${scheduleLagP99Ms.toFixed(1)} ms > ${GENERATOR_BOUND.scheduleLagP99Ms} ms`);
     return {
-      cpuCores,
-      eventLoopDelayP99Ms,
-      scheduleLagP99Ms,
+      cpuCores: (cpu.user + cpu.system) / 1000 / wallMs,
+      busy: performance.eventLoopUtilization(this.eluStart).utilization,
+      eventLoopDelayP99Ms: this.delay.count > 0 ? Math.max(0, this.delay.percentile(99) / 1e6 - DELAY_RESOLUTION_MS) : 0,
+      scheduleLagP99Ms: hasLag ? this.lag.getValueAtPercentile(99) / 1000 : null,
       scheduleLagMaxMs: hasLag ? this.lag.maxValue / 1000 : null,
-      generatorBound: reasons.length > 0,
-      reasons,
+      scheduleLagCount: this.lag.totalCount,
     };
   }
 
@@ -82,9 +93,66 @@ export class GeneratorHealth {
     this.lag.reset();
     this.cpuStart = process.cpuUsage();
     this.wallStart = performance.now();
+    this.eluStart = performance.eventLoopUtilization();
   }
 
   close(): void {
     this.delay.disable();
   }
+}
+
+/** An idle thread's report: nothing measured. */
+export const NO_HEALTH: ThreadHealth = {
+  cpuCores: 0,
+  busy: 0,
+  eventLoopDelayP99Ms: 0,
+  scheduleLagP99Ms: null,
+  scheduleLagMaxMs: null,
+  scheduleLagCount: 0,
+};
+
+/** Several threads' reports as one: the worst of each (a stretch is as bound as its most bound thread). */
+export function mergeHealth(reports: ThreadHealth[]): ThreadHealth {
+  if (reports.length === 0) return NO_HEALTH;
+  const worst = (pick: (r: ThreadHealth) => number | null) => {
+    const values = reports.map(pick).filter((v): v is number => v !== null);
+    return values.length > 0 ? Math.max(...values) : null;
+  };
+  return {
+    cpuCores: worst((r) => r.cpuCores) ?? 0,
+    busy: worst((r) => r.busy) ?? 0,
+    eventLoopDelayP99Ms: worst((r) => r.eventLoopDelayP99Ms) ?? 0,
+    scheduleLagP99Ms: worst((r) => r.scheduleLagP99Ms),
+    scheduleLagMaxMs: worst((r) => r.scheduleLagMaxMs),
+    scheduleLagCount: reports.reduce((sum, r) => sum + r.scheduleLagCount, 0),
+  };
+}
+
+/** The verdict on a stretch: which thresholds were passed, by cause. */
+export function judge(health: ThreadHealth, throttled: number | null): HealthReport {
+  const causes = new Set<GeneratorCause>();
+  const reasons: string[] = [];
+  if (health.eventLoopDelayP99Ms > GENERATOR_BOUND.eventLoopDelayP99Ms) {
+    causes.add('event_loop_delay');
+    reasons.push(`event-loop delay p99 ${health.eventLoopDelayP99Ms.toFixed(1)} ms > ${GENERATOR_BOUND.eventLoopDelayP99Ms} ms`);
+  }
+  if (health.busy > GENERATOR_BOUND.busy) {
+    causes.add('cpu');
+    reasons.push(`a sending thread busy ${(health.busy * 100).toFixed(0)}% of the time > ${GENERATOR_BOUND.busy * 100}%`);
+  }
+  if (throttled !== null && throttled > GENERATOR_BOUND.throttled) {
+    causes.add('cpu');
+    reasons.push(
+      `throttled by its CPU quota in ${(throttled * 100).toFixed(0)}% of periods > ${GENERATOR_BOUND.throttled * 100}%`,
+    );
+  }
+  if (
+    health.scheduleLagP99Ms !== null &&
+    health.scheduleLagCount >= MIN_LAG_SAMPLES &&
+    health.scheduleLagP99Ms > GENERATOR_BOUND.scheduleLagP99Ms
+  ) {
+    causes.add('schedule_lag');
+    reasons.push(`schedule lag p99 ${health.scheduleLagP99Ms.toFixed(1)} ms > ${GENERATOR_BOUND.scheduleLagP99Ms} ms`);
+  }
+  return { ...health, throttled, generatorBound: causes.size > 0, causes: [...causes], reasons };
 }

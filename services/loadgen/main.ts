@@ -14,6 +14,7 @@ import { startLocalVariant, type LocalVariant } from './local.js';
 import { resolveLoadOptions, type LoadOptions, type RawLoadOptions, type Target } from './options.js';
 import { PauseGate } from './pause.js';
 import { waitForTargets } from './ready.js';
+import { useSendThreads } from './senders.js';
 import { LiveDisplay, csv, formatMs, runResults, table, type LoadReport, type Phase, type ProbeResult } from './report.js';
 import { LoadRun } from './run.js';
 import type { Scenario } from './scenario.js';
@@ -27,6 +28,7 @@ export const EXIT_NOTHING_ANSWERED = 1;
 
 export async function runLoadCommand(raw: RawLoadOptions): Promise<void> {
   const options = resolveLoadOptions(raw);
+  useSendThreads(options.sendThreads);
   const metrics = options.metricsPort === null ? null : createLoadgenMetrics();
   const display = new LiveDisplay();
   const startedAt = new Date();
@@ -141,14 +143,14 @@ async function runSpotlight(options: LoadOptions, metrics: LoadgenMetrics | null
     const phases = (t: Target) => (t.parallel === undefined || t.parallel === 'single' ? 2 : 3);
     const rotationMs = targets
       .filter((t) => spotlight.variants.includes(t.name))
-      .reduce((ms, t) => ms + phases(t) * (spotlight.warmupMs + spotlight.phaseMs) + spotlight.gapMs, 0);
+      .reduce((ms, t) => ms + spotlight.rounds * phases(t) * (spotlight.warmupMs + spotlight.phaseMs) + spotlight.gapMs, 0);
     console.error(
-      `spotlight: ${spotlight.variants.join(', ')}; phases of ${formatMs(spotlight.phaseMs)} after ${formatMs(spotlight.warmupMs)} of warm-up, one rotation about ${formatMs(rotationMs)}`,
+      `spotlight: ${spotlight.variants.join(', ')}; ${spotlight.rounds} round${spotlight.rounds === 1 ? '' : 's'} of phases of ${formatMs(spotlight.phaseMs)} after ${formatMs(spotlight.warmupMs)} of warm-up, one rotation about ${formatMs(rotationMs)}`,
     );
     const onEvent = (event: SpotlightEvent) => {
       if (event.type === 'phase')
         console.error(
-          `spotlight: ${event.variant}: ${event.phase}${event.hogs > 0 ? ` (${event.hogs} hog${event.hogs > 1 ? 's' : ''})` : ''}`,
+          `spotlight: ${event.variant}: round ${event.round}, ${event.phase}${event.hogs > 0 ? ` (${event.hogs} hog${event.hogs > 1 ? 's' : ''})` : ''}`,
         );
       else if (event.type === 'note') console.error(`spotlight: ${event.variant}: ${event.note}`);
       else if (event.type === 'abandoned') console.error(`spotlight: ${event.variant}: turn abandoned: ${event.reason}`);

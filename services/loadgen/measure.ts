@@ -87,7 +87,7 @@ export async function measure(target: Target, probes: MeasuredProbe[], options: 
   }
   const seconds = Math.max(run.measuredMs() / 1000, 1e-9);
   const figures: Record<string, ProbeFigures> = {};
-  for (const recorder of run.recorders) {
+  for (const recorder of run.tallies) {
     const ok = recorder.outcomes.get('ok') ?? 0;
     const errors: Record<string, number> = {};
     for (const [outcome, count] of recorder.outcomes) if (outcome !== 'ok') errors[outcome] = count;

@@ -40,6 +40,8 @@ export interface SpotlightOptions {
   gapMs: number;
   /** Stop after this many full rotations; null runs until stopped (or --duration). */
   rotations: number | null;
+  /** Each turn runs its phases this many times, alternating (alone, beside, alone, beside...): figures are the rounds' medians. */
+  rounds: number;
   /** The hog's request: fib(longN) in a loop (the talk's perf1: 30). */
   longN: number;
 }
@@ -88,6 +90,8 @@ export interface LoadOptions {
   spotlight: SpotlightOptions | null;
   /** Whether the scenario runs as a continuous load against every target (with --spotlight, only when --scenario is given). */
   background: boolean;
+  /** Threads the send loops run in (0: the main thread; see senders.ts). */
+  sendThreads: number;
 }
 
 export const loadDefaults = {
@@ -98,8 +102,9 @@ export const loadDefaults = {
   reportEveryMs: 1000,
   metricsHost: '127.0.0.1',
   search: { maxP99Ms: 50, maxErrorRate: 0.01, stepMs: 5000, factor: 1.5 },
-  // 9 variants: 23 phases of 1 + 10 s and 9 gaps of 2 s, about 4.5 minutes a rotation.
-  spotlight: { phaseMs: 10_000, warmupMs: 1000, gapMs: 2000, longN: 30 },
+  // A turn: 3 rounds of 2 or 3 phases of 0.5 + 2.5 s, then a gap of 2 s: 20 or 29 s a variant.
+  spotlight: { phaseMs: 2500, warmupMs: 500, gapMs: 2000, longN: 30, rounds: 3 },
+  sendThreads: 1,
 } as const;
 
 export const loadOptionNames = {
@@ -168,12 +173,12 @@ export const loadOptionNames = {
   spotlightPhaseMs: {
     flag: '--spotlight-phase',
     env: 'SPOTLIGHT_PHASE',
-    description: 'with --spotlight: how long each phase is measured (default 10s)',
+    description: 'with --spotlight: how long each phase is measured, in each round (default 2.5s)',
   },
   spotlightWarmupMs: {
     flag: '--spotlight-warmup',
     env: 'SPOTLIGHT_WARMUP',
-    description: "with --spotlight: each phase's warm-up before it is measured (default 1s)",
+    description: "with --spotlight: each phase's warm-up before it is measured (default 500ms)",
   },
   spotlightGapMs: {
     flag: '--spotlight-gap',
@@ -189,6 +194,18 @@ export const loadOptionNames = {
     flag: '--spotlight-long-n',
     env: 'SPOTLIGHT_LONG_N',
     description: "with --spotlight: the n of the hogs' fib(n) (default 30, the talk's perf1)",
+  },
+  rounds: {
+    flag: '--spotlight-rounds',
+    env: 'SPOTLIGHT_ROUNDS',
+    description:
+      'with --spotlight: each turn runs its phases this many times, alternating, and reports the median and the spread of the rounds (default 3)',
+  },
+  sendThreads: {
+    flag: '--send-threads',
+    env: 'LOAD_SEND_THREADS',
+    description:
+      'threads that send requests, each with its share of the connections (0: the main thread, which also serves /metrics; default 1)',
   },
   rotations: {
     flag: '--rotations',
@@ -234,6 +251,7 @@ export function resolveLoadOptions(raw: RawLoadOptions): LoadOptions {
     search: raw.search === true ? resolveSearch(raw) : null,
     spotlight,
     background: spotlight === null || given('scenarioSpec'),
+    sendThreads: optionalInt(names.sendThreads, raw.sendThreads, 0, 64) ?? loadDefaults.sendThreads,
   };
   if (spotlight) {
     if (options.search) throw new ConfigError(optionLabel(names.spotlight), 'give either --spotlight or --search');
@@ -252,6 +270,7 @@ export function resolveLoadOptions(raw: RawLoadOptions): LoadOptions {
       'spotlightVariants',
       'spotlightLongN',
       'rotations',
+      'rounds',
     ] as const)
       if (given(key)) throw new ConfigError(optionLabel(names[key]), 'applies only with --spotlight');
   }
@@ -296,6 +315,7 @@ function resolveSpotlight(raw: RawLoadOptions, available: string[]): SpotlightOp
     warmupMs: ms('spotlightWarmupMs', defaults.warmupMs),
     gapMs: ms('spotlightGapMs', defaults.gapMs),
     rotations: optionalInt(names.rotations, raw.rotations, 1, 1_000_000),
+    rounds: optionalInt(names.rounds, raw.rounds, 1, 100) ?? defaults.rounds,
     longN: optionalInt(names.spotlightLongN, raw.spotlightLongN, 1, FIB_MAX_N_LIMIT) ?? defaults.longN,
   };
   if (options.phaseMs < 200) throw new ConfigError(optionLabel(names.spotlightPhaseMs), 'must be at least 200ms');

@@ -59,16 +59,26 @@ export class PauseGate {
 
   /** A connection to `target` is being opened or is open: call the returned function once it is closed. */
   hold(target: string): () => void {
-    this.held.set(target, (this.held.get(target) ?? 0) + 1);
+    this.adjustHeld(target, 1);
     let released = false;
     return () => {
       if (released) return;
       released = true;
-      const left = (this.held.get(target) ?? 1) - 1;
-      if (left > 0) return void this.held.set(target, left);
-      this.held.delete(target);
-      for (const listener of [...this.quietListeners]) listener();
+      this.adjustHeld(target, -1);
     };
+  }
+
+  /** Connections to `target` opened (+) or closed (-) elsewhere: a sending thread holds them (see senders.ts). */
+  adjustHeld(target: string, delta: number): void {
+    const left = (this.held.get(target) ?? 0) + delta;
+    if (left > 0) return void this.held.set(target, left);
+    this.held.delete(target);
+    if (delta < 0) for (const listener of [...this.quietListeners]) listener();
+  }
+
+  /** The targets paused one by one (not counting a pause of everything). */
+  get pausedNames(): string[] {
+    return [...this.pausedTargets];
   }
 
   /** Connections held to `target` now. */

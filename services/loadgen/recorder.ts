@@ -1,14 +1,23 @@
-// What the load generator records per target and probe: exact latency percentiles from HDR
-// histograms (microsecond resolution, 3 significant digits), counts by outcome, per-connection
-// counts for Jain's fairness index, a window for the live display, and the same observations
-// in prom-client series for Grafana. In the open loop it keeps two latencies per request: from
-// the intended send time (corrected for coordinated omission: what a user arriving on schedule
-// would see) and from the actual send (uncorrected: what a naive client reports), plus how long
-// due requests waited for a free connection.
+// What the load generator records per target and probe, in two halves that meet in messages.
+//
+// - ProbeRecorder lives in the thread that sends (a sending thread, services/loadgen/sender.ts):
+//   it records each answered request into HDR histograms (microsecond resolution, 3 significant
+//   digits), counts by outcome, per-connection counts for Jain's fairness index, and Prometheus
+//   bucket counts, all as plain numbers; `takeDelta()` hands over what it recorded since the last
+//   time and starts again. Nothing on the send path allocates per request beyond the histograms'
+//   own counting.
+// - ProbeTally lives in the main thread: it merges those deltas into the run's figures (exact
+//   percentiles, counts, fairness), a window for the live display, and the prom-client series
+//   that /metrics serves.
+//
+// In the open loop two latencies are kept per request: from the intended send time (corrected
+// for coordinated omission: what a user arriving on schedule would see) and from the actual
+// send (uncorrected: what a naive client reports), plus how long due requests waited for a free
+// connection.
 
-import hdr from 'hdr-histogram-js';
-import type { Outcome } from '../common/errors.js';
-import type { LoadgenMetrics } from '../common/metrics.js';
+import hdr, { type JsHistogram } from 'hdr-histogram-js';
+import { CLIENT_ERROR_CODES, SERVER_ERROR_CODES, type Outcome } from '../common/errors.js';
+import { LATENCY_BUCKETS, type LoadgenMetrics } from '../common/metrics.js';
 import { jainIndex } from './fairness.js';
 
 export interface SeriesKey {
@@ -26,13 +35,62 @@ export interface LatencySummary {
   mean: number;
 }
 
-type Histogram = ReturnType<typeof newHistogram>;
+type Histogram = JsHistogram;
 
-function newHistogram() {
-  return hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
+export function newHistogram(): Histogram {
+  // Never the WebAssembly flavour (not initialised here): the JS one exposes its counts by index.
+  return hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 3_600_000_000,
+    numberOfSignificantValueDigits: 3,
+    useWebAssembly: false,
+  }) as JsHistogram;
+}
+
+/**
+ * A histogram's counts as [index, count, index, count, ..., max]: what a sending thread hands
+ * over (a compressed encoding costs milliseconds; this, a scan of the counts array), null when
+ * empty. Every histogram here has the same layout, so an index means the same value on both sides.
+ */
+export type SparseCounts = number[];
+
+function sparse(histogram: Histogram): SparseCounts | null {
+  if (histogram.totalCount === 0) return null;
+  const out: number[] = [];
+  for (let i = 0; i < histogram.countsArrayLength; i++) {
+    const count = histogram.getCountAtIndex(i);
+    if (count > 0) out.push(i, count);
+  }
+  out.push(histogram.maxValue);
+  return out;
+}
+
+/** Adds SparseCounts into a histogram; the largest value is recorded exactly, so `max` stays exact. */
+function addSparse(into: Histogram, counts: SparseCounts | null): void {
+  if (counts === null) return;
+  const last = counts.length - 1;
+  for (let i = 0; i < last; i += 2) {
+    const value = into.valueFromIndex(counts[i]!);
+    const count = counts[i + 1]!;
+    if (i === last - 2) {
+      if (count > 1) into.recordValueWithCount(value, count - 1);
+      into.recordValue(counts[last]!);
+    } else into.recordValueWithCount(value, count);
+  }
 }
 
 const micros = (ms: number) => Math.max(1, Math.round(ms * 1000));
+
+/** Every outcome a client can record, in a fixed order: deltas carry counts by index. */
+export const OUTCOMES: readonly Outcome[] = ['ok', ...SERVER_ERROR_CODES, ...CLIENT_ERROR_CODES];
+const OUTCOME_INDEX = new Map(OUTCOMES.map((outcome, i) => [outcome, i]));
+
+/** The Prometheus bucket (LATENCY_BUCKETS, then +Inf) of a value in seconds. */
+export function bucketOf(seconds: number): number {
+  let bucket = 0;
+  while (bucket < LATENCY_BUCKETS.length && seconds > LATENCY_BUCKETS[bucket]!) bucket += 1;
+  return bucket;
+}
 
 /** One finished request as a connection's loop saw it. */
 export interface Observation {
@@ -53,20 +111,139 @@ export interface ConnectionRecorder {
   active(ms: number): void;
 }
 
+/** What one ProbeRecorder recorded between two flushes: plain data, sent between threads. */
+export interface SeriesDelta {
+  requests: number;
+  /** Counts by OUTCOMES index. */
+  outcomes: number[];
+  /** Ok replies per connection (the probe's connection index), and ms each was active. */
+  perConnectionOk: number[];
+  activeMs: number[];
+  /** HDR histograms' counts, null when empty. */
+  latency: SparseCounts | null;
+  uncorrected: SparseCounts | null;
+  queueWait: SparseCounts | null;
+  phases: Array<{ phase: string; requests: number; ok: number; latency: SparseCounts | null }>;
+  /** Prometheus buckets of the latency in seconds (not cumulative), their sum and count. */
+  buckets: number[];
+  sum: number;
+}
+
 interface PhaseStats {
   latency: Histogram;
   requests: number;
   ok: number;
 }
 
+/** Records one target and probe in the thread that sends its requests; see the header. */
 export class ProbeRecorder {
   /** Set where the scenario has phases (connections joining and leaving): the current one. */
   phaseOf: (() => string) | null = null;
   private readonly phases = new Map<string, PhaseStats>();
-  private latency = newHistogram();
-  private uncorrected = newHistogram();
-  private queueWait = newHistogram();
-  private window = newHistogram();
+  private readonly latency = newHistogram();
+  private readonly uncorrected = newHistogram();
+  private readonly queueWait = newHistogram();
+  private requests = 0;
+  private readonly outcomes = new Array<number>(OUTCOMES.length).fill(0);
+  private readonly perConnectionOk: number[];
+  private readonly activeMs: number[];
+  private readonly buckets = new Array<number>(LATENCY_BUCKETS.length + 1).fill(0);
+  private sum = 0;
+  private dirty = false;
+
+  constructor(
+    readonly key: SeriesKey,
+    connections: number,
+  ) {
+    this.perConnectionOk = new Array<number>(connections).fill(0);
+    this.activeMs = new Array<number>(connections).fill(0);
+  }
+
+  /** What one connection's loop records through. */
+  forConnection(connection: number): ConnectionRecorder {
+    return {
+      record: (observation) => this.record(connection, observation),
+      active: (ms) => {
+        this.activeMs[connection]! += ms;
+        this.dirty = true;
+      },
+    };
+  }
+
+  /** The phase now, to be passed back with the request's observation; undefined without phases. */
+  currentPhase(): string | undefined {
+    return this.phaseOf?.();
+  }
+
+  record(connection: number, { outcome, latencyMs, uncorrectedMs, queueWaitMs, phase: sentIn }: Observation): void {
+    this.dirty = true;
+    this.requests += 1;
+    this.outcomes[OUTCOME_INDEX.get(outcome)!]! += 1;
+    const ok = outcome === 'ok';
+    if (ok) this.perConnectionOk[connection]! += 1;
+    let phase: PhaseStats | undefined;
+    if (this.phaseOf) {
+      const key = sentIn ?? this.phaseOf();
+      phase = this.phases.get(key);
+      if (!phase) this.phases.set(key, (phase = { latency: newHistogram(), requests: 0, ok: 0 }));
+      phase.requests += 1;
+      if (ok) phase.ok += 1;
+    }
+    if (latencyMs === null) return;
+    const us = micros(latencyMs);
+    phase?.latency.recordValue(us);
+    this.latency.recordValue(us);
+    if (uncorrectedMs !== undefined) this.uncorrected.recordValue(micros(uncorrectedMs));
+    if (queueWaitMs !== undefined) this.queueWait.recordValue(micros(queueWaitMs));
+    const seconds = latencyMs / 1000;
+    this.buckets[bucketOf(seconds)]! += 1;
+    this.sum += seconds;
+  }
+
+  /** What was recorded since the last call (null: nothing), and a fresh start. */
+  takeDelta(): SeriesDelta | null {
+    if (!this.dirty) return null;
+    const delta: SeriesDelta = {
+      requests: this.requests,
+      outcomes: [...this.outcomes],
+      perConnectionOk: [...this.perConnectionOk],
+      activeMs: [...this.activeMs],
+      latency: sparse(this.latency),
+      uncorrected: sparse(this.uncorrected),
+      queueWait: sparse(this.queueWait),
+      phases: [...this.phases].map(([phase, stats]) => ({
+        phase,
+        requests: stats.requests,
+        ok: stats.ok,
+        latency: sparse(stats.latency),
+      })),
+      buckets: [...this.buckets],
+      sum: this.sum,
+    };
+    this.clear();
+    return delta;
+  }
+
+  private clear(): void {
+    for (const histogram of [this.latency, this.uncorrected, this.queueWait]) histogram.reset();
+    this.phases.clear();
+    this.requests = 0;
+    this.outcomes.fill(0);
+    this.perConnectionOk.fill(0);
+    this.activeMs.fill(0);
+    this.buckets.fill(0);
+    this.sum = 0;
+    this.dirty = false;
+  }
+}
+
+/** One target and probe of a run, merged in the main thread from every thread that sends for it; see the header. */
+export class ProbeTally {
+  private readonly phases = new Map<string, PhaseStats>();
+  private readonly latency = newHistogram();
+  private readonly uncorrected = newHistogram();
+  private readonly queueWait = newHistogram();
+  private readonly window = newHistogram();
   private windowCount = 0;
   /** Requests answered ok per connection: over the run, and in the current window. */
   private readonly perConnection: number[];
@@ -76,8 +253,6 @@ export class ProbeRecorder {
   readonly outcomes = new Map<Outcome, number>();
   requests = 0;
   private readonly labels: { variant: string; scenario: string; probe: string };
-  private readonly durationSeries: { observe(value: number): void } | null;
-  private readonly byOutcome = new Map<Outcome, { inc(): void }>();
 
   constructor(
     readonly key: SeriesKey,
@@ -90,46 +265,35 @@ export class ProbeRecorder {
     this.activeMs = new Array<number>(connections).fill(0);
     this.labels = { variant: key.target, scenario: key.scenario, probe: key.probe };
     metrics?.initSeries(this.labels, series);
-    this.durationSeries = metrics?.requestDuration.labels(this.labels) ?? null;
   }
 
-  /** What one connection's loop records through. */
-  forConnection(connection: number): ConnectionRecorder {
-    return {
-      record: (observation) => this.record(connection, observation),
-      active: (ms) => void (this.activeMs[connection]! += ms),
-    };
-  }
-
-  /** The phase now, to be passed back with the request's observation; undefined without phases. */
-  currentPhase(): string | undefined {
-    return this.phaseOf?.();
-  }
-
-  record(connection: number, { outcome, latencyMs, uncorrectedMs, queueWaitMs, phase: sentIn }: Observation): void {
-    this.requests += 1;
-    this.windowCount += 1;
-    this.outcomes.set(outcome, (this.outcomes.get(outcome) ?? 0) + 1);
-    if (outcome === 'ok') {
-      this.perConnection[connection]! += 1;
-      this.perConnectionWindow[connection]! += 1;
+  /** Merges what a sending thread recorded. */
+  apply(delta: SeriesDelta): void {
+    this.requests += delta.requests;
+    this.windowCount += delta.requests;
+    delta.outcomes.forEach((count, i) => {
+      if (count === 0) return;
+      const outcome = OUTCOMES[i]!;
+      this.outcomes.set(outcome, (this.outcomes.get(outcome) ?? 0) + count);
+      this.metrics?.requests.labels({ ...this.labels, outcome }).inc(count);
+    });
+    delta.perConnectionOk.forEach((count, i) => {
+      this.perConnection[i]! += count;
+      this.perConnectionWindow[i]! += count;
+    });
+    delta.activeMs.forEach((ms, i) => (this.activeMs[i]! += ms));
+    addSparse(this.latency, delta.latency);
+    addSparse(this.window, delta.latency);
+    addSparse(this.uncorrected, delta.uncorrected);
+    addSparse(this.queueWait, delta.queueWait);
+    for (const { phase, requests, ok, latency } of delta.phases) {
+      let stats = this.phases.get(phase);
+      if (!stats) this.phases.set(phase, (stats = { latency: newHistogram(), requests: 0, ok: 0 }));
+      stats.requests += requests;
+      stats.ok += ok;
+      addSparse(stats.latency, latency);
     }
-    this.outcomeSeries(outcome)?.inc();
-    let phase: PhaseStats | undefined;
-    if (this.phaseOf) {
-      const key = sentIn ?? this.phaseOf();
-      phase = this.phases.get(key);
-      if (!phase) this.phases.set(key, (phase = { latency: newHistogram(), requests: 0, ok: 0 }));
-      phase.requests += 1;
-      if (outcome === 'ok') phase.ok += 1;
-    }
-    if (latencyMs === null) return;
-    phase?.latency.recordValue(micros(latencyMs));
-    this.latency.recordValue(micros(latencyMs));
-    this.window.recordValue(micros(latencyMs));
-    if (uncorrectedMs !== undefined) this.uncorrected.recordValue(micros(uncorrectedMs));
-    if (queueWaitMs !== undefined) this.queueWait.recordValue(micros(queueWaitMs));
-    this.durationSeries?.observe(latencyMs / 1000);
+    this.metrics?.requestDuration.add(this.labels, delta.buckets, delta.sum);
   }
 
   get errors(): number {
@@ -183,7 +347,7 @@ export class ProbeRecorder {
     return result;
   }
 
-  /** Forgets everything recorded so far (the warm-up); Prometheus series keep counting. */
+  /** Forgets everything merged so far (the warm-up); Prometheus series keep counting. */
   reset(): void {
     for (const histogram of [this.latency, this.uncorrected, this.queueWait, this.window]) histogram.reset();
     this.windowCount = 0;
@@ -202,17 +366,9 @@ export class ProbeRecorder {
       uncorrected: this.uncorrected.totalCount > 0 ? hdr.encodeIntoCompressedBase64(this.uncorrected) : null,
     };
   }
-
-  /** The requests counter of one outcome, looked up once (the send loop's hot path). */
-  private outcomeSeries(outcome: Outcome) {
-    if (!this.metrics) return null;
-    let series = this.byOutcome.get(outcome);
-    if (!series) this.byOutcome.set(outcome, (series = this.metrics.requests.labels({ ...this.labels, outcome })));
-    return series;
-  }
 }
 
-function summarize(histogram: Histogram): LatencySummary {
+export function summarize(histogram: Histogram): LatencySummary {
   if (histogram.totalCount === 0) return { p50: NaN, p90: NaN, p99: NaN, p999: NaN, max: NaN, mean: NaN };
   // A percentile is reported as the top of its HDR bucket, which may lie above the largest value seen.
   const at = (percentile: number) => Math.min(histogram.getValueAtPercentile(percentile), histogram.maxValue) / 1000;

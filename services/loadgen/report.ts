@@ -71,7 +71,7 @@ export function runResults(run: LoadRun): { phase: Phase; results: ProbeResult[]
   const seconds = run.measuredMs() / 1000;
   const generator = run.health.report();
   const probes = run.config.scenario.probes;
-  const results = run.recorders.map((recorder): ProbeResult => {
+  const results = run.tallies.map((recorder): ProbeResult => {
     const { target, scenario, probe: name } = recorder.key;
     const probe = probes.find((p) => p.name === name && p.scenario === scenario)!;
     const errors: Record<string, number> = {};
@@ -117,10 +117,11 @@ export function runResults(run: LoadRun): { phase: Phase; results: ProbeResult[]
 
 export function healthLine(health: HealthReport): string {
   const lag = health.scheduleLagP99Ms === null ? '' : `, schedule lag p99 ${formatMs(health.scheduleLagP99Ms)}`;
+  const throttled = health.throttled === null ? '' : `, throttled in ${(health.throttled * 100).toFixed(0)}% of periods`;
   const verdict = health.generatorBound
     ? `GENERATOR-BOUND (${health.reasons.join('; ')}): these figures describe the generator, not the server`
     : 'not the bottleneck';
-  return `generator: ${health.cpuCores.toFixed(2)} cores, event-loop delay p99 ${formatMs(health.eventLoopDelayP99Ms)}${lag}: ${verdict}`;
+  return `generator: sending thread busy ${(health.busy * 100).toFixed(0)}%, event-loop delay p99 ${formatMs(health.eventLoopDelayP99Ms)}, process ${health.cpuCores.toFixed(2)} cores${lag}${throttled}: ${verdict}`;
 }
 
 const COLUMNS = [

@@ -1,18 +1,23 @@
 // One load run: every probe of the scenario against every target at once, each probe on its own
-// connections, until the duration ends or the run is stopped. After the warm-up, results start
-// afresh. The generator watches itself throughout (health.ts): over the whole measured run for
-// the results, and window by window for the live display and the generator-bound gauge.
+// connections, until the duration ends or the run is stopped. The send loops run in sending
+// threads (senders.ts), each on its share of the connections (part.ts); this, in the main thread,
+// merges what they measured into one ProbeTally per target and probe, the Prometheus series and
+// the generator's health. After the warm-up, results start afresh.
 
 import type { LoadgenMetrics } from '../common/metrics.js';
-import { connectTo, realClock, runProbe, type Clock, type Connect } from './drivers.js';
-import { GeneratorHealth } from './health.js';
+import { CgroupReader, type CgroupStats } from '../common/cgroup.js';
+import type { Clock, Connect } from './drivers.js';
+import { judge, mergeHealth, type HealthReport, type ThreadHealth } from './health.js';
 import type { Target } from './options.js';
 import type { PauseGate } from './pause.js';
-import { ProbeRecorder } from './recorder.js';
-import { isScheduled, phaseAt, type Scenario } from './scenario.js';
+import { RunPart, seriesOf, type PartFlush, type PartSpec } from './part.js';
+import { ProbeTally } from './recorder.js';
+import type { Scenario } from './scenario.js';
+import { sendHost, type PartHandle, type PartHost } from './senders.js';
+import { performance } from 'node:perf_hooks';
 
-/** How often the time spent in each phase of a scenario is sampled, ms. */
-const PHASE_SAMPLE_MS = 50;
+/** How often the sending threads hand over what they measured, ms. */
+const FLUSH_EVERY_MS = 1000;
 
 export interface RunConfig {
   scenario: Scenario;
@@ -29,116 +34,170 @@ export interface RunConfig {
   fairnessGauge?: boolean;
 }
 
+/** The tests' seams: a fake clock or fake connections run every loop in the calling thread. */
+export interface RunSeams {
+  clock?: Clock;
+  connect?: Connect;
+  host?: PartHost;
+}
+
+let nextRunId = 1;
+
+/** The generator's cgroup, read at the start and end of a stretch for its throttling. */
+const ownCgroup = new CgroupReader();
+
+/** Share of CFS periods throttled between two readings; null without a quota or a cgroup. */
+function throttledShare(before: CgroupStats | null, after: CgroupStats | null): number | null {
+  if (!before || !after || after.quotaCores === null) return null;
+  const periods = (after.periods ?? 0) - (before.periods ?? 0);
+  const throttled = (after.throttledPeriods ?? 0) - (before.throttledPeriods ?? 0);
+  return periods > 0 ? throttled / periods : null;
+}
+
+/** Merged, latest health of a run's parts: over the run, or over the windows since the last takeWindow(). */
+class RunHealth {
+  private readonly latest: ThreadHealth[] = [];
+  private cgroupFrom: CgroupStats | null = ownCgroup.stats();
+
+  set(part: number, health: ThreadHealth): void {
+    this.latest[part] = health;
+  }
+
+  /** For windows: the worst of every report since the last reset. */
+  worsen(part: number, health: ThreadHealth): void {
+    const before = this.latest[part];
+    this.latest[part] = before ? mergeHealth([before, health]) : health;
+  }
+
+  report(): HealthReport {
+    return judge(mergeHealth(this.latest.filter(Boolean)), throttledShare(this.cgroupFrom, ownCgroup.stats()));
+  }
+
+  reset(): void {
+    this.latest.length = 0;
+    this.cgroupFrom = ownCgroup.stats();
+  }
+}
+
 export class LoadRun {
-  readonly recorders: ProbeRecorder[] = [];
+  /** One per target and probe: the merged figures. */
+  readonly tallies: ProbeTally[];
   /** Over the measured run (from the end of the warm-up). */
-  readonly health: GeneratorHealth;
+  readonly health = new RunHealth();
   /** Since the last window (the live display). */
-  readonly windowHealth: GeneratorHealth;
+  private readonly windowHealth = new RunHealth();
   readonly finished: Promise<void>;
-  private readonly stopper = new AbortController();
-  private readonly startedAt: number;
-  private measuredFrom: number;
-  private stoppedAt: number | null = null;
-  private windowStart: number;
-  private readonly cancelTimers: Array<() => void> = [];
   /** ms the measured run spent in each phase of the scenario (where it has phases). */
   readonly phaseMs = new Map<string, number>();
+  private readonly parts: PartHandle[] = [];
+  private readonly startedAt = performance.now();
+  private measuredFrom = this.startedAt;
+  private stoppedAt: number | null = null;
+  /** The parts' own measured lengths, once they have all finished. */
+  private finalMeasuredMs: number | null = null;
+  private windowStart = this.startedAt;
 
   constructor(
     readonly config: RunConfig,
     private readonly metrics: LoadgenMetrics | null,
-    private readonly clock: Clock = realClock,
-    connect: Connect = connectTo,
+    seams: RunSeams = {},
   ) {
-    const onLag = (seconds: number) => metrics?.scheduleLag.observe(seconds);
-    this.health = new GeneratorHealth(onLag);
-    this.windowHealth = new GeneratorHealth();
-    this.startedAt = clock.now();
-    this.measuredFrom = this.startedAt;
-    this.windowStart = this.startedAt;
-    const probes: Promise<void>[] = [];
-    for (const target of config.targets) {
-      for (const probe of config.scenario.probes) {
-        const recorder = new ProbeRecorder(
-          { target: target.name, scenario: probe.scenario, probe: probe.name },
-          probe.connections,
-          metrics,
-          { fairnessGauge: config.fairnessGauge ?? true },
-        );
-        this.recorders.push(recorder);
-        probes.push(
-          runProbe({
-            target,
-            probe,
-            recorder,
-            timeoutMs: config.timeoutMs,
-            periodMs: config.scenario.durationMs,
-            startedAt: this.startedAt,
-            stopped: this.stopper.signal,
-            clock,
-            connect,
-            gate: config.gate ?? null,
-            dropLateReplies: config.dropLateReplies ?? false,
-            onScheduleLag: (ms) => {
-              this.health.scheduleLag(ms);
-              this.windowHealth.scheduleLag(ms);
-            },
-          }),
-        );
-      }
-    }
-    const { scenario } = config;
-    if (scenario.probes.some(isScheduled)) {
-      const phase = () => phaseAt(scenario, (clock.now() - this.startedAt) % scenario.durationMs);
-      for (const recorder of this.recorders) recorder.phaseOf = phase;
-      // Time in each phase, sampled: what each phase's requests per second are divided by.
-      let last = clock.now();
-      const sample = () => {
-        const now = clock.now();
-        const key = phase();
-        this.phaseMs.set(key, (this.phaseMs.get(key) ?? 0) + (now - last));
-        last = now;
-        if (!this.stopper.signal.aborted) this.cancelTimers.push(clock.setTimer(sample, PHASE_SAMPLE_MS));
+    const runId = nextRunId++;
+    const fairnessGauge = config.fairnessGauge ?? true;
+    this.tallies = seriesOf(config).map(
+      ({ target, probe }) =>
+        new ProbeTally({ target: target.name, scenario: probe.scenario, probe: probe.name }, probe.connections, metrics, {
+          fairnessGauge,
+        }),
+    );
+    const inline = seams.clock !== undefined || seams.connect !== undefined;
+    const host = seams.host ?? sendHost();
+    const count = inline ? 1 : host.parts;
+    const finals: Array<NonNullable<PartFlush['final']>> = [];
+    let failure: string | null = null;
+    this.finished = new Promise<void>((resolve, reject) => {
+      let open = count;
+      const done = () => {
+        if (--open > 0) return;
+        if (failure !== null) return reject(new Error(failure));
+        this.finalMeasuredMs = finals.reduce((sum, f) => sum + f.measuredMs, 0) / Math.max(1, finals.length);
+        this.phaseMs.clear();
+        for (const final of finals)
+          for (const [phase, ms] of final.phaseMs) this.phaseMs.set(phase, (this.phaseMs.get(phase) ?? 0) + ms / finals.length);
+        resolve();
       };
-      this.cancelTimers.push(clock.setTimer(sample, PHASE_SAMPLE_MS));
-    }
-    if (config.warmupMs > 0) {
-      this.cancelTimers.push(
-        clock.setTimer(() => {
-          this.measuredFrom = clock.now();
-          for (const recorder of this.recorders) recorder.reset();
-          this.phaseMs.clear();
-          this.health.reset();
-        }, config.warmupMs),
-      );
-    }
-    if (config.durationMs > 0) this.cancelTimers.push(clock.setTimer(() => this.stop(), config.warmupMs + config.durationMs));
-    this.finished = Promise.all(probes).then(() => {
-      for (const cancel of this.cancelTimers) cancel();
-      this.health.close();
-      this.windowHealth.close();
+      for (let index = 0; index < count; index++) {
+        const spec: PartSpec = {
+          runId,
+          scenario: config.scenario,
+          targets: config.targets,
+          durationMs: config.durationMs,
+          warmupMs: config.warmupMs,
+          timeoutMs: config.timeoutMs,
+          dropLateReplies: config.dropLateReplies ?? false,
+          index,
+          count,
+          flushEveryMs: FLUSH_EVERY_MS,
+        };
+        const callbacks = {
+          flush: (flush: PartFlush) => {
+            this.apply(flush);
+            if (flush.final) {
+              finals.push(flush.final);
+              done();
+            }
+          },
+          failed: (message: string) => {
+            failure ??= message;
+            done();
+          },
+        };
+        if (inline) {
+          const part = new RunPart(spec, callbacks.flush, config.gate ?? null, seams.clock, seams.connect);
+          part.finished.catch((error: Error) => callbacks.failed(error.message));
+          this.parts.push({ stop: () => part.stop() });
+        } else {
+          this.parts.push(host.start(spec, config.gate ?? null, callbacks));
+        }
+      }
     });
+  }
+
+  private apply(flush: PartFlush): void {
+    if (flush.warmupEnded) {
+      for (const tally of this.tallies) tally.reset();
+      this.health.reset();
+      this.measuredFrom = performance.now();
+      return;
+    }
+    flush.series.forEach((delta, i) => {
+      if (delta) this.tallies[i]!.apply(delta);
+    });
+    if (flush.lag) this.metrics?.scheduleLag.add(flush.lag.buckets, flush.lag.sum);
+    this.health.set(flush.index, flush.health.run);
+    this.windowHealth.worsen(flush.index, flush.health.window);
   }
 
   /** Stops sending; what is in flight gets a grace period (STOP_GRACE_MS) to come back. */
   stop(): void {
-    this.stoppedAt ??= this.clock.now();
-    this.stopper.abort();
+    if (this.stoppedAt !== null) return;
+    this.stoppedAt = performance.now();
+    for (const part of this.parts) part.stop();
   }
 
   get stopped(): boolean {
     return this.stoppedAt !== null;
   }
 
-  /** Time measured (after the warm-up) so far, or until the run was stopped. */
+  /** Time measured (after the warm-up) so far, or until the run was stopped (as the sending threads timed it, once they are done). */
   measuredMs(): number {
-    return Math.max(0, (this.stoppedAt ?? this.clock.now()) - this.measuredFrom);
+    if (this.finalMeasuredMs !== null) return this.finalMeasuredMs;
+    return Math.max(0, (this.stoppedAt ?? performance.now()) - this.measuredFrom);
   }
 
   /** Time since the start, warm-up included. */
   elapsedMs(): number {
-    return (this.stoppedAt ?? this.clock.now()) - this.startedAt;
+    return (this.stoppedAt ?? performance.now()) - this.startedAt;
   }
 
   /** How long the whole run takes, warm-up included; null when it runs until stopped. */
@@ -149,12 +208,12 @@ export class LoadRun {
   /** The label sets of its loadgen_fairness_index series (removed when the run is replaced). */
   fairnessLabels(): Array<{ variant: string; scenario: string; probe: string }> {
     if (this.config.fairnessGauge === false) return [];
-    return this.recorders.map((r) => ({ variant: r.key.target, scenario: r.key.scenario, probe: r.key.probe }));
+    return this.tallies.map((t) => ({ variant: t.key.target, scenario: t.key.scenario, probe: t.key.probe }));
   }
 
   /** Figures since the previous window (also updates the fairness and generator-bound gauges). */
   takeWindow() {
-    const now = this.clock.now();
+    const now = performance.now();
     const windowMs = now - this.windowStart;
     this.windowStart = now;
     const health = this.windowHealth.report();
@@ -163,7 +222,7 @@ export class LoadRun {
     return {
       windowMs,
       health,
-      probes: this.recorders.map((recorder) => ({ key: recorder.key, errors: recorder.errors, ...recorder.takeWindow() })),
+      probes: this.tallies.map((tally) => ({ key: tally.key, errors: tally.errors, ...tally.takeWindow() })),
     };
   }
 }

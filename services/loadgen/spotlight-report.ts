@@ -2,8 +2,9 @@
 // one ends (phase rows: perf2's requests per second, p50 and p99, the hogs' rate), a summary of
 // the last turn per variant at the end, or every turn as JSON or CSV.
 
+import type { ProbeFigures } from './measure.js';
 import { formatMs, healthLine } from './report.js';
-import { jsonNumber, type LessonTurn } from './spotlight.js';
+import { collapseGroups, jsonNumber, type LessonTurn } from './spotlight.js';
 
 export function formatRatio(ratio: number): string {
   if (Number.isNaN(ratio)) return '-';
@@ -25,10 +26,16 @@ function aligned(rows: string[][], leftColumns: number): string[] {
   );
 }
 
+/** A median with the lowest and highest round: `4.2x (3.9x-5.0x)`. */
+export function formatSpread(median: string, low: string, high: string): string {
+  return low === high ? median : `${median} (${low}-${high})`;
+}
+
 function collapseText(turn: LessonTurn): string {
   if (Number.isNaN(turn.collapseRatio)) return 'collapse -: no short request was answered alone';
   if (!Number.isFinite(turn.collapseRatio)) return 'collapse inf: no short request was answered beside one long request';
-  return `collapse ${formatRatio(turn.collapseRatio)} (perf2 alone / beside one long request)`;
+  const spread = formatSpread(formatRatio(turn.collapseRatio), formatRatio(turn.collapseLow), formatRatio(turn.collapseHigh));
+  return `collapse ${spread} (perf2 alone / beside one long request; median of the rounds, lowest-highest)`;
 }
 
 /** One turn, as it ends. */
@@ -37,15 +44,25 @@ export function turnTable(turn: LessonTurn): string {
   // For a thread or process per connection, fib_workers counts live connections: the quota says how many can run.
   const workers = turn.allWorkersHogs === null ? '' : `, ${turn.allWorkersHogs} worker${turn.allWorkersHogs === 1 ? '' : 's'}`;
   const showWorkers = turn.phases.some((p) => p.workersUsed !== null);
-  const header = ['  phase', 'hogs', 'short/s', 'p50', 'p99', 'long/s', ...(showWorkers ? ['workers used'] : [])];
+  const header = [
+    '  phase',
+    'hogs',
+    'short/s (lowest-highest)',
+    'p50',
+    'p99',
+    'long/s',
+    ...(showWorkers ? ['workers used'] : []),
+    'gen-bound',
+  ];
   const rows = turn.phases.map((p) => [
     `  ${p.phase}`,
     String(p.hogs),
-    formatRate(p.short.okPerSecond),
+    formatSpread(formatRate(p.short.okPerSecond), formatRate(p.shortLow), formatRate(p.shortHigh)),
     formatMs(p.short.p50Ms),
     formatMs(p.short.p99Ms),
     p.long ? formatRate(p.long.okPerSecond) : '-',
     ...(showWorkers ? [p.workersUsed === null ? '-' : String(p.workersUsed)] : []),
+    boundText(p),
   ]);
   const errors = turn.phases.flatMap((p) =>
     [p.short, p.long].flatMap((figures, i) =>
@@ -61,12 +78,12 @@ export function turnTable(turn: LessonTurn): string {
   // The phase that came closest to making the generator the bottleneck speaks for the turn.
   const busiest = turn.phases.reduce((a, b) =>
     b.generator.generatorBound > a.generator.generatorBound ||
-    (b.generator.generatorBound === a.generator.generatorBound && b.generator.cpuCores > a.generator.cpuCores)
+    (b.generator.generatorBound === a.generator.generatorBound && b.generator.busy > a.generator.busy)
       ? b
       : a,
   );
   return [
-    `spotlight ${turn.variant} (rotation ${turn.rotation}, ${turn.endedAt}): ${quota}${workers}; ${collapseText(turn)}`,
+    `spotlight ${turn.variant} (rotation ${turn.rotation}, ${turn.endedAt}, ${turn.phases[0]?.rounds.length ?? 0} rounds): ${quota}${workers}; ${collapseText(turn)}`,
     ...aligned([header, ...rows], 1),
     ...errors,
     ...turn.notes.map((note) => `  note: ${note}`),
@@ -74,11 +91,19 @@ export function turnTable(turn: LessonTurn): string {
   ].join('\n');
 }
 
+/** In how many rounds the generator was the bottleneck, and why: `no`, or `2/3 cpu`. */
+function boundText(p: LessonTurn['phases'][number]): string {
+  const causes = Object.entries(p.boundRounds);
+  if (causes.length === 0) return 'no';
+  return causes.map(([cause, count]) => `${count}/${p.rounds.length} ${cause}`).join(', ');
+}
+
 /** The last turn of each variant, one row each. */
 export function spotlightSummary(turns: LessonTurn[]): string {
   const last = new Map<string, LessonTurn>();
   for (const turn of turns) last.set(turn.variant, turn);
   if (last.size === 0) return 'spotlight: no turn completed';
+  const groups = collapseGroups([...last.values()]);
   const short = (turn: LessonTurn, phase: string) => {
     const p = turn.phases.find((x) => x.phase === phase);
     return p ? formatRate(p.short.okPerSecond) : '-';
@@ -89,29 +114,45 @@ export function spotlightSummary(turns: LessonTurn[]): string {
     short(turn, 'alone'),
     short(turn, 'beside_one_long'),
     short(turn, 'beside_all_workers_long'),
-    formatRatio(turn.collapseRatio),
+    formatSpread(formatRatio(turn.collapseRatio), formatRatio(turn.collapseLow), formatRatio(turn.collapseHigh)),
+    String(groups.get(turn.variant) ?? '-'),
     turn.generatorBound ? 'YES' : 'no',
   ]);
-  const header = ['variant', 'quota', 'alone/s', 'beside 1 long/s', 'beside all workers/s', 'collapse', 'gen-bound'];
-  return ['spotlight: perf2 (fib(1)) requests per second, last turn of each variant', ...aligned([header, ...rows], 1)].join(
-    '\n',
-  );
+  const header = [
+    'variant',
+    'quota',
+    'alone/s',
+    'beside 1 long/s',
+    'beside all workers/s',
+    'collapse (lowest-highest)',
+    'group',
+    'gen-bound',
+  ];
+  return [
+    'spotlight: perf2 (fib(1)) requests per second, last turn of each variant (medians of the rounds)',
+    ...aligned([header, ...rows], 1),
+    'group: variants in the same group cannot be told apart by their collapse (their rounds overlap)',
+  ].join('\n');
 }
 
 /** Every turn as plain data for --json (Infinity as the string "Infinity", NaN as null). */
 export function spotlightJson(turns: LessonTurn[]) {
+  const figures = (f: ProbeFigures) => ({
+    ...f,
+    p50Ms: jsonNumber(f.p50Ms),
+    p99Ms: jsonNumber(f.p99Ms),
+    maxMs: jsonNumber(f.maxMs),
+  });
   return turns.map((turn) => ({
     ...turn,
     collapseRatio: jsonNumber(turn.collapseRatio),
+    collapseLow: jsonNumber(turn.collapseLow),
+    collapseHigh: jsonNumber(turn.collapseHigh),
     phases: turn.phases.map((p) => ({
       ...p,
-      short: { ...p.short, p50Ms: jsonNumber(p.short.p50Ms), p99Ms: jsonNumber(p.short.p99Ms), maxMs: jsonNumber(p.short.maxMs) },
-      long: p.long && {
-        ...p.long,
-        p50Ms: jsonNumber(p.long.p50Ms),
-        p99Ms: jsonNumber(p.long.p99Ms),
-        maxMs: jsonNumber(p.long.maxMs),
-      },
+      short: figures(p.short),
+      long: p.long && figures(p.long),
+      rounds: p.rounds.map((r) => ({ ...r, short: figures(r.short), long: r.long && figures(r.long) })),
     })),
   }));
 }
@@ -125,11 +166,15 @@ const CSV_COLUMNS = [
   'hogs',
   'seconds',
   'short_per_second',
+  'short_per_second_low',
+  'short_per_second_high',
   'short_p50_ms',
   'short_p99_ms',
   'long_per_second',
   'workers_used',
   'collapse_ratio',
+  'collapse_ratio_low',
+  'collapse_ratio_high',
   'generator_bound',
 ];
 
@@ -148,11 +193,15 @@ export function spotlightCsv(turns: LessonTurn[]): string {
         p.hogs,
         p.seconds.toFixed(3),
         p.short.okPerSecond.toFixed(2),
+        p.shortLow.toFixed(2),
+        p.shortHigh.toFixed(2),
         p.short.p50Ms,
         p.short.p99Ms,
         p.long?.okPerSecond.toFixed(2),
         p.workersUsed,
         turn.collapseRatio,
+        turn.collapseLow,
+        turn.collapseHigh,
         p.generator.generatorBound,
       ]
         .map(cell)

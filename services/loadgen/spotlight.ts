@@ -1,19 +1,24 @@
 // The spotlight: the talk's experiment, one variant at a time, in rotation. A variant's turn is
 // perf2 (one connection, closed loop, fib(1)) alone; then perf2 beside one perf1 hog (one
 // connection looping fib(30)); then, where the variant computes in parallel, perf2 beside as many
-// hogs as it has workers, which shows the pool saturating. Each phase is one measure() stretch,
-// so its percentiles are its own, and the background load is paused against the variant for
-// the whole turn, so it is measured alone with the host's cores: a side-by-side closed-loop load
+// hogs as it has workers, which shows the pool saturating. The phases run in rounds, alternating
+// (alone, beside, all, alone, beside, all, ...), so a machine that drifts (another process, a
+// CPU's clock) moves every phase alike: each figure is the median of its rounds, exported with
+// the lowest and highest round as its spread. Each phase of a round is one measure() stretch, so
+// its percentiles are its own, and the background load is paused against the variant for the
+// whole turn, so it is measured alone with the host's cores: a side-by-side closed-loop load
 // cannot show this (its percentiles are weighted by throughput, and the variants' noise drowns
 // the effect). At the end of each turn the variant's lesson figures are exported and kept until
-// its next turn (LAB-SPEC section 6).
+// its next turn (docs/protocol.md lists them).
 //
-// Collapse ratio = perf2's requests per second alone / beside one long request; when beside it
-// no short request was answered (sync: the hog keeps the only connection it serves), it is +Inf.
-// When perf2 got nothing even alone, the ratio means nothing and its series is left out.
+// Collapse ratio = perf2's requests per second alone / beside one long request, per round (the
+// two stretches are seconds apart), then the median of the rounds; when beside it no short
+// request was answered (sync: the hog keeps the only connection it serves), it is +Inf. When
+// perf2 got nothing even alone, the ratio means nothing and its series is left out. Whether the
+// generator was the bottleneck is judged per stretch, and counted per phase and cause.
 
 import type { LessonMetrics, LoadgenMetrics } from '../common/metrics.js';
-import type { HealthReport } from './health.js';
+import { GENERATOR_CAUSES, judge, mergeHealth, type GeneratorCause, type HealthReport } from './health.js';
 import { measure, type MeasuredProbe, type ProbeFigures } from './measure.js';
 import type { Parallelism, SpotlightOptions, Target } from './options.js';
 import type { PauseGate } from './pause.js';
@@ -56,17 +61,38 @@ export function toSpotlightTarget(target: Target): SpotlightTarget {
   };
 }
 
-/** The figures of one phase of a turn. */
-export interface PhaseResult {
-  phase: LessonPhase;
+/** One measured stretch: a phase in one round of a turn. */
+export interface PhaseRound {
   /** perf1 hogs beside perf2. */
   hogs: number;
   seconds: number;
   short: ProbeFigures;
   long: ProbeFigures | null;
-  /** Fixed workers with per-worker counts: how many computed requests during the phase. */
+  /** Fixed workers with per-worker counts: how many computed requests during the stretch. */
   workersUsed: number | null;
   generator: HealthReport;
+}
+
+/** The figures of one phase of a turn, over its rounds. */
+export interface PhaseResult {
+  phase: LessonPhase;
+  /** perf1 hogs beside perf2. */
+  hogs: number;
+  /** Measured, over every round. */
+  seconds: number;
+  /** Medians of the rounds (requests, ok and errors: sums; maxMs: the largest). */
+  short: ProbeFigures;
+  /** perf2's requests per second: the lowest and highest round. */
+  shortLow: number;
+  shortHigh: number;
+  long: ProbeFigures | null;
+  /** The median of the rounds. */
+  workersUsed: number | null;
+  /** The worst of the rounds. */
+  generator: HealthReport;
+  /** Rounds in which the generator was the bottleneck, by cause. */
+  boundRounds: Partial<Record<GeneratorCause, number>>;
+  rounds: PhaseRound[];
 }
 
 export interface LessonTurn {
@@ -83,15 +109,18 @@ export interface LessonTurn {
   /** Hogs in beside_all_workers_long; 1 where that phase was not run because one worker is all there is. */
   allWorkersHogs: number | null;
   phases: PhaseResult[];
-  /** perf2 alone / beside one long request: Infinity when beside it nothing was answered, NaN when nothing was answered alone. */
+  /** perf2 alone / beside one long request, the rounds' median: Infinity when beside it nothing was answered, NaN when nothing was answered alone. */
   collapseRatio: number;
+  /** The lowest and highest round's collapse ratio. */
+  collapseLow: number;
+  collapseHigh: number;
   generatorBound: boolean;
   /** What was left out, and why. */
   notes: string[];
 }
 
 export type SpotlightEvent =
-  | { type: 'phase'; variant: string; phase: LessonPhase; hogs: number }
+  | { type: 'phase'; variant: string; phase: LessonPhase; hogs: number; round: number }
   | { type: 'turn'; turn: LessonTurn }
   | { type: 'abandoned'; variant: string; reason: string }
   | { type: 'note'; variant: string; note: string };
@@ -262,20 +291,27 @@ export class Spotlight {
         else if (hogsForAll <= 1) note('beside_all_workers_long skipped: one worker, so it would repeat beside_one_long');
         else plan.push({ phase: 'beside_all_workers_long', hogs: hogsForAll });
       }
-      for (const { phase, hogs } of plan) {
-        if (signal.aborted) return null;
-        const result = await this.phase(spot, phase, hogs, signal);
-        if (signal.aborted) return null;
-        phases.push(result);
+      // Round by round, the phases alternate: drift between them cancels in the medians.
+      const rounds = new Map<LessonPhase, PhaseRound[]>(plan.map(({ phase }) => [phase, []]));
+      for (let round = 1; round <= this.options.rounds; round++) {
+        for (const { phase, hogs } of plan) {
+          if (signal.aborted) return null;
+          const result = await this.phase(spot, phase, hogs, round, signal);
+          if (signal.aborted) return null;
+          rounds.get(phase)!.push(result);
+        }
       }
+      for (const { phase, hogs } of plan) phases.push(overRounds(phase, hogs, rounds.get(phase)!));
       if (spot.metricsUrl && quotaCores !== null) {
         // A live quota change (docker update --cpus) during the turn makes its figures a mix.
         const after = await readVariantState(spot.metricsUrl).catch(() => null);
         if (after?.quotaCores != null && after.quotaCores !== quotaCores)
           note(`the CPU quota changed during the turn, from ${quotaCores} to ${after.quotaCores} cores`);
       }
-      const alone = phases.find((p) => p.phase === 'alone')!.short.okPerSecond;
-      const beside = phases.find((p) => p.phase === 'beside_one_long')!.short.okPerSecond;
+      const alone = rounds.get('alone')!;
+      const beside = rounds.get('beside_one_long')!;
+      const collapses = alone.map((a, i) => collapseRatio(a.short.okPerSecond, beside[i]!.short.okPerSecond));
+      const defined = collapses.filter((ratio) => !Number.isNaN(ratio));
       return {
         variant,
         rotation: this.rotationNumber,
@@ -286,7 +322,9 @@ export class Spotlight {
         workers,
         allWorkersHogs: spot.parallelism === 'single' ? 1 : hogsForAll,
         phases,
-        collapseRatio: collapseRatio(alone, beside),
+        collapseRatio: defined.length > 0 ? median(defined) : NaN,
+        collapseLow: defined.length > 0 ? Math.min(...defined) : NaN,
+        collapseHigh: defined.length > 0 ? Math.max(...defined) : NaN,
         generatorBound: phases.some((p) => p.generator.generatorBound),
         notes,
       };
@@ -298,10 +336,16 @@ export class Spotlight {
     }
   }
 
-  private async phase(spot: SpotlightTarget, phase: LessonPhase, hogs: number, signal: AbortSignal): Promise<PhaseResult> {
+  private async phase(
+    spot: SpotlightTarget,
+    phase: LessonPhase,
+    hogs: number,
+    round: number,
+    signal: AbortSignal,
+  ): Promise<PhaseRound> {
     const variant = spot.target.name;
     this.current = { variant, phase };
-    this.deps.onEvent?.({ type: 'phase', variant, phase, hogs });
+    this.deps.onEvent?.({ type: 'phase', variant, phase, hogs, round });
     const countsBefore = spot.parallelism === 'fixed-workers' && spot.metricsUrl ? await workerCounts(spot.metricsUrl) : null;
     const probes: MeasuredProbe[] = [{ name: 'short', n: SHORT_N, connections: 1, connectPerRequest: spot.turns }];
     if (hogs > 0) probes.push({ name: 'long', n: this.options.longN, connections: hogs, connectPerRequest: false });
@@ -318,7 +362,6 @@ export class Spotlight {
       });
       const countsAfter = countsBefore && spot.metricsUrl ? await workerCounts(spot.metricsUrl) : null;
       return {
-        phase,
         hogs,
         seconds: measured.seconds,
         short: measured.probes.short!,
@@ -360,6 +403,10 @@ export class Spotlight {
     removeFigures(lesson, variant);
     for (const p of turn.phases) {
       lesson.shortRate.labels({ variant, phase: p.phase }).set(p.short.okPerSecond);
+      lesson.shortRateLow.labels({ variant, phase: p.phase }).set(p.shortLow);
+      lesson.shortRateHigh.labels({ variant, phase: p.phase }).set(p.shortHigh);
+      for (const [cause, count] of Object.entries(p.boundRounds))
+        lesson.generatorBoundRounds.labels({ variant, phase: p.phase, cause }).set(count);
       for (const { label, figure } of QUANTILES) {
         const ms = p.short[figure];
         if (Number.isFinite(ms)) lesson.shortLatency.labels({ variant, phase: p.phase, quantile: label }).set(ms / 1000);
@@ -367,11 +414,28 @@ export class Spotlight {
       if (p.long) lesson.longRate.labels({ variant, phase: p.phase }).set(p.long.okPerSecond);
       if (p.workersUsed !== null) lesson.workersUsed.labels({ variant, phase: p.phase }).set(p.workersUsed);
     }
-    if (!Number.isNaN(turn.collapseRatio)) lesson.collapse.labels({ variant }).set(turn.collapseRatio);
+    if (!Number.isNaN(turn.collapseRatio)) {
+      lesson.collapse.labels({ variant }).set(turn.collapseRatio);
+      lesson.collapseLow.labels({ variant }).set(turn.collapseLow);
+      lesson.collapseHigh.labels({ variant }).set(turn.collapseHigh);
+    }
     if (turn.quotaCores !== null) lesson.quota.labels({ variant }).set(turn.quotaCores);
     if (turn.allWorkersHogs !== null) lesson.workers.labels({ variant }).set(turn.allWorkersHogs);
     lesson.generatorBound.labels({ variant }).set(turn.generatorBound ? 1 : 0);
     lesson.timestamp.labels({ variant }).set(Date.parse(turn.endedAt) / 1000);
+    this.exportGroups();
+  }
+
+  /** Which variants' collapse ratios cannot be told apart: their spreads overlap (collapseGroups). */
+  private exportGroups(): void {
+    const lesson = this.lesson;
+    if (!lesson) return;
+    const groups = collapseGroups([...this.lastTurns.values()]);
+    for (const variant of this.variants) {
+      const group = groups.get(variant);
+      if (group === undefined) lesson.collapseGroup.remove({ variant });
+      else lesson.collapseGroup.labels({ variant }).set(group);
+    }
   }
 
   private removeSeries(variant: string): void {
@@ -385,12 +449,95 @@ export class Spotlight {
 function removeFigures(lesson: LessonMetrics, variant: string): void {
   for (const phase of LESSON_PHASES) {
     lesson.shortRate.remove({ variant, phase });
+    lesson.shortRateLow.remove({ variant, phase });
+    lesson.shortRateHigh.remove({ variant, phase });
+    for (const cause of GENERATOR_CAUSES) lesson.generatorBoundRounds.remove({ variant, phase, cause });
     for (const { label } of QUANTILES) lesson.shortLatency.remove({ variant, phase, quantile: label });
     lesson.longRate.remove({ variant, phase });
     lesson.workersUsed.remove({ variant, phase });
   }
-  for (const gauge of [lesson.collapse, lesson.quota, lesson.workers, lesson.generatorBound, lesson.timestamp])
+  for (const gauge of [
+    lesson.collapse,
+    lesson.collapseLow,
+    lesson.collapseHigh,
+    lesson.collapseGroup,
+    lesson.quota,
+    lesson.workers,
+    lesson.generatorBound,
+    lesson.timestamp,
+  ])
     gauge.remove({ variant });
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
+/** A phase over its rounds: medians, the spread of perf2's rate, the worst generator report. */
+export function overRounds(phase: LessonPhase, hogs: number, rounds: PhaseRound[]): PhaseResult {
+  const figures = (pick: (round: PhaseRound) => ProbeFigures | null): ProbeFigures | null => {
+    const all = rounds.map(pick).filter((f): f is ProbeFigures => f !== null);
+    if (all.length === 0) return null;
+    const errors: Record<string, number> = {};
+    for (const f of all) for (const [code, count] of Object.entries(f.errors)) errors[code] = (errors[code] ?? 0) + count;
+    const answered = (key: 'p50Ms' | 'p99Ms') => {
+      const values = all.map((f) => f[key]).filter((v) => !Number.isNaN(v));
+      return values.length > 0 ? median(values) : NaN;
+    };
+    return {
+      requests: all.reduce((sum, f) => sum + f.requests, 0),
+      ok: all.reduce((sum, f) => sum + f.ok, 0),
+      okPerSecond: median(all.map((f) => f.okPerSecond)),
+      p50Ms: answered('p50Ms'),
+      p99Ms: answered('p99Ms'),
+      maxMs: Math.max(...all.map((f) => (Number.isNaN(f.maxMs) ? -Infinity : f.maxMs))),
+      errors,
+    };
+  };
+  const short = figures((r) => r.short)!;
+  if (short.maxMs === -Infinity) short.maxMs = NaN;
+  const long = figures((r) => r.long);
+  if (long && long.maxMs === -Infinity) long.maxMs = NaN;
+  const used = rounds.map((r) => r.workersUsed).filter((v): v is number => v !== null);
+  const boundRounds: Partial<Record<GeneratorCause, number>> = {};
+  for (const round of rounds) for (const cause of round.generator.causes) boundRounds[cause] = (boundRounds[cause] ?? 0) + 1;
+  const worst = rounds.map((r) => r.generator);
+  const throttled = worst.map((g) => g.throttled).filter((t): t is number => t !== null);
+  return {
+    phase,
+    hogs,
+    seconds: rounds.reduce((sum, r) => sum + r.seconds, 0),
+    short,
+    shortLow: Math.min(...rounds.map((r) => r.short.okPerSecond)),
+    shortHigh: Math.max(...rounds.map((r) => r.short.okPerSecond)),
+    long,
+    workersUsed: used.length > 0 ? median(used) : null,
+    generator: judge(mergeHealth(worst), throttled.length > 0 ? Math.max(...throttled) : null),
+    boundRounds,
+    rounds,
+  };
+}
+
+/**
+ * Groups variants whose collapse ratios cannot be told apart: sorted by their median, a variant
+ * joins the group before it when its lowest round is not above the highest round seen in that
+ * group (the spreads overlap), else it starts the next group. 1 collapses least.
+ */
+export function collapseGroups(turns: LessonTurn[]): Map<string, number> {
+  const known = turns.filter((t) => !Number.isNaN(t.collapseRatio)).sort((a, b) => a.collapseRatio - b.collapseRatio);
+  const groups = new Map<string, number>();
+  let group = 0;
+  let reach = -Infinity;
+  for (const turn of known) {
+    if (group === 0 || turn.collapseLow > reach) {
+      group += 1;
+      reach = turn.collapseHigh;
+    } else reach = Math.max(reach, turn.collapseHigh);
+    groups.set(turn.variant, group);
+  }
+  return groups;
 }
 
 /** The phases a variant's turn may run. */

@@ -1,0 +1,137 @@
+// The lab's own cost when nothing is measured: with the load generator paused (its control API),
+// how much CPU each of the lab's containers uses, from the cgroup counters dockerd reads for it
+// (the stats API: read from outside, so reading costs the containers nothing), and how busy the
+// whole host is (/proc/stat), which also counts what Docker itself spends on the lab (an exec per
+// healthcheck, the container shims). Run against a lab started with `make up`:
+//
+//   npm run build && node dist/benchmarks/idle.js [seconds, default 120] [--write]
+//
+// --write puts the table into benchmarks/README.md. The stack test asserts the bound with the
+// same function (test/stack/stack.test.ts).
+
+import { readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { LabDocker, usageBetween, type ContainerCounters, type LabContainer } from '../services/quota/docker.js';
+import { LoadgenPause } from '../services/sweep/pause.js';
+
+/** What the lab may cost idle, in cores, whatever the machine: 0.15 of a 2-core machine. */
+export const IDLE_BOUND_CORES = 0.15;
+
+export interface IdleCost {
+  seconds: number;
+  containers: Array<{ name: string; service: string; cores: number }>;
+  /** Every container of the lab. */
+  totalCores: number;
+  /** The whole host's busy cores over the same time (Linux; null elsewhere). */
+  hostBusyCores: number | null;
+}
+
+/** Busy and total jiffies of the host (the first line of /proc/stat), or null where there is none. */
+export function hostJiffies(): { busy: number; total: number } | null {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal: idle and iowait are not busy.
+    const total = fields.slice(0, 8).reduce((sum, v) => sum + v, 0);
+    return { busy: total - fields[3]! - fields[4]!, total };
+  } catch {
+    return null;
+  }
+}
+
+/** Busy cores between two readings of hostJiffies(). */
+export function busyCores(
+  before: ReturnType<typeof hostJiffies>,
+  after: ReturnType<typeof hostJiffies>,
+  cpus: number,
+): number | null {
+  if (!before || !after || after.total === before.total) return null;
+  return ((after.busy - before.busy) / (after.total - before.total)) * cpus;
+}
+
+/** The host's busy cores over `seconds` (its baseline, before the lab starts). */
+export async function hostBusyOver(seconds: number, cpus: number): Promise<number | null> {
+  const before = hostJiffies();
+  await sleep(seconds * 1000);
+  return busyCores(before, hostJiffies(), cpus);
+}
+
+/**
+ * Pauses the lab's load generator, lets what was in flight settle, then measures every
+ * container for `seconds`; resumes the load at the end.
+ */
+export async function measureIdleCost(seconds: number, loadgenUrl = 'http://127.0.0.1:9465'): Promise<IdleCost> {
+  const docker = new LabDocker();
+  const cpus = await docker.hostCpus();
+  const pause = new LoadgenPause(loadgenUrl);
+  const problem = await pause.renew(seconds + 120);
+  if (pause.problem !== null) throw new Error(problem ?? pause.problem);
+  try {
+    await sleep(5000); // connections closing, the last scrapes of the load's series
+    const containers = (await docker.containers()).filter((c) => c.running);
+    const read = () => Promise.all(containers.map((c) => docker.stats(c).catch(() => null)));
+    const [before, hostBefore] = [await read(), hostJiffies()];
+    await sleep(seconds * 1000);
+    const [after, hostAfter] = [await read(), hostJiffies()];
+    const rows = containers.map((c: LabContainer, i) => ({
+      name: c.name,
+      service: c.service,
+      cores: used(before[i] ?? null, after[i] ?? null),
+    }));
+    return {
+      seconds,
+      containers: rows.sort((a, b) => b.cores - a.cores),
+      totalCores: rows.reduce((sum, r) => sum + r.cores, 0),
+      hostBusyCores: busyCores(hostBefore, hostAfter, cpus),
+    };
+  } finally {
+    await pause.end();
+  }
+}
+
+function used(before: ContainerCounters | null, after: ContainerCounters | null): number {
+  if (!before || !after) return NaN;
+  return usageBetween(before, after).coresUsed ?? NaN;
+}
+
+export function idleTable(cost: IdleCost, baseline: number | null = null): string {
+  const lines = [
+    `| container | cores used, idle (${cost.seconds} s) |`,
+    '|---|---|',
+    ...cost.containers.map((c) => `| ${c.name} | ${c.cores.toFixed(4)} |`),
+    `| **all the lab's containers** | **${cost.totalCores.toFixed(3)}** |`,
+  ];
+  if (cost.hostBusyCores !== null)
+    lines.push(
+      `| the whole host (/proc/stat)${baseline === null ? '' : `, ${baseline.toFixed(3)} before the lab started`} | ${cost.hostBusyCores.toFixed(3)} |`,
+    );
+  return lines.join('\n');
+}
+
+async function main(args: string[]): Promise<void> {
+  const seconds = Number(args.find((a) => /^\d+$/.test(a)) ?? 120);
+  console.error(`idle cost: pausing the load generator and measuring every container for ${seconds} s`);
+  const cost = await measureIdleCost(seconds);
+  const table = idleTable(cost);
+  console.log(table);
+  console.log(
+    `\nall containers ${cost.totalCores.toFixed(3)} cores (bound ${IDLE_BOUND_CORES}); reproduce: make up && node dist/benchmarks/idle.js ${seconds}`,
+  );
+  if (args.includes('--write')) {
+    const path = fileURLToPath(new URL('../../benchmarks/README.md', import.meta.url));
+    const text = readFileSync(path, 'utf8');
+    const marked = /<!-- idle-cost -->[\s\S]*?<!-- \/idle-cost -->/;
+    if (!marked.test(text)) throw new Error(`${path} has no <!-- idle-cost --> ... <!-- /idle-cost --> section`);
+    const when = new Date().toISOString().slice(0, 10);
+    writeFileSync(
+      path,
+      text.replace(
+        marked,
+        `<!-- idle-cost -->\nMeasured ${when}, \`node dist/benchmarks/idle.js ${seconds}\`:\n\n${table}\n<!-- /idle-cost -->`,
+      ),
+    );
+    console.error(`wrote the table into ${path}`);
+  }
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) await main(process.argv.slice(2));

@@ -1,0 +1,116 @@
+// A clock whose timers fire within tens of microseconds of when they are due, for the open
+// loop's arrival schedule. Node's timers count whole milliseconds (libuv's loop time and the
+// poll timeout are in ms), so at 10,000 requests/s a request due 0.1 ms from now leaves up to
+// a millisecond late. Spinning would cost a core. Instead a pacer thread sleeps on a futex
+// (Atomics.wait takes fractional milliseconds) until the earliest timer is due and then wakes
+// this thread's event loop with a message; the event loop keeps reading replies meanwhile.
+// Timers further away than COARSE_MS sleep on a Node timer first, and hand over to the pacer
+// for their last stretch.
+
+import { performance } from 'node:perf_hooks';
+import { Worker } from 'node:worker_threads';
+import type { Clock } from './drivers.js';
+
+/** Beyond this, a timer sleeps on Node's own timer until this close to its time. */
+const COARSE_MS = 4;
+
+/** Slots of the shared control block: a sequence number bumped on every change (what the pacer waits on), and the due time. */
+const SEQ = 0;
+
+interface Timer {
+  at: number;
+  fn: () => void;
+  cancelled: boolean;
+}
+
+/** The pacer's shared state: [seq] in an Int32Array, the due time (epoch microseconds, 0 for none) in a BigInt64Array. */
+export interface PacerShared {
+  control: SharedArrayBuffer;
+  due: SharedArrayBuffer;
+}
+
+/** Microseconds on a clock every thread shares (performance.now() starts at each thread's own origin). */
+export function epochMicros(): bigint {
+  return BigInt(Math.round((performance.timeOrigin + performance.now()) * 1000));
+}
+
+class PreciseClock implements Clock {
+  private readonly timers: Timer[] = [];
+  private readonly control = new Int32Array(new SharedArrayBuffer(4));
+  private readonly due = new BigInt64Array(new SharedArrayBuffer(8));
+  private worker: Worker | null = null;
+  private armedAt = Infinity;
+
+  now(): number {
+    return performance.now();
+  }
+
+  setTimer(fn: () => void, ms: number): () => void {
+    if (ms >= COARSE_MS) {
+      // Most of the way on Node's timer, the rest on the pacer.
+      let cancelFine: (() => void) | null = null;
+      const at = this.now() + ms;
+      const coarse = setTimeout(() => (cancelFine = this.setTimer(fn, at - this.now())), ms - COARSE_MS / 2);
+      return () => {
+        clearTimeout(coarse);
+        cancelFine?.();
+      };
+    }
+    const timer: Timer = { at: this.now() + Math.max(0, ms), fn, cancelled: false };
+    let i = this.timers.length;
+    while (i > 0 && this.timers[i - 1]!.at > timer.at) i -= 1;
+    this.timers.splice(i, 0, timer);
+    this.arm();
+    return () => {
+      timer.cancelled = true;
+    };
+  }
+
+  /** Tells the pacer when the earliest timer is due (if that changed). */
+  private arm(): void {
+    while (this.timers.length > 0 && this.timers[0]!.cancelled) this.timers.shift();
+    const first = this.timers[0];
+    if (!first) {
+      if (this.armedAt !== Infinity) this.set(0n, Infinity);
+      return;
+    }
+    if (first.at === this.armedAt) return;
+    this.set(BigInt(Math.round((performance.timeOrigin + first.at) * 1000)), first.at);
+  }
+
+  private set(dueMicros: bigint, at: number): void {
+    this.armedAt = at;
+    this.start();
+    // Referenced while a timer waits, like a Node timer; never otherwise.
+    if (at === Infinity) this.worker!.unref();
+    else this.worker!.ref();
+    Atomics.store(this.due, 0, dueMicros);
+    Atomics.add(this.control, SEQ, 1);
+    Atomics.notify(this.control, SEQ);
+  }
+
+  /** The pacer said the earliest timer is due: run every timer due now. */
+  private fire(): void {
+    this.armedAt = Infinity;
+    const now = this.now();
+    while (this.timers.length > 0 && (this.timers[0]!.cancelled || this.timers[0]!.at <= now)) {
+      const timer = this.timers.shift()!;
+      if (!timer.cancelled) timer.fn();
+    }
+    this.arm();
+  }
+
+  private start(): void {
+    if (this.worker) return;
+    const shared: PacerShared = { control: this.control.buffer, due: this.due.buffer };
+    this.worker = new Worker(new URL('./pacer-thread.js', import.meta.url), { workerData: shared });
+    this.worker.on('message', () => this.fire());
+  }
+}
+
+let clock: PreciseClock | null = null;
+
+/** This thread's precise clock (one pacer thread per thread that uses it, started on first use). */
+export function preciseClock(): Clock {
+  return (clock ??= new PreciseClock());
+}
