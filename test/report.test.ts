@@ -80,7 +80,7 @@ describe('lab report on sweep files it did not write', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('markup in every field: refused where a number belongs, shown as text where a string does, never run', async (t) => {
-    // Markup where a number belongs: the fields the page used to print as they were (issue 20's
+    // Markup where a number belongs: the fields the page used to print as they were (the bug's
     // exploit: its script ran when the page was opened), then every field at once. Refused, one
     // line naming the first field, no page written.
     const printed = markupInStrings() as unknown as Record<string, unknown>;
