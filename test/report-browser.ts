@@ -1,6 +1,8 @@
 // Opens a `lab report` page in Debian's headless Chromium (playwright-core, never a downloaded
 // browser) with the network cut off, and says what a person would see: how many charts the page
 // meant to draw and drew, which canvases stayed blank, and every console error or failed request.
+// Given a probe (an expression evaluated once the page has loaded, images included), it also
+// says what the page holds: the hostile-file tests ask whether any injected script ran.
 
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,9 +25,13 @@ export interface PageCheck {
   consoleErrors: string[];
   /** Requests the page tried to make (a self-contained report makes none). */
   requests: string[];
+  /** document.title once the page has loaded. */
+  title: string;
+  /** What the probe expression gave (undefined without one). */
+  probed: unknown;
 }
 
-export async function checkReportPage(file: string, screenshot?: string): Promise<PageCheck> {
+export async function checkReportPage(file: string, screenshot?: string, probe?: string): Promise<PageCheck> {
   const profile = mkdtempSync(join(tmpdir(), 'lab-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
@@ -76,6 +82,10 @@ export async function checkReportPage(file: string, screenshot?: string): Promis
       }).length;
       return { expected: charts ? charts.expected : 0, drawn: charts ? [...charts.drawn] : [], canvases: canvases.length, blank };
     })()`);
+    // `load` comes after every image has loaded or failed: an injected <img onerror> has run by then.
+    await page.waitForFunction("document.readyState === 'complete'", undefined, { timeout: 15_000 });
+    const title = await page.title();
+    const probed = probe === undefined ? undefined : await page.evaluate<unknown>(probe);
     // The README's picture: the charts and the USL table, not the long table of points.
     if (screenshot) await page.screenshot({ path: screenshot, fullPage: true, clip: { x: 0, y: 0, width: 1280, height: 1760 } });
     return {
@@ -85,6 +95,8 @@ export async function checkReportPage(file: string, screenshot?: string): Promis
       blankCanvases: figures.blank,
       consoleErrors,
       requests,
+      title,
+      probed,
     };
   } finally {
     await context.close();

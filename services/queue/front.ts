@@ -19,8 +19,8 @@ import type { FibResult } from '../common/messages.js';
 import { registerQueueFrontMetrics, type QueueFrontMetrics } from '../common/metrics.js';
 import type { Executor, VariantContext } from '../common/plugin.js';
 import { decodeReply, encodeRequest, queueKeys, type QueueKeys, type ReplyEntry } from './messages.js';
-import type { QueueFrontOptions } from './options.js';
-import { RedisClock, connectRedis, ensureGroup, reconnectDelay } from './redis.js';
+import { REDIS_URL_OPTION, type QueueFrontOptions } from './options.js';
+import { RedisClock, UrlGuard, connectRedis, ensureGroup, reconnectDelay, refusalOf } from './redis.js';
 
 /** A reply stream nobody refreshes (its front has gone) disappears after this long. */
 const REPLY_STREAM_TTL_MS = 60_000;
@@ -35,7 +35,7 @@ interface Waiting {
   resolve(result: FibResult): void;
   reject(error: Error): void;
   timer: NodeJS.Timeout;
-  /** Set once XADD has answered; null while it is on its way (or if it failed). */
+  /** Set once the add has answered; null while it is on its way (or if it failed). */
   entryId: string | null;
   /** The reply stream's generation when the request was added; a newer one means Redis lost it. */
   generation: number;
@@ -55,6 +55,9 @@ export class QueueFront implements Executor {
   /** Dedicated to the blocking XREAD of replies. */
   private readonly replies: Redis;
   private readonly clock = new RedisClock();
+  /** Redis refusing the URL while the front starts is bad configuration (exit 2), later an outage. */
+  private readonly guard: UrlGuard;
+  private readonly log: (line: string) => void;
   private readonly waiting = new Map<string, Waiting>();
   private readonly answered = new Map<string, 'replied' | 'gave_up'>();
   private readonly events = new EventEmitter();
@@ -64,8 +67,11 @@ export class QueueFront implements Executor {
   private lastReplyId = '0-0';
   /** The reply stream exists for this connection and the group is there: requests may be added. */
   private streamReady = false;
+  /** The stream held QUEUE_STREAM_MAX_LEN entries at the monitor's last look (up to a second ago). */
   private streamFull = false;
   private workersSeen = 0;
+  /** A refusal (see refused) has been logged since the front last became ready: one line, not one per command. */
+  private refusalTold = false;
   private closing = false;
   private readonly timers: NodeJS.Timeout[] = [];
   private readerDone: Promise<void> = Promise.resolve();
@@ -79,13 +85,17 @@ export class QueueFront implements Executor {
     this.keys = queueKeys(options.keyPrefix);
     this.replyKey = this.keys.replies(this.id);
     this.metrics = registerQueueFrontMetrics(ctx.metrics.registry);
-    const log = (line: string) => console.error(`queue front ${this.id}: ${line}`);
-    this.commands = connectRedis(options.redisUrl, 'front', log);
-    this.replies = connectRedis(options.redisUrl, 'front-replies', log);
+    this.log = (line: string) => console.error(`queue front ${this.id}: ${line}`);
+    this.guard = new UrlGuard(options.redisUrl);
+    this.commands = connectRedis(options.redisUrl, 'front', this.log, this.guard);
+    this.replies = connectRedis(options.redisUrl, 'front-replies', this.log, this.guard);
     this.events.setMaxListeners(0);
   }
 
-  /** Connects (waiting up to a few seconds for Redis, then serving anyway: `unavailable` until it comes). */
+  /**
+   * Connects (waiting up to a few seconds for Redis, then serving anyway: `unavailable` until it
+   * comes). Rejects with a ConfigError when Redis refuses the URL meanwhile (see UrlGuard).
+   */
   static async start(ctx: VariantContext<QueueFrontOptions>): Promise<QueueFront> {
     const front = new QueueFront(ctx);
     front.commands.on('ready', () => void front.ensureStream());
@@ -99,10 +109,16 @@ export class QueueFront implements Executor {
       front.events.once('stream-ready', () => resolve(true));
     });
     const timeout = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 5000).unref());
-    if (!(await Promise.race([ready, timeout]))) {
-      console.error(`queue front ${front.id}: Redis not reachable yet; answering unavailable until it is`);
-    } else {
-      await front.monitor(); // the live workers, before the first request is admitted against them
+    try {
+      const reached = await Promise.race([ready, timeout, front.guard.refused]);
+      // The live workers, before the first request is admitted against them (and the scripts'
+      // permissions, which a user may lack).
+      if (reached) await front.monitor();
+      else console.error(`queue front ${front.id}: Redis not reachable yet; answering unavailable until it is`);
+      front.guard.started();
+    } catch (error) {
+      await front.close();
+      throw error;
     }
     return front;
   }
@@ -125,9 +141,8 @@ export class QueueFront implements Executor {
         `${this.waiting.size} requests of this front queued for ${this.workersSeen} workers (MAX_QUEUE ${this.options.maxQueue})`,
       );
     }
-    if (this.streamFull) {
-      throw new RequestError('overloaded', `the request stream is full (QUEUE_STREAM_MAX_LEN ${this.options.streamMaxLength})`);
-    }
+    // A cheap early refusal from the last look at the stream; the bound itself is held by queueAdd.
+    if (this.streamFull) throw this.streamFullError();
     const request = (++this.sequence).toString(36);
     return new Promise<FibResult>((resolve, reject) => {
       const waiting: Waiting = {
@@ -137,16 +152,21 @@ export class QueueFront implements Executor {
         generation: this.generation,
         timer: setTimeout(() => this.giveUp(request, 'deadline'), this.options.deadlineMs),
       };
-      // Registered before XADD: the reply may come back before XADD's own answer does.
+      // Registered before the add: the reply may come back before the add's own answer does.
       this.waiting.set(request, waiting);
       signal.addEventListener('abort', () => this.giveUp(request, 'abandoned'), { once: true });
       const fields = encodeRequest({ front: this.id, request, n, enqueuedAt: this.clock.toRedis(epochMs()) });
-      this.commands.xadd(this.keys.requests, '*', ...fields).then(
+      // One round trip, as a plain XADD: the bound is checked in the same step (see queueAdd).
+      this.commands.queueAdd(this.keys.requests, this.options.streamMaxLength, ...fields).then(
         (entryId) => {
+          if (entryId === null) return this.refuse(request, waiting);
           if (this.waiting.get(request) === waiting) waiting.entryId = entryId;
-          else if (entryId) this.deleteEntry(entryId); // given up while XADD was on its way
+          else this.deleteEntry(entryId); // given up while the add was on its way
         },
-        () => this.giveUp(request, 'redis_down'),
+        (error: unknown) => {
+          this.refused(error);
+          this.giveUp(request, 'redis_down');
+        },
       );
     });
   };
@@ -161,6 +181,18 @@ export class QueueFront implements Executor {
     this.replies.disconnect();
     this.events.emit('closed');
     await this.readerDone;
+  }
+
+  /** The stream held QUEUE_STREAM_MAX_LEN entries when the request came to be added: `overloaded`, nothing added. */
+  private refuse(request: string, waiting: Waiting): void {
+    if (this.waiting.get(request) !== waiting) return; // its client left meanwhile: answered already
+    clearTimeout(waiting.timer);
+    this.waiting.delete(request);
+    waiting.reject(this.streamFullError());
+  }
+
+  private streamFullError(): RequestError {
+    return new RequestError('overloaded', `the request stream is full (QUEUE_STREAM_MAX_LEN ${this.options.streamMaxLength})`);
   }
 
   /** Answers a request without its reply (once), and takes its entry out of the stream. */
@@ -234,8 +266,10 @@ export class QueueFront implements Executor {
         }
         await this.clock.sync(this.commands);
         if (!this.closing) this.setStreamReady(true);
-      } catch {
-        // Lost the connection again: its next 'ready' tries again.
+      } catch (error) {
+        // Lost the connection again: its next 'ready' tries again. Or Redis refused what the
+        // URL's user may do: the next reconnection tries again too.
+        this.refused(error);
       } finally {
         this.ensuring = null;
       }
@@ -243,7 +277,22 @@ export class QueueFront implements Executor {
     return this.ensuring;
   }
 
+  /**
+   * Whether `error` is Redis refusing the URL (see refusalOf): it ends the start while the front
+   * starts (see UrlGuard); later it is logged, once until the front is ready again.
+   */
+  private refused(error: unknown): boolean {
+    const problem = refusalOf(error);
+    if (problem === null) return false;
+    if (!this.guard.refuse(problem) && !this.refusalTold) {
+      this.refusalTold = true;
+      this.log(`Redis refused ${REDIS_URL_OPTION}: ${problem}`);
+    }
+    return true;
+  }
+
   private setStreamReady(ready: boolean): void {
+    if (ready) this.refusalTold = false;
     this.streamReady = ready;
     this.metrics.redisUp.set(ready ? 1 : 0);
     if (ready) this.events.emit('stream-ready');
@@ -313,8 +362,9 @@ export class QueueFront implements Executor {
       this.workersSeen = workers;
       this.streamFull = length >= this.options.streamMaxLength;
       if (expire === 0) void this.ensureStream(); // the reply stream vanished without a reconnect
-    } catch {
+    } catch (error) {
       // Redis went away mid-way: 'close' has marked it down; the next tick tries again.
+      this.refused(error);
     }
   }
 }

@@ -57,9 +57,19 @@ const redisUrl: OptionSpec<string> = {
     if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
       throw new ConfigError(optionLabel(this), `expected a redis:// or rediss:// URL, got ${JSON.stringify(text)}`);
     }
+    // ioredis reads the path as the database number and would quietly use database 0 for `/abc`.
+    if (!/^(\/\d*)?$/.test(url.pathname)) {
+      throw new ConfigError(
+        optionLabel(this),
+        `expected a database number after the host (redis://host:6379/0), got ${JSON.stringify(url.pathname)}`,
+      );
+    }
     return text;
   },
 };
+
+/** How messages name the Redis URL option: what Redis refuses in it is a configuration error too. */
+export const REDIS_URL_OPTION = optionLabel(redisUrl);
 
 const keyPrefix: OptionSpec<string> = {
   ...stringOption({

@@ -1,16 +1,18 @@
 // The Redis side of the `queue` variant, shared by its front and its workers: how a process
 // connects (fail fast while Redis is down, reconnect with backoff), the Lua scripts that make
-// each multi-step change atomic (acknowledge-then-reply, heartbeat, claim, trim, status), and
-// the clock every cross-host time is expressed in (Redis's own).
+// each multi-step change atomic (bounded add, acknowledge-then-reply, heartbeat, claim, trim,
+// status), and the clock every cross-host time is expressed in (Redis's own).
 //
 // Why scripts: a worker's reply and its XACK must be one step, or a worker dying between them
-// leaves a job redelivered although its reply went out; and "reply only if this worker is the
-// one that acknowledged it" is what keeps a job claimed by two workers from being answered twice.
+// leaves a job redelivered although its reply went out; "reply only if this worker is the one
+// that acknowledged it" is what keeps a job claimed by two workers from being answered twice;
+// and "add only below the bound" must be one step, or fronts adding at once all pass it.
 
 import { Redis, type Result } from 'ioredis';
 import { epochMs } from '../common/clock.js';
+import { ConfigError } from '../common/errors.js';
 import type { QueueKeys } from './messages.js';
-import { redactRedisUrl } from './options.js';
+import { REDIS_URL_OPTION, redactRedisUrl } from './options.js';
 
 /** Reconnect delays: 100 ms doubling to 2 s, with jitter so that many clients do not reconnect in step. */
 export function reconnectDelay(attempt: number): number {
@@ -18,11 +20,65 @@ export function reconnectDelay(attempt: number): number {
 }
 
 /**
+ * Why Redis refused this process's URL itself, as opposed to being out of reach: a database
+ * index the server does not have, credentials it rejects (NOAUTH, WRONGPASS), a user without a
+ * permission the queue needs (NOPERM, or a script's command denied). Waiting does not cure
+ * these; only the URL (or the server's ACL) does. Null for any other error.
+ */
+export function refusalOf(error: unknown): string | null {
+  if (!(error instanceof Error)) return null;
+  const message = error.message.trim();
+  if (/^ERR (DB index is out of range|invalid DB index)/i.test(message)) {
+    return `the server has no such database (${message})`;
+  }
+  if (/^(NOAUTH|WRONGPASS)\b|^ERR invalid password/.test(message)) return `the server refused the credentials (${message})`;
+  if (/^NOPERM\b|^ERR The user executing the script can't run/.test(message)) {
+    return `the user lacks a permission the queue needs (${message})`;
+  }
+  return null;
+}
+
+/**
+ * Decides what a refused URL (see refusalOf) does to a process. While it starts, it is bad
+ * configuration: `refused` rejects with a ConfigError naming the option, and `lab` exits 2 with
+ * that one line instead of retrying forever. Once started (it has reached Redis, or the front
+ * serves `unavailable` without it), it is an outage like any other, logged once and retried
+ * with backoff: the server's ACL may be put right without a restart.
+ */
+export class UrlGuard {
+  /** Rejects with the first refusal heard while starting; never resolves. */
+  readonly refused: Promise<never>;
+  private starting = true;
+  private heard: ConfigError | null = null;
+  private reject!: (error: ConfigError) => void;
+
+  constructor(private readonly redisUrl: string) {
+    this.refused = new Promise<never>((_, reject) => (this.reject = reject));
+    this.refused.catch(() => {}); // a refusal nobody awaits any more is not an unhandled rejection
+  }
+
+  /** Reports a refusal: true when it ends the start (the caller says nothing more), false once started. */
+  refuse(problem: string): boolean {
+    if (!this.starting) return false;
+    this.heard ??= new ConfigError(REDIS_URL_OPTION, `${redactRedisUrl(this.redisUrl)}: ${problem}`);
+    this.reject(this.heard);
+    return true;
+  }
+
+  /** The start is over: throws the refusal heard during it, if any; later ones are outages. */
+  started(): void {
+    if (this.heard) throw this.heard;
+    this.starting = false;
+  }
+}
+
+/**
  * A connection that fails commands at once while Redis is unreachable (no offline queue, no
  * resend after a reconnect: the caller decides what a failed command means) and reconnects
- * forever with backoff. `role` names it in CLIENT LIST and in log lines.
+ * forever with backoff. `role` names it in CLIENT LIST and in log lines. A refused URL (see
+ * refusalOf) goes to `guard`; the connection never carries on regardless.
  */
-export function connectRedis(redisUrl: string, role: string, log: (line: string) => void): Redis {
+export function connectRedis(redisUrl: string, role: string, log: (line: string) => void, guard: UrlGuard): Redis {
   const redis = new Redis(redisUrl, {
     connectionName: role,
     protocol: 2, // RESP2 shapes everywhere, as the scripts and the typed replies below expect
@@ -32,17 +88,28 @@ export function connectRedis(redisUrl: string, role: string, log: (line: string)
     retryStrategy: reconnectDelay,
     scripts: SCRIPTS,
   });
-  // One line per outage and one per recovery, not one per reconnect attempt.
-  let down = false;
+  // One line per outage and one per recovery, not one per reconnect attempt; a refusal says so
+  // even when the outage began as Redis being out of reach.
+  let outage: 'unreachable' | 'refused' | null = null;
   redis.on('error', (error: Error) => {
-    if (down) return;
-    down = true;
+    const problem = refusalOf(error);
+    if (problem) {
+      // Close and retry with backoff: after a failed SELECT, ioredis would go on in database 0.
+      redis.disconnect(true);
+      if (outage === 'refused') return;
+      outage = 'refused';
+      if (guard.refuse(problem)) return;
+      log(`${role}: Redis at ${redactRedisUrl(redisUrl)} refused ${REDIS_URL_OPTION}: ${problem}; retrying with backoff`);
+      return;
+    }
+    if (outage !== null) return;
+    outage = 'unreachable';
     log(`${role}: Redis at ${redactRedisUrl(redisUrl)} unreachable (${error.message}); reconnecting with backoff`);
   });
   redis.on('ready', () => {
     void checkVersion(redis, role, log);
-    if (!down) return;
-    down = false;
+    if (outage === null) return;
+    outage = null;
     log(`${role}: reconnected to Redis`);
   });
   return redis;
@@ -132,6 +199,18 @@ export class RedisClock {
 
 // Scripts run atomically in Redis. KEYS first, then ARGV, as numberOfKeys says.
 const SCRIPTS = {
+  /**
+   * KEYS: requests. ARGV: max length, request fields... A front's enqueue: adds the request
+   * unless the stream already holds max length entries, in the same step as the check, so fronts
+   * adding at the same moment cannot together pass the bound (each front's own view of the
+   * length is up to a second old). The new entry's id, or nil when refused.
+   */
+  queueAdd: {
+    numberOfKeys: 1,
+    lua: `
+if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then return false end
+return redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))`,
+  },
   /**
    * KEYS: requests, replies. ARGV: group, entry id, reply MAXLEN, reply fields...
    * Acknowledges the job and deletes its entry (the stream holds only jobs waiting or being
@@ -258,6 +337,7 @@ type Arg = string | number;
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
+    queueAdd(requests: string, maxLength: number, ...fields: string[]): Result<string | null, Context>;
     queueReply(requests: string, replies: string, ...args: Arg[]): Result<0 | 1 | 2, Context>;
     queueDeadLetter(requests: string, replies: string, dead: string, ...args: Arg[]): Result<0 | 1 | 2, Context>;
     queueHeartbeat(requests: string, group: string, consumer: string, id: string): Result<-1 | 0 | 1, Context>;

@@ -26,8 +26,17 @@ import { listen } from '../common/server.js';
 import { resolveOptions, type RawOptions } from '../common/options.js';
 import { decodeRequest, encodeReply, queueKeys, type QueueKeys, type RequestEntry } from './messages.js';
 import { queue } from './index.js';
-import { queueWorkerOptions, redactRedisUrl, type QueueWorkerOptions } from './options.js';
-import { RedisClock, connectRedis, ensureGroup, isNoGroupError, reconnectDelay, whenReady } from './redis.js';
+import { REDIS_URL_OPTION, queueWorkerOptions, redactRedisUrl, type QueueWorkerOptions } from './options.js';
+import {
+  RedisClock,
+  UrlGuard,
+  connectRedis,
+  ensureGroup,
+  isNoGroupError,
+  reconnectDelay,
+  refusalOf,
+  whenReady,
+} from './redis.js';
 
 /** A worker's name lease lasts this long unless renewed (every REGISTER_EVERY_MS). */
 const LEASE_MS = 10_000;
@@ -56,13 +65,17 @@ interface Job {
 
 export class QueueWorker {
   readonly metrics: QueueWorkerMetrics;
-  /** Resolves once the worker has its name and takes jobs (false: stopped before that). */
+  /**
+   * Resolves once the worker has its name and takes jobs (false: stopped before that); rejects
+   * with a ConfigError when Redis refuses the URL before that (see UrlGuard).
+   */
   readonly ready: Promise<boolean>;
   private readonly keys: QueueKeys;
   private readonly commands: Redis;
   /** Dedicated to the blocking XREADGROUP. */
   private readonly reads: Redis;
   private readonly clock = new RedisClock();
+  private readonly guard: UrlGuard;
   private readonly token = randomBytes(8).toString('hex');
   private readonly stopController = new AbortController();
   private readonly claimScanMs: number;
@@ -94,11 +107,13 @@ export class QueueWorker {
     }));
     this.keys = queueKeys(options.keyPrefix);
     const tell = (line: string) => log(`worker ${this.workerName ?? '(starting)'}: ${line}`);
-    this.commands = connectRedis(options.redisUrl, 'worker', tell);
-    this.reads = connectRedis(options.redisUrl, 'worker-reads', tell);
+    this.guard = new UrlGuard(options.redisUrl);
+    this.commands = connectRedis(options.redisUrl, 'worker', tell, this.guard);
+    this.reads = connectRedis(options.redisUrl, 'worker-reads', tell, this.guard);
     this.commands.on('ready', () => {
       metrics.redisUp.set(1);
-      if (this.workerName) void this.rejoin();
+      // A failure here (Redis gone again) is retried: the group by the work loop, the name by the next register.
+      if (this.workerName) void this.rejoin().catch((error: unknown) => this.refused(error));
     });
     this.commands.on('close', () => metrics.redisUp.set(0));
     // Scan for stalled jobs a few times per claim interval; block on new ones no longer than that.
@@ -106,6 +121,7 @@ export class QueueWorker {
     this.blockMs = Math.min(1000, this.claimScanMs);
     this.heartbeatMs = Math.min(500, Math.floor(options.claimIdleMs / 3));
     this.ready = this.prepare();
+    this.ready.catch(() => {}); // handled by whoever awaits it (runWorker); not an unhandled rejection meanwhile
   }
 
   /** Starts serving /metrics and /healthz at once, then connects; see `ready`. */
@@ -133,7 +149,7 @@ export class QueueWorker {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.stopController.abort();
-      await this.ready;
+      await this.ready.catch(() => false);
       await this.loop;
       for (const timer of this.timers) clearInterval(timer);
       if (this.workerName && this.commands.status === 'ready') {
@@ -158,16 +174,18 @@ export class QueueWorker {
 
   private async prepare(): Promise<boolean> {
     for (let attempt = 1; ; attempt++) {
-      if (!(await whenReady(this.commands, this.stopSignal))) return false;
+      if (!(await Promise.race([whenReady(this.commands, this.stopSignal), this.guard.refused]))) return false;
       try {
         this.workerName = this.options.name ?? (await this.leaseName());
         await this.rejoin();
         break;
       } catch (error) {
+        if (this.refused(error)) await this.guard.refused; // rejects: the start ends here
         this.log(`worker: could not join the queue yet (${(error as Error).message})`);
-        await delay(reconnectDelay(attempt));
+        await Promise.race([delay(reconnectDelay(attempt)), this.guard.refused]);
       }
     }
+    this.guard.started();
     this.metrics.nameWorker(this.workerName);
     this.pool = new Piscina<FibTask, FibResult>({
       filename: new URL('./compute.js', import.meta.url).href,
@@ -183,6 +201,17 @@ export class QueueWorker {
     for (const timer of this.timers) timer.unref();
     if (this.stopSignal.aborted) return false;
     this.loop = this.work();
+    return true;
+  }
+
+  /**
+   * Whether `error` is Redis refusing the URL (see refusalOf): reported to the guard while
+   * starting, logged once started.
+   */
+  private refused(error: unknown): boolean {
+    const problem = refusalOf(error);
+    if (problem === null) return false;
+    if (!this.guard.refuse(problem)) this.log(`worker ${this.workerName}: Redis refused ${REDIS_URL_OPTION}: ${problem}`);
     return true;
   }
 
@@ -416,6 +445,7 @@ export class QueueWorker {
         return outcome;
       } catch (error) {
         if (isNoGroupError(error)) return null;
+        if (attempt === 1) this.refused(error); // said once; retried like an outage (the ACL may be put right)
         if (this.stopSignal.aborted && attempt >= REPLY_ATTEMPTS_WHEN_STOPPING) {
           this.log(`worker ${this.workerName}: Redis away, job ${job.id} left unacknowledged: another worker will take it`);
           return null;
@@ -452,7 +482,14 @@ export async function runWorker(raw: RawOptions<QueueWorkerOptions>): Promise<vo
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
   console.error(`worker: connecting to Redis at ${redactRedisUrl(options.redisUrl)}`);
-  if (await worker.ready) {
+  let ready: boolean;
+  try {
+    ready = await worker.ready;
+  } catch (error) {
+    await worker.stop(); // Redis refused the URL: `lab` says so in one line and exits 2
+    throw error;
+  }
+  if (ready) {
     const host = address.includes(':') ? `[${address}]` : address;
     console.log(`worker ${worker.name} ready redis=${redactRedisUrl(options.redisUrl)} metrics=${host}:${port}`);
   }

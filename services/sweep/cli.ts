@@ -3,6 +3,7 @@
 // `lab serve` never load dockerode or the report's libraries.
 
 import { Option, type Command } from 'commander';
+import { ConfigError } from '../common/errors.js';
 import { sweepOptionNames, type RawSweepOptions, type SweepOptionKey } from './options.js';
 
 export function addQuotaCommands(program: Command): void {
@@ -97,6 +98,13 @@ export function addQuotaCommands(program: Command): void {
     .option('--out <report.html>', 'where to write the report (default report.html)')
     .action(async (file: string, opts: { out?: string }) => {
       const { resolveReportOptions, runReport } = await import('./report.js');
-      runReport(resolveReportOptions({ sweep: file, out: opts.out }));
+      try {
+        runReport(resolveReportOptions({ sweep: file, out: opts.out }));
+      } catch (error) {
+        if (!(error instanceof ConfigError)) throw error;
+        // `lab report: invalid sweep.json: points[3].throughput: expected a number, got "fast"`
+        console.error(`lab report: ${error.message}`);
+        process.exitCode = 2;
+      }
     });
 }

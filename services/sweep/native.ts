@@ -4,6 +4,7 @@
 // stays outside the cgroup. Where no cgroup can be created (not root, a read-only hierarchy),
 // quotas become whole cores through CPU affinity (taskset): the server on the first cores, the
 // generator on the others where any are left. It says which in the sweep file's `isolation`.
+// Before it starts, it removes what an earlier sweep killed with SIGKILL left (leftovers.ts).
 //
 // Why by hand: no well-kept Node library creates cgroups; the files are the kernel's interface.
 
@@ -11,13 +12,13 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { ConfigError } from '../common/errors.js';
 import { startLocalVariant, type LocalVariant } from '../loadgen/local.js';
 import { localTarget } from '../loadgen/main.js';
 import { parseExposition, pick } from '../quota/exposition.js';
 import type { Counters, PreparedPoint, SweepBackend } from './backend.js';
 import type { SweepMode } from './file.js';
+import { OWNER_ENV, describeLeftovers, groupName, ownerTag, removeGroup, removeLeftovers } from './leftovers.js';
 import type { Isolation } from './options.js';
 
 const CGROUP_ROOT = '/sys/fs/cgroup';
@@ -38,6 +39,8 @@ export class NativeBackend implements SweepBackend {
   readonly hostCpus = availableParallelism();
   private readonly running = new Set<LocalVariant>();
   private generatorMask: string | null = null;
+  /** Marks the servers as this sweep's: a later sweep kills them if this one dies without stopping them. */
+  private readonly serverEnv = { [OWNER_ENV]: ownerTag() };
 
   private constructor(private readonly cgroup: SweepCgroup | null) {
     if (cgroup) {
@@ -53,12 +56,14 @@ export class NativeBackend implements SweepBackend {
     }
   }
 
-  static create(isolation: Isolation): NativeBackend {
+  static async create(isolation: Isolation): Promise<NativeBackend> {
+    const leftovers = describeLeftovers(await removeLeftovers(CGROUP_ROOT));
+    if (leftovers) console.error(leftovers);
     let cgroup: SweepCgroup | null = null;
     let why = '';
     if (isolation !== 'affinity') {
       try {
-        cgroup = createCgroup(`concurrency-lab-sweep-${process.pid}`);
+        cgroup = createCgroup(groupName());
       } catch (error) {
         why = (error as Error).message;
         if (isolation === 'cgroup') throw new ConfigError('--isolation cgroup', `cannot create a CPU cgroup: ${why}`);
@@ -96,7 +101,7 @@ export class NativeBackend implements SweepBackend {
       wrap = ['taskset', '-c', coreList(0, effective)];
       this.pinGenerator(effective);
     }
-    const server = await startLocalVariant(variant, {}, wrap);
+    const server = await startLocalVariant(variant, this.serverEnv, wrap);
     this.running.add(server);
     const target = localTarget(variant, server.port);
     return {
@@ -117,7 +122,7 @@ export class NativeBackend implements SweepBackend {
 
   async baseline(variant: string) {
     // No quota and no pinning: one connection never needs more than one core.
-    const server = await startLocalVariant(variant);
+    const server = await startLocalVariant(variant, this.serverEnv);
     this.running.add(server);
     return {
       target: localTarget(variant, server.port),
@@ -139,7 +144,7 @@ export class NativeBackend implements SweepBackend {
     }
     if (this.cgroup) {
       for (const dir of [this.cgroup.cpuDir, this.cgroup.cpuacctDir]) {
-        if (dir && existsSync(dir)) await removeCgroup(dir);
+        if (dir && existsSync(dir)) await removeGroup(dir);
       }
     }
     return done;
@@ -226,24 +231,4 @@ function readCounters(cgroup: SweepCgroup): Counters {
     throttledPeriods: stat.get('nr_throttled') ?? null,
     memoryBytes: null,
   };
-}
-
-/** Removes a group once its processes are gone (stragglers of this sweep's servers are killed). */
-async function removeCgroup(dir: string): Promise<void> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    try {
-      rmdirSync(dir);
-      return;
-    } catch {
-      for (const pid of readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) {
-        try {
-          process.kill(Number(pid), 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }
-      await sleep(100);
-    }
-  }
-  rmdirSync(dir);
 }

@@ -9,25 +9,12 @@ import { ConfigError } from '../common/errors.js';
 import { optionLabel, type OptionName } from '../common/options.js';
 import { duration } from '../loadgen/options.js';
 import { VARIANT_NAMES } from '../variants.js';
+import type { SweepSettings } from './file.js';
 
 export type Isolation = 'auto' | 'cgroup' | 'affinity';
 
-/** What each point measures; recorded in the sweep file, and a resumed sweep must match it. */
-export interface SweepSettings {
-  /** The CPU-bound request of the throughput measurement: fib(cpuN). */
-  cpuN: number;
-  /** The hog beside which short requests collapse: fib(longN), the talk's perf1. */
-  longN: number;
-  /** The short request: fib(shortN), the talk's perf2. */
-  shortN: number;
-  /** Throughput connections per core of quota (rounded up), at least 2: enough to keep the quota busy. */
-  connectionsPerCore: number;
-  /** Run after a quota change before measuring, ms (the throughput load itself warms up). */
-  warmupMs: number;
-  throughputMs: number;
-  /** Each of the two collapse phases (alone, beside one hog), ms. */
-  collapseMs: number;
-}
+/** What each point measures: its schema is in file.ts, the sweep file's one description. */
+export type { SweepSettings };
 
 export interface SweepOptions {
   variants: string[];

@@ -22,10 +22,15 @@ export function resolveReportOptions(raw: { sweep?: string; out?: string }): Rep
   return { sweep: raw.sweep, out };
 }
 
+/** Checks the sweep file (a ConfigError, exit 2, naming its first wrong field), then writes the page. */
 export function runReport(options: ReportOptions): void {
   const sweep = readSweepFile(options.sweep);
+  if (sweep.points.length === 0) {
+    throw new ConfigError(options.sweep, 'points: expected at least one point (the sweep has measured none yet)');
+  }
   writeFileSync(options.out, renderReport(sweep));
-  const fits = variantsOf(sweep).map((variant) => `${variant}: ${describeFit(fitFor(sweep, variant))}`);
+  // Names on a terminal: no control character from the file reaches it.
+  const fits = variantsOf(sweep).map((v) => `${v.replace(/\p{Cc}/gu, '?')}: ${describeFit(fitFor(sweep, v))}`);
   console.log(`wrote ${options.out} (${sweep.points.length} points)\n${fits.join('\n')}`);
 }
 
@@ -81,9 +86,9 @@ export function renderReport(sweep: SweepFile): string {
   };
   const fitRows = variants.map((name) => {
     const result = fits.get(name)!;
-    if (!result.fit) return `<tr><td>${esc(name)}</td><td colspan="6" class="note">${esc(result.note)}</td></tr>`;
+    if (!result.fit) return page`<tr><td>${name}</td><td colspan="6" class="note">${result.note}</td></tr>`;
     const f = result.fit;
-    return `<tr><td>${esc(name)}</td><td>${f.lambda.toFixed(0)}</td><td>${ideal ? (f.lambda / ideal).toFixed(2) : '-'}</td><td>${f.sigma.toFixed(3)}</td><td>${f.kappa.toFixed(4)}</td><td>${f.rmse.toFixed(1)} req/s${f.r2 === null ? '' : `, R² ${f.r2.toFixed(3)}`}</td><td class="note">${esc(result.note ?? peakNote(f.sigma, f.kappa))}</td></tr>`;
+    return page`<tr><td>${name}</td><td>${f.lambda.toFixed(0)}</td><td>${ideal ? (f.lambda / ideal).toFixed(2) : '-'}</td><td>${f.sigma.toFixed(3)}</td><td>${f.kappa.toFixed(4)}</td><td>${f.rmse.toFixed(1)} req/s${f.r2 === null ? '' : `, R² ${f.r2.toFixed(3)}`}</td><td class="note">${result.note ?? peakNote(f.sigma, f.kappa)}</td></tr>`;
   });
   const pointRows = sweep.points.map((p) => {
     const cells = [
@@ -99,24 +104,27 @@ export function renderReport(sweep: SweepFile): string {
       p.hostBusyCores === undefined || p.hostBusyCores === null ? '-' : p.hostBusyCores.toFixed(2),
       p.collapse.aloneRps.toFixed(0),
       p.collapse.besideRps.toFixed(0),
-      p.collapse.infinite ? '∞' : `${p.collapse.ratio!.toFixed(1)}×`,
+      p.collapse.ratio === null ? '∞' : `${p.collapse.ratio.toFixed(1)}×`,
       p.shortP99Ms === null ? '-' : p.shortP99Ms.toFixed(2),
       p.generatorBound ? 'yes' : 'no',
     ];
-    const why = p.generatorBound ? ` title="${esc(p.generatorReasons.join('; '))}"` : '';
-    return `<tr${why}>${cells.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`;
+    const why = p.generatorBound ? page` title="${p.generatorReasons.join('; ')}"` : '';
+    return page`<tr${why}>${cells.map((c) => page`<td>${c}</td>`)}</tr>`;
   });
   const infinite = sweep.points.filter((p) => p.collapse.infinite).map((p) => `${p.variant} at ${p.cpus}`);
   const s = sweep.settings;
   const baselineText = baseline
-    ? `t(fib(${baseline.n})) = ${(baseline.secondsPerRequest * 1000).toFixed(3)} ms, one connection to <code>${esc(baseline.variant)}</code> with all the host's CPUs: the ideal line is quota × ${ideal.toFixed(0)} req/s`
+    ? page`t(fib(${baseline.n})) = ${(baseline.secondsPerRequest * 1000).toFixed(3)} ms, one connection to <code>${baseline.variant}</code> with all the host's CPUs: the ideal line is quota × ${ideal.toFixed(0)} req/s`
     : 'no baseline was measured';
-  return `<!doctype html>
+  // Every value below goes through page``, which escapes it; the only markup written as it is
+  // comes from this module or from uPlot's files. The data the charts draw is JSON in a script
+  // block the browser never runs, every `<` in it escaped, so no string in it can end the block.
+  return page`<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <title>Concurrency lab: CPU quota sweep</title>
-<style>${uplotCss}</style>
+<style>${trusted(uplotCss)}</style>
 <style>
 body { font: 14px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 1240px; padding: 0 16px; color: #1d1d1f; }
 h1 { font-size: 22px; margin-bottom: 4px; } h2 { font-size: 17px; margin-top: 28px; }
@@ -130,7 +138,7 @@ code { background: #f3f3f3; padding: 0 3px; }
 </head>
 <body>
 <h1>Concurrency lab: throughput, collapse and latency against the CPU quota</h1>
-<p class="meta">${esc(sweep.mode)} on ${sweep.host.cpus} CPUs (${esc(sweep.isolation)}); ${sweep.points.length} points, measured ${esc(sweep.startedAt.slice(0, 16).replace('T', ' '))} to ${esc(sweep.updatedAt.slice(0, 16).replace('T', ' '))} UTC. Baseline: ${baselineText}.
+<p class="meta">${sweep.mode} on ${sweep.host.cpus} CPUs (${sweep.isolation}); ${sweep.points.length} points, measured ${sweep.startedAt.slice(0, 16).replace('T', ' ')} to ${sweep.updatedAt.slice(0, 16).replace('T', ' ')} UTC. Baseline: ${baselineText}.
 Each point: throughput of fib(${s.cpuN}) on ${s.connectionsPerCore} connections per core of quota (${s.throughputMs / 1000} s after ${s.warmupMs / 1000} s of warm-up); fib(${s.shortN}) on one connection alone, then beside one fib(${s.longN}) hog (${s.collapseMs / 1000} s each).</p>
 
 <h2>Throughput against quota</h2>
@@ -138,7 +146,7 @@ Each point: throughput of fib(${s.cpuN}) on ${s.connectionsPerCore} connections 
 <div class="grid" id="throughput"></div>
 
 <h2>Collapse against quota</h2>
-<p class="note">The talk's perf2: short requests per second alone divided by short requests per second beside one long request (1× means the long request costs the short ones nothing). Log scale.${infinite.length ? ` Not drawn, because no short request was answered beside the hog (collapse ∞): ${esc(infinite.join(', '))}.` : ''}</p>
+<p class="note">The talk's perf2: short requests per second alone divided by short requests per second beside one long request (1× means the long request costs the short ones nothing). Log scale.${infinite.length ? page` Not drawn, because no short request was answered beside the hog (collapse ∞): ${infinite.join(', ')}.` : ''}</p>
 <div class="chart" id="collapse"></div>
 
 <h2>Short-request p99 beside one hog, against quota</h2>
@@ -148,20 +156,20 @@ Each point: throughput of fib(${s.cpuN}) on ${s.connectionsPerCore} connections 
 <h2>Universal Scalability Law per variant</h2>
 <p class="note">X(N) = λN / (1 + σ(N−1) + κN(N−1)) over the quota N. λ: throughput of one core; σ (contention): the share of the work that serializes, so extra cores add less and less (σ = 1: one core's worth at most); κ (coherency): a cost paid for every pair of cores, which makes throughput peak and then fall. σ = κ = 0 is the ideal line. Fitted by least squares (Levenberg-Marquardt).</p>
 <table><thead><tr><th>variant</th><th>λ req/s</th><th>λ / ideal</th><th>σ contention</th><th>κ coherency</th><th>fit error</th><th></th></tr></thead>
-<tbody>${fitRows.join('\n')}</tbody></table>
+<tbody>${join(fitRows, '\n')}</tbody></table>
 
 <h2>Every point</h2>
 <table><thead><tr><th>variant</th><th>cpus</th><th>workers</th><th>req/s</th><th>ideal</th><th>ratio</th><th>cores used</th><th>throttled</th><th>generator cores</th><th>host busy cores</th><th>alone/s</th><th>beside/s</th><th>collapse</th><th>p99 beside, ms</th><th>generator-bound (hover: why)</th></tr></thead>
-<tbody>${pointRows.join('\n')}</tbody></table>
+<tbody>${join(pointRows, '\n')}</tbody></table>
 
-<script>${uplotJs}</script>
+<script>${trusted(uplotJs)}</script>
+<script type="application/json" id="sweep-data">${trusted(JSON.stringify(data).replace(/</g, '\\u003c'))}</script>
 <script>
-const DATA = ${JSON.stringify(data).replace(/</g, '\\u003c')};
-${PAGE_SCRIPT}
+${trusted(PAGE_SCRIPT)}
 </script>
 </body>
 </html>
-`;
+`.text;
 }
 
 function peakNote(sigma: number, kappa: number): string {
@@ -170,13 +178,49 @@ function peakNote(sigma: number, kappa: number): string {
   return `would peak near ${peak.toFixed(1)} cores`;
 }
 
-function esc(text: string): string {
-  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+/** Markup this module made: written into the page as it is. */
+class Html {
+  constructor(readonly text: string) {}
 }
 
-// Runs in the page: draws the charts from DATA and counts them in window.labCharts (the browser
-// test waits for every chart to be drawn). The same USL formula as usl.ts, for the fitted curve.
+/** Markup from this module's constants or uPlot's own files, never from the sweep file. */
+function trusted(text: string): Html {
+  return new Html(text);
+}
+
+/**
+ * A template for the page whose every value is escaped unless it is markup made here (Html);
+ * an array's items are written one after the other. Anything else (an object, undefined) is a
+ * mistake in this module and throws rather than writing `[object Object]` into the page. (Not
+ * named html: prettier would reformat the page's text inside an html`` template.)
+ */
+function page(strings: TemplateStringsArray, ...values: unknown[]): Html {
+  let text = strings[0]!;
+  values.forEach((value, i) => (text += render(value) + strings[i + 1]!));
+  return new Html(text);
+}
+
+function join(items: Html[], separator: string): Html {
+  return new Html(items.map((item) => item.text).join(separator));
+}
+
+function render(value: unknown): string {
+  if (value instanceof Html) return value.text;
+  if (Array.isArray(value)) return value.map(render).join('');
+  if (typeof value === 'string') return esc(value);
+  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+  throw new TypeError(`lab report: cannot write ${typeof value === 'number' ? value : typeof value} into the page`);
+}
+
+function esc(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
+}
+
+// Runs in the page: reads DATA from the JSON block, draws the charts from it and counts them in
+// window.labCharts (the browser test waits for every chart to be drawn). The same USL formula as
+// usl.ts, for the fitted curve.
 const PAGE_SCRIPT = `
+const DATA = JSON.parse(document.getElementById('sweep-data').textContent);
 const COLORS = ['#1f77b4','#d62728','#2ca02c','#ff7f0e','#9467bd','#8c564b','#e377c2','#17becf','#bcbd22','#7f7f7f'];
 const usl = ${usl.toString()};
 window.labCharts = { expected: 0, drawn: new Set() };

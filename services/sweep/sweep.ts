@@ -36,7 +36,7 @@ interface PlannedPoint {
 
 export async function runSweep(options: SweepOptions): Promise<SweepFile> {
   const backend: SweepBackend = options.native
-    ? (await import('./native.js')).NativeBackend.create(options.isolation)
+    ? await (await import('./native.js')).NativeBackend.create(options.isolation)
     : await DockerBackend.create(options.confirmTimeoutMs);
   try {
     return await sweepWith(backend, options);

@@ -20,9 +20,14 @@ export class RedisProcess {
   private constructor(readonly port: number) {}
 
   static async start(): Promise<RedisProcess> {
-    const redis = new RedisProcess(await freePort());
+    const redis = await RedisProcess.notStarted();
     await redis.restart();
     return redis;
+  }
+
+  /** One on a free port that is not started yet (restart() starts it): Redis down when a process starts. */
+  static async notStarted(): Promise<RedisProcess> {
+    return new RedisProcess(await freePort());
   }
 
   get url(): string {
