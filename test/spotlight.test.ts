@@ -448,6 +448,35 @@ describe('the control API', () => {
     assert.equal(sample(await metricsText(), 'loadgen_paused'), 0);
   });
 
+  it('measures one stretch on POST /measure, only while all load is paused (how lab sweep measures the compose lab)', async () => {
+    const stretch = JSON.stringify({
+      target: 'ev',
+      probes: [{ name: 'short', n: 1, connections: 1 }],
+      durationMs: 300,
+      warmupMs: 100,
+    });
+    const refused = await send('POST', '/measure', stretch);
+    assert.equal(refused.status, 409, JSON.stringify(refused.body));
+    assert.match(String(refused.body.error), /pause all load first/);
+    await send('PUT', '/pause', JSON.stringify({ seconds: 30 }));
+    try {
+      const measured = await send('POST', '/measure', stretch);
+      assert.equal(measured.status, 200, JSON.stringify(measured.body));
+      const short = (measured.body.probes as Record<string, { ok: number; okPerSecond: number; p50Ms: number }>).short!;
+      assert.ok(short.ok > 0 && short.okPerSecond > 0 && short.p50Ms > 0, JSON.stringify(short));
+      assert.ok(Math.abs(Number(measured.body.seconds) - 0.3) < 0.1, `measured ${String(measured.body.seconds)} s`);
+      assert.equal(typeof (measured.body.generator as { generatorBound: unknown }).generatorBound, 'boolean');
+      const unknown = await send('POST', '/measure', JSON.stringify({ ...JSON.parse(stretch), target: 'elsewhere' }));
+      assert.equal(unknown.status, 400);
+      assert.match(String(unknown.body.error), /unknown target "elsewhere"/);
+      const get = await fetch(`${base}/measure`);
+      await get.body?.cancel();
+      assert.equal(get.status, 405, 'POST only: lab sweep tells a generator that can measure by this');
+    } finally {
+      await send('DELETE', '/pause');
+    }
+  });
+
   it('keeps the options a switch leaves out, and removes the fairness series of what was switched off', async () => {
     const metricsText = async () => (await fetchText(`${base}/metrics`)).body;
     await waitFor(

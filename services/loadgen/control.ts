@@ -9,6 +9,9 @@
 //   (the quota sweep) never leaves the lab paused; DELETE /pause resumes at once.
 // - GET /spotlight shows the rotation and each variant's last figures; PUT /spotlight
 //   {"variants": [...]} changes the rotation.
+// - POST /measure runs one measured stretch (measure.ts) against a configured target, while all
+//   load is paused: how `lab sweep` measures the compose lab from inside its network, on the
+//   generator's own cores, rather than from the host through Docker's port forwarding.
 // Bodies are JSON of at most MAX_BODY_BYTES; a longer one is refused with 413.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -20,7 +23,12 @@ import type { PauseGate } from './pause.js';
 import { formatMs } from './report.js';
 import { LoadRun } from './run.js';
 import { loadScenario } from './scenario.js';
+import { measure } from './measure.js';
+import { FIB_MAX_N_LIMIT } from '../common/protocol.js';
 import type { Spotlight } from './spotlight.js';
+
+/** Connections one probe of POST /measure may open. */
+export const MAX_MEASURE_CONNECTIONS = 256;
 
 /** The largest request body the control API reads. */
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -42,6 +50,29 @@ const updateSchema = z
 const pauseSchema = z.object({ seconds: z.number().min(1).max(MAX_PAUSE_SECONDS) }).strict();
 
 const spotlightSchema = z.object({ variants: z.array(z.string()).min(1) }).strict();
+
+const measureSchema = z
+  .object({
+    target: z.string().min(1),
+    probes: z
+      .array(
+        z
+          .object({
+            name: z.string().regex(/^[a-z][a-z0-9_]*$/),
+            n: z.number().int().min(0).max(FIB_MAX_N_LIMIT),
+            connections: z.number().int().min(1).max(MAX_MEASURE_CONNECTIONS),
+            thinkMs: z.number().min(0).max(60_000).optional(),
+            connectPerRequest: z.boolean().optional(),
+          })
+          .strict(),
+      )
+      .min(1)
+      .max(4),
+    durationMs: z.number().min(100).max(600_000),
+    warmupMs: z.number().min(0).max(60_000).optional(),
+    dropLateReplies: z.boolean().optional(),
+  })
+  .strict();
 
 /** A request the API refuses: the status and one line saying why. */
 class HttpError extends Error {
@@ -233,6 +264,25 @@ export class Controller {
     };
   }
 
+  /** POST /measure: one stretch against a configured target, only while all load is paused (the caller holds the lease). */
+  private async measure(body: unknown): Promise<object> {
+    const request = parsed(measureSchema, body);
+    const target = this.options.targets.find((t) => t.name === request.target);
+    if (!target)
+      throw new ConfigError(
+        'target',
+        `unknown target ${JSON.stringify(request.target)}: expected one of ${this.options.targets.map((t) => t.name).join(', ')}`,
+      );
+    if (!this.gate.allPaused) throw new HttpError(409, 'pause all load first (PUT /pause): a stretch is measured alone');
+    const result = await measure(target, request.probes, {
+      durationMs: request.durationMs,
+      warmupMs: request.warmupMs ?? 0,
+      dropLateReplies: request.dropLateReplies ?? false,
+      scenario: 'measure',
+    });
+    return result;
+  }
+
   /** PUT /spotlight. */
   private updateSpotlight(body: unknown): object {
     const spotlight = this.spotlight;
@@ -269,6 +319,9 @@ export class Controller {
         GET: () => reply(200, this.pauseState()),
         PUT: () => withBody((body) => this.pause(parsed(pauseSchema, body).seconds)),
         DELETE: () => reply(200, this.resume()),
+      },
+      '/measure': {
+        POST: () => withBody((body) => this.measure(body)),
       },
       '/spotlight': {
         GET: () =>

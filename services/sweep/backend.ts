@@ -5,6 +5,8 @@
 
 import type { Target } from '../loadgen/options.js';
 import { localTarget } from '../loadgen/main.js';
+import { measure, type MeasuredProbe, type MeasureOptions, type Measurement } from '../loadgen/measure.js';
+import { measureThroughLoadgen } from './remote.js';
 import { changeQuota, formatCores } from '../quota/cpus.js';
 import { LabDocker, type ContainerCounters, type LabContainer } from '../quota/docker.js';
 import { parseExposition, pick } from '../quota/exposition.js';
@@ -13,9 +15,13 @@ import type { SweepMode } from './file.js';
 
 export type Counters = ContainerCounters;
 
+/** Measures one stretch against the point's variant (locally, or by the lab's own load generator). */
+export type MeasureAt = (probes: MeasuredProbe[], options: MeasureOptions) => Promise<Measurement>;
+
 export interface PreparedPoint {
   /** Where the load goes (a connection per request for a variant whose clients take turns; the hog keeps its own). */
   target: Target;
+  measure: MeasureAt;
   /** The quota in force. */
   cpus: number;
   quotaHolders: number;
@@ -37,7 +43,7 @@ export interface SweepBackend {
   check(variants: string[]): Promise<void>;
   prepare(variant: string, cpus: number): Promise<PreparedPoint>;
   /** The baseline variant with no quota to speak of (all the host's CPUs), for t(fib(n)). */
-  baseline(variant: string): Promise<{ target: Target; release(): Promise<void> }>;
+  baseline(variant: string): Promise<{ target: Target; measure: MeasureAt; release(): Promise<void> }>;
   /** Puts back every quota changed and stops everything started; safe to call twice. */
   restore(): Promise<string[]>;
 }
@@ -55,20 +61,52 @@ export function sumCounters(all: Array<Counters | null>): Counters | null {
   };
 }
 
-/** The compose lab: quotas through the Docker API, load on the published ports of 127.0.0.1. */
+/** A stretch measured from this process: the local measure(). */
+export const measureFromHere =
+  (target: Target): MeasureAt =>
+  (probes, options) =>
+    measure(target, probes, options);
+
+/**
+ * The compose lab: quotas through the Docker API; the load sent by the lab's own load generator
+ * from inside the compose network (remote.ts), or, where it cannot (no generator, or one without
+ * POST /measure), from here on the published ports of 127.0.0.1, said once.
+ */
 export class DockerBackend implements SweepBackend {
   readonly mode = 'docker' as const;
   readonly isolation = 'docker: NanoCpus of the compose containers, through the Docker API';
   private readonly original = new Map<string, { container: LabContainer; variant: string; cores: number | null }>();
+  /** Where the load comes from; set by check(). */
+  private loadFrom: 'loadgen' | 'host' = 'host';
 
   private constructor(
     private readonly docker: LabDocker,
     readonly hostCpus: number,
     private readonly confirmTimeoutMs: number,
+    private readonly loadgenUrl: string,
+    private readonly loadgenHeaders: Record<string, string>,
   ) {}
 
-  static async create(confirmTimeoutMs: number, docker = new LabDocker()): Promise<DockerBackend> {
-    return new DockerBackend(docker, await docker.hostCpus(), confirmTimeoutMs);
+  static async create(
+    confirmTimeoutMs: number,
+    loadgenUrl: string,
+    loadgenHeaders: Record<string, string> = {},
+    docker = new LabDocker(),
+  ): Promise<DockerBackend> {
+    return new DockerBackend(docker, await docker.hostCpus(), confirmTimeoutMs, loadgenUrl, loadgenHeaders);
+  }
+
+  /** Where the sweep's requests come from, in words (the sweep prints it). */
+  get loadSource(): string {
+    return this.loadFrom === 'loadgen'
+      ? `load from the lab's load generator inside the compose network (${this.loadgenUrl}/measure)`
+      : 'load from this host on the published ports (no load generator with POST /measure)';
+  }
+
+  /** Measures through the generator where it can, else from here. */
+  private measureFor(variant: string, target: Target): MeasureAt {
+    if (this.loadFrom === 'host') return measureFromHere(target);
+    return (probes, options) => measureThroughLoadgen(this.loadgenUrl, variant, probes, options, this.loadgenHeaders);
   }
 
   effectiveCpus(cpus: number): number {
@@ -77,6 +115,10 @@ export class DockerBackend implements SweepBackend {
 
   async check(variants: string[]): Promise<void> {
     await this.docker.variants(variants);
+    // The generator knows /measure when it answers a GET with 405 (POST only) rather than 404.
+    const probe = await fetch(`${this.loadgenUrl}/measure`, { signal: AbortSignal.timeout(3000) }).catch(() => null);
+    await probe?.body?.cancel();
+    this.loadFrom = probe?.status === 405 ? 'loadgen' : 'host';
   }
 
   private async setQuota(variant: string, cpus: number): Promise<{ holders: LabContainer[]; workers: number | null }> {
@@ -98,6 +140,7 @@ export class DockerBackend implements SweepBackend {
     const target = localTarget(variant, hostPort);
     return {
       target,
+      measure: this.measureFor(variant, target),
       cpus,
       quotaHolders: holders.length,
       workers: async () => {
@@ -113,8 +156,8 @@ export class DockerBackend implements SweepBackend {
 
   async baseline(variant: string) {
     await this.setQuota(variant, this.hostCpus);
-    const hostPort = findVariant(variant)!.hostPort;
-    return { target: localTarget(variant, hostPort), release: async () => {} };
+    const target = localTarget(variant, findVariant(variant)!.hostPort);
+    return { target, measure: this.measureFor(variant, target), release: async () => {} };
   }
 
   async restore(): Promise<string[]> {

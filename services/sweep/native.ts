@@ -16,7 +16,7 @@ import { ConfigError } from '../common/errors.js';
 import { startLocalVariant, type LocalVariant } from '../loadgen/local.js';
 import { localTarget } from '../loadgen/main.js';
 import { parseExposition, pick } from '../quota/exposition.js';
-import type { Counters, PreparedPoint, SweepBackend } from './backend.js';
+import { measureFromHere, type Counters, type PreparedPoint, type SweepBackend } from './backend.js';
 import type { SweepMode } from './file.js';
 import { OWNER_ENV, describeLeftovers, groupName, ownerTag, removeGroup, removeLeftovers } from './leftovers.js';
 import type { Isolation } from './options.js';
@@ -106,6 +106,7 @@ export class NativeBackend implements SweepBackend {
     const target = localTarget(variant, server.port);
     return {
       target,
+      measure: measureFromHere(target),
       cpus: effective,
       quotaHolders: 1,
       workers: async () => {
@@ -124,8 +125,10 @@ export class NativeBackend implements SweepBackend {
     // No quota and no pinning: one connection never needs more than one core.
     const server = await startLocalVariant(variant, this.serverEnv);
     this.running.add(server);
+    const target = localTarget(variant, server.port);
     return {
-      target: localTarget(variant, server.port),
+      target,
+      measure: measureFromHere(target),
       release: async () => {
         await server.stop();
         this.running.delete(server);

@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConfigError } from '../common/errors.js';
-import { measure, type Measurement, type ProbeFigures } from '../loadgen/measure.js';
+import type { Measurement, ProbeFigures } from '../loadgen/measure.js';
 import { formatCores } from '../quota/cpus.js';
 import { usageBetween } from '../quota/docker.js';
 import { DockerBackend, type Counters, type PreparedPoint, type SweepBackend } from './backend.js';
@@ -37,7 +37,7 @@ interface PlannedPoint {
 export async function runSweep(options: SweepOptions): Promise<SweepFile> {
   const backend: SweepBackend = options.native
     ? await (await import('./native.js')).NativeBackend.create(options.isolation)
-    : await DockerBackend.create(options.confirmTimeoutMs);
+    : await DockerBackend.create(options.confirmTimeoutMs, options.loadgenUrl);
   try {
     return await sweepWith(backend, options);
   } finally {
@@ -95,6 +95,7 @@ async function sweepWith(backend: SweepBackend, options: SweepOptions): Promise<
   }
   const total = options.variants.length * new Set(options.cpus.map((c) => backend.effectiveCpus(c))).size;
   console.error(`lab sweep: ${backend.isolation}`);
+  if (backend instanceof DockerBackend) console.error(`lab sweep: ${backend.loadSource}`);
   if (backend.mode === 'native-affinity' && options.cpus.some((c) => backend.effectiveCpus(c) !== c)) {
     console.error(`lab sweep: whole cores only: ${options.cpus.map((c) => `${c} -> ${backend.effectiveCpus(c)}`).join(', ')}`);
   }
@@ -178,9 +179,8 @@ async function measureBaseline(
   signal: AbortSignal,
 ): Promise<Baseline> {
   const server = await backend.baseline(variant);
-  const { target } = server;
   try {
-    const result = await measure(target, [{ name: 'cpu', n: settings.cpuN, connections: 1 }], {
+    const result = await server.measure([{ name: 'cpu', n: settings.cpuN, connections: 1 }], {
       durationMs: settings.throughputMs,
       warmupMs: settings.warmupMs,
       signal,
@@ -224,7 +224,7 @@ async function measurePoint(
       })
       .catch(() => null),
   ];
-  const throughput = await measure(prepared.target, [{ name: 'cpu', n: settings.cpuN, connections }], {
+  const throughput = await prepared.measure([{ name: 'cpu', n: settings.cpuN, connections }], {
     durationMs: settings.throughputMs,
     warmupMs: settings.warmupMs,
     signal,
@@ -237,18 +237,19 @@ async function measurePoint(
   const usage = before && after ? usageBetween(before, after) : { coresUsed: null, throttledShare: null };
 
   const short = { name: 'short', n: settings.shortN, connections: 1 };
-  const alone = await measure(prepared.target, [short], {
+  const alone = await prepared.measure([short], {
     durationMs: settings.collapseMs,
     warmupMs: 500,
     signal,
     dropLateReplies: true,
   });
   // The hog keeps its own connection; the short requests take turns where the variant's clients do.
-  const beside = await measure(
-    prepared.target,
-    [{ name: 'long', n: settings.longN, connections: 1, connectPerRequest: false }, short],
-    { durationMs: settings.collapseMs, warmupMs: 1000, signal, dropLateReplies: true },
-  );
+  const beside = await prepared.measure([{ name: 'long', n: settings.longN, connections: 1, connectPerRequest: false }, short], {
+    durationMs: settings.collapseMs,
+    warmupMs: 1000,
+    signal,
+    dropLateReplies: true,
+  });
   const cpu = figures(throughput, 'cpu');
   const aloneShort = figures(alone, 'short');
   const besideShort = figures(beside, 'short');
