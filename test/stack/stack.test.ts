@@ -1,8 +1,14 @@
 // The whole compose stack, as `make up` runs it: brings any earlier stack down, builds afresh,
-// starts everything (Grafana too unless LAB_NO_GRAFANA=1), waits until healthy, talks to the
-// variants on their published ports, runs a short load, and checks through Prometheus's HTTP
-// API that every variant is scraped and that every dashboard query returns a series for every
-// variant. Always tears the stack down. Run with `make test-stack` (needs Docker).
+// starts everything (Grafana too unless LAB_NO_GRAFANA=1), talks to the variants on their
+// published ports, runs a short load, and checks through Prometheus's HTTP API that every
+// variant is scraped and that every dashboard query returns a series for every variant; that
+// Docker calls every container healthy; and what the idle lab costs the machine. Always tears
+// the stack down. Run with `make test-stack` (needs Docker).
+//
+// Two settings differ from a plain `make up`, to fit CI's time: the spotlight's phases are 1 s
+// (2.5 s by default; the same 3 rounds), and the test does not wait for Docker's first
+// healthcheck (60 s after a start where Docker has no start_interval) before it begins: it waits
+// until every variant answers, and checks Docker's verdict in a later step.
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -12,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { allQueries } from '../../grafana/src/dashboards.js';
 import type { LoadReport } from '../../services/loadgen/report.js';
 import { VARIANTS } from '../../services/variants.js';
+import { IDLE_BOUND_CORES, hostBusyOver, idleTable, measureIdleCost } from '../../benchmarks/idle.js';
 import { TestClient, runLab, waitUntil } from '../helpers.js';
 import { checkCpusAndReset, checkMakeCpusOneShot, checkPs, checkShortSweepReport, checkQuotaLesson } from './quota-steps.js';
 
@@ -56,20 +63,52 @@ function envFile(): Record<string, string> {
   return values;
 }
 
+/** The spotlight as the stack test runs it: shorter phases than make up's (SPOTLIGHT_* in .env), the same rounds. */
+const SPOTLIGHT_FOR_CI = { SPOTLIGHT_PHASE: '1s', SPOTLIGHT_WARMUP: '250ms', SPOTLIGHT_GAP: '1s' };
+
+function hostCpus(): number {
+  const result = spawnSync('docker', ['info', '--format', '{{.NCPU}}'], { encoding: 'utf8' });
+  return Number(result.stdout.trim()) || 1;
+}
+
 /** What every dashboard annotates: a variant whose CPU quota changed in the last minute. */
 const QUOTA_ANNOTATION = 'changes(lab_cpu_quota_cores{variant=~".+"}[1m]) > 0';
 
 describe('the compose stack', () => {
   let failed = false;
 
-  before(() => {
+  /** The host's busy cores before the lab started (the idle step compares against it). */
+  let hostBaseline: number | null = null;
+
+  before(async () => {
     // The multi-core lesson below needs a pool that follows its quota (threadpool: one worker at
     // one core) beside one that does not (processpool keeps two workers on one core: the mismatch).
     process.env.THREADPOOL_POOL_FOLLOWS_QUOTA = '1';
     process.env.PROCESSPOOL_POOL_FOLLOWS_QUOTA = '0';
+    Object.assign(process.env, SPOTLIGHT_FOR_CI);
     compose(['down', '-v', '--remove-orphans'], 180_000);
     compose(['build']);
-    compose(['up', '-d', '--wait', '--wait-timeout', '300', '--remove-orphans']);
+    hostBaseline = await hostBusyOver(10, hostCpus());
+    compose(['up', '-d', '--remove-orphans']);
+    await waitUntil(
+      'every variant answering on its published port, and the load generator serving',
+      async () => {
+        const down: string[] = [];
+        for (const { name, hostPort } of VARIANTS) {
+          const client = await TestClient.connect(hostPort).catch(() => null);
+          if (!client) down.push(name);
+          else client.close();
+        }
+        const loadgen = await fetch('http://127.0.0.1:9465/healthz').then(
+          (r) => r.ok,
+          () => false,
+        );
+        if (!loadgen) down.push('loadgen');
+        return down.length === 0 ? null : `not yet: ${down.join(', ')}`;
+      },
+      240_000,
+      1000,
+    );
   });
 
   after(() => {
@@ -154,17 +193,25 @@ describe('the compose stack', () => {
     const value = (text: string) => (text === '+Inf' ? Infinity : text === '-Inf' ? -Infinity : Number(text));
     const byVariant = async (expr: string) => new Map((await query(expr)).map((s) => [s.metric.variant!, value(s.value[1])]));
     const collapse = await byVariant('loadgen_lesson_collapse_ratio');
+    const low = await byVariant('loadgen_lesson_collapse_ratio_low');
+    const high = await byVariant('loadgen_lesson_collapse_ratio_high');
+    const group = await byVariant('loadgen_lesson_collapse_group');
     const quota = await byVariant('loadgen_lesson_cpu_quota_cores');
     const bound = await byVariant('loadgen_lesson_generator_bound');
     const p99 = await byVariant('loadgen_lesson_short_latency_seconds{phase="beside_one_long", quantile="0.99"}');
     const alone = await byVariant('loadgen_lesson_short_requests_per_second{phase="alone"}');
     const beside = await byVariant('loadgen_lesson_short_requests_per_second{phase="beside_one_long"}');
     const used = await byVariant('loadgen_lesson_workers_used{phase="beside_one_long"}');
+    const causes = (await query('loadgen_lesson_generator_bound_rounds')).map(
+      (s) => `${s.metric.variant} ${s.metric.phase} ${s.metric.cause} in ${s.value[1]} rounds`,
+    );
+    const ratio = (v: number | undefined) => (v === undefined ? '-' : v.toFixed(1));
     const scoreboard = NAMES.map(
       (name) =>
-        `${name.padEnd(12)} collapse ${collapse.get(name)?.toFixed(1).padStart(7)}  perf2 ${alone.get(name)?.toFixed(0).padStart(6)}/s alone, ${beside.get(name)?.toFixed(0).padStart(6)}/s beside one long, p99 beside ${((p99.get(name) ?? NaN) * 1000).toFixed(2)} ms  (quota ${quota.get(name)}${bound.get(name) ? ', GENERATOR-BOUND' : ''})`,
+        `${name.padEnd(12)} collapse ${ratio(collapse.get(name)).padStart(7)} (${ratio(low.get(name))}-${ratio(high.get(name))}, group ${group.get(name)})  perf2 ${alone.get(name)?.toFixed(0).padStart(6)}/s alone, ${beside.get(name)?.toFixed(0).padStart(6)}/s beside one long, p99 beside ${((p99.get(name) ?? NaN) * 1000).toFixed(2)} ms  (quota ${quota.get(name)}${bound.get(name) ? ', GENERATOR-BOUND' : ''})`,
     );
-    console.log(`the lesson scoreboard after one rotation:\n${scoreboard.join('\n')}`);
+    console.log(`the lesson scoreboard after one rotation (medians of 3 rounds, lowest-highest):\n${scoreboard.join('\n')}`);
+    console.log(`generator-bound rounds: ${causes.length === 0 ? 'none' : causes.join('; ')}`);
     const shown = scoreboard.join(' | ');
     const stalls = ['eventloop', 'sync'];
     const parallel = ['threads', 'threadpool', 'processes', 'processpool'];
@@ -188,6 +235,41 @@ describe('the compose stack', () => {
       assert.ok(collapse.get('cluster')! <= 3, `cluster, perf2 on its own worker: collapse <= 3: ${shown}`);
     }
     console.log(`cluster: perf2 ${clusterWorkers === 1 ? "shared the hog's worker" : 'had a worker of its own'} this turn`);
+  });
+
+  step('Docker calls every container healthy (a bash healthcheck, no JavaScript runtime per check)', async () => {
+    await waitUntil(
+      'every container of the lab healthy',
+      async () => {
+        const ids = compose(['ps', '-q']).split('\n').filter(Boolean);
+        const states = spawnSync(
+          'docker',
+          ['inspect', '-f', '{{.Name}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}', ...ids],
+          {
+            encoding: 'utf8',
+          },
+        )
+          .stdout.trim()
+          .split('\n');
+        const unhealthy = states.filter((line) => !line.endsWith(' healthy'));
+        return unhealthy.length === 0 ? null : `not healthy yet: ${unhealthy.join(', ')}`;
+      },
+      150_000,
+      2000,
+    );
+  });
+
+  step(`the idle lab (load generator paused) costs at most ${IDLE_BOUND_CORES} cores`, async () => {
+    // 60 s: one healthcheck of every container (every 60 s), its share of Prometheus' scrapes.
+    const cost = await measureIdleCost(60);
+    console.log(`the lab's idle cost:\n${idleTable(cost, hostBaseline)}`);
+    const shown = `containers ${cost.totalCores.toFixed(3)} cores, host ${cost.hostBusyCores?.toFixed(3)} (before the lab: ${hostBaseline?.toFixed(3)})`;
+    assert.ok(cost.totalCores <= IDLE_BOUND_CORES, `every container of the lab together: ${shown}`);
+    if (cost.hostBusyCores !== null && hostBaseline !== null)
+      assert.ok(
+        cost.hostBusyCores - hostBaseline <= IDLE_BOUND_CORES,
+        `the whole host, over what it used before the lab started (Docker's own work for the lab included): ${shown}`,
+      );
   });
 
   step('every dashboard query returns a series for every variant it applies to', async () => {
@@ -303,7 +385,9 @@ describe('the compose stack', () => {
   step('a short sweep (two variants x two quotas) writes a report that Chromium draws without an error', checkShortSweepReport);
 
   step('queue scales out: a third worker joins the group and takes work', async () => {
-    compose(['up', '-d', '--no-recreate', '--wait', '--scale', 'queue-worker=3', 'queue-worker']);
+    // No --wait: Docker's first healthcheck of the new worker comes a whole interval later; the
+    // worker joining the group is what counts here.
+    compose(['up', '-d', '--no-recreate', '--scale', 'queue-worker=3', 'queue-worker']);
     await eventually(
       'fib_workers{variant="queue"} == 3',
       async () => {
@@ -336,6 +420,6 @@ describe('the compose stack', () => {
       },
       30_000,
     );
-    compose(['up', '-d', '--no-recreate', '--wait', '--scale', 'queue-worker=2', 'queue-worker']);
+    compose(['up', '-d', '--no-recreate', '--scale', 'queue-worker=2', 'queue-worker']);
   });
 });
