@@ -284,11 +284,11 @@ export function resolveLoadOptions(raw: RawLoadOptions): LoadOptions {
     options.controlToken = randomBytes(24).toString('base64url');
     options.controlTokenGenerated = true;
   }
-  // One target at a time with --variants; every target at once otherwise (the search: one probe).
+  // Every target at once; with --variants one at a time, unless the spotlight starts them all (the search: one probe).
   if (options.background && !options.search)
     checkRunConnections(
       options.scenario,
-      Math.max(1, targets.length),
+      Math.max(1, spotlight ? variants.length + targets.length : targets.length),
       optionLabel(names[given('connections') ? 'connections' : 'scenarioSpec']),
     );
   if (spotlight) {
