@@ -5,10 +5,11 @@
 
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
-import { tmpdir } from 'node:os';
+import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { ControlAccess } from '../services/loadgen/control.js';
 import type { LoadReport } from '../services/loadgen/report.js';
 import type { SearchResult } from '../services/loadgen/search.js';
 import { LoadgenPause, loadgenToken } from '../services/sweep/pause.js';
@@ -613,6 +614,29 @@ describe("the control API's limits, and who may use it", () => {
       if (status === 403) assert.match(oneLineError(response.body), /^Origin "[^"]*" is not this load generator/);
     }
     assert.equal((await state()).pausedUntil, null, 'the PUTs with a foreign Host or Origin changed nothing');
+  });
+
+  it("in a container (listening on 0.0.0.0 or ::) answers IP literals, localhost, its hostname and compose's `loadgen`, on any port", () => {
+    const asked = (access: ControlAccess, host: string | undefined, origin?: string) =>
+      access.stranger({ headers: { host, origin }, socket: { localPort: 9465 } } as unknown as IncomingMessage)?.status ?? 200;
+    for (const listen of ['0.0.0.0', '::']) {
+      const access = new ControlAccess(TEST_CONTROL_TOKEN, listen);
+      for (const host of [
+        'loadgen:9465',
+        '127.0.0.1:9465',
+        '172.18.0.5:9465',
+        '[::1]:9465',
+        'localhost:9465',
+        `${hostname()}:9465`,
+        '127.0.0.1:19465',
+      ])
+        assert.equal(asked(access, host), 200, `${listen}: Host ${host}`);
+      for (const host of ['evil.example:9465', 'loadgen.evil.example:9465', 'prometheus:9465', undefined])
+        assert.equal(asked(access, host), 421, `${listen}: Host ${host}`);
+      assert.equal(asked(access, 'loadgen:9465', 'http://evil.example'), 403);
+      assert.equal(asked(access, '127.0.0.1:9465', 'http://203.0.113.7'), 403, "another machine's page, by its address");
+      assert.equal(asked(access, 'loadgen:9465', 'http://localhost:3000'), 200);
+    }
   });
 
   it('reads scenario files only from its directory, and a path outside gets the answer of a missing file', async () => {

@@ -355,9 +355,9 @@ function refuse(res: ServerResponse, status: number, message: string, headers: R
 /**
  * Who may use the control API. A Host header (and an Origin, when a browser sends one) must
  * name the listener: on a specific address, `localhost`, 127.0.0.1, ::1 or that address, with
- * its port; on every address (0.0.0.0 or ::, in a container), any IP literal, `localhost`, the
- * machine's hostname or `loadgen` (compose's service name), on any port (compose publishes it
- * under another). A page that reaches it through DNS rebinding sends its own name: refused.
+ * its port; on every address (0.0.0.0 or ::, in a container), any IP literal (an Origin: a
+ * loopback one), `localhost`, the machine's hostname or `loadgen` (compose's service name), on any
+ * port (compose may publish it under another). A page that reaches it through DNS rebinding sends its own name: refused.
  * The routes that change something also need the control token.
  */
 export class ControlAccess {
@@ -406,7 +406,7 @@ export class ControlAccess {
   }
 
   /** Whether `authority` (`host[:port]`) names this listener, reached on `port`. */
-  private namesListener(authority: string, port: number): boolean {
+  private namesListener(authority: string, port: number, { anyIp = true } = {}): boolean {
     let url: URL;
     try {
       url = new URL(`http://${authority}`);
@@ -415,18 +415,23 @@ export class ControlAccess {
     }
     if (url.username !== '' || url.password !== '' || url.pathname !== '/' || url.search !== '' || url.hash !== '') return false;
     const name = url.hostname.replace(/^\[|\]$/g, '');
-    if (this.everyAddress) return isIP(name) !== 0 || this.names.has(name);
+    if (this.everyAddress) return (anyIp ? isIP(name) !== 0 : isLoopback(name)) || this.names.has(name);
     return this.names.has(name) && (url.port === '' ? 80 : Number(url.port)) === port;
   }
 
   private namesOrigin(origin: string, port: number): boolean {
     try {
       const url = new URL(origin);
-      return url.protocol === 'http:' && this.namesListener(url.host, port);
+      // A page's origin: no other machine's, not even by its address.
+      return url.protocol === 'http:' && this.namesListener(url.host, port, { anyIp: false });
     } catch {
       return false;
     }
   }
+}
+
+function isLoopback(address: string): boolean {
+  return (isIP(address) === 4 && address.startsWith('127.')) || address === '::1';
 }
 
 function digest(text: string): Buffer {
