@@ -26,6 +26,8 @@ COPY package.json ./
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist/services ./dist/services
 COPY services/common/healthcheck.sh /usr/local/bin/lab-healthcheck
+# The only scenario files the control API reads (LOAD_SCENARIO_DIR defaults to /app/scenarios).
+COPY scenarios ./scenarios
 RUN ln -s /app/dist/services/cli.js /usr/local/bin/lab && chmod +x /app/dist/services/cli.js
 USER node
 EXPOSE 25000 9464

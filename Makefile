@@ -37,9 +37,13 @@ urls: ## print the URLs and ports of a running lab
 	@echo "Talk to a variant yourself (type 6, get fib: 8):"
 	@for pair in $(VARIANT_PORTS); do echo "  nc 127.0.0.1 $${pair#*:}   ($${pair%%:*})"; done
 
+# make load sends the control token of the running lab (on curl's standard input, not its command
+# line): LOADGEN_TOKEN from the environment, else from .env (init-env.sh writes one at every make up).
 load: ## switch the running lab's load, keeping what is left out: make load [SCENARIO=beazley] [TARGETS=eventloop,gil] [RATE=200] [CONNECTIONS=2] [THINK=100ms]
-	@if [[ -z "$(SCENARIO)$(TARGETS)$(RATE)$(CONNECTIONS)$(THINK)" ]]; then echo "make load: give SCENARIO=perf1,perf2|beazley|mixed|ramp|<file in the image>, TARGETS, RATE, CONNECTIONS or THINK (see lab load --help)" >&2; exit 2; fi
-	@body=""; add() { body="$$body$${body:+,}\"$$1\":$$2"; }; \
+	@if [[ -z "$(SCENARIO)$(TARGETS)$(RATE)$(CONNECTIONS)$(THINK)" ]]; then echo "make load: give SCENARIO=perf1,perf2|beazley|mixed|ramp|<file of scenarios/>, TARGETS, RATE, CONNECTIONS or THINK (see lab load --help)" >&2; exit 2; fi
+	@token="$${LOADGEN_TOKEN:-$$(sed -n 's/^LOADGEN_TOKEN=//p' .env 2>/dev/null | tail -n 1)}"; \
+	if [[ -z "$$token" ]]; then echo "make load: no LOADGEN_TOKEN in the environment or in .env (make up writes one)" >&2; exit 2; fi; \
+	body=""; add() { body="$$body$${body:+,}\"$$1\":$$2"; }; \
 	if [[ -n "$(SCENARIO)" ]]; then add scenario '"$(SCENARIO)"'; fi; \
 	if [[ -n "$(TARGETS)" ]]; then targets='$(TARGETS)'; list=""; \
 	  for t in $${targets//,/ }; do list="$$list$${list:+,}\"$$t\""; done; add targets "[$$list]"; fi; \
@@ -47,7 +51,8 @@ load: ## switch the running lab's load, keeping what is left out: make load [SCE
 	if [[ -n "$(CONNECTIONS)" ]]; then add connections '$(CONNECTIONS)'; fi; \
 	if [[ -n "$(THINK)" ]]; then add think '"$(THINK)"'; fi; \
 	body="{$$body}"; echo "PUT $(LOADGEN)/scenario $$body"; \
-	curl -sS -X PUT -H 'content-type: application/json' --data "$$body" $(LOADGEN)/scenario
+	printf 'authorization: Bearer %s\n' "$$token" | \
+	  curl -sS -X PUT -H 'content-type: application/json' -H @- --data "$$body" $(LOADGEN)/scenario
 
 scale: ## run N workers of the queue variant: make scale N=4 (each with its own CPU quota, QUEUE_WORKER_CPUS)
 	@if ! [[ "$(N)" =~ ^[0-9]+$$ ]]; then echo "make scale: give the number of queue workers, e.g. make scale N=4" >&2; exit 2; fi

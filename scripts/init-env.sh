@@ -2,10 +2,11 @@
 # Creates .env on first run, and adds any setting a newer lab introduced, never overwriting a value
 # that is already there. The defaults come from config/lab.env (generated from the variant table);
 # each variant's CPU quota is lowered to the Docker host's CPU count when that is smaller (Docker
-# refuses a quota above it), and Grafana gets a random admin password. COMPOSE_FILE alone follows
-# the engine at every run: with Docker 25+ it adds config/compose.health.yml (healthy within
-# seconds of a start). Portable to the bash 3.2 of a stock macOS (no case-changing expansions, no
-# associative arrays).
+# refuses a quota above it), and Grafana gets a random admin password. Two settings follow each
+# run instead: COMPOSE_FILE follows the engine (with Docker 25+ it adds config/compose.health.yml:
+# healthy within seconds of a start), and LOADGEN_TOKEN, the load generator's control token, is
+# replaced by a fresh one (make up, make test-stack). Portable to the bash 3.2 of a stock macOS
+# (no case-changing expansions, no associative arrays, no sed -i).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 file=.env
@@ -22,17 +23,31 @@ add() { # KEY VALUE COMMENT
   added+=("$1")
 }
 
+# Settings that follow each run: the old line (and its comment) out, the new one in. Rewritten
+# in place, so .env keeps its owner and mode.
+renew() { # KEY VALUE COMMENT
+  local kept
+  # Drops the KEY= line and the comment line just above it.
+  kept=$(awk -v key="$1=" '{ line[NR] = $0 }
+    END { for (i = 1; i <= NR; i++) {
+      if (index(line[i], key) == 1) continue
+      if (substr(line[i], 1, 1) == "#" && index(line[i + 1], key) == 1) continue
+      print line[i] } }' "$file")
+  printf '%s\n' "$kept" | sed '/./,$!d' >"$file"
+  add "$1" "$2" "$3"
+}
+
+# The control token: per run.
+renew LOADGEN_TOKEN "$(head -c 24 /dev/urandom | base64 | tr -d '/+=\n')" \
+  "the load generator's control token (PUT, POST and DELETE need it: make load, lab sweep); new at every make up"
+
 # COMPOSE_FILE follows the engine: start_interval needs API 1.44 (Docker 25), older engines refuse it.
 api=$(docker version --format '{{.Server.APIVersion}}' 2>/dev/null || true)
 compose_file=docker-compose.yml
 if [[ $api =~ ^([0-9]+)\.([0-9]+)$ ]] && ((BASH_REMATCH[1] > 1 || BASH_REMATCH[2] >= 44)); then
   compose_file=docker-compose.yml:config/compose.health.yml
 fi
-if ! grep -qxF "COMPOSE_FILE=$compose_file" "$file"; then
-  grep -vE '^COMPOSE_FILE=|^# compose files \(set by init-env' "$file" >"$file.tmp" || true
-  mv "$file.tmp" "$file"
-  add COMPOSE_FILE "$compose_file" "compose files (set by init-env.sh at every make up, from the Docker engine's API version ${api:-unknown})"
-fi
+renew COMPOSE_FILE "$compose_file" "compose files, from the Docker engine's API version (${api:-unknown}); set at every make up"
 
 has GRAFANA_ADMIN_PASSWORD || add GRAFANA_ADMIN_PASSWORD "$(head -c 18 /dev/urandom | base64 | tr -d '/+=')" \
   "Grafana's admin password (generated; anonymous users get read-only access)"

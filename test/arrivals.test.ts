@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { arrivals, seededRandom } from '../services/loadgen/arrivals.js';
+import { LOAD_LIMITS } from '../services/loadgen/limits.js';
 
 function within(kind: 'fixed' | 'poisson', rate: (t: number) => number, untilMs: number, seed = 42): number[] {
   const times: number[] = [];
@@ -55,5 +56,26 @@ describe('arrivals', () => {
     assert.equal(times.filter((t) => t < 1000).length, 9);
     assert.ok(times.filter((t) => t >= 1000).length >= 99 && times.filter((t) => t >= 1000).length <= 101);
     assert.ok(times.every((t) => t < 2011));
+  });
+
+  it('advances at the maximum rate on a clock of a long-running process, and holds a larger rate to it', () => {
+    const { max } = LOAD_LIMITS.rate;
+    // A year of performance.now(): the gap of the maximum rate (1 us) must still move the clock.
+    const year = 365 * 24 * 3_600_000;
+    for (const [asked, start] of [
+      [max, year],
+      [1e300, 1e9],
+      [1e300, 0],
+    ] as const) {
+      const schedule = arrivals('fixed', () => asked, start);
+      const times = Array.from({ length: 1000 }, () => schedule.next().value as number);
+      const gaps = times.map((t, i) => t - (i === 0 ? start : times[i - 1]!));
+      assert.ok(
+        gaps.every((gap) => gap > 0),
+        `rate ${asked} from ${start} ms: gaps ${gaps.slice(0, 3).join(', ')}: the schedule must advance`,
+      );
+      const elapsed = times[times.length - 1]! - start;
+      assert.ok(Math.abs(elapsed - 1) < 0.01, `1000 arrivals at ${max}/s span 1 ms, not ${elapsed} ms`);
+    }
   });
 });

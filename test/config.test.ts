@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { resolveOptions, resolveServeOptions, serveDefaults } from '../services/common/options.js';
 import { poolOptions } from '../services/common/pools.js';
+import { LOAD_LIMITS } from '../services/loadgen/limits.js';
 import { parseTargets, resolveLoadOptions } from '../services/loadgen/options.js';
 import { configErrorOf as configError, runLab, startVariant } from './helpers.js';
 
@@ -199,5 +200,109 @@ describe('lab load configuration', () => {
     assert.notEqual(code, 0);
     assert.equal(stderr.trim().split('\n').length, 1, stderr);
     assert.match(stderr, /--duration \(LOAD_DURATION\)/);
+  });
+
+  // Every number of lab load one past its limit (limits.ts), and a few one short of it: exit 2,
+  // one line naming the option and the limit. Each would otherwise run: a target nothing answers.
+  const H = 3_600_000;
+  const { connections, rate, durationMs, rotations } = LOAD_LIMITS;
+  const PAST_THE_LIMIT: Array<[string[], RegExp]> = [
+    [
+      ['--connections', `${connections.max + 1}`],
+      /--connections \(LOAD_CONNECTIONS\): expected an integer from 1 to 256, got "257"/,
+    ],
+    [['--connections', '0'], /--connections \(LOAD_CONNECTIONS\): expected an integer from 1 to 256/],
+    [['--rate', `${rate.max + 1}`], /--rate \(LOAD_RATE\): expected requests per second from 0.001 to 1000000, got "1000001"/],
+    [['--rate', '0.0009'], /--rate \(LOAD_RATE\): expected requests per second from 0.001 to 1000000/],
+    [['--think', `${H + 1}ms`], /--think \(LOAD_THINK\): expected a duration from 0 to 1h /],
+    [['--duration', `${durationMs.max + 1}ms`], /--duration \(LOAD_DURATION\): expected a duration from 0 to 168h /],
+    [['--warmup', `${H + 1}ms`], /--warmup \(LOAD_WARMUP\): expected a duration from 0 to 1h /],
+    [['--timeout', `${H + 1}ms`], /--timeout \(LOAD_TIMEOUT\): expected a duration from 1ms to 1h /],
+    [['--timeout', '0'], /--timeout \(LOAD_TIMEOUT\): expected a duration from 1ms to 1h /],
+    [['--report-every', `${H + 1}ms`], /--report-every \(LOAD_REPORT_EVERY\): expected a duration from 100ms to 1h /],
+    [['--report-every', '99ms'], /--report-every \(LOAD_REPORT_EVERY\): expected a duration from 100ms to 1h /],
+    [['--metrics-port', '65536'], /--metrics-port \(METRICS_PORT\): expected an integer from 0 to 65535/],
+    [['--search', '--max-p99', `${H + 1}ms`], /--max-p99: expected a duration from 0 to 1h /],
+    [['--search', '--search-step', `${H + 1}ms`], /--search-step: expected a duration from 100ms to 1h /],
+    [['--search', '--max-error-rate', '1'], /--max-error-rate: expected a share from 0 to 1/],
+    [
+      ['--spotlight', '--spotlight-phase', `${H + 1}ms`],
+      /--spotlight-phase \(SPOTLIGHT_PHASE\): expected a duration from 200ms to 1h /,
+    ],
+    [
+      ['--spotlight', '--spotlight-warmup', `${H + 1}ms`],
+      /--spotlight-warmup \(SPOTLIGHT_WARMUP\): expected a duration from 0 to 1h /,
+    ],
+    [['--spotlight', '--spotlight-gap', `${H + 1}ms`], /--spotlight-gap \(SPOTLIGHT_GAP\): expected a duration from 0 to 1h /],
+    [['--spotlight', '--rotations', `${rotations.max + 1}`], /--rotations: expected an integer from 1 to 1000000/],
+    [['--spotlight', '--spotlight-long-n', '79'], /--spotlight-long-n \(SPOTLIGHT_LONG_N\): expected an integer from 1 to 78/],
+    [
+      ['--target', 'b=127.0.0.1:1,c=127.0.0.1:1,d=127.0.0.1:1,e=127.0.0.1:1', '--connections', '256'],
+      /--connections \(LOAD_CONNECTIONS\): the run would open 1280 connections \(256 per target x 5 targets\): at most 1024 in one run/,
+    ],
+    [['--control-token', 'short'], /--control-token \(LOADGEN_TOKEN\): expected 16 to 256 characters/],
+  ];
+  for (const [args, pattern] of PAST_THE_LIMIT) {
+    it(`refuses ${args.join(' ')}: exit 2, one line naming the option and its limit`, async () => {
+      const { code, stdout, stderr } = await runLab(
+        ['load', '--target', 'a=127.0.0.1:1', '--duration', '1s', ...args],
+        {},
+        20_000,
+      );
+      assert.equal(code, 2, `exit ${code}: ${stderr}`);
+      assert.equal(stdout, '');
+      assert.equal(stderr.trim().split('\n').length, 1, stderr);
+      assert.match(stderr, pattern);
+    });
+  }
+
+  it('keeps a run of 1e300 requests/s from starting, at once (it used to hang and die of memory)', async () => {
+    const { code, stderr } = await runLab(
+      ['load', '--target', 'a=127.0.0.1:1', '--scenario', 'mixed', '--rate', '1e300', '--duration', '2s'],
+      {},
+      20_000,
+    );
+    assert.equal(code, 2, `exit ${code}: ${stderr.slice(0, 500)}`);
+    assert.equal(stderr.trim().split('\n').length, 1, stderr);
+    assert.match(stderr, /--rate \(LOAD_RATE\): expected requests per second from 0.001 to 1000000, got "1e300"/);
+  });
+
+  it('accepts every number at its limit', () => {
+    const options = resolveLoadOptions({
+      targets: 'a=127.0.0.1:1,b=127.0.0.1:1,c=127.0.0.1:1,d=127.0.0.1:1',
+      connections: String(connections.max),
+      rate: String(rate.max),
+      thinkMs: '1h',
+      durationMs: '168h',
+      warmupMs: '1h',
+      timeoutMs: '1h',
+      reportEveryMs: '1h',
+      scenarioSpec: 'mixed',
+    });
+    assert.deepEqual(
+      [options.overrides.connections, options.overrides.rate, options.overrides.thinkMs, options.durationMs],
+      [256, 1_000_000, H, 168 * H],
+    );
+    assert.equal(options.controlToken, null, 'no token without --metrics-port');
+    const served = resolveLoadOptions({ targets: 'a=127.0.0.1:1', metricsPort: '0' });
+    assert.ok(served.controlTokenGenerated && served.controlToken!.length >= 16, 'a token is made up for the control API');
+  });
+
+  it('exits 2 naming HOST when it is no address of this machine (lab load and lab serve)', async () => {
+    for (const [args, env, pattern] of [
+      [['load', '--target', 'a=127.0.0.1:1', '--metrics-port', '0'], { HOST: 'no.such.host.invalid' }, /--metrics-host \(HOST\)/],
+      [['serve', 'eventloop', '--port', '0', '--metrics-port', '0'], { HOST: 'no.such.host.invalid' }, /--host \(HOST\)/],
+      [
+        ['serve', 'eventloop', '--port', '0', '--metrics-port', '0', '--host', '192.0.2.1'],
+        {},
+        /--host \(HOST\).*not an address of this machine/,
+      ],
+    ] as const) {
+      const { code, stderr } = await runLab([...args], env, 20_000);
+      assert.equal(code, 2, `lab ${args.join(' ')}: exit ${code}: ${stderr}`);
+      assert.equal(stderr.trim().split('\n').length, 1, stderr);
+      assert.match(stderr, pattern);
+      assert.doesNotMatch(stderr, /getaddrinfo|listen E/, 'no raw resolver message');
+    }
   });
 });

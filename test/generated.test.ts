@@ -230,7 +230,16 @@ describe('scripts/init-env.sh', () => {
     assert.match(first, /^EVENTLOOP_CPUS=0\.5$/m, 'an existing value is kept');
     assert.match(first, /^THREADPOOL_CPUS=1$/m, 'lowered to the host CPU count');
     assert.match(first, /^GRAFANA_ADMIN_PASSWORD=\S{16,}$/m);
-    assert.equal(initEnv(dir, 1), first, 'a second run adds nothing');
+    // The control token is per run: each run replaces it (once), and changes nothing else.
+    const token = (text: string) => /^LOADGEN_TOKEN=([A-Za-z0-9]{16,})$/m.exec(text)?.[1];
+    const withoutToken = (text: string) => text.replace(/^# the load generator's control token .*\nLOADGEN_TOKEN=.*\n/m, '');
+    const second = initEnv(dir, 1);
+    assert.ok(
+      token(first) && token(second) && token(first) !== token(second),
+      `a fresh token: ${token(first)}, ${token(second)}`,
+    );
+    assert.equal([...second.matchAll(/^LOADGEN_TOKEN=/gm)].length, 1, 'one token');
+    assert.equal(withoutToken(second), withoutToken(first), 'a second run adds nothing else');
   });
 
   it('uses nothing a stock macOS bash 3.2 lacks', () => {

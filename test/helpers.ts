@@ -251,13 +251,42 @@ export function waitUntilDraining(server: RunningVariant, timeoutMs = 10_000): P
   );
 }
 
-/** Starts a long-running `lab load ... --metrics-port 0`; resolves with its HTTP port once it listens. */
-export async function startLoadServer(args: string[]) {
-  const lab = await spawnLab(['load', ...args, '--metrics-port', '0'], {
+/** The control token the tests' load generators get (PUT and DELETE of the control API need it). */
+export const TEST_CONTROL_TOKEN = 'test-control-token-0123456789';
+
+/**
+ * Starts a long-running `lab load ... --metrics-port 0` with `token` (null: none given, so it
+ * makes one up); resolves with its HTTP port once it listens.
+ */
+export async function startLoadServer(
+  args: string[],
+  { token = TEST_CONTROL_TOKEN, env = {} }: { token?: string | null; env?: Record<string, string> } = {},
+) {
+  const lab = await spawnLab(['load', ...args, '--metrics-port', '0', ...(token === null ? [] : ['--control-token', token])], {
     ready: /metrics on http:\/\/[^:]+:(\d+)\/metrics/,
     stream: 'stderr',
+    env,
   });
   return { ...lab, port: Number(lab.ready[1]) };
+}
+
+/** A request to a load generator's control API, with the tests' control token (or `token`). */
+export function controlRequest(
+  url: string,
+  method: string,
+  body?: unknown,
+  {
+    token = TEST_CONTROL_TOKEN,
+    headers = {},
+    signal,
+  }: { token?: string | null; headers?: Record<string, string>; signal?: AbortSignal } = {},
+): Promise<Response> {
+  return fetch(url, {
+    method,
+    signal,
+    headers: { ...(token === null ? {} : { authorization: `Bearer ${token}` }), ...headers },
+    ...(body !== undefined && { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+  });
 }
 
 /** Waits until a sample of the server's /metrics satisfies `ok` (e.g. a request in flight). */

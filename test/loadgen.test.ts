@@ -1,19 +1,30 @@
 // The load generator on real sockets: its output (table, JSON, CSV), the corrected and naive
 // latencies against a server that stalls on purpose, legacy targets, --variants, the control
-// API, the maximum-throughput search, its own /metrics, and flagging itself when it cannot keep
-// its schedule.
+// API (its limits, its token, the Host it answers, the files it reads), the maximum-throughput
+// search, its own /metrics, and flagging itself when it cannot keep its schedule.
 
 import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { ControlAccess } from '../services/loadgen/control.js';
 import type { LoadReport } from '../services/loadgen/report.js';
 import type { SearchResult } from '../services/loadgen/search.js';
+import { LoadgenPause, loadgenToken } from '../services/sweep/pause.js';
 import {
+  TEST_CONTROL_TOKEN,
+  controlRequest,
   fetchText,
+  processStatus,
   runLab,
+  sample,
   startBareReplyServer,
   startLoadServer,
   startStallingServer,
   startVariant,
+  waitFor,
   writeScenario,
   type RunningVariant,
 } from './helpers.js';
@@ -376,7 +387,7 @@ describe('lab load', () => {
       assert.deepEqual(state.targets, ['ev']);
       assert.equal(state.stats[0]!.probe, 'short');
 
-      const put = (payload: unknown) => fetch(`${base}/scenario`, { method: 'PUT', body: JSON.stringify(payload) });
+      const put = (payload: unknown) => controlRequest(`${base}/scenario`, 'PUT', payload);
       const switched = await put({ scenario: 'perf1', think: null });
       assert.equal(switched.status, 200);
       const now = (await switched.json()) as {
@@ -406,6 +417,295 @@ describe('lab load', () => {
       assert.match(load.stdout(), /^perf1: [\d.]+ s measured$/m, "the final table is the current run's");
     } finally {
       load.child.kill('SIGKILL');
+    }
+  });
+});
+
+/** One request with headers exactly as given (fetch will not send a foreign Host); `host: null` sends none. */
+function rawRequest(
+  port: number,
+  method: string,
+  path: string,
+  headers: Record<string, string | null> = {},
+  body?: string,
+): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }> {
+  return new Promise((resolve, reject) => {
+    const { host, ...rest } = headers;
+    const sent: Record<string, string> = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== null)) as Record<
+      string,
+      string
+    >;
+    if (host) sent.host = host;
+    const req = httpRequest({ host: '127.0.0.1', port, method, path, headers: sent, setHost: host !== null && !host }, (res) => {
+      let text = '';
+      res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** A refusal's body: one line of JSON, `{"error": ...}`; returns the error. */
+function oneLineError(body: string): string {
+  assert.equal(body.trimEnd().split('\n').length, 1, `one line: ${body}`);
+  const parsed = JSON.parse(body) as { error: unknown };
+  assert.deepEqual(Object.keys(parsed), ['error']);
+  return String(parsed.error);
+}
+
+describe("the control API's limits, and who may use it", () => {
+  let server: RunningVariant;
+  let load: Awaited<ReturnType<typeof startLoadServer>>;
+  let base: string;
+  let root: string;
+  before(async () => {
+    server = await startVariant('eventloop');
+    root = mkdtempSync(join(tmpdir(), 'loadgen-control-'));
+    const dir = join(root, 'scenarios');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'inside.yaml'), 'name: inside\nprobes:\n  - name: short\n    n: 1\n    think: 20ms\n');
+    writeFileSync(
+      join(dir, 'five.yaml'),
+      `name: five\nprobes:\n${[1, 2, 3, 4, 5].map((i) => `  - name: p${i}\n    n: 1\n    think: 50ms`).join('\n')}\n`,
+    );
+    // Outside the directory: keys a validation error would name.
+    writeFileSync(join(root, 'outside.yaml'), 'name: outside\nsecret_key_name: 1\nprobes:\n  - name: a\n    n: 1\n');
+    load = await startLoadServer([
+      '--target',
+      `ev=127.0.0.1:${server.port}`,
+      '--scenario',
+      'perf2',
+      '--duration',
+      '0',
+      '--think',
+      '20ms',
+      '--scenario-dir',
+      dir,
+    ]);
+    base = `http://127.0.0.1:${load.port}`;
+  });
+  after(async () => {
+    load?.child.kill('SIGKILL');
+    await server?.stop();
+  });
+
+  const state = async () =>
+    (await (await fetch(`${base}/scenario`)).json()) as {
+      scenario: { spec: string };
+      overrides: { connections: number | null; rate: number | null };
+      pausedUntil: string | null;
+    };
+
+  it('answers PUT /scenario with rate 1e300 at once: 400 naming the limit, and goes on serving', async () => {
+    // It used to never answer, stop answering GETs, and die of memory some 17 s later.
+    const put = await controlRequest(`${base}/scenario`, 'PUT', '{"scenario":"mixed","rate":1e300}', {
+      signal: AbortSignal.timeout(10_000),
+    }).catch((error: Error) => assert.fail(`no answer: ${error.message}`));
+    assert.equal(put.status, 400);
+    assert.match(
+      oneLineError(await put.text()),
+      /^invalid rate: expected requests per second from 0\.001 to 1000000, got 1e\+300$/,
+    );
+    for (let i = 0; i < 3; i++) assert.equal((await fetchText(`${base}/healthz`)).status, 200);
+    assert.equal((await state()).scenario.spec, 'perf2', 'nothing was switched');
+  });
+
+  const PAST_THE_LIMIT: Array<[string, string, unknown, RegExp]> = [
+    ['PUT', '/scenario', { connections: 257 }, /^invalid connections: expected an integer from 1 to 256, got 257$/],
+    ['PUT', '/scenario', { connections: 0 }, /^invalid connections: expected an integer from 1 to 256, got 0$/],
+    ['PUT', '/scenario', { connections: 2.5 }, /^invalid connections: expected an integer from 1 to 256/],
+    ['PUT', '/scenario', { rate: 1_000_001 }, /^invalid rate: expected requests per second from 0\.001 to 1000000, got 1000001$/],
+    ['PUT', '/scenario', { rate: 0 }, /^invalid rate: expected requests per second from 0\.001 to 1000000/],
+    ['PUT', '/scenario', { think: '3600001ms' }, /^invalid think: expected a duration from 0 to 1h /],
+    [
+      'PUT',
+      '/scenario',
+      { scenario: 'five.yaml', connections: 256 },
+      /^invalid connections: the run would open 1280 connections \(1280 per target x 1 target\): at most 1024 in one run$/,
+    ],
+    ['PUT', '/pause', { seconds: 3601 }, /^invalid seconds: expected a number of seconds from 1 to 3600, got 3601$/],
+    ['PUT', '/pause', { seconds: 0 }, /^invalid seconds: expected a number of seconds from 1 to 3600, got 0$/],
+  ];
+  for (const [method, path, body, pattern] of PAST_THE_LIMIT) {
+    it(`refuses ${method} ${path} ${JSON.stringify(body)} with 400 naming the limit`, async () => {
+      const response = await controlRequest(`${base}${path}`, method, body);
+      assert.equal(response.status, 400);
+      assert.match(oneLineError(await response.text()), pattern);
+      const now = await state();
+      assert.deepEqual([now.scenario.spec, now.overrides.connections, now.pausedUntil], ['perf2', null, null], 'nothing changed');
+    });
+  }
+
+  it('runs the maximum rate with a bounded queue, answering GETs throughout', async () => {
+    const max = await controlRequest(`${base}/scenario`, 'PUT', { scenario: 'mixed', rate: 1_000_000, connections: 8 });
+    assert.equal(max.status, 200, await max.text());
+    try {
+      // The generator cannot send a million a second: past its queue's bound, due requests count as timeouts at once.
+      await waitFor(
+        'due requests past the queue counted as timeout',
+        async () =>
+          sample((await fetchText(`${base}/metrics`)).body, 'loadgen_requests_total', { scenario: 'mixed', outcome: 'timeout' }) >
+          0,
+        () => `rss ${processStatus(load.child.pid!).rssBytes >> 20} MB`,
+      );
+      for (let i = 0; i < 5; i++) assert.equal((await fetchText(`${base}/scenario`)).status, 200);
+      const rss = processStatus(load.child.pid!).rssBytes;
+      assert.ok(rss < 400 * 2 ** 20, `RSS ${rss >> 20} MB`);
+    } finally {
+      assert.equal(
+        (await controlRequest(`${base}/scenario`, 'PUT', { scenario: 'perf2', rate: null, connections: null })).status,
+        200,
+      );
+    }
+  });
+
+  it('refuses a change without the token or with a wrong one (401), and lets anyone read', async () => {
+    for (const [method, path] of [
+      ['PUT', '/scenario'],
+      ['PUT', '/pause'],
+      ['DELETE', '/pause'],
+      ['PUT', '/spotlight'],
+    ] as const) {
+      const body =
+        path === '/pause' && method === 'PUT'
+          ? { seconds: 60 }
+          : path === '/spotlight'
+            ? { variants: ['ev'] }
+            : { scenario: 'perf1' };
+      const missing = await controlRequest(`${base}${path}`, method, body, { token: null });
+      assert.equal(missing.status, 401, `${method} ${path} without a token`);
+      assert.equal(missing.headers.get('www-authenticate'), 'Bearer realm="loadgen"');
+      assert.match(oneLineError(await missing.text()), /needs the control token: send Authorization: Bearer <token>/);
+      const wrong = await controlRequest(`${base}${path}`, method, body, { token: `${TEST_CONTROL_TOKEN}x` });
+      assert.equal(wrong.status, 401, `${method} ${path} with a wrong token`);
+      assert.match(oneLineError(await wrong.text()), /^wrong control token/);
+      const garbled = await controlRequest(`${base}${path}`, method, body, {
+        token: null,
+        headers: { authorization: `Basic ${TEST_CONTROL_TOKEN}` },
+      });
+      assert.equal(garbled.status, 401, `${method} ${path} with another scheme`);
+    }
+    const now = await state();
+    assert.deepEqual([now.scenario.spec, now.pausedUntil], ['perf2', null], 'nothing changed');
+    for (const path of ['/scenario', '/pause', '/metrics', '/healthz'])
+      assert.equal((await fetchText(`${base}${path}`)).status, 200, `GET ${path} needs no token`);
+  });
+
+  it('answers only a Host that names it (421 otherwise, /metrics too) and refuses a foreign Origin (403)', async () => {
+    const { port } = load;
+    const token = { authorization: `Bearer ${TEST_CONTROL_TOKEN}` };
+    for (const [method, path, headers, status] of [
+      ['GET', '/scenario', { host: 'evil.example' }, 421],
+      ['GET', '/scenario', { host: `evil.example:${port}` }, 421],
+      ['GET', '/metrics', { host: 'evil.example' }, 421],
+      ['GET', '/healthz', { host: 'evil.example' }, 421],
+      ['PUT', '/pause', { host: `evil.example:${port}`, ...token }, 421],
+      ['GET', '/scenario', { host: `127.0.0.1:${port + 1}` }, 421],
+      ['GET', '/scenario', { host: `user@127.0.0.1:${port}` }, 421],
+      ['GET', '/scenario', { host: null }, 400], // Node's own answer to HTTP/1.1 without a Host
+      ['GET', '/scenario', { origin: 'http://evil.example' }, 403],
+      ['GET', '/scenario', { origin: 'null' }, 403],
+      ['PUT', '/pause', { origin: `http://evil.example:${port}`, ...token }, 403],
+      ['GET', '/scenario', { host: `localhost:${port}` }, 200],
+      ['GET', '/scenario', { host: `[::1]:${port}` }, 200],
+      ['GET', '/scenario', { host: `LOCALHOST:${port}`, origin: `http://127.0.0.1:${port}` }, 200],
+    ] as const) {
+      const response = await rawRequest(port, method, path, headers, method === 'PUT' ? '{"seconds": 60}' : undefined);
+      assert.equal(response.status, status, `${method} ${path} ${JSON.stringify(headers)}: ${response.body}`);
+      if (status === 421) assert.match(oneLineError(response.body), /^Host "[^"]*" is not this load generator/);
+      if (status === 403) assert.match(oneLineError(response.body), /^Origin "[^"]*" is not this load generator/);
+    }
+    assert.equal((await state()).pausedUntil, null, 'the PUTs with a foreign Host or Origin changed nothing');
+  });
+
+  it("in a container (listening on 0.0.0.0 or ::) answers IP literals, localhost, its hostname and compose's `loadgen`, on any port", () => {
+    const asked = (access: ControlAccess, host: string | undefined, origin?: string) =>
+      access.stranger({ headers: { host, origin }, socket: { localPort: 9465 } } as unknown as IncomingMessage)?.status ?? 200;
+    for (const listen of ['0.0.0.0', '::']) {
+      const access = new ControlAccess(TEST_CONTROL_TOKEN, listen);
+      for (const host of [
+        'loadgen:9465',
+        '127.0.0.1:9465',
+        '172.18.0.5:9465',
+        '[::1]:9465',
+        'localhost:9465',
+        `${hostname()}:9465`,
+        '127.0.0.1:19465',
+      ])
+        assert.equal(asked(access, host), 200, `${listen}: Host ${host}`);
+      for (const host of ['evil.example:9465', 'loadgen.evil.example:9465', 'prometheus:9465', undefined])
+        assert.equal(asked(access, host), 421, `${listen}: Host ${host}`);
+      assert.equal(asked(access, 'loadgen:9465', 'http://evil.example'), 403);
+      assert.equal(asked(access, '127.0.0.1:9465', 'http://203.0.113.7'), 403, "another machine's page, by its address");
+      assert.equal(asked(access, 'loadgen:9465', 'http://localhost:3000'), 200);
+    }
+  });
+
+  it('reads scenario files only from its directory, and a path outside gets the answer of a missing file', async () => {
+    const put = (scenario: string) => controlRequest(`${base}/scenario`, 'PUT', { scenario });
+    const inside = await put('inside.yaml');
+    assert.equal(inside.status, 200, await inside.text());
+    assert.equal((await state()).scenario.spec, 'inside.yaml');
+    const answer = async (spec: string) => {
+      const response = await put(spec);
+      assert.equal(response.status, 400, spec);
+      return oneLineError(await response.text()).replace(JSON.stringify(spec), '<spec>');
+    };
+    const missing = await answer('missing.yaml');
+    assert.match(missing, /^invalid scenario: no scenario file <spec> in the scenario directory \(LOAD_SCENARIO_DIR\)/);
+    for (const spec of [join(root, 'outside.yaml'), '../outside.yaml', join(root, 'missing.yaml'), '/etc/passwd.yaml']) {
+      const error = await answer(spec);
+      assert.equal(error, missing, spec);
+      assert.doesNotMatch(error, /secret_key_name|ENOENT/);
+    }
+    // A change that leaves the scenario out reads the same file again.
+    const rate = await controlRequest(`${base}/scenario`, 'PUT', { think: '30ms' });
+    assert.equal(rate.status, 200, await rate.text());
+    assert.equal((await state()).scenario.spec, 'inside.yaml');
+    assert.equal((await put('perf2')).status, 200, 'built-in names as ever');
+  });
+
+  it("sends the sweep's pause lease with the token, and says so when it is wrong", async () => {
+    const pause = new LoadgenPause(base, TEST_CONTROL_TOKEN);
+    assert.match(String(await pause.renew(30)), /background load paused/);
+    assert.notEqual((await state()).pausedUntil, null);
+    await pause.end();
+    assert.equal((await state()).pausedUntil, null, 'DELETE /pause took the token too');
+    const wrong = new LoadgenPause(base, 'not-the-token-of-this-run');
+    assert.match(String(await wrong.renew(30)), /answered 401: a wrong control token \(LOADGEN_TOKEN/);
+    assert.equal((await state()).pausedUntil, null);
+    // Where the sweep finds the token: LOADGEN_TOKEN, else .env in the current directory.
+    const envFile = join(root, '.env');
+    writeFileSync(envFile, 'OTHER=1\nLOADGEN_TOKEN=from-the-env-file-0123\n');
+    const saved = process.env.LOADGEN_TOKEN;
+    try {
+      delete process.env.LOADGEN_TOKEN;
+      assert.equal(loadgenToken(envFile), 'from-the-env-file-0123');
+      process.env.LOADGEN_TOKEN = 'from-the-environment-0123';
+      assert.equal(loadgenToken(envFile), 'from-the-environment-0123');
+      delete process.env.LOADGEN_TOKEN;
+      assert.equal(loadgenToken(join(root, 'no-such.env')), null);
+    } finally {
+      if (saved === undefined) delete process.env.LOADGEN_TOKEN;
+      else process.env.LOADGEN_TOKEN = saved;
+    }
+  });
+
+  it('makes up a token when none is given, prints it with the control URL, and takes only that one', async () => {
+    const own = await startLoadServer(['--target', `ev=127.0.0.1:${server.port}`, '--duration', '0', '--think', '50ms'], {
+      token: null,
+      env: { LOADGEN_TOKEN: '' },
+    });
+    try {
+      const printed = /control on (http:\/\/\S+\/scenario), control token (\S+) /.exec(own.stderr());
+      assert.ok(printed, own.stderr());
+      const [, url, token] = printed as unknown as [string, string, string];
+      assert.ok(token.length >= 16 && token !== TEST_CONTROL_TOKEN, token);
+      assert.equal((await controlRequest(url, 'PUT', { think: '60ms' }, { token })).status, 200);
+      assert.equal((await controlRequest(url, 'PUT', { think: '70ms' })).status, 401, "another run's token");
+    } finally {
+      own.child.kill('SIGKILL');
     }
   });
 });

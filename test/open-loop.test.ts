@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Answer, FibConnection } from '../services/loadgen/client.js';
 import { runProbe, type Clock } from '../services/loadgen/drivers.js';
+import { LOAD_LIMITS, MAX_QUEUED_REQUESTS } from '../services/loadgen/limits.js';
 import { ProbeRecorder, ProbeTally } from '../services/loadgen/recorder.js';
 import type { Probe } from '../services/loadgen/scenario.js';
 
@@ -32,6 +33,12 @@ class ManualClock implements Clock {
       await new Promise((resolve) => setImmediate(resolve)); // let promise callbacks run
     }
     this.time = target;
+  }
+
+  /** The event loop was stalled until `target`: time jumps there, then every timer due by then runs, late. */
+  async jumpTo(target: number): Promise<void> {
+    this.time = Math.max(this.time, target);
+    await this.advanceTo(target);
   }
 }
 
@@ -122,5 +129,69 @@ describe('open loop (injected clock)', () => {
     assert.ok(queueWait.max >= 480, `the wait for the connection is recorded as queue wait: ${queueWait.max}`);
     assert.ok(lags.length < 400 - 40, `requests that waited for the busy connection are not schedule lag (${lags.length} lags)`);
     assert.ok(lags.every((lag) => lag === 0));
+  });
+
+  it(`keeps at most ${MAX_QUEUED_REQUESTS} due requests waiting (past it: timeout, unsent), and works off a backlog in batches`, async () => {
+    // The maximum rate against one connection that never answers, after the event loop stalled
+    // for a second: a million requests fall due at once.
+    const clock = new ManualClock();
+    let recordsInCallback = 0;
+    let mostInOneCallback = 0;
+    let callbacks = 0;
+    const timed: Clock = {
+      now: clock.now,
+      setTimer: (fn, ms) =>
+        clock.setTimer(() => {
+          recordsInCallback = 0;
+          callbacks += 1;
+          fn();
+          mostInOneCallback = Math.max(mostInOneCallback, recordsInCallback);
+        }, ms),
+    };
+    const recorder = new ProbeRecorder({ target: 'fake', scenario: 'test', probe: 'short' }, 1);
+    const record = recorder.record.bind(recorder);
+    recorder.record = (connection, observation) => {
+      recordsInCallback += 1;
+      record(connection, observation);
+    };
+    let sent = 0;
+    const silent: FibConnection = {
+      isOpen: true,
+      request: () => {
+        sent += 1;
+        return new Promise<Answer>(() => {});
+      },
+      close() {},
+      destroy() {},
+    };
+    const stopper = new AbortController();
+    const done = runProbe({
+      target: { name: 'fake', host: 'fake', port: 1, connectPerRequest: false, legacy: false },
+      probe: { ...probe, rate: LOAD_LIMITS.rate.max },
+      recorder,
+      timeoutMs: 30_000,
+      periodMs: 0,
+      startedAt: 0,
+      stopped: stopper.signal,
+      clock: timed,
+      connect: async () => silent,
+      onScheduleLag: () => {},
+    });
+    await clock.advanceTo(0);
+    await clock.jumpTo(1000);
+    const due = 1000 * (LOAD_LIMITS.rate.max / 1000); // 1 000 000 in the stalled second
+    const tally = new ProbeTally(recorder.key, 1, null);
+    tally.apply(recorder.takeDelta()!);
+    const timeouts = tally.outcomes.get('timeout') ?? 0;
+    assert.equal(sent, 1, 'one request in flight on the one connection');
+    assert.ok(
+      Math.abs(timeouts - (due - 1 - MAX_QUEUED_REQUESTS)) <= 2,
+      `${timeouts} counted as timeout: all but the one sent and the ${MAX_QUEUED_REQUESTS} kept waiting`,
+    );
+    assert.ok(mostInOneCallback <= 1000, `at most 1000 due requests at a time, not ${mostInOneCallback}`);
+    assert.ok(callbacks >= due / 1000, `the backlog was worked off in ${callbacks} turns of the event loop`);
+    stopper.abort();
+    await clock.advanceTo(1000 + 10_000);
+    await done;
   });
 });

@@ -22,7 +22,9 @@ import {
   type SpotlightEvent,
 } from '../services/loadgen/spotlight.js';
 import {
+  TEST_CONTROL_TOKEN,
   configErrorOf as configError,
+  controlRequest,
   fetchText,
   freePort,
   runLab,
@@ -360,7 +362,7 @@ describe('the control API', () => {
   });
 
   const send = (method: string, path: string, body?: string) =>
-    fetch(`${base}${path}`, { method, ...(body !== undefined && { body }) }).then(async (response) => ({
+    controlRequest(`${base}${path}`, method, body).then(async (response) => ({
       status: response.status,
       body: (await response.json()) as Record<string, unknown>,
     }));
@@ -371,7 +373,8 @@ describe('the control API', () => {
     assert.match(String(big.body.error), new RegExp(`over ${MAX_BODY_BYTES} bytes`));
     // Sent without a length (chunked): answered as soon as it passes the limit, the rest thrown away.
     const status = await new Promise<number>((resolve, reject) => {
-      const req = request(`${base}/scenario`, { method: 'PUT', headers: { 'transfer-encoding': 'chunked' } }, (res) => {
+      const headers = { 'transfer-encoding': 'chunked', authorization: `Bearer ${TEST_CONTROL_TOKEN}` };
+      const req = request(`${base}/scenario`, { method: 'PUT', headers }, (res) => {
         res.resume();
         resolve(res.statusCode!);
       });
@@ -529,7 +532,7 @@ describe('the control API of a spotlight', () => {
       };
       assert.equal(scenario.scenario, null, 'no --scenario: no background load');
       assert.deepEqual(scenario.spotlight.variants, ['a', 'b']);
-      const put = (body: unknown) => fetch(`${base}/spotlight`, { method: 'PUT', body: JSON.stringify(body) });
+      const put = (body: unknown) => controlRequest(`${base}/spotlight`, 'PUT', body);
       const unknown = await put({ variants: ['c'] });
       assert.equal(unknown.status, 400);
       assert.match(((await unknown.json()) as { error: string }).error, /variants.*unknown target "c"/);
@@ -551,12 +554,12 @@ describe('the control API of a spotlight', () => {
       assert.ok(sample(text, 'loadgen_lesson_collapse_ratio', { variant: 'b' }) >= 1);
 
       // A lease abandons the turn in progress; the rotation goes on after it.
-      const lease = await fetch(`${base}/pause`, { method: 'PUT', body: JSON.stringify({ seconds: 60 }) });
+      const lease = await controlRequest(`${base}/pause`, 'PUT', { seconds: 60 });
       assert.deepEqual(((await lease.json()) as { quiet: boolean }).quiet, true);
       const during = (await (await fetch(`${base}/spotlight`)).json()) as { now: unknown };
       assert.equal(during.now, null, 'no turn runs during the lease');
       const leasedAt = (await turnsOfB()) || 0;
-      await fetch(`${base}/pause`, { method: 'DELETE' });
+      await controlRequest(`${base}/pause`, 'DELETE');
       await waitFor(
         'a turn after the lease',
         async () => (await turnsOfB()) > leasedAt,

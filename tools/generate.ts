@@ -167,7 +167,9 @@ ${services}
   # loadgen: a light, continuous closed-loop load on every variant (the talk's perf1 and perf2
   # together), and the spotlight: the talk's experiment on one variant at a time, in rotation, with
   # the background load paused against it. Client-side histograms, the lesson figures and the
-  # control API on :${LOADGEN_PORT}. Not restarted when Docker starts unless LOADGEN_RESTART says so.
+  # control API on :${LOADGEN_PORT} (PUT and DELETE need LOADGEN_TOKEN, which make up writes into
+  # .env; left empty, the load generator makes one up and prints it in its log). Not restarted
+  # when Docker starts unless LOADGEN_RESTART says so.
   loadgen:
     <<: *lab-service
     command: ["load"]
@@ -184,6 +186,7 @@ ${services}
       LOAD_REPORT_EVERY: \${LOAD_REPORT_EVERY:-10s}
 ${SPOTLIGHT_SETTINGS.map(([name, value]) => `      ${name}: \${${name}:-${value}}`).join('\n')}
       METRICS_PORT: "${LOADGEN_PORT}"
+      LOADGEN_TOKEN: \${LOADGEN_TOKEN:-}
     cpus: \${LOADGEN_CPUS:-1}
     mem_limit: 512m
     pids_limit: 64

@@ -188,6 +188,20 @@ export function str(name: OptionName, value: unknown): string {
   return value.trim();
 }
 
+/**
+ * A listen error that says the host is no address of this machine (a name that does not
+ * resolve, or an address another machine has), as bad configuration naming `name`; any other
+ * error (EADDRINUSE ...) as it is.
+ */
+export function hostError(error: unknown, name: OptionName, host: string): unknown {
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_FAIL' || code === 'EAI_NONAME')
+    return new ConfigError(optionLabel(name), `cannot listen on ${JSON.stringify(host)}: no such host (${code})`);
+  if (code === 'EADDRNOTAVAIL')
+    return new ConfigError(optionLabel(name), `cannot listen on ${JSON.stringify(host)}: not an address of this machine`);
+  return error;
+}
+
 /** On with 1/true/yes/on, off with 0/false/no/off, empty or absent. */
 export function bool(name: OptionName, value: unknown): boolean {
   if (typeof value === 'boolean') return value;

@@ -12,7 +12,7 @@ import { LineConnection, afterNextPoll, endAndDiscard, type RequestHandler } fro
 import { computeFib } from './fib.js';
 import { createMetricsServer, type MetricsSource } from './http.js';
 import { createServerMetrics } from './metrics.js';
-import type { ServeOptions } from './options.js';
+import { hostError, serveOptions, type ServeOptions } from './options.js';
 import type { ConnectionOwner, Executor, Variant, VariantContext } from './plugin.js';
 import { formatError } from './protocol.js';
 
@@ -353,7 +353,12 @@ class Acceptor implements Drainable {
 
 export async function listen(server: NetServer | HttpServer, port: number, host: string): Promise<void> {
   server.listen(port, host);
-  await once(server, 'listening'); // rejects with the listen error (EADDRINUSE, ...)
+  // Rejects with the listen error (EADDRINUSE, ...); a HOST that is no address here is bad configuration.
+  try {
+    await once(server, 'listening');
+  } catch (error) {
+    throw hostError(error, serveOptions.host, host);
+  }
 }
 
 function delay(ms: number): Promise<void> {

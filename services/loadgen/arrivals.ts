@@ -3,11 +3,15 @@
 // (exponential gaps with the same mean). Written by hand: it is the point of the lesson, and the
 // randomness and the rate are injected so tests can check the schedule exactly.
 
+import { LOAD_LIMITS } from './limits.js';
+
 export type ArrivalKind = 'fixed' | 'poisson';
 
 /**
  * Yields intended send times, in ms on the run's clock, from `startMs` on. `rateAt(t)` is the
- * rate (requests per second) at time t; a rate of 0 yields nothing more.
+ * rate (requests per second) at time t; a rate of 0 yields nothing more. Rates are held to
+ * LOAD_LIMITS.rate: a gap of at least 1 us, which a double still adds to a clock of centuries
+ * (a gap below half the clock's last digit would leave the schedule standing still).
  */
 export function* arrivals(
   kind: ArrivalKind,
@@ -17,8 +21,9 @@ export function* arrivals(
 ): Generator<number, void, undefined> {
   let t = startMs;
   for (;;) {
-    const rate = rateAt(t);
-    if (!(rate > 0)) return;
+    const asked = rateAt(t);
+    if (!(asked > 0)) return;
+    const rate = Math.min(Math.max(asked, LOAD_LIMITS.rate.min), LOAD_LIMITS.rate.max);
     const meanGapMs = 1000 / rate;
     t += kind === 'fixed' ? meanGapMs : -Math.log(1 - random()) * meanGapMs;
     yield t;

@@ -12,42 +12,51 @@
 // - POST /measure runs one measured stretch (measure.ts) against a configured target, while all
 //   load is paused: how `lab sweep` measures the compose lab from inside its network, on the
 //   generator's own cores, rather than from the host through Docker's port forwarding.
-// Bodies are JSON of at most MAX_BODY_BYTES; a longer one is refused with 413.
+// Bodies are JSON of at most MAX_BODY_BYTES; a longer one is refused with 413. Every number is
+// held to the same limits as the flags (limits.ts), and scenario files come only from the
+// scenario directory (LOAD_SCENARIO_DIR).
+// Who may use it (ControlAccess): every route answers only a Host (and an Origin, when one is
+// sent) that names the address it listens on, so a web page cannot reach it through DNS
+// rebinding; the routes that change something (PUT, POST, DELETE) need the run's control token as
+// `Authorization: Bearer <token>`. GET routes, /metrics and /healthz need no token.
 
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isIP } from 'node:net';
+import { hostname } from 'node:os';
 import { z } from 'zod';
 import { ConfigError } from '../common/errors.js';
 import type { LoadgenMetrics } from '../common/metrics.js';
-import { applyOverrides, duration, type LoadOptions, type Overrides, type Target } from './options.js';
+import { int } from '../common/options.js';
+import { LOAD_LIMITS, MAX_BODY_BYTES } from './limits.js';
+import { applyOverrides, checkRunConnections, duration, rate, type LoadOptions, type Overrides, type Target } from './options.js';
 import type { PauseGate } from './pause.js';
 import { formatMs } from './report.js';
 import { LoadRun } from './run.js';
-import { loadScenario } from './scenario.js';
+import { loadScenario, loadScenarioFrom } from './scenario.js';
 import { measure } from './measure.js';
 import { FIB_MAX_N_LIMIT } from '../common/protocol.js';
 import type { Spotlight } from './spotlight.js';
 
+export { MAX_BODY_BYTES } from './limits.js';
+
 /** Connections one probe of POST /measure may open. */
 export const MAX_MEASURE_CONNECTIONS = 256;
-
-/** The largest request body the control API reads. */
-export const MAX_BODY_BYTES = 64 * 1024;
-/** The longest lease PUT /pause grants, s. */
-export const MAX_PAUSE_SECONDS = 3600;
 /** How long PUT /pause waits for the load to stop before it answers anyway. */
 const QUIET_TIMEOUT_MS = 10_000;
 
+// Numbers are checked by the flags' own guards (the messages name the limits); zod checks the shape.
 const updateSchema = z
   .object({
-    scenario: z.string().min(1).optional(),
-    connections: z.number().int().min(1).max(10_000).nullable().optional(),
+    scenario: z.string().min(1).max(1000).optional(),
+    connections: z.number().nullable().optional(),
     think: z.union([z.string(), z.number()]).nullable().optional(),
-    rate: z.number().positive().nullable().optional(),
+    rate: z.number().nullable().optional(),
     targets: z.array(z.string()).min(1).optional(),
   })
   .strict();
 
-const pauseSchema = z.object({ seconds: z.number().min(1).max(MAX_PAUSE_SECONDS) }).strict();
+const pauseSchema = z.object({ seconds: z.unknown() }).strict();
 
 const spotlightSchema = z.object({ variants: z.array(z.string()).min(1) }).strict();
 
@@ -94,7 +103,10 @@ function parsed<T>(schema: z.ZodType<T>, body: unknown): T {
 }
 
 export class Controller {
+  /** The scenario as given (shown by GET /scenario). */
   private scenarioSpec: string;
+  /** What loadScenario reads to start the next run: the spec, or the file a PUT named, resolved in the scenario directory. */
+  private scenarioSource: string;
   private overrides: Overrides;
   private targets: Target[];
   /** The background load; null while none runs (a spotlight alone). */
@@ -102,6 +114,8 @@ export class Controller {
   /** The spotlight, when one runs: GET and PUT /spotlight reach it. */
   spotlight: Spotlight | null = null;
   private stopped = false;
+  /** Who may use the HTTP routes (the Host check and the control token). */
+  private readonly access: ControlAccess;
   private pausedUntil: number | null = null;
   private leaseTimer: NodeJS.Timeout | null = null;
 
@@ -111,7 +125,9 @@ export class Controller {
     readonly gate: PauseGate,
     private readonly onSwitch: (run: LoadRun) => void = () => {},
   ) {
+    this.access = new ControlAccess(options.controlToken, options.metricsHost);
     this.scenarioSpec = options.scenarioSpec;
+    this.scenarioSource = options.scenarioSpec;
     this.overrides = options.overrides;
     this.targets = options.targets;
     this.current = options.background ? this.start() : null;
@@ -119,7 +135,7 @@ export class Controller {
   }
 
   private start(): LoadRun {
-    const scenario = applyOverrides(loadScenario(this.scenarioSpec), this.overrides);
+    const scenario = applyOverrides(loadScenario(this.scenarioSource), this.overrides);
     const { durationMs, warmupMs, timeoutMs } = this.options;
     return new LoadRun(
       {
@@ -153,21 +169,27 @@ export class Controller {
   /** PUT /scenario: validates the change (ConfigError naming the field), then switches runs. */
   update(body: unknown): object {
     const change = parsed(updateSchema, body);
-    const scenarioSpec = change.scenario ?? this.scenarioSpec;
+    const { connections } = LOAD_LIMITS;
     const overrides: Overrides = {
-      connections: change.connections === undefined ? this.overrides.connections : change.connections,
+      connections:
+        change.connections === undefined
+          ? this.overrides.connections
+          : change.connections === null
+            ? null
+            : int({ flag: 'connections' }, change.connections, connections.min, connections.max),
       thinkMs:
         change.think === undefined
           ? this.overrides.thinkMs
           : change.think === null
             ? null
-            : duration({ flag: 'think' }, change.think),
-      rate: change.rate === undefined ? this.overrides.rate : change.rate,
+            : duration({ flag: 'think' }, change.think, LOAD_LIMITS.thinkMs),
+      rate: change.rate === undefined ? this.overrides.rate : change.rate === null ? null : rate({ flag: 'rate' }, change.rate),
     };
     let targets = this.targets;
     if (change.targets) {
       const known = new Map(this.options.targets.map((target) => [target.name, target]));
-      targets = change.targets.map((name) => {
+      // Each target once: a list that names one many times must not multiply its connections.
+      targets = [...new Set(change.targets)].map((name) => {
         const target = known.get(name);
         if (!target)
           throw new ConfigError(
@@ -177,9 +199,19 @@ export class Controller {
         return target;
       });
     }
-    loadScenario(scenarioSpec, 'scenario'); // throws before anything stops
+    // Everything is checked before anything stops: the file (only from the scenario directory), the run's connections.
+    const { scenario, source } =
+      change.scenario === undefined
+        ? { scenario: loadScenario(this.scenarioSource, 'scenario'), source: this.scenarioSource }
+        : loadScenarioFrom(change.scenario, this.options.scenarioDir, 'scenario');
+    checkRunConnections(
+      applyOverrides(scenario, overrides),
+      targets.length,
+      change.connections != null ? 'connections' : 'scenario',
+    );
     if (this.stopped) throw new HttpError(503, 'the load generator is stopping');
-    this.scenarioSpec = scenarioSpec;
+    this.scenarioSpec = change.scenario ?? this.scenarioSpec;
+    this.scenarioSource = source;
     this.overrides = overrides;
     this.targets = targets;
     const previous = this.current;
@@ -307,9 +339,16 @@ export class Controller {
           (result) => reply(200, result),
           (error: unknown) => {
             const status = error instanceof HttpError ? error.status : 400;
-            reply(status, { error: error instanceof Error ? error.message : String(error) });
+            refuse(res, status, error instanceof Error ? error.message : String(error));
           },
         );
+    // Before anything else, /metrics and /healthz included: a Host (or Origin) that is not this listener's.
+    const stranger = this.access.stranger(req);
+    if (stranger) {
+      req.resume();
+      refuse(res, stranger.status, stranger.error);
+      return true;
+    }
     const methods: Record<string, Record<string, () => void>> = {
       '/scenario': {
         GET: () => reply(200, this.state()),
@@ -317,7 +356,17 @@ export class Controller {
       },
       '/pause': {
         GET: () => reply(200, this.pauseState()),
-        PUT: () => withBody((body) => this.pause(parsed(pauseSchema, body).seconds)),
+        PUT: () =>
+          withBody((body) => {
+            const { min, max } = LOAD_LIMITS.pauseSeconds;
+            const { seconds } = parsed(pauseSchema, body);
+            if (typeof seconds !== 'number' || !(seconds >= min && seconds <= max))
+              throw new ConfigError(
+                'seconds',
+                `expected a number of seconds from ${min} to ${max}, got ${JSON.stringify(seconds)}`,
+              );
+            return this.pause(seconds);
+          }),
         DELETE: () => reply(200, this.resume()),
       },
       '/measure': {
@@ -334,10 +383,112 @@ export class Controller {
     const route = methods[path];
     if (!route) return false;
     const handle = route[req.method ?? 'GET'];
-    if (handle) handle();
-    else res.writeHead(405, { allow: Object.keys(route).join(', ') }).end();
+    if (!handle) {
+      res.writeHead(405, { allow: Object.keys(route).join(', ') }).end();
+      return true;
+    }
+    const unauthorized = req.method === 'GET' ? null : this.access.unauthorized(req);
+    if (unauthorized) {
+      // The body is read and thrown away, as a refused one always is (see readJson).
+      req.resume();
+      refuse(res, 401, unauthorized, { 'www-authenticate': 'Bearer realm="loadgen"' });
+      return true;
+    }
+    handle();
     return true;
   };
+}
+
+/** A refusal: the status and a one-line JSON error. */
+function refuse(res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void {
+  const error = message.replace(/\s*\n\s*/g, ' ');
+  res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(`${JSON.stringify({ error })}\n`);
+}
+
+/**
+ * Who may use the control API. A Host header (and an Origin, when a browser sends one) must
+ * name the listener: on a specific address, `localhost`, 127.0.0.1, ::1 or that address, with
+ * its port; on every address (0.0.0.0 or ::, in a container), any IP literal (an Origin: a
+ * loopback one), `localhost`, the machine's hostname or `loadgen` (compose's service name), on any
+ * port (compose may publish it under another). A page that reaches it through DNS rebinding sends its own name: refused.
+ * The routes that change something also need the control token.
+ */
+export class ControlAccess {
+  private readonly everyAddress: boolean;
+  private readonly names: Set<string>;
+  private readonly token: Buffer | null;
+
+  constructor(token: string | null, listenHost: string) {
+    const host = listenHost
+      .trim()
+      .toLowerCase()
+      .replace(/^\[|\]$/g, '');
+    this.everyAddress = host === '0.0.0.0' || (isIP(host) === 6 && /^[0:]+$/.test(host));
+    this.names = new Set(
+      this.everyAddress ? ['localhost', hostname().toLowerCase(), 'loadgen'] : ['localhost', '127.0.0.1', '::1', host],
+    );
+    this.token = token === null ? null : digest(token);
+  }
+
+  /** Why a request's Host or Origin is refused (421 / 403); null when it names this listener. */
+  stranger(req: IncomingMessage): { status: number; error: string } | null {
+    const port = req.socket.localPort ?? 0;
+    const host = req.headers.host;
+    if (host === undefined || !this.namesListener(host, port))
+      return {
+        status: 421,
+        error: `Host ${JSON.stringify(host ?? '')} is not this load generator: use http://127.0.0.1:${port} (or localhost)`,
+      };
+    const origin = req.headers.origin;
+    if (origin !== undefined && !this.namesOrigin(origin, port))
+      return {
+        status: 403,
+        error: `Origin ${JSON.stringify(origin)} is not this load generator: requests from web pages are refused`,
+      };
+    return null;
+  }
+
+  /** Why a request may not change anything (401); null when it carries the control token. */
+  unauthorized(req: IncomingMessage): string | null {
+    const match = /^Bearer +(\S+) *$/i.exec(req.headers.authorization ?? '');
+    if (!match)
+      return 'this route needs the control token: send Authorization: Bearer <token> (LOADGEN_TOKEN, or the one lab load printed)';
+    // Compared in constant time: digests of equal length, whatever the length given.
+    if (this.token === null || !timingSafeEqual(digest(match[1]!), this.token)) return 'wrong control token (LOADGEN_TOKEN)';
+    return null;
+  }
+
+  /** Whether `authority` (`host[:port]`) names this listener, reached on `port`. */
+  private namesListener(authority: string, port: number, { anyIp = true } = {}): boolean {
+    let url: URL;
+    try {
+      url = new URL(`http://${authority}`);
+    } catch {
+      return false;
+    }
+    if (url.username !== '' || url.password !== '' || url.pathname !== '/' || url.search !== '' || url.hash !== '') return false;
+    const name = url.hostname.replace(/^\[|\]$/g, '');
+    if (this.everyAddress) return (anyIp ? isIP(name) !== 0 : isLoopback(name)) || this.names.has(name);
+    return this.names.has(name) && (url.port === '' ? 80 : Number(url.port)) === port;
+  }
+
+  private namesOrigin(origin: string, port: number): boolean {
+    try {
+      const url = new URL(origin);
+      // A page's origin: no other machine's, not even by its address.
+      return url.protocol === 'http:' && this.namesListener(url.host, port, { anyIp: false });
+    } catch {
+      return false;
+    }
+  }
+}
+
+function isLoopback(address: string): boolean {
+  return (isIP(address) === 4 && address.startsWith('127.')) || address === '::1';
+}
+
+function digest(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
 }
 
 /**

@@ -13,6 +13,7 @@ import { ClientConnection, ClientFailure, type FibConnection } from './client.js
 import type { Target } from './options.js';
 import type { ConnectionRecorder, ProbeRecorder } from './recorder.js';
 import { arrivals } from './arrivals.js';
+import { MAX_QUEUED_REQUESTS } from './limits.js';
 import type { PauseGate } from './pause.js';
 import { connectionActive, isScheduled, pickN, rateAt, type Probe } from './scenario.js';
 
@@ -66,6 +67,8 @@ export interface ProbeRun {
 export const STOP_GRACE_MS = 5000;
 /** Pause before reconnecting after a connection could not be opened. */
 const RECONNECT_DELAY_MS = 500;
+/** Due requests an open loop handles in one go before the event loop gets a turn. */
+const MAX_DUE_PER_TICK = 1000;
 
 export function runProbe(run: ProbeRun): Promise<void> {
   if (run.probe.model === 'closed') {
@@ -247,7 +250,9 @@ class OpenLoop {
     const { clock } = this.run;
     if (this.run.stopped.aborted || this.nextDue === undefined) return;
     const now = clock.now();
-    while (this.nextDue !== undefined && this.nextDue <= now) {
+    // A bounded batch, then the event loop's turn: at a rate the generator cannot keep up with,
+    // its schedule falls behind (and the run is flagged) instead of blocking /metrics and the API.
+    for (let batch = MAX_DUE_PER_TICK; batch > 0 && this.nextDue !== undefined && this.nextDue <= now; batch--) {
       // A request that falls due while paused is skipped: not sent, not an error.
       if (this.active(this.nextDue) && !this.paused) this.due(this.nextDue);
       this.nextDue = this.schedule.next().value ?? undefined;
@@ -285,8 +290,11 @@ class OpenLoop {
       const lag = this.run.clock.now() - intended;
       this.run.onScheduleLag(lag);
       this.send(slot, intended, 0);
-    } else {
+    } else if (this.queue.length < MAX_QUEUED_REQUESTS) {
       this.queue.push(intended);
+    } else {
+      // The queue is full: counted as a request that waited past the timeout, unsent.
+      this.run.recorder.record(0, { outcome: 'timeout', latencyMs: null });
     }
   }
 

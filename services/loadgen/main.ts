@@ -11,7 +11,8 @@ import { createMetricsServer } from '../common/http.js';
 import { createLoadgenMetrics, type LoadgenMetrics } from '../common/metrics.js';
 import { Controller } from './control.js';
 import { startLocalVariant, type LocalVariant } from './local.js';
-import { resolveLoadOptions, type LoadOptions, type RawLoadOptions, type Target } from './options.js';
+import { hostError } from '../common/options.js';
+import { loadOptionNames, resolveLoadOptions, type LoadOptions, type RawLoadOptions, type Target } from './options.js';
 import { PauseGate } from './pause.js';
 import { waitForTargets } from './ready.js';
 import { useSendThreads } from './senders.js';
@@ -271,11 +272,19 @@ async function serveHttp(
     controller.routes,
   );
   server.listen(options.metricsPort!, options.metricsHost);
-  await once(server, 'listening');
+  // A HOST that is no address of this machine is bad configuration (exit 2, naming it).
+  try {
+    await once(server, 'listening');
+  } catch (error) {
+    throw hostError(error, loadOptionNames.metricsHost, options.metricsHost);
+  }
   const { port } = server.address() as { port: number };
-  console.error(
-    `loadgen: metrics on http://${options.metricsHost}:${port}/metrics, control on http://${options.metricsHost}:${port}/scenario`,
-  );
+  const host = options.metricsHost.includes(':') ? `[${options.metricsHost}]` : options.metricsHost;
+  // A token made up here is printed (whoever started lab load needs it); one that was given, never.
+  const token = options.controlTokenGenerated
+    ? `control token ${options.controlToken} (send Authorization: Bearer <token> to PUT and DELETE)`
+    : 'control token from --control-token (LOADGEN_TOKEN)';
+  console.error(`loadgen: metrics on http://${host}:${port}/metrics, control on http://${host}:${port}/scenario, ${token}`);
   return server;
 }
 

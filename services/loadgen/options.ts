@@ -1,12 +1,16 @@
 // Configuration of `lab load`: one typed interface, one defaults object and flat guards that
-// name the option, like `lab serve`'s (services/common/options.ts).
+// name the option and its limit (limits.ts), like `lab serve`'s (services/common/options.ts).
 
+import { randomBytes } from 'node:crypto';
+import { existsSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { ConfigError } from '../common/errors.js';
 import type { Parallelism } from '../common/plugin.js';
 import { FIB_MAX_N_LIMIT } from '../common/protocol.js';
 import { bool, int, optionLabel, optionalInt, str, type OptionName } from '../common/options.js';
 import { VARIANT_NAMES } from '../variants.js';
-import { BUILT_IN_SCENARIOS, loadScenario, parseDuration, type Scenario } from './scenario.js';
+import { LOAD_LIMITS, durationText, type Limit } from './limits.js';
+import { BUILT_IN_SCENARIOS, DEFAULT_SCENARIO_DIR, loadScenario, parseDuration, type Scenario } from './scenario.js';
 
 export interface Target {
   /** The name results and metrics are labelled with (the `variant` label). */
@@ -92,6 +96,12 @@ export interface LoadOptions {
   background: boolean;
   /** Threads the send loops run in (0: the main thread; see senders.ts). */
   sendThreads: number;
+  /** What the control API's routes that change something need (`Authorization: Bearer <token>`); null without --metrics-port. */
+  controlToken: string | null;
+  /** Whether lab load made the token up (none was given): it prints it, with the control URL. */
+  controlTokenGenerated: boolean;
+  /** The only directory the control API reads scenario files from. */
+  scenarioDir: string;
 }
 
 export const loadDefaults = {
@@ -126,26 +136,38 @@ export const loadOptionNames = {
   connections: {
     flag: '--connections',
     env: 'LOAD_CONNECTIONS',
-    description: "connections per probe and target (replaces the scenario's)",
+    description: `connections per probe and target, ${range(LOAD_LIMITS.connections)}, at most ${LOAD_LIMITS.runConnections.max} in the whole run (replaces the scenario's)`,
   },
   thinkMs: {
     flag: '--think',
     env: 'LOAD_THINK',
-    description: 'closed loops: pause between a reply and the next request, randomized by ±50% (e.g. 250ms)',
+    description: `closed loops: pause between a reply and the next request, randomized by ±50% (e.g. 250ms; ${durationRange(LOAD_LIMITS.thinkMs)})`,
   },
   rate: {
     flag: '--rate',
     env: 'LOAD_RATE',
-    description: 'open loops: requests per second per probe and target; with --search, the first step',
+    description: `open loops: requests per second per probe and target, ${range(LOAD_LIMITS.rate)}; with --search, the first step`,
   },
   durationMs: {
     flag: '--duration',
     env: 'LOAD_DURATION',
-    description: "how long to run (e.g. 10s, 2m); 0 runs until stopped (default: the scenario's length)",
+    description: `how long to run (e.g. 10s, 2m; at most ${durationText(LOAD_LIMITS.durationMs.max)}); 0 runs until stopped (default: the scenario's length)`,
   },
-  warmupMs: { flag: '--warmup', env: 'LOAD_WARMUP', description: 'run this long before measuring (left out of the results)' },
-  timeoutMs: { flag: '--timeout', env: 'LOAD_TIMEOUT', description: 'per-request timeout (e.g. 30s)' },
-  reportEveryMs: { flag: '--report-every', env: 'LOAD_REPORT_EVERY', description: 'how often the live display refreshes' },
+  warmupMs: {
+    flag: '--warmup',
+    env: 'LOAD_WARMUP',
+    description: `run this long before measuring (left out of the results; at most ${durationText(LOAD_LIMITS.warmupMs.max)})`,
+  },
+  timeoutMs: {
+    flag: '--timeout',
+    env: 'LOAD_TIMEOUT',
+    description: `per-request timeout (default 30s; ${durationRange(LOAD_LIMITS.timeoutMs)})`,
+  },
+  reportEveryMs: {
+    flag: '--report-every',
+    env: 'LOAD_REPORT_EVERY',
+    description: `how often the live display refreshes (default 1s; ${durationRange(LOAD_LIMITS.reportEveryMs)})`,
+  },
   json: { flag: '--json', description: 'print the results as JSON on stdout (with HDR histograms)' },
   csv: { flag: '--csv', description: 'print the results as CSV on stdout' },
   metricsPort: {
@@ -154,16 +176,32 @@ export const loadOptionNames = {
     description: 'serve /metrics, /healthz and the control API on this port (default: none)',
   },
   metricsHost: { flag: '--metrics-host', env: 'HOST', description: 'interface for --metrics-port' },
+  controlToken: {
+    flag: '--control-token',
+    env: 'LOADGEN_TOKEN',
+    description: `what the control API's PUT and DELETE routes need, as Authorization: Bearer <token> (${LOAD_LIMITS.tokenLength.min} to ${LOAD_LIMITS.tokenLength.max} characters of A-Z a-z 0-9 . _ ~ + / = -; default: a random one, printed on stderr)`,
+  },
+  scenarioDir: {
+    flag: '--scenario-dir',
+    env: 'LOAD_SCENARIO_DIR',
+    description: "the only directory PUT /scenario reads .yaml files from (default: the lab's scenarios/)",
+  },
   search: {
     flag: '--search',
     description: 'find the maximum throughput: step an open-loop rate up until p99 or errors pass their bounds',
   },
-  maxP99: { flag: '--max-p99', description: 'with --search: the p99 a step may reach (default 50ms)' },
+  maxP99: {
+    flag: '--max-p99',
+    description: `with --search: the p99 a step may reach (default 50ms; at most ${durationText(LOAD_LIMITS.maxP99Ms.max)})`,
+  },
   maxErrorRate: {
     flag: '--max-error-rate',
     description: 'with --search: the share of failed requests a step may reach (default 0.01)',
   },
-  searchStep: { flag: '--search-step', description: 'with --search: how long each step runs (default 5s)' },
+  searchStep: {
+    flag: '--search-step',
+    description: `with --search: how long each step runs (default 5s; ${durationRange(LOAD_LIMITS.searchStepMs)})`,
+  },
   spotlight: {
     flag: '--spotlight',
     env: 'LOAD_SPOTLIGHT',
@@ -173,17 +211,17 @@ export const loadOptionNames = {
   spotlightPhaseMs: {
     flag: '--spotlight-phase',
     env: 'SPOTLIGHT_PHASE',
-    description: 'with --spotlight: how long each phase is measured, in each round (default 2.5s)',
+    description: `with --spotlight: how long each phase is measured, in each round (default 2.5s; ${durationRange(LOAD_LIMITS.spotlightPhaseMs)})`,
   },
   spotlightWarmupMs: {
     flag: '--spotlight-warmup',
     env: 'SPOTLIGHT_WARMUP',
-    description: "with --spotlight: each phase's warm-up before it is measured (default 500ms)",
+    description: `with --spotlight: each phase's warm-up before it is measured (default 500ms; at most ${durationText(LOAD_LIMITS.spotlightWarmupMs.max)})`,
   },
   spotlightGapMs: {
     flag: '--spotlight-gap',
     env: 'SPOTLIGHT_GAP',
-    description: 'with --spotlight: the pause between two turns (default 2s)',
+    description: `with --spotlight: the pause between two turns (default 2s; at most ${durationText(LOAD_LIMITS.spotlightGapMs.max)})`,
   },
   spotlightVariants: {
     flag: '--spotlight-variants',
@@ -198,18 +236,16 @@ export const loadOptionNames = {
   rounds: {
     flag: '--spotlight-rounds',
     env: 'SPOTLIGHT_ROUNDS',
-    description:
-      'with --spotlight: each turn runs its phases this many times, alternating, and reports the median and the spread of the rounds (default 3)',
+    description: `with --spotlight: each turn runs its phases this many times, alternating, and reports the median and the spread of the rounds (default 3; ${range(LOAD_LIMITS.rounds)})`,
   },
   sendThreads: {
     flag: '--send-threads',
     env: 'LOAD_SEND_THREADS',
-    description:
-      'threads that send requests, each with its share of the connections (0: the main thread, which also serves /metrics; default 1)',
+    description: `threads that send requests, each with its share of the connections (0: the main thread, which also serves /metrics; default 1; ${range(LOAD_LIMITS.sendThreads)})`,
   },
   rotations: {
     flag: '--rotations',
-    description: 'with --spotlight: stop after this many full rotations (default: run until stopped, or --duration)',
+    description: `with --spotlight: stop after this many full rotations, ${range(LOAD_LIMITS.rotations)} (default: run until stopped, or --duration)`,
   },
 } satisfies Record<string, OptionName & { description: string }>;
 
@@ -225,11 +261,13 @@ export function resolveLoadOptions(raw: RawLoadOptions): LoadOptions {
     throw new ConfigError(optionLabel(names.variants), 'give either --variants or --target (LOAD_TARGETS), not both');
   const scenarioSpec = given('scenarioSpec') ? str(names.scenarioSpec, raw.scenarioSpec) : loadDefaults.scenarioSpec;
   const overrides: Overrides = {
-    connections: optionalInt(names.connections, raw.connections, 1, 10_000),
-    thinkMs: given('thinkMs') ? duration(names.thinkMs, raw.thinkMs) : null,
-    rate: given('rate') ? positive(names.rate, raw.rate) : null,
+    connections: optionalInt(names.connections, raw.connections, LOAD_LIMITS.connections.min, LOAD_LIMITS.connections.max),
+    thinkMs: given('thinkMs') ? duration(names.thinkMs, raw.thinkMs, LOAD_LIMITS.thinkMs) : null,
+    rate: given('rate') ? rate(names.rate, raw.rate) : null,
   };
   const scenario = applyOverrides(loadScenario(scenarioSpec, optionLabel(names.scenarioSpec)), overrides);
+  const ms = (key: 'durationMs' | 'warmupMs' | 'timeoutMs' | 'reportEveryMs', fallback: number) =>
+    given(key) ? duration(names[key], raw[key], LOAD_LIMITS[key]) : fallback;
   const json = raw.json === true;
   const csv = raw.csv === true;
   if (json && csv) throw new ConfigError('--json', 'give either --json or --csv');
@@ -241,18 +279,36 @@ export function resolveLoadOptions(raw: RawLoadOptions): LoadOptions {
     scenarioSpec,
     scenario,
     overrides,
-    durationMs: given('durationMs') ? duration(names.durationMs, raw.durationMs) : loadDefaults.durationMs,
-    warmupMs: given('warmupMs') ? duration(names.warmupMs, raw.warmupMs) : loadDefaults.warmupMs,
-    timeoutMs: given('timeoutMs') ? duration(names.timeoutMs, raw.timeoutMs) : loadDefaults.timeoutMs,
-    reportEveryMs: given('reportEveryMs') ? duration(names.reportEveryMs, raw.reportEveryMs) : loadDefaults.reportEveryMs,
+    durationMs: given('durationMs')
+      ? duration(names.durationMs, raw.durationMs, LOAD_LIMITS.durationMs)
+      : loadDefaults.durationMs,
+    warmupMs: ms('warmupMs', loadDefaults.warmupMs),
+    timeoutMs: ms('timeoutMs', loadDefaults.timeoutMs),
+    reportEveryMs: ms('reportEveryMs', loadDefaults.reportEveryMs),
     output: json ? 'json' : csv ? 'csv' : 'table',
     metricsPort: optionalInt(names.metricsPort, raw.metricsPort, 0, 65535),
     metricsHost: given('metricsHost') ? str(names.metricsHost, raw.metricsHost) : loadDefaults.metricsHost,
     search: raw.search === true ? resolveSearch(raw) : null,
     spotlight,
     background: spotlight === null || given('scenarioSpec'),
-    sendThreads: optionalInt(names.sendThreads, raw.sendThreads, 0, 64) ?? loadDefaults.sendThreads,
+    controlToken: given('controlToken') ? controlToken(raw.controlToken) : null,
+    controlTokenGenerated: false,
+    scenarioDir: given('scenarioDir') ? scenarioDir(raw.scenarioDir) : DEFAULT_SCENARIO_DIR,
+    sendThreads:
+      optionalInt(names.sendThreads, raw.sendThreads, LOAD_LIMITS.sendThreads.min, LOAD_LIMITS.sendThreads.max) ??
+      loadDefaults.sendThreads,
   };
+  if (options.metricsPort !== null && options.controlToken === null) {
+    options.controlToken = randomBytes(24).toString('base64url');
+    options.controlTokenGenerated = true;
+  }
+  // Every target at once; with --variants one at a time, unless the spotlight starts them all (the search: one probe).
+  if (options.background && !options.search)
+    checkRunConnections(
+      options.scenario,
+      Math.max(1, spotlight ? variants.length + targets.length : targets.length),
+      optionLabel(names[given('connections') ? 'connections' : 'scenarioSpec']),
+    );
   if (spotlight) {
     if (options.search) throw new ConfigError(optionLabel(names.spotlight), 'give either --spotlight or --search');
     // The spotlight runs until stopped unless told otherwise; a background scenario runs as long.
@@ -274,8 +330,6 @@ export function resolveLoadOptions(raw: RawLoadOptions): LoadOptions {
     ] as const)
       if (given(key)) throw new ConfigError(optionLabel(names[key]), 'applies only with --spotlight');
   }
-  if (options.timeoutMs <= 0) throw new ConfigError(optionLabel(names.timeoutMs), 'must be more than 0');
-  if (options.reportEveryMs < 100) throw new ConfigError(optionLabel(names.reportEveryMs), 'must be at least 100ms');
   if (options.metricsPort !== null && ((options.variants.length > 0 && !spotlight) || options.search)) {
     throw new ConfigError(
       optionLabel(names.metricsPort),
@@ -296,9 +350,9 @@ function resolveSearch(raw: RawLoadOptions): SearchOptions {
   if (!(maxErrorRate >= 0 && maxErrorRate < 1))
     throw new ConfigError(names.maxErrorRate.flag, `expected a share from 0 to 1, got ${JSON.stringify(raw.maxErrorRate)}`);
   return {
-    maxP99Ms: raw.maxP99 === undefined ? defaults.maxP99Ms : duration(names.maxP99, raw.maxP99),
+    maxP99Ms: raw.maxP99 === undefined ? defaults.maxP99Ms : duration(names.maxP99, raw.maxP99, LOAD_LIMITS.maxP99Ms),
     maxErrorRate,
-    stepMs: raw.searchStep === undefined ? defaults.stepMs : duration(names.searchStep, raw.searchStep),
+    stepMs: raw.searchStep === undefined ? defaults.stepMs : duration(names.searchStep, raw.searchStep, LOAD_LIMITS.searchStepMs),
     factor: defaults.factor,
   };
 }
@@ -308,17 +362,16 @@ function resolveSpotlight(raw: RawLoadOptions, available: string[]): SpotlightOp
   const defaults = loadDefaults.spotlight;
   const given = (key: LoadOptionKey) => raw[key] !== undefined && raw[key] !== '';
   const ms = (key: 'spotlightPhaseMs' | 'spotlightWarmupMs' | 'spotlightGapMs', fallback: number) =>
-    given(key) ? duration(names[key], raw[key]) : fallback;
+    given(key) ? duration(names[key], raw[key], LOAD_LIMITS[key]) : fallback;
   const options: SpotlightOptions = {
     variants: available,
     phaseMs: ms('spotlightPhaseMs', defaults.phaseMs),
     warmupMs: ms('spotlightWarmupMs', defaults.warmupMs),
     gapMs: ms('spotlightGapMs', defaults.gapMs),
-    rotations: optionalInt(names.rotations, raw.rotations, 1, 1_000_000),
-    rounds: optionalInt(names.rounds, raw.rounds, 1, 100) ?? defaults.rounds,
+    rotations: optionalInt(names.rotations, raw.rotations, LOAD_LIMITS.rotations.min, LOAD_LIMITS.rotations.max),
+    rounds: optionalInt(names.rounds, raw.rounds, LOAD_LIMITS.rounds.min, LOAD_LIMITS.rounds.max) ?? defaults.rounds,
     longN: optionalInt(names.spotlightLongN, raw.spotlightLongN, 1, FIB_MAX_N_LIMIT) ?? defaults.longN,
   };
-  if (options.phaseMs < 200) throw new ConfigError(optionLabel(names.spotlightPhaseMs), 'must be at least 200ms');
   if (given('spotlightVariants')) {
     options.variants = [
       ...new Set(
@@ -424,18 +477,74 @@ function parseVariants(raw: unknown): string[] {
   return [...new Set(names)];
 }
 
-/** A duration such as `250ms`, `10s`, `2m` or `1h` (a bare number is seconds), in ms. */
-export function duration(name: OptionName, value: unknown): number {
+/**
+ * A duration such as `250ms`, `10s`, `2m` or `1h` (a bare number is seconds; a typed number, ms),
+ * in ms, within `limit` when one is given (the message names it).
+ */
+export function duration(name: OptionName, value: unknown, limit?: Limit): number {
   const ms = typeof value === 'number' ? value : parseDuration(value);
-  if (ms === null || !Number.isFinite(ms) || ms < 0) {
-    throw new ConfigError(optionLabel(name), `expected a duration such as 250ms, 10s or 2m, got ${JSON.stringify(value)}`);
+  if (ms === null || !Number.isFinite(ms) || ms < (limit?.min ?? 0) || ms > (limit?.max ?? Infinity)) {
+    throw new ConfigError(
+      optionLabel(name),
+      `expected a duration ${limit ? `${durationRange(limit)} ` : ''}such as 250ms, 10s or 2m, got ${JSON.stringify(value)}`,
+    );
   }
   return ms;
 }
 
-function positive(name: OptionName, value: unknown): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0)
-    throw new ConfigError(optionLabel(name), `expected a positive number, got ${JSON.stringify(value)}`);
+/** Requests per second of an open loop, within LOAD_LIMITS.rate. */
+export function rate(name: OptionName, value: unknown): number {
+  const n = typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN;
+  const { min, max } = LOAD_LIMITS.rate;
+  if (!(n >= min && n <= max))
+    throw new ConfigError(
+      optionLabel(name),
+      `expected requests per second ${range(LOAD_LIMITS.rate)}, got ${JSON.stringify(value)}`,
+    );
   return n;
+}
+
+/**
+ * Every connection a run opens (each probe's against each target) within
+ * LOAD_LIMITS.runConnections, so its descriptors stay far below the open-files limit.
+ */
+export function checkRunConnections(scenario: Scenario, targets: number, option: string): void {
+  const perTarget = scenario.probes.reduce((sum, probe) => sum + probe.connections, 0);
+  const total = perTarget * targets;
+  const { max } = LOAD_LIMITS.runConnections;
+  if (total > max)
+    throw new ConfigError(
+      option,
+      `the run would open ${total} connections (${perTarget} per target x ${targets} target${targets > 1 ? 's' : ''}): at most ${max} in one run`,
+    );
+}
+
+const TOKEN = /^[A-Za-z0-9._~+/=-]+$/;
+
+/** The control token: long enough not to be guessed, and safe in a header. */
+export function controlToken(value: unknown): string {
+  const { min, max } = LOAD_LIMITS.tokenLength;
+  if (typeof value !== 'string' || value.length < min || value.length > max || !TOKEN.test(value))
+    throw new ConfigError(
+      optionLabel(loadOptionNames.controlToken),
+      `expected ${min} to ${max} characters of A-Z a-z 0-9 . _ ~ + / = - (e.g. openssl rand -hex 24)`,
+    );
+  return value;
+}
+
+function scenarioDir(value: unknown): string {
+  const dir = resolve(str(loadOptionNames.scenarioDir, value));
+  if (!existsSync(dir) || !statSync(dir).isDirectory())
+    throw new ConfigError(optionLabel(loadOptionNames.scenarioDir), `no such directory: ${JSON.stringify(dir)}`);
+  return dir;
+}
+
+/** A limit as words: `from 1 to 256`. */
+function range({ min, max }: Limit): string {
+  return `from ${min} to ${max}`;
+}
+
+/** A duration limit as words: `from 100ms to 1h`. */
+function durationRange({ min, max }: Limit): string {
+  return `from ${durationText(min)} to ${durationText(max)}`;
 }

@@ -2,13 +2,18 @@
 // n (one value, or weights over several), which load model (closed loop: send, wait, think;
 // open loop: a fixed or Poisson arrival schedule at a rate), how many connections, and when
 // they join and leave the run. Built-in scenarios and YAML files go through the same schema
-// (zod), so a file's mistakes are reported with the path of the field at fault.
+// (zod), so a file's mistakes are reported with the path of the field at fault, and both hold
+// the same limits as the flags (limits.ts). The control API reads files only from the scenario
+// directory (loadScenarioFrom).
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { isAbsolute, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../common/errors.js';
 import { FIB_MAX_N_LIMIT } from '../common/protocol.js';
+import { LOAD_LIMITS, durationText, type Limit } from './limits.js';
 
 export interface RampRate {
   from: number;
@@ -59,32 +64,45 @@ export function parseDuration(value: unknown): number | null {
   return match ? Number(match[1]) * UNITS[match[2] ?? 's']! : null;
 }
 
-const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  const ms = parseDuration(value);
-  if (ms === null) {
-    ctx.addIssue({ code: 'custom', message: `expected a duration such as 250ms, 10s or 2m, got ${JSON.stringify(value)}` });
-    return z.NEVER;
-  }
-  return ms;
-});
+/** A duration within `limit` (ms), as a string with its unit or a number of seconds. */
+const durationIn = (limit: Limit) =>
+  z.union([z.string(), z.number()]).transform((value, ctx) => {
+    const ms = parseDuration(value);
+    if (ms === null || ms < limit.min || ms > limit.max) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected a duration from ${durationText(limit.min)} to ${durationText(limit.max)} (such as 250ms, 10s or 2m), got ${JSON.stringify(value)}`,
+      });
+      return z.NEVER;
+    }
+    return ms;
+  });
+const duration = durationIn(LOAD_LIMITS.durationMs);
+
+/** A number within `limit` (`above`: its min excluded; `integer`: a whole number), the message naming both ends. */
+const numberIn = (limit: Limit, what: string, { above = false, integer = false } = {}) =>
+  z.number().refine((n) => (!integer || Number.isInteger(n)) && (above ? n > limit.min : n >= limit.min) && n <= limit.max, {
+    error: (issue) =>
+      `expected ${integer ? 'a whole number of ' : ''}${what} ${above ? `above ${limit.min}, at most` : `from ${limit.min} to`} ${limit.max}, got ${JSON.stringify(issue.input)}`,
+  });
+const intIn = (limit: Limit, what: string) => numberIn(limit, what, { integer: true });
+const rate = numberIn(LOAD_LIMITS.rate, 'requests per second');
 
 const fibN = z.number().int().min(0).max(FIB_MAX_N_LIMIT);
 
 const probeSchema = z
   .object({
     name: z.string().regex(/^[a-z][a-z0-9_-]*$/, 'expected a lowercase name (letters, digits, - and _)'),
-    n: z.union([fibN, z.record(z.string().regex(/^\d+$/, 'expected n as the key'), z.number().positive())]),
+    n: z.union([
+      fibN,
+      z.record(z.string().regex(/^\d+$/, 'expected n as the key'), numberIn(LOAD_LIMITS.weight, 'a weight', { above: true })),
+    ]),
     model: z.enum(['closed', 'open']).default('closed'),
-    connections: z.number().int().min(1).max(10_000).default(1),
-    think: duration.default(0),
-    rate: z
-      .union([
-        z.number().positive(),
-        z.object({ from: z.number().positive(), to: z.number().positive(), steps: z.number().int().min(1).max(1000) }).strict(),
-      ])
-      .optional(),
+    connections: intIn(LOAD_LIMITS.connections, 'connections').default(1),
+    think: durationIn(LOAD_LIMITS.thinkMs).default(0),
+    rate: z.union([rate, z.object({ from: rate, to: rate, steps: intIn(LOAD_LIMITS.rampSteps, 'steps') }).strict()]).optional(),
     arrival: z.enum(['fixed', 'poisson']).default('fixed'),
-    depth: z.number().int().min(1).max(1000).default(1),
+    depth: intIn(LOAD_LIMITS.depth, 'requests in flight per connection').default(1),
     start: duration.default(0),
     stop: duration.optional(),
     stagger: duration.default(0),
@@ -116,6 +134,13 @@ const scenarioSchema = z
   })
   .strict()
   .superRefine((scenario, ctx) => {
+    const connections = scenario.probes.reduce((sum, probe) => sum + probe.connections, 0);
+    if (connections > LOAD_LIMITS.runConnections.max)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['probes'],
+        message: `${connections} connections over all probes: at most ${LOAD_LIMITS.runConnections.max} in one run`,
+      });
     const seen = new Set<string>();
     scenario.probes.forEach((probe, i) => {
       if (seen.has(probe.name))
@@ -199,12 +224,21 @@ const BUILT_IN: Record<string, ScenarioInput> = {
 
 export const BUILT_IN_SCENARIOS = Object.keys(BUILT_IN);
 
+/** Where the control API reads scenario files by default: the lab's own scenarios/ (dist/services/loadgen -> ../../../). */
+export const DEFAULT_SCENARIO_DIR = fileURLToPath(new URL('../../../scenarios/', import.meta.url));
+
+/** Whether a spec names a scenario file rather than built-ins. */
+export function isScenarioFile(spec: string): boolean {
+  return /\.ya?ml$/.test(spec);
+}
+
 /**
  * One scenario from a built-in name, a comma-separated list of built-ins (run together: their
- * probes merged), or a YAML file (a name ending in .yaml or .yml).
+ * probes merged), or a YAML file (a name ending in .yaml or .yml) at any path: what the user
+ * running `lab load` gives on its command line.
  */
 export function loadScenario(spec: string, option = '--scenario'): Scenario {
-  if (/\.ya?ml$/.test(spec)) {
+  if (isScenarioFile(spec)) {
     let text: string;
     try {
       text = readFileSync(spec, 'utf8');
@@ -244,6 +278,53 @@ export function loadScenario(spec: string, option = '--scenario'): Scenario {
     durationMs: Math.max(...scenarios.map((s) => s.durationMs)),
     probes,
   };
+}
+
+/**
+ * The file a spec names inside `dir` (a name relative to it, or a path into it), after every
+ * symbolic link is followed; null when there is no such file there, or it lies outside `dir`.
+ */
+export function scenarioFileIn(dir: string, spec: string): string | null {
+  try {
+    const root = realpathSync(dir);
+    const file = realpathSync(resolve(root, spec));
+    const inside = relative(root, file);
+    if (inside === '' || inside.startsWith('..') || isAbsolute(inside)) return null;
+    return statSync(file).isFile() ? file : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The scenario files of `dir`, by name (none when it cannot be read). */
+export function scenarioFilesIn(dir: string): string[] {
+  try {
+    return readdirSync(dir)
+      .filter(isScenarioFile)
+      .filter((name) => scenarioFileIn(dir, name) !== null)
+      .sort();
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * A scenario for the control API: built-ins as loadScenario reads them, but files only from
+ * `dir` (LOAD_SCENARIO_DIR). A file outside it, or none at all, gets one and the same answer,
+ * which says nothing of what lies outside; only a file inside is read, so no error can show
+ * anything of another. Returns the scenario and the spec that reads it again (the file's path).
+ */
+export function loadScenarioFrom(spec: string, dir: string, option = 'scenario'): { scenario: Scenario; source: string } {
+  if (!isScenarioFile(spec)) return { scenario: loadScenario(spec, option), source: spec };
+  const file = scenarioFileIn(dir, spec);
+  if (file === null) {
+    const files = scenarioFilesIn(dir);
+    throw new ConfigError(
+      option,
+      `no scenario file ${JSON.stringify(spec)} in the scenario directory (LOAD_SCENARIO_DIR): expected a built-in (${BUILT_IN_SCENARIOS.join(', ')}) or one of its files (${files.length > 0 ? files.join(', ') : 'none'})`,
+    );
+  }
+  return { scenario: loadScenario(file, option), source: file };
 }
 
 /** The n of one request of a probe (draws from the weights with `random`). */

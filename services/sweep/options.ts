@@ -81,7 +81,8 @@ export const sweepOptionNames = {
   loadgenUrl: {
     flag: '--loadgen',
     env: 'LAB_LOADGEN_URL',
-    description: "the lab load generator's control API (its load is paused per point)",
+    description:
+      "the lab load generator's control API (its load is paused per point, with the token LOADGEN_TOKEN from the environment, else from .env in the current directory)",
   },
 } satisfies Record<string, OptionName & { description: string }>;
 

@@ -2,13 +2,37 @@
 // background and the spotlight rotation) for N seconds and is renewed per sweep point, so a
 // sweep that dies leaves the lab's load to resume by itself; `DELETE /pause` resumes at once.
 // A generator without the endpoint (404) or none at all is said once, and the sweep goes on.
+// Both routes need the lab's control token (LOADGEN_TOKEN): from the environment, else from the
+// .env of the current directory (where `make up` writes a fresh one).
+
+import { join } from 'node:path';
+import { LOAD_LIMITS } from '../loadgen/limits.js';
+import { readEnvFile } from '../quota/env.js';
+
+/** The load generator's control token: LOADGEN_TOKEN from the environment, else from ./.env; null when neither has one. */
+export function loadgenToken(envFile = join(process.cwd(), '.env')): string | null {
+  const token = process.env.LOADGEN_TOKEN || readEnvFile(envFile).LOADGEN_TOKEN;
+  return token ? token : null;
+}
+
+/** The header that carries the control token, or none without one. */
+export function controlHeaders(token: string | null = loadgenToken()): Record<string, string> {
+  return token === null ? {} : { authorization: `Bearer ${token}` };
+}
 
 export class LoadgenPause {
   /** Null while pausing works; else why the background load is not paused, said once. */
   problem: string | null = null;
   private active = false;
 
-  constructor(private readonly url: string) {}
+  constructor(
+    private readonly url: string,
+    private readonly token: string | null = loadgenToken(),
+  ) {}
+
+  private get headers(): Record<string, string> {
+    return controlHeaders(this.token);
+  }
 
   /** Takes or renews the lease; returns a message the first time it cannot. */
   async renew(seconds: number): Promise<string | null> {
@@ -16,8 +40,9 @@ export class LoadgenPause {
     try {
       const response = await fetch(`${this.url}/pause`, {
         method: 'PUT',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ seconds: Math.ceil(seconds) }),
+        headers: { 'content-type': 'application/json', ...this.headers },
+        // Within the lease the generator grants; renewed per point, so a longer one is never needed.
+        body: JSON.stringify({ seconds: Math.min(LOAD_LIMITS.pauseSeconds.max, Math.max(1, Math.ceil(seconds))) }),
         signal: AbortSignal.timeout(3000),
       });
       await response.body?.cancel();
@@ -29,7 +54,9 @@ export class LoadgenPause {
       this.problem =
         response.status === 404 || response.status === 405
           ? 'background load not paused: loadgen has no /pause'
-          : `background load not paused: PUT ${this.url}/pause answered ${response.status}`;
+          : response.status === 401
+            ? `background load not paused: PUT ${this.url}/pause answered 401: ${this.token === null ? 'no' : 'a wrong'} control token (LOADGEN_TOKEN, from the environment or ./.env)`
+            : `background load not paused: PUT ${this.url}/pause answered ${response.status}`;
     } catch (error) {
       this.problem = `background load not paused: no load generator at ${this.url} (${reason(error)})`;
     }
@@ -41,7 +68,11 @@ export class LoadgenPause {
     if (!this.active) return;
     this.active = false;
     try {
-      const response = await fetch(`${this.url}/pause`, { method: 'DELETE', signal: AbortSignal.timeout(3000) });
+      const response = await fetch(`${this.url}/pause`, {
+        method: 'DELETE',
+        headers: this.headers,
+        signal: AbortSignal.timeout(3000),
+      });
       await response.body?.cancel();
     } catch {
       // The lease runs out by itself.

@@ -25,7 +25,7 @@ import {
   type SweepPoint,
 } from './file.js';
 import type { SweepOptions, SweepSettings } from './options.js';
-import { LoadgenPause } from './pause.js';
+import { LoadgenPause, controlHeaders } from './pause.js';
 
 /** A variant and a quota still to measure. */
 interface PlannedPoint {
@@ -37,7 +37,7 @@ interface PlannedPoint {
 export async function runSweep(options: SweepOptions): Promise<SweepFile> {
   const backend: SweepBackend = options.native
     ? await (await import('./native.js')).NativeBackend.create(options.isolation)
-    : await DockerBackend.create(options.confirmTimeoutMs, options.loadgenUrl);
+    : await DockerBackend.create(options.confirmTimeoutMs, options.loadgenUrl, controlHeaders());
   try {
     return await sweepWith(backend, options);
   } finally {

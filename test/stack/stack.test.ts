@@ -321,18 +321,26 @@ describe('the compose stack', () => {
     }
   });
 
-  step('the load generator serves its control API on 127.0.0.1:9465', async () => {
+  step('the load generator serves its control API on 127.0.0.1:9465, changes only with the token of .env', async () => {
     const state = (await (await fetch('http://127.0.0.1:9465/scenario')).json()) as {
       targets: string[];
       scenario: { spec: string };
     };
     assert.deepEqual(state.targets, NAMES);
     assert.equal(state.scenario.spec, envFile().LOAD_SCENARIO ?? 'perf1,perf2');
-    const bad = await fetch('http://127.0.0.1:9465/scenario', {
-      method: 'PUT',
-      body: JSON.stringify({ scenario: 'no-such-scenario' }),
-    });
-    assert.equal(bad.status, 400, 'a bad switch is refused and the load goes on');
+    const put = (body: unknown, token = envFile().LOADGEN_TOKEN) =>
+      fetch('http://127.0.0.1:9465/scenario', {
+        method: 'PUT',
+        headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
+        body: JSON.stringify(body),
+      });
+    assert.ok(envFile().LOADGEN_TOKEN, 'make up (init-env.sh) wrote a control token into .env');
+    assert.equal((await put({ scenario: 'no-such-scenario' })).status, 400, 'a bad switch is refused and the load goes on');
+    assert.equal((await put({ rate: 5 }, 'not-the-token-of-this-lab')).status, 401, 'a wrong token is refused');
+    const file = await put({ scenario: 'open-steady.yaml', targets: ['eventloop'] });
+    assert.equal(file.status, 200, `a file of the image's scenarios/: ${await file.text()}`);
+    const back = await put({ scenario: envFile().LOAD_SCENARIO ?? 'perf1,perf2', targets: NAMES });
+    assert.equal(back.status, 200, await back.text());
   });
 
   step('a live quota change (docker update --cpus) shows in lab_cpu_quota_cores and as an annotation', async () => {
@@ -372,7 +380,11 @@ describe('the compose stack', () => {
     async () => {
       // The spotlight on the two pools alone for the turns this takes, then back to the rotation.
       const spotlight = (variants: string[]) =>
-        fetch('http://127.0.0.1:9465/spotlight', { method: 'PUT', body: JSON.stringify({ variants }) });
+        fetch('http://127.0.0.1:9465/spotlight', {
+          method: 'PUT',
+          headers: { authorization: `Bearer ${envFile().LOADGEN_TOKEN}` },
+          body: JSON.stringify({ variants }),
+        });
       assert.equal((await spotlight(['threadpool', 'processpool'])).status, 200);
       try {
         await checkQuotaLesson();
