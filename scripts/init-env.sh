@@ -37,18 +37,6 @@ renew() { # KEY VALUE COMMENT
   add "$1" "$2" "$3"
 }
 
-# The control token: per run.
-renew LOADGEN_TOKEN "$(head -c 24 /dev/urandom | base64 | tr -d '/+=\n')" \
-  "the load generator's control token (PUT, POST and DELETE need it: make load, lab sweep); new at every make up"
-
-# COMPOSE_FILE follows the engine: start_interval needs API 1.44 (Docker 25), older engines refuse it.
-api=$(docker version --format '{{.Server.APIVersion}}' 2>/dev/null || true)
-compose_file=docker-compose.yml
-if [[ $api =~ ^([0-9]+)\.([0-9]+)$ ]] && ((BASH_REMATCH[1] > 1 || BASH_REMATCH[2] >= 44)); then
-  compose_file=docker-compose.yml:config/compose.health.yml
-fi
-renew COMPOSE_FILE "$compose_file" "compose files, from the Docker engine's API version (${api:-unknown}); set at every make up"
-
 has GRAFANA_ADMIN_PASSWORD || add GRAFANA_ADMIN_PASSWORD "$(head -c 18 /dev/urandom | base64 | tr -d '/+=')" \
   "Grafana's admin password (generated; anonymous users get read-only access)"
 
@@ -68,5 +56,17 @@ while IFS= read -r line || [[ -n $line ]]; do
       ;;
   esac
 done <"$defaults"
+
+# The control token: per run.
+renew LOADGEN_TOKEN "$(head -c 24 /dev/urandom | base64 | tr -d '/+=\n')" \
+  "the load generator's control token (PUT, POST and DELETE need it: make load, lab sweep); new at every make up"
+
+# COMPOSE_FILE follows the engine: start_interval needs API 1.44 (Docker 25), older engines refuse it.
+api=$(docker version --format '{{.Server.APIVersion}}' 2>/dev/null || true)
+compose_file=docker-compose.yml
+if [[ $api =~ ^([0-9]+)\.([0-9]+)$ ]] && ((BASH_REMATCH[1] > 1 || BASH_REMATCH[2] >= 44)); then
+  compose_file=docker-compose.yml:config/compose.health.yml
+fi
+renew COMPOSE_FILE "$compose_file" "compose files, from the Docker engine's API version (${api:-unknown}); set at every make up"
 
 if ((${#added[@]})); then echo "init-env: wrote ${added[*]} to $file"; fi

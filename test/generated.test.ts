@@ -199,14 +199,17 @@ describe('docker-compose.yml', () => {
 
 describe('scripts/init-env.sh', () => {
   /** Runs the script in a copy of the repository's config, with a `docker` that reports `cpus` CPUs. */
-  function initEnv(dir: string, cpus: number): string {
+  function initEnv(dir: string, cpus: number, api = ''): string {
     const bin = join(dir, 'bin');
     mkdirSync(bin, { recursive: true });
-    writeFileSync(join(bin, 'docker'), `#!/bin/sh\n[ "$1" = info ] && echo ${cpus} && exit 0\nexit 1\n`);
+    writeFileSync(
+      join(bin, 'docker'),
+      `#!/bin/sh\n[ "$1" = info ] && echo ${cpus} && exit 0\n[ "$1" = version ] && [ -n "$API" ] && echo "$API" && exit 0\nexit 1\n`,
+    );
     chmodSync(join(bin, 'docker'), 0o755);
     const result = spawnSync('bash', [join(dir, 'scripts/init-env.sh')], {
       encoding: 'utf8',
-      env: { ...process.env, PATH: `${bin}:${process.env.PATH}` },
+      env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, API: api },
     });
     assert.equal(result.status, 0, result.stderr);
     return readFileSync(join(dir, '.env'), 'utf8');
@@ -233,6 +236,7 @@ describe('scripts/init-env.sh', () => {
     // The control token is per run: each run replaces it (once), and changes nothing else.
     const token = (text: string) => /^LOADGEN_TOKEN=([A-Za-z0-9]{16,})$/m.exec(text)?.[1];
     const withoutToken = (text: string) => text.replace(/^# the load generator's control token .*\nLOADGEN_TOKEN=.*\n/m, '');
+    assert.match(first, /^COMPOSE_FILE=docker-compose\.yml$/m, 'an engine without start_interval: the compose file alone');
     const second = initEnv(dir, 1);
     assert.ok(
       token(first) && token(second) && token(first) !== token(second),
@@ -240,6 +244,11 @@ describe('scripts/init-env.sh', () => {
     );
     assert.equal([...second.matchAll(/^LOADGEN_TOKEN=/gm)].length, 1, 'one token');
     assert.equal(withoutToken(second), withoutToken(first), 'a second run adds nothing else');
+    // Docker 25+ (API 1.44): healthy within seconds of a start, through the override file.
+    const newer = initEnv(dir, 1, '1.47');
+    assert.match(newer, /^COMPOSE_FILE=docker-compose\.yml:config\/compose\.health\.yml$/m);
+    assert.equal([...newer.matchAll(/^COMPOSE_FILE=/gm)].length, 1, 'one COMPOSE_FILE');
+    assert.match(initEnv(dir, 1, '1.43'), /^COMPOSE_FILE=docker-compose\.yml$/m, 'and back without it on an older engine');
   });
 
   it('uses nothing a stock macOS bash 3.2 lacks', () => {
