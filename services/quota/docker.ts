@@ -1,7 +1,8 @@
 // The lab's containers through the Docker API (dockerode): find a variant's containers by their
 // compose labels, change their CPU quota (NanoCpus), read their cgroup counters (the stats API,
 // read by dockerd from outside, so reading costs the container nothing) and read a variant's own
-// /metrics by exec'ing node inside its container.
+// /metrics by exec'ing bash inside its container (no JavaScript runtime per read: `lab cpus`
+// polls it until the new quota shows).
 //
 // Why exec for /metrics: the metrics port is not published, and exec works the same from the
 // host and from the one-shot `make cpus` container (both hold the Docker socket), reads the
@@ -145,15 +146,18 @@ export class LabDocker {
   }
 
   /**
-   * The variant's own /metrics, read from inside its container by the node that is in the image.
-   * Fails when the exec fails or the endpoint does not answer within `timeoutMs`.
+   * The variant's own /metrics, read from inside its container by bash (in every lab image, the
+   * Node and the Python one), over HTTP/1.0 on 127.0.0.1. Fails when the exec fails, the status
+   * is not 200, or the endpoint does not answer within `timeoutMs`.
    */
   async metricsText(container: LabContainer, timeoutMs = 10_000): Promise<string> {
     const script =
-      "fetch('http://127.0.0.1:'+(process.env.METRICS_PORT||9464)+'/metrics')" +
-      '.then(r=>r.text()).then(t=>process.stdout.write(t),e=>{console.error(String(e));process.exit(1)})';
+      'exec 3<>"/dev/tcp/127.0.0.1/${METRICS_PORT:-9464}" || exit 1; ' +
+      "printf 'GET /metrics HTTP/1.0\\r\\nHost: 127.0.0.1\\r\\n\\r\\n' >&3; " +
+      'read -r status <&3; case $status in *" 200 "*) ;; *) echo "$status" >&2; exit 1;; esac; ' +
+      'while read -r line <&3 && [ "${line%$\'\\r\'}" != "" ]; do :; done; cat <&3';
     const exec = await this.docker.getContainer(container.id).exec({
-      Cmd: ['node', '-e', script],
+      Cmd: ['bash', '-c', script],
       AttachStdout: true,
       AttachStderr: true,
     });
