@@ -22,7 +22,7 @@ const GENERATED = (what: string) =>
 
 /** The .env variable of a variant's setting: THREADPOOL_CPUS, THREADPOOL_POOL_SIZE (GIL_SWITCH_MS stays as it is). */
 export function envName(variant: Variant, setting: string): string {
-  const prefix = `${variant.name.toUpperCase()}_`;
+  const prefix = `${variant.name.toUpperCase().replace(/[^A-Z0-9]/g, '_')}_`;
   return setting.startsWith(prefix) ? setting : `${prefix}${setting}`;
 }
 
