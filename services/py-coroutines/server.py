@@ -78,7 +78,8 @@ class Scheduler:
             check()
             if stop():
                 return
-            self.wait(next_deadline())
+            if not self.ready:  # check() may have woken some
+                self.wait(next_deadline())
 
     def step(self, task, value, error):
         try:
