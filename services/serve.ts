@@ -37,7 +37,7 @@ export function allServeOptions(): Map<string, { spec: OptionSpec<unknown>; vari
     }
   }
   const python = VARIANTS.filter((v) => v.runtime === 'python').map((v) => v.name);
-  if (python.length > 0) all.set('python', { spec: pythonOption as OptionSpec<unknown>, variants: python });
+  if (python.length > 0) all.set('python', { spec: pythonOption, variants: python });
   return all;
 }
 
@@ -98,17 +98,27 @@ export function pythonArguments(variant: Variant, options: ServeOptions, own: Re
     idleTimeoutMs: options.idleTimeoutMs ?? variant.idleTimeoutMs,
   };
   const flags: string[] = [];
-  for (const [key, spec] of Object.entries(serveOptions)) flags.push(spec.flag, String(settled[key]));
+  for (const [key, spec] of Object.entries(serveOptions)) flags.push(spec.flag, flagValue(settled[key]));
   for (const [key, spec] of Object.entries(variant.options)) {
-    if (own[key] !== null && own[key] !== undefined) flags.push(spec.flag, String(own[key]));
+    if (own[key] !== null && own[key] !== undefined) flags.push(spec.flag, flagValue(own[key]));
   }
   return flags;
+}
+
+/** An option's value as a flag's argument: options are strings, numbers and booleans. */
+function flagValue(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  throw new Error(`cannot pass ${JSON.stringify(value)} as a flag`);
 }
 
 /** Runs `python <script> <flags>` in the foreground: its output is ours, our signals are its, its exit code is ours. */
 function runPython(variant: Variant, script: string, python: string, flags: string[]): Promise<void> {
   // LAB_SERVE_PARENT: the server asks to be killed with this process (it never outlives it).
-  const child = spawn(python, [`${ROOT}${script}`, ...flags], { stdio: 'inherit', env: { ...process.env, LAB_SERVE_PARENT: '1' } });
+  const child = spawn(python, [`${ROOT}${script}`, ...flags], {
+    stdio: 'inherit',
+    env: { ...process.env, LAB_SERVE_PARENT: '1' },
+  });
   const forward = (signal: NodeJS.Signals) => child.kill(signal);
   process.on('SIGTERM', forward);
   process.on('SIGINT', forward);

@@ -157,7 +157,11 @@ describe('docker-compose.yml', () => {
     assert.equal(python.build?.args?.PYTHON_IMAGE, `\${PYTHON_IMAGE:-${DEFAULT_PYTHON_IMAGE}}`);
     assert.match(DEFAULT_PYTHON_IMAGE, /^python:3\.\d+-slim$/, 'an official CPython image, pinned to a minor version');
     const dockerfile = readFileSync(`${ROOT}Dockerfile.python`, 'utf8');
-    assert.match(dockerfile, new RegExp(`^ARG PYTHON_IMAGE=${DEFAULT_PYTHON_IMAGE.replace('.', '\\.')}$`, 'm'), 'the same default');
+    assert.match(
+      dockerfile,
+      new RegExp(`^ARG PYTHON_IMAGE=${DEFAULT_PYTHON_IMAGE.replace('.', '\\.')}$`, 'm'),
+      'the same default',
+    );
     assert.match(dockerfile, /python3 -c 'import prometheus_client' .*\|\| pip install .*prometheus-client==\d+\.\d+\.\d+/);
     assert.match(dockerfile, /^USER (?!root)\w+$/m, 'not root');
     for (const variant of VARIANTS) {
