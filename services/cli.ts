@@ -33,6 +33,7 @@ program
         shows: v.shows,
         runtime: v.runtime,
         level: v.runtime === 'node' ? v.plugin.level : null,
+        script: v.runtime === 'python' ? v.script : null,
         parallelism: v.parallelism,
         takesTurns: v.takesTurns,
         interruptible: v.interruptible,
