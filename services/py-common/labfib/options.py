@@ -2,6 +2,7 @@
 reads them: a flag (`--port 0` or `--port=0`), else its environment variable (empty counts as
 unset), else the default. A bad value exits 2 with one line naming the option."""
 
+import json
 import os
 import sys
 
@@ -27,8 +28,6 @@ class ConfigError(Exception):
 
 def _js(value):
     """The value as JSON.stringify shows it in the Node side's messages."""
-    import json
-
     return json.dumps(value, ensure_ascii=False)
 
 

@@ -120,7 +120,6 @@ class Pool:
             child.kill()
 
 
-
 def wait_for(pool, n):
     """fib(n) from the pool, waiting in this thread: (value, started_at, compute_seconds, worker)."""
     return pool.result(pool.submit(n))
