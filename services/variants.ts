@@ -5,7 +5,8 @@
 // `lab variants` at run time; the load generator's and the tests' variant lists; and, through
 // `make generate` (tools/generate.ts), the committed docker-compose.yml, prometheus.yml, the
 // .env defaults, the Makefile's list and the dashboards, each with a test that fails when it
-// drifts. Adding a variant is one folder and one line here.
+// drifts. Adding a variant is one folder and one line here. The py-* rows are CPython servers
+// (runtime `python`): the real GIL beside `gil`'s emulation.
 
 import { cluster } from './cluster/index.js';
 import type { Variant } from './common/plugin.js';
@@ -14,6 +15,9 @@ import { generators } from './generators/index.js';
 import { gil } from './gil/index.js';
 import { processes } from './processes/index.js';
 import { processpool } from './processpool/index.js';
+import { pyCoroutines } from './py-coroutines/index.js';
+import { pyPool } from './py-pool/index.js';
+import { pyThreads } from './py-threads/index.js';
 import { queue } from './queue/index.js';
 import { sync } from './sync/index.js';
 import { threadpool } from './threadpool/index.js';
@@ -30,6 +34,9 @@ export const VARIANTS: readonly Variant[] = [
   cluster,
   gil,
   queue,
+  pyThreads,
+  pyPool,
+  pyCoroutines,
 ];
 
 export const VARIANT_NAMES: readonly string[] = VARIANTS.map((v) => v.name);

@@ -64,7 +64,10 @@ describe('lab serve configuration', () => {
   it("refuses another variant's option given on the command line, naming it (exit 2), but ignores it in the environment", async () => {
     const { code, stderr } = await runLab(['serve', 'eventloop', '--pool-size', '3', '--port', '0', '--metrics-port', '0']);
     assert.equal(code, 2, stderr);
-    assert.match(stderr, /--pool-size \(POOL_SIZE\): an option of threadpool, processpool; eventloop has no such option/);
+    assert.match(
+      stderr,
+      /--pool-size \(POOL_SIZE\): an option of threadpool, processpool, py-pool, py-coroutines; eventloop has no such option/,
+    );
     const server = await startVariant('eventloop', { POOL_SIZE: '3', GIL_SWITCH_MS: '7' });
     await server.stop();
   });
@@ -76,7 +79,7 @@ describe('lab serve configuration', () => {
     assert.match(text, /--drain-timeout-ms <ms> on SIGTERM, [^(]*\(default: 10000\) \(env: DRAIN_TIMEOUT_MS\)/);
     assert.match(
       text,
-      /--pool-size <n> workers in the pool \(default: the CPU quota, rounded up\) \[threadpool, processpool\] \(env: POOL_SIZE\)/,
+      /--pool-size <n> workers in the pool \(default: the CPU quota, rounded up\) \[threadpool, processpool, py-pool, py-coroutines\] \(env: POOL_SIZE\)/,
     );
     const version = await runLab(['--version']);
     assert.equal(version.code, 0);

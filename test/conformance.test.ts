@@ -1,6 +1,6 @@
 // The shared conformance suite: every variant of the table (services/variants.ts), run as its own
-// `lab serve` process on port 0, is checked on real sockets against the protocol (LAB-SPEC
-// section 2). What each variant can produce comes from its row: clients that take turns (sync),
+// `lab serve` process on port 0 (the CPython ones too: `lab serve` starts their python3), is
+// checked on real sockets against the protocol (docs/protocol.md). What each variant can produce comes from its row: clients that take turns (sync),
 // a running fib that can be stopped (interruptible), a fixed set of workers and a bounded queue.
 
 import assert from 'node:assert/strict';
@@ -238,8 +238,10 @@ for (const row of VARIANTS) {
         'lab_cpu_quota_cores',
         'lab_cpu_usage_seconds_total',
         'lab_memory_bytes',
-        'lab_event_loop_busy_seconds_total',
-        'nodejs_eventloop_lag_seconds',
+        // The runtime's own series, with the variant label like the rest.
+        ...(row.runtime === 'node'
+          ? ['lab_event_loop_busy_seconds_total', 'nodejs_eventloop_lag_seconds']
+          : ['process_cpu_seconds_total', 'python_gc_objects_collected_total']),
       ]) {
         assert.match(body, new RegExp(`^${name}\\{[^}]*variant="${variant}"`, 'm'), `${name} with variant="${variant}"`);
       }

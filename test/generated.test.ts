@@ -15,10 +15,20 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { VARIANTS } from '../services/variants.js';
-import { DEFAULT_CPUS, HEALTH_INTERVAL, ROOT, envName, generatedFiles, loadTarget } from '../tools/generate.js';
+import {
+  DEFAULT_CPUS,
+  DEFAULT_PYTHON_IMAGE,
+  HEALTH_INTERVAL,
+  PYTHON_IMAGE_NAME,
+  ROOT,
+  envName,
+  generatedFiles,
+  loadTarget,
+} from '../tools/generate.js';
 
 interface Service {
   image?: string;
+  build?: { context: string; dockerfile?: string; args?: Record<string, string> };
   command?: string[];
   cpus?: string | number;
   mem_limit?: string | number;
@@ -142,8 +152,40 @@ describe('docker-compose.yml', () => {
 
   it('takes third-party images from variables whose defaults are pinned tags', () => {
     for (const [name, service] of Object.entries(compose.services)) {
-      if (service.image === 'concurrency-lab:local') continue;
+      if (service.image === 'concurrency-lab:local' || service.image === PYTHON_IMAGE_NAME) continue;
       assert.match(service.image ?? '', /^\$\{[A-Z_]+_IMAGE:-[a-z/]+:v?\d+\.\d+\.\d+\}$/, `${name}: ${service.image}`);
+    }
+  });
+
+  it('runs the Python rows on the Python image, built once from Dockerfile.python, and the others on the Node one', () => {
+    const builds = Object.entries(compose.services).filter(([, service]) => service.build);
+    assert.deepEqual(
+      builds.map(([name, service]) => [name, service.build?.dockerfile ?? 'Dockerfile']),
+      [
+        [VARIANTS.find((v) => v.runtime === 'node')!.name, 'Dockerfile'],
+        [VARIANTS.find((v) => v.runtime === 'python')!.name, 'Dockerfile.python'],
+      ],
+      'each image built by one service',
+    );
+    const python = builds.find(([, service]) => service.build?.dockerfile === 'Dockerfile.python')![1];
+    assert.equal(python.build?.args?.PYTHON_IMAGE, `\${PYTHON_IMAGE:-${DEFAULT_PYTHON_IMAGE}}`);
+    assert.match(DEFAULT_PYTHON_IMAGE, /^python:3\.\d+-slim$/, 'an official CPython image, pinned to a minor version');
+    const dockerfile = readFileSync(`${ROOT}Dockerfile.python`, 'utf8');
+    assert.match(
+      dockerfile,
+      new RegExp(`^ARG PYTHON_IMAGE=${DEFAULT_PYTHON_IMAGE.replace('.', '\\.')}$`, 'm'),
+      'the same default',
+    );
+    assert.match(dockerfile, /python3 -c 'import prometheus_client' .*\|\| pip install .*prometheus-client==\d+\.\d+\.\d+/);
+    assert.match(dockerfile, /^USER (?!root)\w+$/m, 'not root');
+    for (const variant of VARIANTS) {
+      const service = compose.services[variant.name]!;
+      const image = variant.runtime === 'python' ? PYTHON_IMAGE_NAME : 'concurrency-lab:local';
+      assert.equal(service.image, image, variant.name);
+      const check = service.healthcheck as { test?: string[] };
+      // The Python image has no node: its check is the bash script alone.
+      if (variant.runtime === 'python') assert.deepEqual(check.test, ['CMD', 'lab-healthcheck'], variant.name);
+      if (variant.runtime === 'python') assert.match(dockerfile, new RegExp(`^COPY services/${variant.name}/server\\.py `, 'm'));
     }
   });
 

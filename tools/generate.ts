@@ -24,7 +24,7 @@ const GENERATED = (what: string) =>
 
 /** The .env variable of a variant's setting: THREADPOOL_CPUS, THREADPOOL_POOL_SIZE (GIL_SWITCH_MS stays as it is). */
 export function envName(variant: Variant, setting: string): string {
-  const prefix = `${variant.name.toUpperCase()}_`;
+  const prefix = `${variant.name.toUpperCase().replace(/[^A-Z0-9]/g, '_')}_`;
   return setting.startsWith(prefix) ? setting : `${prefix}${setting}`;
 }
 
@@ -86,15 +86,28 @@ function variantOptions(variant: Variant): Array<[string, OptionSpec<unknown>, s
   ]);
 }
 
+/** The image of the variants written in Python (Dockerfile.python), built once like the Node one. */
+export const PYTHON_IMAGE_NAME = 'concurrency-lab-python:local';
+/** PYTHON_IMAGE's default: an official CPython image (the offline setup names a local one instead). */
+export const DEFAULT_PYTHON_IMAGE = 'python:3.12-slim';
+
+/** What a row's service says about its image: the Node one's build on the first row, the Python image on Python rows. */
+function imageLines(variant: Variant): string {
+  const first = VARIANTS.find((v) => v.runtime === variant.runtime) === variant;
+  if (variant.runtime === 'node') return first ? '    build: *build\n' : '';
+  // The same healthcheck as the Node image's: the bash script, copied into both images.
+  return `${first ? '    build: *build-python\n' : ''}    image: ${PYTHON_IMAGE_NAME}\n`;
+}
+
 export function composeFile(): string {
-  const services = VARIANTS.map((variant, i) => {
+  const services = VARIANTS.map((variant) => {
     const env = variantOptions(variant)
       .map(([name, spec, value]) => `      ${spec.env}: \${${name}:-${value}}`)
       .join('\n');
     return `  # ${variant.name}: ${variant.model}. Shows: ${variant.shows}.
   ${variant.name}:
     <<: *variant
-${i === 0 ? '    build: *build\n' : ''}    command: ["serve", "${variant.name}"]
+${imageLines(variant)}    command: ["serve", "${variant.name}"]
     environment:
       <<: *variant-env
 ${env ? `${env}\n` : ''}    cpus: \${${envName(variant, 'CPUS')}:-${DEFAULT_CPUS}}
@@ -114,12 +127,20 @@ ${(variant.companions?.dependsOn ?? []).length > 0 ? `    depends_on:\n${variant
 # variant) and can be changed live: \`lab cpus <variant> <cores>\` or \`make cpus\`.
 name: concurrency-lab
 
-# Every lab service runs the one image. Only the first service builds it; the others use it and
-# never try to pull it (it exists in no registry).
+# Every lab service runs the one image (the py-* variants: the Python image below). Only the first
+# service builds it; the others use it and never try to pull it (it exists in no registry).
 x-build: &build
   context: .
   args:
     NODE_IMAGE: \${NODE_IMAGE:-node:24-bookworm-slim}
+
+# The variants written in Python (py-*) run a second image, CPython with prometheus_client, built
+# once the same way; PYTHON_IMAGE names its base (the offline setup seeds a local one).
+x-build-python: &build-python
+  context: .
+  dockerfile: Dockerfile.python
+  args:
+    PYTHON_IMAGE: \${PYTHON_IMAGE:-${DEFAULT_PYTHON_IMAGE}}
 
 # The lab's own containers: read-only, no capabilities, no privilege escalation.
 x-lab-service: &lab-service

@@ -28,6 +28,9 @@ import { PanelBuilder as TableBuilder } from '@grafana/grafana-foundation-sdk/ta
 import { PanelBuilder as TimeseriesBuilder } from '@grafana/grafana-foundation-sdk/timeseries';
 import { VARIANTS } from '../../services/variants.js';
 
+/** Variants not served by Node (the CPython ones): no event loop of Node's, no V8 heap, no nodejs_* series. */
+const NOT_NODE = VARIANTS.filter((v) => v.runtime !== 'node').map((v) => v.name);
+
 /** The provisioned datasource (grafana/provisioning/datasources/prometheus.yml). */
 export const DATASOURCE = { type: 'prometheus', uid: 'lab-prometheus' } as const;
 
@@ -267,6 +270,7 @@ const lessonRow: RowSpec = {
       description:
         "How late each variant's event loop runs its timers: the signature of blocking that server-side request timing cannot see (a request waiting in the kernel while the loop computes is stamped only when read). A fib(30) on the loop shows as milliseconds (eventloop, sync, a cluster worker); threads, pools and gil keep the loop free.",
       unit: 's',
+      notFor: NOT_NODE,
       queries: [{ expr: `max by (variant) (nodejs_eventloop_lag_p99_seconds{${V}})`, legend: '{{variant}}' }],
     },
     {
@@ -468,6 +472,7 @@ export const LAB_OVERVIEW: DashboardSpec = {
           description:
             "Utilization (0..1) of each variant's busiest event loop: 1 means a loop that computes all the time and reads no socket meanwhile.",
           unit: 'percentunit',
+          notFor: NOT_NODE,
           queries: [{ expr: `max by (variant) (${rate('lab_event_loop_busy_seconds_total', V)})`, legend: '{{variant}}' }],
         },
       ],
@@ -756,6 +761,7 @@ export const LAB_VARIANT: DashboardSpec = {
           description:
             'Each event loop on its own (never summed): the serving thread, and each worker of a pool or cluster; 1 is a loop that never waits.',
           unit: 'percentunit',
+          notFor: NOT_NODE,
           queries: [
             {
               expr: `label_replace(${rate('lab_event_loop_busy_seconds_total', ONE)}, "worker", "serving", "worker", "")`,
@@ -768,6 +774,7 @@ export const LAB_VARIANT: DashboardSpec = {
           description:
             "How late each process's event loop runs its timers: on eventloop and sync it is a whole fib, on the others it stays small.",
           unit: 's',
+          notFor: NOT_NODE,
           queries: [
             {
               expr: `label_replace(nodejs_eventloop_lag_p99_seconds{${ONE}}, "worker", "serving", "worker", "")`,
@@ -792,6 +799,7 @@ export const LAB_VARIANT: DashboardSpec = {
           title: 'Heap used per process',
           description: 'V8 heap of the serving process and of each cluster worker (pool threads and processes are not included).',
           unit: 'bytes',
+          notFor: NOT_NODE,
           queries: [
             {
               expr: `label_replace(nodejs_heap_size_used_bytes{${ONE}}, "worker", "serving", "worker", "")`,

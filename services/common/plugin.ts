@@ -8,6 +8,8 @@
 //     (`generators`), reusing LineConnection or the protocol module where it serves;
 //   - `processes`: runs the shared server in several processes (`cluster`); the shared server
 //     keeps /metrics, /healthz and the drain, over the processes the variant starts.
+// A row whose `runtime` is `python` has no plug-in: it is a CPython server of its own (a script
+// under services/py-*/, on services/py-common/labfib), which `lab serve` starts as a child.
 
 import type { Socket } from 'node:net';
 import type { CgroupReader } from './cgroup.js';
@@ -87,8 +89,24 @@ export type Plugin<O> =
  */
 export type Parallelism = 'single' | 'per-connection' | 'fixed-workers';
 
+/** Where a variant's server runs: `node` (this process, through its plug-in) or `python` (a CPython child). */
+export type Runtime = 'node' | 'python';
+
+/** How a row is served: a plug-in of the shared Node server, or a CPython script of its own. */
+export type Implementation<O = object> =
+  | { runtime: 'node'; plugin: Plugin<O> }
+  | {
+      runtime: 'python';
+      /** The server, from the repository's root (`services/py-threads/server.py`): `lab serve` runs `python3 <script>`. */
+      script: string;
+    };
+
 /** One row of the variant table: everything the lab needs to know about a variant. */
-export interface VariantDefinition<O = object> {
+export type VariantDefinition<O = object> = VariantFields<O> &
+  ({ runtime?: 'node'; plugin: Plugin<O> } | Extract<Implementation<O>, { runtime: 'python' }>);
+
+/** What every row says, whatever runs it. */
+export interface VariantFields<O = object> {
   name: string;
   /** The fib port compose publishes on 127.0.0.1 (LAB-SPEC section 5). */
   hostPort: number;
@@ -96,7 +114,6 @@ export interface VariantDefinition<O = object> {
   model: string;
   /** What it demonstrates, in a phrase. */
   shows: string;
-  plugin: Plugin<O>;
   /** The variant's own options: flags, variables, defaults and guards (e.g. the pool size). */
   options: OptionSpecs<O>;
   /** The connection cap when MAX_CONNECTIONS is not set: what the model can afford. */
@@ -134,14 +151,14 @@ export interface Companions {
   optionDefaults?: Record<string, string>;
 }
 
-/** A row of the table, its own options' type erased. */
-export type Variant = Omit<VariantDefinition<object>, 'options' | 'workersOption' | 'queueOption'> & {
+/** A row of the table, its own options' type erased, its runtime said (`node` where the definition left it out). */
+export type Variant = Omit<VariantFields<object>, 'options' | 'workersOption' | 'queueOption'> & {
   options: Readonly<Record<string, OptionSpec<unknown>>>;
   workersOption?: string;
   queueOption?: string;
-};
+} & Implementation<object>;
 
 /** Checks a row against its own options' type, then erases it for the table. */
 export function defineVariant<O extends object>(definition: VariantDefinition<O>): Variant {
-  return definition;
+  return definition.runtime === 'python' ? definition : { ...definition, runtime: 'node' };
 }

@@ -164,6 +164,7 @@ export async function startServer(
   own: object,
   start: StartOptions = {},
 ): Promise<RunningServer> {
+  if (variant.runtime !== 'node') throw new Error(`${variant.name} runs on ${variant.runtime}, not in this process`);
   const cgroup = start.cgroup === undefined ? new CgroupReader() : start.cgroup;
   const metrics = createServerMetrics(variant.name, { cgroup, workerIndex: start.workerIndex });
   const maxConnections = options.maxConnections ?? variant.connectionCap;
