@@ -87,7 +87,7 @@ describe('spotlight configuration', () => {
       variants: ['a', 'b', 'c'],
       phaseMs: 2500,
       warmupMs: 500,
-      gapMs: 2000,
+      gapMs: 5000,
       rotations: null,
       longN: 30,
       rounds: 3,
@@ -239,7 +239,7 @@ describe('the spotlight rotation', () => {
     rounds: 1,
   });
 
-  it('pauses the background against the variant in the spotlight, and only against it', async () => {
+  it('pauses the background against every target for a turn, and lets it run between turns', async () => {
     const gate = new PauseGate();
     const targets = [target('ev', ev), target('pool', pool, { parallel: 'fixed-workers' })];
     const background = new LoadRun(
@@ -247,37 +247,45 @@ describe('the spotlight rotation', () => {
       null,
     );
     const requests = (name: string) => background.tallies.find((r) => r.key.target === name)!.requests;
-    const windows: Array<{ variant: string; spotlit: number; other: number }> = [];
-    let start: { variant: string; spotlit: number; other: number } | null = null;
+    const both = () => requests('ev') + requests('pool');
+    const turns: Array<{ variant: string; background: number }> = [];
+    const gaps: number[] = [];
+    let turnStart: number | null = null;
+    let turnEnd: number | null = null;
     const onEvent = (event: SpotlightEvent) => {
-      const other = (variant: string) => (variant === 'ev' ? 'pool' : 'ev');
-      if (event.type === 'phase' && event.phase === 'alone')
-        start = { variant: event.variant, spotlit: requests(event.variant), other: requests(other(event.variant)) };
-      if (event.type === 'turn' && start) {
-        const v = event.turn.variant;
-        windows.push({ variant: v, spotlit: requests(v) - start.spotlit, other: requests(other(v)) - start.other });
+      if (event.type === 'phase' && event.phase === 'alone' && turnStart === null) {
+        if (turnEnd !== null) gaps.push(both() - turnEnd);
+        turnStart = both();
+      }
+      if (event.type === 'turn' && turnStart !== null) {
+        turns.push({ variant: event.turn.variant, background: both() - turnStart });
+        turnStart = null;
+        turnEnd = both();
       }
     };
-    const spotlight = new Spotlight(targets.map(toSpotlightTarget), settings(['ev', 'pool'], 1), {
-      gate,
-      metrics: null,
-      onEvent,
-    });
+    const spotlight = new Spotlight(
+      targets.map(toSpotlightTarget),
+      { ...settings(['ev', 'pool'], 1), gapMs: 500 },
+      {
+        gate,
+        metrics: null,
+        onEvent,
+      },
+    );
     try {
       await spotlight.run(new AbortController().signal);
     } finally {
       background.stop();
       await background.finished;
     }
-    console.log(`background requests during each turn: ${JSON.stringify(windows)}`);
+    console.log(`background requests during each turn: ${JSON.stringify(turns)}, in the gap between: ${JSON.stringify(gaps)}`);
     assert.deepEqual(
-      windows.map((w) => w.variant),
+      turns.map((w) => w.variant),
       ['ev', 'pool'],
     );
-    for (const w of windows) {
-      assert.equal(w.spotlit, 0, `the background sent ${w.spotlit} requests to ${w.variant} during its turn`);
-      assert.ok(w.other > 10, `the background went on against the other target: ${JSON.stringify(w)}`);
-    }
+    for (const turn of turns)
+      assert.equal(turn.background, 0, `the background sent ${turn.background} requests during ${turn.variant}'s turn`);
+    assert.ok(gaps[0]! > 10, `the background ran between the turns: ${JSON.stringify(gaps)}`);
   });
 
   it('abandons the turn in progress when all load is paused, exports nothing from it, and resumes after', async () => {

@@ -70,7 +70,7 @@ const SPOTLIGHT_SETTINGS: Array<[string, string, string]> = [
     '3',
     'the spotlight: rounds of phases per turn, alternating; each figure is their median, with the lowest and highest',
   ],
-  ['SPOTLIGHT_GAP', '2s', 'the spotlight: the pause between two turns'],
+  ['SPOTLIGHT_GAP', '5s', 'the spotlight: the pause between two turns, when the background load runs'],
   ['SPOTLIGHT_VARIANTS', '', 'the spotlight: the variants to measure, in this order (empty: every variant, in order)'],
 ];
 
@@ -185,10 +185,10 @@ x-variant-env: &variant-env
 
 services:
 ${services}
-  # loadgen: a light, continuous closed-loop load on every variant (the talk's perf1 and perf2
-  # together), and the spotlight: the talk's experiment on one variant at a time, in rotation, with
-  # the background load paused against it. Client-side histograms, the lesson figures and the
-  # control API on :${LOADGEN_PORT} (PUT and DELETE need LOADGEN_TOKEN, which make up writes into
+  # loadgen: a light closed-loop load on every variant (the talk's perf1 and perf2 together), and
+  # the spotlight: the talk's experiment on one variant at a time, in rotation, with the
+  # background load paused during each turn (it runs between turns). Client-side histograms, the
+  # lesson figures and the control API on :${LOADGEN_PORT} (PUT, POST and DELETE need LOADGEN_TOKEN, which make up writes into
   # .env; left empty, the load generator makes one up and prints it in its log). Not restarted
   # when Docker starts unless LOADGEN_RESTART says so.
   loadgen:

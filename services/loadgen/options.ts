@@ -112,8 +112,8 @@ export const loadDefaults = {
   reportEveryMs: 1000,
   metricsHost: '127.0.0.1',
   search: { maxP99Ms: 50, maxErrorRate: 0.01, stepMs: 5000, factor: 1.5 },
-  // A turn: 3 rounds of 2 or 3 phases of 0.5 + 2.5 s, then a gap of 2 s: 20 or 29 s a variant.
-  spotlight: { phaseMs: 2500, warmupMs: 500, gapMs: 2000, longN: 30, rounds: 3 },
+  // A turn: 3 rounds of 2 or 3 phases of 0.5 + 2.5 s, then a gap of 5 s (the background's): 23 or 32 s a variant.
+  spotlight: { phaseMs: 2500, warmupMs: 500, gapMs: 5000, longN: 30, rounds: 3 },
   sendThreads: 1,
 } as const;
 
@@ -221,7 +221,7 @@ export const loadOptionNames = {
   spotlightGapMs: {
     flag: '--spotlight-gap',
     env: 'SPOTLIGHT_GAP',
-    description: `with --spotlight: the pause between two turns (default 2s; at most ${durationText(LOAD_LIMITS.spotlightGapMs.max)})`,
+    description: `with --spotlight: the pause between two turns, when the background load runs (default 5s; at most ${durationText(LOAD_LIMITS.spotlightGapMs.max)})`,
   },
   spotlightVariants: {
     flag: '--spotlight-variants',

@@ -5,10 +5,11 @@
 // (alone, beside, all, alone, beside, all, ...), so a machine that drifts (another process, a
 // CPU's clock) moves every phase alike: each figure is the median of its rounds, exported with
 // the lowest and highest round as its spread. Each phase of a round is one measure() stretch, so
-// its percentiles are its own, and the background load is paused against the variant for the
-// whole turn, so it is measured alone with the host's cores: a side-by-side closed-loop load
-// cannot show this (its percentiles are weighted by throughput, and the variants' noise drowns
-// the effect). At the end of each turn the variant's lesson figures are exported and kept until
+// its percentiles are its own, and the background load is paused for the whole turn (against
+// every variant: the others' fib(30)s would take the cores the lesson is about), so the variant is
+// measured alone with the host's cores: a side-by-side closed-loop load cannot show this (its
+// percentiles are weighted by throughput, and the variants' noise drowns the effect). The
+// background runs between turns. At the end of each turn the variant's lesson figures are exported and kept until
 // its next turn (docs/protocol.md lists them).
 //
 // Collapse ratio = perf2's requests per second alone / beside one long request, per round (the
@@ -126,7 +127,7 @@ export type SpotlightEvent =
   | { type: 'note'; variant: string; note: string };
 
 export interface SpotlightDeps {
-  /** The background load's gate: paused against the variant in the spotlight; a lease pauses it all. */
+  /** The background load's gate: paused against every target during a turn; a lease pauses it all. */
   gate: PauseGate;
   metrics: LoadgenMetrics | null;
   onEvent?: (event: SpotlightEvent) => void;
@@ -266,10 +267,16 @@ export class Spotlight {
     const startedAt = new Date();
     this.current = { variant, phase: null };
     this.lesson?.spotlight.labels({ variant }).set(1);
-    gate.pause(variant);
+    // The machine to itself: the background load pauses against every target for the turn (on a
+    // 2-core machine the others' fib(30)s would take the cores the lesson is about), and runs
+    // between turns.
+    const everyone = this.known.map((spot) => spot.target.name);
+    for (const name of everyone) gate.pause(name);
     try {
-      if (!(await gate.quiet(variant, QUIET_TIMEOUT_MS, signal)))
-        note(`the background still held ${gate.connections(variant)} connection(s) after ${QUIET_TIMEOUT_MS} ms`);
+      if (!(await gate.quiet(null, QUIET_TIMEOUT_MS, signal))) {
+        const held = everyone.filter((name) => gate.connections(name) > 0);
+        note(`the background still held connections to ${held.join(', ')} after ${QUIET_TIMEOUT_MS} ms`);
+      }
       if (signal.aborted) return null;
       const state = spot.metricsUrl ? await readVariantState(spot.metricsUrl).catch((error: Error) => error) : null;
       if (state instanceof Error) note(`could not read ${spot.metricsUrl}: ${state.message}`);
@@ -332,7 +339,7 @@ export class Spotlight {
       this.current = null;
       // A variant taken out of the rotation meanwhile has lost its series: do not bring them back.
       if (this.variants.includes(variant)) this.lesson?.spotlight.labels({ variant }).set(0);
-      gate.resume(variant);
+      for (const name of everyone) gate.resume(name);
     }
   }
 
