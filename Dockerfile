@@ -25,13 +25,13 @@ WORKDIR /app
 COPY package.json ./
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist/services ./dist/services
-COPY services/common/healthcheck.sh /usr/local/bin/lab-healthcheck
+COPY services/server/healthcheck.sh /usr/local/bin/lab-healthcheck
 # The only scenario files the control API reads (LOAD_SCENARIO_DIR defaults to /app/scenarios).
 COPY scenarios ./scenarios
-RUN ln -s /app/dist/services/cli.js /usr/local/bin/lab && chmod +x /app/dist/services/cli.js
+RUN ln -s /app/dist/services/cli/index.js /usr/local/bin/lab && chmod +x /app/dist/services/cli/index.js
 USER node
 EXPOSE 25000 9464
-# Bash, not Node: a check is an exec every interval (see services/common/healthcheck.sh).
+# Bash, not Node: a check is an exec every interval (see services/server/healthcheck.sh).
 HEALTHCHECK --interval=60s --timeout=3s --start-period=60s --retries=3 CMD ["lab-healthcheck"]
-ENTRYPOINT ["node", "dist/services/cli.js"]
+ENTRYPOINT ["node", "dist/services/cli/index.js"]
 CMD ["variants"]

@@ -3,7 +3,7 @@
 SHELL := bash
 COMPOSE := docker compose
 LOADGEN := http://127.0.0.1:9465
-# VARIANTS and VARIANT_PORTS, generated from the variant table (services/variants.ts).
+# VARIANTS and VARIANT_PORTS, generated from the variant table (services/variants/index.ts).
 include config/variants.mk
 
 # Grafana is a compose profile, named in .env (COMPOSE_PROFILES=grafana). LAB_NO_GRAFANA=1 leaves
@@ -77,8 +77,8 @@ SWEEP_CPUS ?= 0.5,1,1.5,2
 SWEEP ?= sweep.json
 
 report: build ## sweep quotas on the running lab, write report.html: make report [SWEEP_VARIANTS=threads,threadpool] [SWEEP_CPUS=0.5,1,2]
-	node dist/services/cli.js sweep --variants $(SWEEP_VARIANTS) --cpus $(SWEEP_CPUS) --out $(SWEEP)
-	node dist/services/cli.js report $(SWEEP) --out report.html
+	node dist/services/cli/index.js sweep --variants $(SWEEP_VARIANTS) --cpus $(SWEEP_CPUS) --out $(SWEEP)
+	node dist/services/cli/index.js report $(SWEEP) --out report.html
 
 down: ## stop the lab and remove its containers and data (keeps .env)
 	$(COMPOSE) down -v --remove-orphans

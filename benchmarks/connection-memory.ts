@@ -8,7 +8,7 @@
 
 import { readFileSync, readdirSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { VARIANT_NAMES, findVariant } from '../services/variants.js';
+import { VARIANT_NAMES, findVariant } from '../services/variants/index.js';
 import { TestClient, startVariant } from '../test/helpers.js';
 
 /** A thread or a process per connection is measured at 100 connections, the rest at 1000. */

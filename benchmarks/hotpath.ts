@@ -10,7 +10,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { startLocalVariant } from '../services/loadgen/local.js';
-import { VARIANT_NAMES, findVariant } from '../services/variants.js';
+import { VARIANT_NAMES, findVariant } from '../services/variants/index.js';
 
 const PINGPONG = fileURLToPath(new URL('./pingpong.js', import.meta.url));
 const seconds = Number(process.argv[2] ?? 5);

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const PINGPONG = fileURLToPath(new URL('./pingpong.js', import.meta.url));
-const CLI = fileURLToPath(new URL('../services/cli.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../services/cli/index.js', import.meta.url));
 const seconds = Number(process.argv[2] ?? 10);
 const ROUNDS = 3;
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;

@@ -16,7 +16,7 @@ import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fib } from '../services/common/fib.js';
+import { fib } from '../services/server/fib.js';
 import { TestClient, cpuSeconds, referenceFib, startVariant } from '../test/helpers.js';
 import { RedisProcess, startWorker, type RunningWorker } from '../test/queue/helpers.js';
 
@@ -141,7 +141,7 @@ async function roundTrips(port: number, ms: number): Promise<{ count: number; p5
  * this host gives that many quota-bound processes right now (the machine is shared). Req/s.
  */
 async function bareLoops(count: number, n: number, ms: number): Promise<number> {
-  const fibModule = new URL('../services/common/fib.js', import.meta.url).href;
+  const fibModule = new URL('../services/server/fib.js', import.meta.url).href;
   const code =
     `import { fib } from ${JSON.stringify(fibModule)};` +
     `process.stdin.once('data', () => { const until = performance.now() + ${ms}; let done = 0;` +

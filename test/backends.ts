@@ -2,7 +2,7 @@
 // workers (test/queue/helpers.ts). `startServing` starts the variant with its backend and stops
 // both together, so any test can loop over every variant of the table.
 
-import { findVariant } from '../services/variants.js';
+import { findVariant } from '../services/variants/index.js';
 import { startVariant, type RunningVariant } from './helpers.js';
 import { startQueueBackend } from './queue/helpers.js';
 

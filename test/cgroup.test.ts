@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { CgroupReader, defaultParallelism } from '../services/common/cgroup.js';
+import { CgroupReader, defaultParallelism } from '../services/lab/cgroup.js';
 
 const roots: string[] = [];
 after(() => {

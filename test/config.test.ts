@@ -2,8 +2,8 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { resolveOptions, resolveServeOptions, serveDefaults } from '../services/common/options.js';
-import { poolOptions } from '../services/common/pools.js';
+import { resolveOptions, resolveServeOptions, serveDefaults } from '../services/lab/options.js';
+import { poolOptions } from '../services/server/pools.js';
 import { LOAD_LIMITS } from '../services/loadgen/limits.js';
 import { parseTargets, resolveLoadOptions } from '../services/loadgen/options.js';
 import { configErrorOf as configError, runLab, startVariant } from './helpers.js';

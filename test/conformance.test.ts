@@ -1,4 +1,4 @@
-// The shared conformance suite: every variant of the table (services/variants.ts), run as its own
+// The shared conformance suite: every variant of the table (services/variants/index.ts), run as its own
 // `lab serve` process on port 0 (the CPython ones too: `lab serve` starts their python3), is
 // checked on real sockets against the protocol (docs/protocol.md). What each variant can produce comes from its row: clients that take turns (sync),
 // a running fib that can be stopped (interruptible), a fixed set of workers and a bounded queue.
@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Variant } from '../services/common/plugin.js';
-import { VARIANTS } from '../services/variants.js';
+import type { Variant } from '../services/server/plugin.js';
+import { VARIANTS } from '../services/variants/index.js';
 import { BACKENDS } from './backends.js';
 import { BACKEND_WORKERS } from './queue/helpers.js';
 import {

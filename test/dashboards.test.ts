@@ -14,8 +14,8 @@ import {
   createServerMetrics,
   registerGeneratorMetrics,
   registerQueueFrontMetrics,
-} from '../services/common/metrics.js';
-import { CgroupReader } from '../services/common/cgroup.js';
+} from '../services/lab/metrics.js';
+import { CgroupReader } from '../services/lab/cgroup.js';
 
 interface Panel {
   id: number;

@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { VARIANT_NAMES } from '../services/variants.js';
+import { VARIANT_NAMES } from '../services/variants/index.js';
 import { fuzzVariant, summarize } from './fuzz/campaign.js';
 
 const SEED = 20_151_127;

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
-import { VARIANTS } from '../services/variants.js';
+import { VARIANTS } from '../services/variants/index.js';
 import {
   DEFAULT_CPUS,
   DEFAULT_PYTHON_IMAGE,
@@ -185,7 +185,8 @@ describe('docker-compose.yml', () => {
       const check = service.healthcheck as { test?: string[] };
       // The Python image has no node: its check is the bash script alone.
       if (variant.runtime === 'python') assert.deepEqual(check.test, ['CMD', 'lab-healthcheck'], variant.name);
-      if (variant.runtime === 'python') assert.match(dockerfile, new RegExp(`^COPY services/${variant.name}/server\\.py `, 'm'));
+      if (variant.runtime === 'python')
+        assert.match(dockerfile, new RegExp(`^COPY services/variants/${variant.name}/server\\.py `, 'm'));
     }
   });
 

@@ -2,7 +2,7 @@
 // each on a real `lab serve` process over real sockets. They fail on the code the issue was
 // filed against and pass once it is fixed. Every wait is for a state (a reply, a close, a value
 // on /metrics, an exit) with a deadline, so a defect shows as a failure with the measured
-// values, never as a hung run. The variant list comes from services/variants.ts; a variant is
+// values, never as a hung run. The variant list comes from services/variants/index.ts; a variant is
 // named by hand only where a defect is about that one variant.
 
 import assert from 'node:assert/strict';
@@ -10,7 +10,7 @@ import { once } from 'node:events';
 import { connect } from 'node:net';
 import { describe, it } from 'node:test';
 import { performance } from 'node:perf_hooks';
-import { VARIANTS, VARIANT_NAMES } from '../services/variants.js';
+import { VARIANTS, VARIANT_NAMES } from '../services/variants/index.js';
 import { startServing } from './backends.js';
 import { TestClient, metricsOf, referenceFib, sample, type RunningVariant } from './helpers.js';
 import {

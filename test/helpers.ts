@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { ConfigError } from '../services/common/errors.js';
+import { ConfigError } from '../services/lab/errors.js';
 import { spawnLab, startLocalVariant, type LocalVariant } from '../services/loadgen/local.js';
 import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
@@ -14,7 +14,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-export const CLI = fileURLToPath(new URL('../services/cli.js', import.meta.url));
+export const CLI = fileURLToPath(new URL('../services/cli/index.js', import.meta.url));
 
 export type RunningVariant = LocalVariant;
 

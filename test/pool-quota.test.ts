@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { VARIANTS } from '../services/variants.js';
+import { VARIANTS } from '../services/variants/index.js';
 import { TestClient, metricsOf, referenceFib, runLab, sample, startVariant, waitForMetric } from './helpers.js';
 
 const dirs: string[] = [];

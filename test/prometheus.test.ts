@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { VARIANTS } from '../services/variants.js';
+import { VARIANTS } from '../services/variants/index.js';
 
 const DIR = fileURLToPath(new URL('../../prometheus/', import.meta.url));
 const IMAGE = process.env.PROMETHEUS_IMAGE || 'prom/prometheus:v3.5.0';

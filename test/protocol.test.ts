@@ -13,8 +13,8 @@ import {
   parseReply,
   parseRequest,
   type RequestFrame,
-} from '../services/common/protocol.js';
-import { RequestError } from '../services/common/errors.js';
+} from '../services/server/protocol.js';
+import { RequestError } from '../services/lab/errors.js';
 
 const STREAM = '6\n  12\t\r\n30\r\nabc\n\n-1\n';
 const EXPECTED: RequestFrame[] = ['6', '  12\t', '30', 'abc', '', '-1'].map((text) => ({ kind: 'request', text }));

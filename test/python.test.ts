@@ -1,4 +1,4 @@
-// The variants written in Python (rows with runtime `python`, services/py-*): how `lab serve`
+// The variants written in Python (rows with runtime `python`, services/variants/py-*): how `lab serve`
 // starts them (which python3, the options passed on, never outliving it), their own checks of a
 // bad option when run alone, and their defaults agreeing with their rows. The protocol itself is
 // the conformance suite's and the fuzz pass's, as for every row.
@@ -9,7 +9,7 @@ import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { VARIANTS } from '../services/variants.js';
+import { VARIANTS } from '../services/variants/index.js';
 import { ROOT } from '../tools/generate.js';
 import { liveChildren } from './hardening-helpers.js';
 import { TestClient, childProcesses, runLab, startVariant, waitUntil, type RunningVariant } from './helpers.js';
@@ -87,7 +87,7 @@ describe('the Python rows', () => {
   }
 
   it('py-coroutines refuses a cap its select() cannot hold, naming the option', () => {
-    const result = runScript('services/py-coroutines/server.py', ['--max-connections', '5000']);
+    const result = runScript('services/variants/py-coroutines/server.py', ['--max-connections', '5000']);
     assert.equal(result.status, 2, result.stderr);
     assert.match(
       result.stderr.trim(),

@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { ConfigError } from '../services/common/errors.js';
+import { ConfigError } from '../services/lab/errors.js';
 import { readSweepFile, type SweepFile } from '../services/sweep/file.js';
 import { runLab } from './helpers.js';
 import { checkReportPage, chromiumMissing } from './report-browser.js';

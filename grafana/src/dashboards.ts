@@ -3,7 +3,7 @@
 // Foundation SDK. The same specs feed the stack test, which runs every query against the
 // stack's real Prometheus. Queries select variants with $variant and group by `variant` (or
 // repeat a panel per variant); which panels apply to which variants is read from the variant
-// table (services/variants.ts), so a new variant needs an edit here only for a panel of its own.
+// table (services/variants/index.ts), so a new variant needs an edit here only for a panel of its own.
 
 import * as common from '@grafana/grafana-foundation-sdk/common';
 import {
@@ -26,7 +26,7 @@ import { DataqueryBuilder, PromQueryFormat } from '@grafana/grafana-foundation-s
 import { PanelBuilder as BarGaugeBuilder } from '@grafana/grafana-foundation-sdk/bargauge';
 import { PanelBuilder as TableBuilder } from '@grafana/grafana-foundation-sdk/table';
 import { PanelBuilder as TimeseriesBuilder } from '@grafana/grafana-foundation-sdk/timeseries';
-import { VARIANTS } from '../../services/variants.js';
+import { VARIANTS } from '../../services/variants/index.js';
 
 /** Variants not served by Node (the CPython ones): no event loop of Node's, no V8 heap, no nodejs_* series. */
 const NOT_NODE = VARIANTS.filter((v) => v.runtime !== 'node').map((v) => v.name);

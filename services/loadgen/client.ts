@@ -6,8 +6,8 @@
 
 import { connect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import type { ClientErrorCode, Outcome } from '../common/errors.js';
-import { ReplyDecoder, formatRequest, parseReply } from '../common/protocol.js';
+import type { ClientErrorCode, Outcome } from '../lab/errors.js';
+import { ReplyDecoder, formatRequest, parseReply } from '../server/protocol.js';
 
 export interface Answer {
   outcome: Outcome;

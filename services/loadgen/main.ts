@@ -7,11 +7,11 @@
 
 import type { Server } from 'node:http';
 import { once } from 'node:events';
-import { createMetricsServer } from '../common/http.js';
-import { createLoadgenMetrics, type LoadgenMetrics } from '../common/metrics.js';
+import { createMetricsServer } from '../lab/http.js';
+import { createLoadgenMetrics, type LoadgenMetrics } from '../lab/metrics.js';
 import { Controller } from './control.js';
 import { startLocalVariant, type LocalVariant } from './local.js';
-import { hostError } from '../common/options.js';
+import { hostError } from '../lab/options.js';
 import { loadOptionNames, resolveLoadOptions, type LoadOptions, type RawLoadOptions, type Target } from './options.js';
 import { PauseGate } from './pause.js';
 import { waitForTargets } from './ready.js';
@@ -19,7 +19,7 @@ import { useSendThreads } from './senders.js';
 import { LiveDisplay, csv, formatMs, runResults, table, type LoadReport, type Phase, type ProbeResult } from './report.js';
 import { LoadRun } from './run.js';
 import type { Scenario } from './scenario.js';
-import { findVariant } from '../variants.js';
+import { findVariant } from '../variants/index.js';
 import { searchMaxThroughput, searchTable, type SearchResult } from './search.js';
 import { Spotlight, toSpotlightTarget, type LessonTurn, type SpotlightEvent } from './spotlight.js';
 import { spotlightCsv, spotlightJson, spotlightSummary, turnTable } from './spotlight-report.js';

@@ -1,14 +1,14 @@
 // Configuration of `lab load`: one typed interface, one defaults object and flat guards that
-// name the option and its limit (limits.ts), like `lab serve`'s (services/common/options.ts).
+// name the option and its limit (limits.ts), like `lab serve`'s (services/lab/options.ts).
 
 import { randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { ConfigError } from '../common/errors.js';
-import type { Parallelism } from '../common/plugin.js';
-import { FIB_MAX_N_LIMIT } from '../common/protocol.js';
-import { bool, int, optionLabel, optionalInt, str, type OptionName } from '../common/options.js';
-import { VARIANT_NAMES } from '../variants.js';
+import { ConfigError } from '../lab/errors.js';
+import type { Parallelism } from '../server/plugin.js';
+import { FIB_MAX_N_LIMIT } from '../server/protocol.js';
+import { bool, int, optionLabel, optionalInt, str, type OptionName } from '../lab/options.js';
+import { VARIANT_NAMES } from '../variants/index.js';
 import { LOAD_LIMITS, durationText, type Limit } from './limits.js';
 import { BUILT_IN_SCENARIOS, DEFAULT_SCENARIO_DIR, loadScenario, parseDuration, type Scenario } from './scenario.js';
 
@@ -30,7 +30,7 @@ export interface Target {
 }
 
 /** `single`: one thing computes (no third phase); `fixed`: a fixed set of workers; `per-connection`: a thread or process per connection. */
-export type { Parallelism } from '../common/plugin.js';
+export type { Parallelism } from '../server/plugin.js';
 export const PARALLELISM: readonly Parallelism[] = ['single', 'per-connection', 'fixed-workers'];
 
 export interface SpotlightOptions {

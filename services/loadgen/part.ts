@@ -12,7 +12,7 @@ import { connectTo, realClock, runProbe, type Clock, type Connect } from './driv
 import { GeneratorHealth, NO_HEALTH, type ThreadHealth } from './health.js';
 import { preciseClock } from './pacer.js';
 import { ProbeRecorder, bucketOf, type SeriesDelta } from './recorder.js';
-import { LATENCY_BUCKETS } from '../common/metrics.js';
+import { LATENCY_BUCKETS } from '../lab/metrics.js';
 import { isScheduled, phaseAt, type Scenario } from './scenario.js';
 
 /** How often the time spent in each phase of a scenario is sampled, ms. */

@@ -16,8 +16,8 @@
 // connection.
 
 import hdr, { type JsHistogram } from 'hdr-histogram-js';
-import { CLIENT_ERROR_CODES, SERVER_ERROR_CODES, type Outcome } from '../common/errors.js';
-import { LATENCY_BUCKETS, type LoadgenMetrics } from '../common/metrics.js';
+import { CLIENT_ERROR_CODES, SERVER_ERROR_CODES, type Outcome } from '../lab/errors.js';
+import { LATENCY_BUCKETS, type LoadgenMetrics } from '../lab/metrics.js';
 import { jainIndex } from './fairness.js';
 
 export interface SeriesKey {

@@ -11,8 +11,8 @@ import { isAbsolute, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { ConfigError } from '../common/errors.js';
-import { FIB_MAX_N_LIMIT } from '../common/protocol.js';
+import { ConfigError } from '../lab/errors.js';
+import { FIB_MAX_N_LIMIT } from '../server/protocol.js';
 import { LOAD_LIMITS, durationText, type Limit } from './limits.js';
 
 export interface RampRate {

@@ -3,11 +3,11 @@
 // confirms the change where it matters, in the variant's own `lab_cpu_quota_cores` (what its
 // cgroup now says), and prints before and after.
 
-import { ConfigError } from '../common/errors.js';
-import { optionLabel, type OptionName } from '../common/options.js';
+import { ConfigError } from '../lab/errors.js';
+import { optionLabel, type OptionName } from '../lab/options.js';
 import { LabDocker, LabNotRunningError, type LabContainer, type VariantContainers } from './docker.js';
 import { envQuota, envVariable } from './env.js';
-import { parseExposition, pick } from './exposition.js';
+import { parseExposition, pick } from '../lab/exposition.js';
 
 export interface CpusOptions {
   /** The variants to change (every running one for `all` and --reset). */

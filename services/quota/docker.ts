@@ -11,8 +11,8 @@
 
 import Docker from 'dockerode';
 import { PassThrough } from 'node:stream';
-import { ConfigError } from '../common/errors.js';
-import { VARIANT_NAMES } from '../variants.js';
+import { ConfigError } from '../lab/errors.js';
+import { VARIANT_NAMES } from '../variants/index.js';
 
 export const COMPOSE_PROJECT = 'concurrency-lab';
 const NANO = 1e9;

@@ -5,7 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ConfigError } from '../common/errors.js';
+import { ConfigError } from '../lab/errors.js';
 
 /** The project's root, where compose and `make up` keep `.env` (dist/services/quota -> ../../..). */
 export const PROJECT_ROOT = fileURLToPath(new URL('../../../', import.meta.url));

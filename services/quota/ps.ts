@@ -7,10 +7,10 @@
 // the variants nothing, unlike exec'ing into each); the load generator's /metrics for the
 // spotlight gauges. A source that does not answer leaves its columns at '-'.
 
-import { ConfigError } from '../common/errors.js';
-import { optionLabel, type OptionName } from '../common/options.js';
+import { ConfigError } from '../lab/errors.js';
+import { optionLabel, type OptionName } from '../lab/options.js';
 import { LabDocker, LabNotRunningError } from './docker.js';
-import { parseExposition, pick } from './exposition.js';
+import { parseExposition, pick } from '../lab/exposition.js';
 
 export interface PsOptions {
   /** Print one snapshot as JSON. */

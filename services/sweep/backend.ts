@@ -9,8 +9,8 @@ import { measure, type MeasuredProbe, type MeasureOptions, type Measurement } fr
 import { measureThroughLoadgen } from './remote.js';
 import { changeQuota, formatCores } from '../quota/cpus.js';
 import { LabDocker, type ContainerCounters, type LabContainer } from '../quota/docker.js';
-import { parseExposition, pick } from '../quota/exposition.js';
-import { findVariant } from '../variants.js';
+import { parseExposition, pick } from '../lab/exposition.js';
+import { findVariant } from '../variants/index.js';
 import type { SweepMode } from './file.js';
 
 export type Counters = ContainerCounters;

@@ -3,7 +3,7 @@
 // `lab serve` never load dockerode or the report's libraries.
 
 import { Option, type Command } from 'commander';
-import { ConfigError } from '../common/errors.js';
+import { ConfigError } from '../lab/errors.js';
 import { sweepOptionNames, type RawSweepOptions, type SweepOptionKey } from './options.js';
 
 export function addQuotaCommands(program: Command): void {

@@ -5,7 +5,7 @@
 
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { z } from 'zod';
-import { ConfigError } from '../common/errors.js';
+import { ConfigError } from '../lab/errors.js';
 
 export const SWEEP_FILE_VERSION = 1;
 

@@ -5,10 +5,10 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { ConfigError } from '../common/errors.js';
-import { optionLabel, type OptionName } from '../common/options.js';
+import { ConfigError } from '../lab/errors.js';
+import { optionLabel, type OptionName } from '../lab/options.js';
 import { duration } from '../loadgen/options.js';
-import { VARIANT_NAMES } from '../variants.js';
+import { VARIANT_NAMES } from '../variants/index.js';
 import type { SweepSettings } from './file.js';
 
 export type Isolation = 'auto' | 'cgroup' | 'affinity';

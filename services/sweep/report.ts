@@ -6,7 +6,7 @@
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { ConfigError } from '../common/errors.js';
+import { ConfigError } from '../lab/errors.js';
 import { readSweepFile, type SweepFile, type SweepPoint } from './file.js';
 import { fitUsl, usl, type UslResult } from './usl.js';
 

@@ -10,7 +10,7 @@ import cliProgress from 'cli-progress';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ConfigError } from '../common/errors.js';
+import { ConfigError } from '../lab/errors.js';
 import type { Measurement, ProbeFigures } from '../loadgen/measure.js';
 import { formatCores } from '../quota/cpus.js';
 import { usageBetween } from '../quota/docker.js';

@@ -7,8 +7,8 @@
 
 import { randomInt } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { ConfigError } from '../../services/common/errors.js';
-import { VARIANT_NAMES } from '../../services/variants.js';
+import { ConfigError } from '../../services/lab/errors.js';
+import { VARIANT_NAMES } from '../../services/variants/index.js';
 import { fuzzVariant, summarize } from './campaign.js';
 
 export interface FuzzOptions {

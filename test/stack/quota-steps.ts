@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { envQuota } from '../../services/quota/env.js';
 import type { PsSnapshot } from '../../services/quota/ps.js';
 import type { SweepFile } from '../../services/sweep/file.js';
-import { VARIANT_NAMES } from '../../services/variants.js';
+import { VARIANT_NAMES } from '../../services/variants/index.js';
 import { runLab, waitUntil } from '../helpers.js';
 import { checkReportPage, chromiumMissing } from '../report-browser.js';
 

@@ -17,7 +17,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { allQueries } from '../../grafana/src/dashboards.js';
 import type { LoadReport } from '../../services/loadgen/report.js';
-import { VARIANTS } from '../../services/variants.js';
+import { VARIANTS } from '../../services/variants/index.js';
 import { IDLE_BOUND_CORES, hostBusyOver, idleTable, measureIdleCost } from '../../benchmarks/idle.js';
 import { TestClient, runLab, waitUntil } from '../helpers.js';
 import { checkCpusAndReset, checkMakeCpusOneShot, checkPs, checkShortSweepReport, checkQuotaLesson } from './quota-steps.js';

@@ -1,0 +1,93 @@
+#!/usr/bin/env node
+// `lab`: the lab's one command-line entry point (LAB-SPEC section 4). Subcommands load their
+// modules only when they run. Exit codes: 0 done, 1 a failure while running, 2 a usage or
+// configuration error (commander's own usage errors included).
+
+import { createRequire } from 'node:module';
+import { Command, CommanderError, Option } from 'commander';
+import { ConfigError } from '../lab/errors.js';
+import { addLoadCommand } from '../loadgen/cli.js';
+import { allServeOptions } from './serve.js';
+import { addWorkerCommand } from '../variants/queue/cli.js';
+import { addQuotaCommands } from '../sweep/cli.js';
+import { VARIANTS, VARIANT_NAMES } from '../variants/index.js';
+
+const { version } = createRequire(import.meta.url)('../../../package.json') as { version: string };
+
+const program = new Command('lab')
+  .description("Beazley's PyCon 2015 fib server, one concurrency model per variant, measured side by side")
+  .version(version)
+  .showHelpAfterError()
+  .exitOverride();
+
+program
+  .command('variants')
+  .description('list the concurrency variants, one a line')
+  .option('--json', 'print every row of the variant table: model, what it shows, port, plug-in level, options, limits')
+  .action((opts: { json?: boolean }) => {
+    if (opts.json) {
+      const rows = VARIANTS.map((v) => ({
+        name: v.name,
+        hostPort: v.hostPort,
+        model: v.model,
+        shows: v.shows,
+        runtime: v.runtime,
+        level: v.runtime === 'node' ? v.plugin.level : null,
+        script: v.runtime === 'python' ? v.script : null,
+        parallelism: v.parallelism,
+        takesTurns: v.takesTurns,
+        interruptible: v.interruptible,
+        connectionCap: v.connectionCap,
+        idleTimeoutMs: v.idleTimeoutMs,
+        options: Object.fromEntries(
+          Object.entries(v.options).map(([key, spec]) => [key, { flag: spec.flag, env: spec.env, default: spec.default }]),
+        ),
+        limits: v.limits,
+      }));
+      console.log(JSON.stringify(rows, null, 2));
+    } else {
+      for (const name of VARIANT_NAMES) console.log(name);
+    }
+  });
+
+const serve = program
+  .command('serve')
+  .description('run one variant: the fib protocol on --port, /metrics and /healthz on --metrics-port')
+  .argument('<variant>', `one of: ${VARIANT_NAMES.join(', ')}`);
+const attributes = new Map<string, string>();
+for (const [key, { spec, variants }] of allServeOptions()) {
+  const defaultText = spec.defaultText ?? String(spec.default);
+  const scope = variants ? ` [${variants.join(', ')}]` : '';
+  const option = new Option(`${spec.flag} <${spec.argument}>`, `${spec.description} (default: ${defaultText})${scope}`).env(
+    spec.env,
+  );
+  serve.addOption(option);
+  attributes.set(key, option.attributeName());
+}
+serve.action(async (variantName: string, parsed: Record<string, unknown>, command: Command) => {
+  const raw: Record<string, unknown> = {};
+  const given = new Set<string>();
+  for (const [key, attribute] of attributes) {
+    raw[key] = parsed[attribute];
+    if (command.getOptionValueSource(attribute) === 'cli') given.add(key);
+  }
+  const { runServe } = await import('./serve.js');
+  await runServe(variantName, raw, given);
+});
+
+addLoadCommand(program);
+addWorkerCommand(program);
+addQuotaCommands(program);
+
+program.parseAsync().catch((error: unknown) => {
+  if (error instanceof CommanderError) {
+    // commander has printed the message (or the help, or the version) already
+    process.exit(error.exitCode === 0 ? 0 : 2);
+  }
+  if (error instanceof ConfigError) {
+    console.error(`lab: ${error.message}`);
+    process.exit(2);
+  }
+  console.error(`lab: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+});

@@ -1,0 +1,417 @@
+// One client connection served with the shared protocol: framing, parsing, handing each request
+// to the variant's handler, replies written strictly in request order (even when the handler
+// finishes them out of order), back-pressure both ways, per-request metrics, the idle timeout,
+// and draining at shutdown. Every variant that serves a socket in this process uses it; only
+// the handler differs.
+//
+// What it guarantees, whatever the client does:
+// - A pipelining client cannot starve the others: at most BATCH requests are started per turn,
+//   then the connection yields to the event loop; at most `maxPipeline` are in flight; and bytes
+//   beyond HIGH_WATER_BYTES stay unread in the kernel (TCP flow control slows the client down).
+// - A connection always ends: after `line_too_long`, an idle timeout or the drain, the server
+//   half-closes and keeps reading (discarding) until the client closes too, or cuts it off after
+//   CLOSE_LINGER_MS. A socket is never destroyed with unread bytes while the client may still be
+//   waiting for replies (that would send a reset instead of a FIN).
+// - At shutdown nothing that reached the server is dropped silently: lines read before the
+//   drain's cut-off are answered, lines read after it get `unavailable`, and the connection
+//   half-closes only once the event loop has polled its socket after the drain began, so bytes
+//   already in the kernel's buffer are read and answered first.
+
+import type { Socket } from 'node:net';
+import { epochMs } from '../lab/clock.js';
+import { RequestError, type Outcome } from '../lab/errors.js';
+import type { FibResult } from './messages.js';
+import type { CloseReason, RequestRecorder } from '../lab/metrics.js';
+import { RequestDecoder, SHUTTING_DOWN, admit, formatError, formatReply, type RequestFrame } from './protocol.js';
+
+/**
+ * How a parsed request reaches a CPU. A handler may answer synchronously (fib on the event
+ * loop): the reply is then written with the rest of its batch. It throws (or rejects with) a
+ * RequestError to answer with an error code; `signal` aborts when the client has gone or the
+ * drain timeout has passed (only for handlers that say they honour it: `abortable`).
+ */
+export type RequestHandler = (n: number, signal: AbortSignal) => FibResult | Promise<FibResult>;
+
+export interface ConnectionSettings {
+  handler: RequestHandler;
+  /** The handler honours its AbortSignal: an AbortController is made per request only then. */
+  abortable: boolean;
+  fibMaxN: number;
+  maxPipeline: number;
+  /** Close the connection after this long with nothing in flight and nothing received; 0: never. */
+  idleTimeoutMs: number;
+  recorder: RequestRecorder;
+}
+
+/** Requests started per turn of the event loop, per connection, before it yields to the others. */
+export const BATCH = 64;
+/** Received bytes a connection holds undecoded before it stops reading (TCP then pushes back). */
+export const HIGH_WATER_BYTES = 16 * 1024;
+/** After the server half-closes, how long the client has to close its side before it is cut off. */
+export const CLOSE_LINGER_MS = 5000;
+
+/**
+ * Replies to requests up to this n that finish together (a pipelined batch answered on the event
+ * loop) are written together; before a larger one starts, the replies before it are written, so
+ * a client sees fib(1)'s reply before a fib(35) behind it blocks the loop, as with the talk's
+ * servers. fib(20) takes tens of microseconds.
+ */
+const WRITE_TOGETHER_MAX_N = 20;
+
+/**
+ * Past the drain's cut-off, an idle connection half-closes once the event loop has polled it
+ * without finding new bytes (those are answered `unavailable` first); a client that keeps sending
+ * is cut off after this many polls all the same.
+ */
+const SHUTDOWN_POLLS = 10;
+
+/** The signal of handlers that cannot be aborted: never fires, shared, no allocation per request. */
+const NEVER_ABORTED = new AbortController().signal;
+
+/** A request started and not yet written, in request order. */
+interface Started {
+  receivedAt: number;
+  /** Set once answered. */
+  reply: string | undefined;
+  outcome: Outcome;
+  /** Where fib ran: when it started (epoch ms) and how long it took. */
+  startedAt: number;
+  computeSeconds: number;
+  controller: AbortController | null;
+  /** `line_too_long`: close after writing it. */
+  closeAfter: boolean;
+}
+
+export class LineConnection {
+  private readonly decoder = new RequestDecoder();
+  /** Started requests in request order; `head` is the oldest not yet written. */
+  private started: Started[] = [];
+  private head = 0;
+  private state: 'open' | 'draining' | 'closing' | 'closed' = 'open';
+  /** Past the drain's cut-off: new lines are answered `unavailable`. */
+  private refusing = false;
+  /** The client half-closed: answer what it sent, then close. */
+  private peerEnded = false;
+  /** The last pump stopped with complete requests still undecoded (its batch or the pipeline was full). */
+  private morePending = false;
+  private resumeScheduled = false;
+  private writeBlocked = false;
+  private reading = false;
+  private pumping = false;
+  private closeReason: CloseReason = 'client';
+  /** Chunks received so far: tells the shutdown whether bytes arrived while it waited for a poll. */
+  private chunks = 0;
+  private shutdownPolls = 0;
+  private shutdownScheduled = false;
+  private linger: NodeJS.Timeout | null = null;
+  private readonly closed: Promise<void>;
+
+  constructor(
+    readonly socket: Socket,
+    private readonly settings: ConnectionSettings,
+  ) {
+    // Half-closed by the client ("send these, then EOF") still gets every reply.
+    socket.allowHalfOpen = true;
+    socket.setNoDelay(true);
+    this.closed = new Promise((resolve) => {
+      if (socket.closed) resolve();
+      else socket.once('close', () => resolve());
+    });
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('drain', () => {
+      this.writeBlocked = false;
+      this.pump();
+    });
+    socket.on('end', () => {
+      this.peerEnded = true;
+      this.endIfDone();
+    });
+    socket.on('error', () => {
+      // ECONNRESET and the like: 'close' follows and cleans up.
+    });
+    socket.once('close', () => this.onClose());
+    if (settings.idleTimeoutMs > 0) socket.setTimeout(settings.idleTimeoutMs, () => this.onIdle());
+    if (socket.closed) this.onClose();
+    else this.pump(); // servers accept with pauseOnConnect: start reading
+  }
+
+  /** Resolves once the socket has closed. */
+  get done(): Promise<void> {
+    return this.closed;
+  }
+
+  /** Requests started and not yet written. */
+  get inFlight(): number {
+    return this.started.length - this.head;
+  }
+
+  /**
+   * Shutdown: what has started is answered; lines read from now until the event loop has polled
+   * this socket once more are still served (they reached the server before the drain); later
+   * ones get `unavailable`; the connection half-closes once nothing is left in flight.
+   */
+  drain(): Promise<void> {
+    if (this.state === 'open') this.state = 'draining';
+    afterNextPoll(() => {
+      this.refusing = true;
+      this.pump();
+    });
+    return this.closed;
+  }
+
+  /** The drain timeout passed: answer everything still pending `unavailable` and close. */
+  abort(): void {
+    if (this.state === 'closed' || this.state === 'closing') return;
+    this.refusing = true;
+    const unavailable = formatError('unavailable', SHUTTING_DOWN);
+    for (let i = this.head; i < this.started.length; i++) {
+      const request = this.started[i]!;
+      if (request.reply !== undefined) continue;
+      request.controller?.abort();
+      request.outcome = 'unavailable';
+      request.reply = unavailable;
+    }
+    // Requests read but not started get the same answer (written with the others, below).
+    this.pumping = true;
+    try {
+      for (let frame = this.decoder.next(); frame; frame = this.decoder.next()) this.start(frame);
+    } finally {
+      this.pumping = false;
+    }
+    this.flush();
+    // One more poll: lines already on their way get `unavailable` too, then the FIN.
+    this.shutdownPolls = SHUTDOWN_POLLS - 1;
+    this.endIfDone();
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.state === 'closing' || this.state === 'closed') return; // after our FIN: nobody to answer
+    this.chunks += 1;
+    this.decoder.feed(chunk, epochMs());
+    this.pump();
+  }
+
+  /** Starts decoded requests, at most BATCH per turn and `maxPipeline` in flight, then writes what is ready. */
+  private pump(): void {
+    if (this.pumping || this.state === 'closed') return;
+    this.pumping = true;
+    let budget = BATCH;
+    this.morePending = false;
+    try {
+      while (this.state !== 'closing') {
+        if (this.writeBlocked) {
+          // The client is not reading its replies: start nothing more until they drain.
+          this.morePending = this.decoder.bufferedBytes > 0;
+          break;
+        }
+        if (this.inFlight >= this.settings.maxPipeline) {
+          this.flush(); // replies answered on the spot free their places
+          if (this.inFlight >= this.settings.maxPipeline) {
+            this.morePending = this.decoder.bufferedBytes > 0;
+            break;
+          }
+          continue;
+        }
+        if (budget === 0) {
+          // Yield to the other connections; carry on after their I/O.
+          this.morePending = true;
+          if (!this.resumeScheduled) {
+            this.resumeScheduled = true;
+            setImmediate(() => {
+              this.resumeScheduled = false;
+              this.pump();
+            });
+          }
+          break;
+        }
+        const frame = this.decoder.next();
+        if (!frame) break;
+        budget -= 1;
+        this.start(frame);
+      }
+    } finally {
+      this.pumping = false;
+    }
+    this.flush();
+    this.updateReading();
+    this.endIfDone();
+  }
+
+  private start(frame: RequestFrame): void {
+    const request: Started = {
+      receivedAt: this.decoder.receivedAt,
+      reply: undefined,
+      outcome: 'ok',
+      startedAt: NaN,
+      computeSeconds: NaN,
+      controller: null,
+      closeAfter: false,
+    };
+    this.started.push(request);
+    this.settings.recorder.inflight(1);
+    const admission = admit(frame, this.settings.fibMaxN, this.refusing);
+    if (typeof admission !== 'number') {
+      request.closeAfter = admission.code === 'line_too_long';
+      return this.settle(request, admission.code, admission.reply);
+    }
+    if (admission > WRITE_TOGETHER_MAX_N) this.flush();
+    let signal = NEVER_ABORTED;
+    if (this.settings.abortable) {
+      request.controller = new AbortController();
+      signal = request.controller.signal;
+    }
+    let answer: FibResult | Promise<FibResult>;
+    try {
+      answer = this.settings.handler(admission, signal);
+    } catch (error) {
+      return this.fail(request, error);
+    }
+    if (answer instanceof Promise) {
+      answer.then(
+        (result) => this.succeed(request, result),
+        (error: unknown) => this.fail(request, error),
+      );
+    } else {
+      this.succeed(request, answer);
+    }
+  }
+
+  private succeed(request: Started, result: FibResult): void {
+    request.startedAt = result.startedAt;
+    request.computeSeconds = result.computeSeconds;
+    this.settle(request, 'ok', formatReply(result.value));
+  }
+
+  private fail(request: Started, error: unknown): void {
+    if (error instanceof RequestError) return this.settle(request, error.code, formatError(error.code, error.message));
+    this.settle(request, 'internal', formatError('internal', 'the request failed inside the server'));
+  }
+
+  private settle(request: Started, outcome: Outcome, reply: string): void {
+    if (request.reply !== undefined || this.state === 'closed') return;
+    request.outcome = outcome;
+    request.reply = reply;
+    // Within a pump the batch is written at its end, in one write; otherwise now.
+    if (!this.pumping) this.pump();
+  }
+
+  /** Writes every reply at the head of the queue that is ready, in request order, in one write. */
+  private flush(): void {
+    const first = this.started[this.head];
+    if (first?.reply === undefined || this.state === 'closed') return;
+    const { recorder } = this.settings;
+    const writtenAt = epochMs();
+    let out = '';
+    let written = 0;
+    let closeAfter = false;
+    while (this.head < this.started.length) {
+      const request = this.started[this.head]!;
+      if (request.reply === undefined) break;
+      this.head += 1;
+      written += 1;
+      out += request.reply;
+      const queueWait = Number.isNaN(request.startedAt) ? NaN : Math.max(0, request.startedAt - request.receivedAt) / 1000;
+      recorder.finished(request.outcome, (writtenAt - request.receivedAt) / 1000, queueWait, request.computeSeconds);
+      if (request.closeAfter) {
+        closeAfter = true;
+        break;
+      }
+    }
+    recorder.inflight(-written);
+    if (this.head === this.started.length) {
+      this.started = [];
+      this.head = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.started.length) {
+      this.started = this.started.slice(this.head);
+      this.head = 0;
+    }
+    if (this.state !== 'closing' && !this.socket.write(out, 'latin1')) this.writeBlocked = true;
+    if (closeAfter) this.end('line_too_long');
+  }
+
+  /** Reads while there is room: not while replies are stuck in the kernel or too many bytes wait undecoded. */
+  private updateReading(): void {
+    const wanted =
+      this.state === 'closing' || // discard until the client's FIN
+      (this.state !== 'closed' && !this.writeBlocked && !this.resumeScheduled && this.decoder.bufferedBytes < HIGH_WATER_BYTES);
+    if (wanted === this.reading) return;
+    this.reading = wanted;
+    if (wanted) this.socket.resume();
+    else this.socket.pause();
+  }
+
+  /** Half-closes once nothing is in flight, when the client has half-closed or the drain has cut off. */
+  private endIfDone(): void {
+    if (this.state === 'closing' || this.state === 'closed') return;
+    if (this.inFlight > 0 || this.morePending) return;
+    if (this.peerEnded) this.end('client');
+    else if (this.refusing) this.endAfterPoll();
+  }
+
+  /**
+   * The drain's FIN, once the event loop has polled this socket and found nothing new: bytes that
+   * were already on their way are read and answered `unavailable` first, not dropped with a reset.
+   */
+  private endAfterPoll(): void {
+    if (this.shutdownScheduled) return;
+    this.shutdownScheduled = true;
+    const chunks = this.chunks;
+    afterNextPoll(() => {
+      this.shutdownScheduled = false;
+      if (this.state === 'closing' || this.state === 'closed' || this.inFlight > 0 || this.morePending) return;
+      if (this.chunks === chunks || ++this.shutdownPolls >= SHUTDOWN_POLLS) this.end('shutdown');
+      else this.endAfterPoll();
+    });
+  }
+
+  /** The socket's idle timer fired: close if nothing is in flight (no reply line: nothing was asked). */
+  private onIdle(): void {
+    if (this.state !== 'open' && this.state !== 'draining') return;
+    if (this.inFlight > 0 || this.morePending) return; // working on it: the reply's write re-arms the timer
+    this.end('idle');
+  }
+
+  /** Half-closes after the last reply; reads on (discarding) until the client closes, or cuts it off. */
+  private end(reason: CloseReason): void {
+    if (this.state === 'closing' || this.state === 'closed') return;
+    this.state = 'closing';
+    this.closeReason = reason;
+    this.linger = endAndDiscard(this.socket);
+    this.reading = true;
+  }
+
+  private onClose(): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    if (this.linger) clearTimeout(this.linger);
+    const abandoned = this.inFlight;
+    for (let i = this.head; i < this.started.length; i++) this.started[i]!.controller?.abort();
+    this.started = [];
+    this.head = 0;
+    if (abandoned > 0) this.settings.recorder.inflight(-abandoned);
+    this.settings.recorder.closed(this.closeReason);
+  }
+}
+
+/**
+ * Half-closes a socket (after what was written), then reads and drops whatever the client still
+ * sends until it closes its side, so the connection ends with a FIN, never a reset; a client
+ * that does not close within CLOSE_LINGER_MS is cut off. Returns the cut-off timer.
+ */
+export function endAndDiscard(socket: Socket, message?: string): NodeJS.Timeout {
+  socket.resume();
+  if (message === undefined) socket.end();
+  else socket.end(message);
+  const timer = setTimeout(() => socket.destroy(), CLOSE_LINGER_MS).unref();
+  socket.once('close', () => clearTimeout(timer));
+  return timer;
+}
+
+/**
+ * Runs `fn` after the event loop has polled for I/O once more: bytes already in the kernel's
+ * buffers when this is called (and sockets whose reading starts in this turn) are read first.
+ * setImmediate runs after this turn's poll; the inner one after the next turn's.
+ */
+export function afterNextPoll(fn: () => void): void {
+  setImmediate(() => setImmediate(fn));
+}

@@ -1,0 +1,46 @@
+// gil: `threads` with CPython's global interpreter lock, emulated (gil.ts). Every connection
+// still has its own thread, but only the thread holding the lock computes. A CPU-bound thread
+// keeps the lock until another has waited a whole switch interval (GIL_SWITCH_MS, 5 ms), so a
+// short request that arrives while a long one runs waits about one interval: the convoy effect
+// of the talk's perf2-during-perf1 demo, next to `threads` without it.
+
+import { intOption } from '../../lab/options.js';
+import { defineVariant, type ConnectionOwner, type VariantContext } from '../../server/plugin.js';
+import { ThreadPerConnectionOwner, threadPerConnectionTraits } from '../../server/thread-per-connection.js';
+import { Gil, createGilBuffer } from './gil.js';
+import type { GilThreadData } from './thread.js';
+
+interface GilOptions {
+  /** How long a thread may hold the lock while another waits (CPython's sys.getswitchinterval()). */
+  gilSwitchMs: number;
+}
+
+export const gil = defineVariant<GilOptions>({
+  name: 'gil',
+  hostPort: 25009,
+  model: 'a worker_thread per connection, but fib must hold one global lock (5 ms switch interval)',
+  shows: "the GIL's convoy effect in Node, next to threads without it",
+  options: {
+    gilSwitchMs: intOption({
+      flag: '--gil-switch-ms',
+      env: 'GIL_SWITCH_MS',
+      argument: 'ms',
+      description: "switch interval: how long a thread may keep the lock while another waits (CPython's sys.getswitchinterval())",
+      default: 5,
+      min: 1,
+      max: 10_000,
+    }),
+  },
+  ...threadPerConnectionTraits,
+  plugin: { level: 'owner', createOwner },
+});
+
+async function createOwner(ctx: VariantContext<GilOptions>): Promise<ConnectionOwner> {
+  const buffer = createGilBuffer();
+  const workerData: GilThreadData = { buffer, switchMs: ctx.own.gilSwitchMs };
+  return new ThreadPerConnectionOwner(ctx, new URL('./thread.js', import.meta.url), {
+    workerData,
+    // A connection's thread is terminated when its client leaves, perhaps holding the lock.
+    onExit: (threadId) => Gil.releaseIfHeldBy(buffer, threadId),
+  });
+}
