@@ -2,7 +2,8 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { resolveOptions, resolveServeOptions, serveDefaults } from '../services/lab/options.js';
+import { resolveOptions } from '../services/lab/options.js';
+import { resolveServeOptions, serveDefaults } from '../services/server/options.js';
 import { poolOptions } from '../services/server/pools.js';
 import { LOAD_LIMITS } from '../services/loadgen/limits.js';
 import { parseTargets, resolveLoadOptions } from '../services/loadgen/options.js';

@@ -8,13 +8,10 @@ import { parse } from 'yaml';
 import { describe, it } from 'node:test';
 import { DASHBOARDS, DATASOURCE, allQueries, renderDashboard } from '../grafana/src/dashboards.js';
 import { ROOT } from '../tools/generate.js';
-import {
-  createLoadgenMetrics,
-  createQueueWorkerMetrics,
-  createServerMetrics,
-  registerGeneratorMetrics,
-  registerQueueFrontMetrics,
-} from '../services/lab/metrics.js';
+import { createLoadgenMetrics } from '../services/loadgen/metrics.js';
+import { createQueueWorkerMetrics, registerQueueFrontMetrics } from '../services/variants/queue/metrics.js';
+import { createServerMetrics } from '../services/server/metrics.js';
+import { registerGeneratorMetrics } from '../services/variants/generators/metrics.js';
 import { CgroupReader } from '../services/lab/cgroup.js';
 
 interface Panel {

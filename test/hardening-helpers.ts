@@ -440,7 +440,7 @@ export interface AuditRules {
   expected: (n: number) => string;
 }
 
-/** Checks a shutdown run against the drain contract (LAB-SPEC section 2, issue 8 defect 2). */
+/** Checks a shutdown run against the drain contract (docs/protocol.md, Shutdown). */
 export function auditShutdown(run: ShutdownRun, rules: AuditRules): ShutdownAudit {
   const audit: ShutdownAudit = {
     violations: [],

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
-import { createLoadgenMetrics } from '../services/lab/metrics.js';
+import { createLoadgenMetrics } from '../services/loadgen/metrics.js';
 import { MAX_BODY_BYTES } from '../services/loadgen/control.js';
 import { parseTargets, resolveLoadOptions, type SpotlightOptions, type Target } from '../services/loadgen/options.js';
 import { PauseGate } from '../services/loadgen/pause.js';

@@ -39,7 +39,7 @@ export const HEALTH_INTERVAL = '60s';
 export const HEALTH_START_INTERVAL = '2s';
 /** How often Prometheus scrapes every lab process (each scrape renders a page of a few hundred series). */
 export const SCRAPE_INTERVAL = '5s';
-/** Container port of the fib protocol and of /metrics, for every variant (LAB-SPEC section 5). */
+/** Container port of the fib protocol and of /metrics, for every variant (docs/protocol.md, Ports). */
 const FIB_PORT = 25000;
 const METRICS_PORT = 9464;
 const LOADGEN_PORT = 9465;

@@ -26,55 +26,31 @@ import { DataqueryBuilder, PromQueryFormat } from '@grafana/grafana-foundation-s
 import { PanelBuilder as BarGaugeBuilder } from '@grafana/grafana-foundation-sdk/bargauge';
 import { PanelBuilder as TableBuilder } from '@grafana/grafana-foundation-sdk/table';
 import { PanelBuilder as TimeseriesBuilder } from '@grafana/grafana-foundation-sdk/timeseries';
+import {
+  ONE,
+  V,
+  quantile,
+  rate,
+  type PanelSpec,
+  type QuerySpec,
+  type RowSpec,
+} from '../../services/lab/dashboards.js';
 import { VARIANTS } from '../../services/variants/index.js';
+
+export type { PanelSpec, QuerySpec, RowSpec };
+
+/** The rows and panels variants add for their own series, each limited to the variant that adds it (unless it says otherwise). */
+const own = <T extends PanelSpec>(variant: string, panel: T): T => (panel.onlyFor ? panel : { ...panel, onlyFor: [variant] });
+const VARIANT_ROWS: RowSpec[] = VARIANTS.flatMap((v) =>
+  (v.dashboards?.overviewRows ?? []).map((row) => ({ ...row, panels: row.panels.map((p) => own(v.name, p)) })),
+);
+const VARIANT_PANELS: PanelSpec[] = VARIANTS.flatMap((v) => (v.dashboards?.variantPanels ?? []).map((p) => own(v.name, p)));
 
 /** Variants not served by Node (the CPython ones): no event loop of Node's, no V8 heap, no nodejs_* series. */
 const NOT_NODE = VARIANTS.filter((v) => v.runtime !== 'node').map((v) => v.name);
 
 /** The provisioned datasource (grafana/provisioning/datasources/prometheus.yml). */
 export const DATASOURCE = { type: 'prometheus', uid: 'lab-prometheus' } as const;
-
-export interface QuerySpec {
-  expr: string;
-  legend: string;
-  /** Error queries are empty while nothing fails: the stack test only checks they run. */
-  exempt?: 'errors';
-  /** A heatmap's bucket query. */
-  format?: 'heatmap';
-}
-
-export interface PanelSpec {
-  title: string;
-  /** One sentence: what to look for. */
-  description: string;
-  unit: string;
-  /**
-   * A time series (default); a heatmap of histogram buckets; bars of each series' last value
-   * (instant queries); or a table of the last values, one row per variant and a column per
-   * query (instant queries joined on `variant`; the legends name the columns).
-   */
-  kind?: 'timeseries' | 'heatmap' | 'bargauge' | 'table';
-  queries: QuerySpec[];
-  /** Grafana repeats the panel for each selected variant; its queries select `variant="$variant"`. */
-  repeat?: boolean;
-  /** Variants this panel has no series for (e.g. per-worker series of single-process variants). */
-  notFor?: string[];
-  /** The only variants this panel has series for. */
-  onlyFor?: string[];
-  /** Series (by legend, a regular expression) drawn as a dashed line: limits, not measurements. */
-  dashed?: string;
-  /** Full width, for panels that repeat across a row. */
-  wide?: boolean;
-  /** About the lab itself (the load generator), not about any variant: no $variant. */
-  global?: boolean;
-  /** Bar gauges: the end of the scale (values past it fill the bar). */
-  max?: number;
-}
-
-export interface RowSpec {
-  title: string;
-  panels: PanelSpec[];
-}
 
 export interface DashboardSpec {
   uid: string;
@@ -89,15 +65,8 @@ export interface DashboardSpec {
   rows: RowSpec[];
 }
 
-/** Selects the variants of the $variant variable (a regex for multi, one name for single). */
-const V = 'variant=~"$variant"';
-/** Selects the one variant of a repeated panel or a single-variant dashboard. */
-const ONE = 'variant="$variant"';
 /** The load generator's background load, without the spotlight's bursts. */
 const BG = 'scenario!="spotlight"';
-const rate = (metric: string, filter: string) => `rate(${metric}{${filter}}[$__rate_interval])`;
-const quantile = (q: number, metric: string, by: string, filter: string) =>
-  `histogram_quantile(${q}, sum by (${by}le) (${rate(`${metric}_bucket`, filter)}))`;
 
 /** Variants without a fixed set of workers: no per-worker series. */
 const WITHOUT_WORKER_SET = VARIANTS.filter((v) => v.parallelism !== 'fixed-workers').map((v) => v.name);
@@ -285,81 +254,6 @@ const lessonRow: RowSpec = {
   ],
 };
 
-/** The variants whose workers take requests from a Redis stream (the queue row's panels). */
-const ON_REDIS = VARIANTS.filter((v) => v.backend === 'redis').map((v) => v.name);
-
-/** `queue`: its stream, its workers and Redis, as the front and the workers export them. */
-const queueRow: RowSpec = {
-  title: 'The queue: requests on a Redis stream, workers in their own containers',
-  panels: [
-    {
-      title: 'Requests in the stream',
-      description:
-        'Waiting for a worker, and delivered but not yet acknowledged (being computed, or held by a worker that died until another claims it): a queue that keeps growing has too few workers.',
-      unit: 'none',
-      onlyFor: ON_REDIS,
-      queries: [
-        { expr: `max by (variant) (lab_queue_waiting_entries{${V}})`, legend: '{{variant}} waiting' },
-        { expr: `max by (variant) (lab_queue_pending_entries{${V}})`, legend: '{{variant}} being computed' },
-        { expr: `max by (variant) (lab_queue_stream_entries{${V}})`, legend: '{{variant}} stream length' },
-      ],
-    },
-    {
-      title: 'Queue wait p99: added to the stream -> computation started',
-      description:
-        "Measured on Redis's clock (comparable across hosts): the time a request waits for a free worker. It grows when every worker is busy; scale out with make scale N=4.",
-      unit: 's',
-      onlyFor: ON_REDIS,
-      queries: [{ expr: quantile(0.99, 'lab_queue_wait_seconds', 'variant, ', V), legend: '{{variant}}' }],
-    },
-    {
-      title: 'Requests per second by worker',
-      description:
-        'Each worker container (named after its host) on its own: they share the work; a worker that joins takes its share at once, one that dies stops and its jobs go to the others.',
-      unit: 'reqps',
-      onlyFor: ON_REDIS,
-      queries: [
-        {
-          expr: `sum by (variant, worker) (rate(lab_queue_worker_jobs_total{${V}, outcome="replied"}[$__rate_interval]))`,
-          legend: '{{worker}}',
-        },
-      ],
-    },
-    {
-      title: 'Live workers and Redis reachability',
-      description:
-        'Workers that reported in the last seconds (fib_workers), and 1 while the front reaches Redis: at 0 it answers unavailable at once, and recovers by itself.',
-      unit: 'none',
-      onlyFor: ON_REDIS,
-      queries: [
-        { expr: `max by (variant) (fib_workers{${V}})`, legend: '{{variant}} live workers' },
-        { expr: `min by (variant) (lab_queue_redis_up{${V}})`, legend: '{{variant}} Redis up' },
-      ],
-    },
-    {
-      title: 'Redeliveries, dead letters and unavailable answers',
-      description:
-        'A job claimed from a worker that died or stalled is delivered again; after MAX_DELIVERIES it is dead-lettered (answered internal). unavailable: Redis down, a deadline, or lost with Redis. All zero while all is well.',
-      unit: 'reqps',
-      onlyFor: ON_REDIS,
-      queries: [
-        {
-          expr: `sum by (variant) (rate(lab_queue_redeliveries_total{${V}}[$__rate_interval]))`,
-          legend: '{{variant}} redeliveries',
-        },
-        {
-          expr: `sum by (variant) (rate(lab_queue_dead_letters_total{${V}}[$__rate_interval]))`,
-          legend: '{{variant}} dead letters',
-        },
-        {
-          expr: `sum by (variant, reason) (rate(lab_queue_unavailable_total{${V}}[$__rate_interval]))`,
-          legend: '{{variant}} unavailable ({{reason}})',
-        },
-      ],
-    },
-  ],
-};
-
 export const LAB_OVERVIEW: DashboardSpec = {
   uid: 'lab-overview',
   title: 'Concurrency lab: overview',
@@ -370,7 +264,7 @@ export const LAB_OVERVIEW: DashboardSpec = {
   spotlightAnnotations: true,
   rows: [
     lessonRow,
-    queueRow,
+    ...VARIANT_ROWS,
     {
       title: 'Server side, under the light background load: line received -> reply written',
       panels: [
@@ -782,13 +676,7 @@ export const LAB_VARIANT: DashboardSpec = {
             },
           ],
         },
-        {
-          title: 'Generator slices per second',
-          description: 'generators: fib slices its scheduler runs (FIB_SLICE calls each); the rate of switching between tasks.',
-          unit: 'ops',
-          onlyFor: ['generators'],
-          queries: [{ expr: `sum(${rate('fib_generator_slices_total', ONE)})`, legend: 'slices' }],
-        },
+        ...VARIANT_PANELS,
       ],
     },
     {

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `lab`: the lab's one command-line entry point (LAB-SPEC section 4). Subcommands load their
+// `lab`: the lab's one command-line entry point. Subcommands load their
 // modules only when they run. Exit codes: 0 done, 1 a failure while running, 2 a usage or
 // configuration error (commander's own usage errors included).
 
@@ -8,8 +8,8 @@ import { Command, CommanderError, Option } from 'commander';
 import { ConfigError } from '../lab/errors.js';
 import { addLoadCommand } from '../loadgen/cli.js';
 import { allServeOptions } from './serve.js';
-import { addWorkerCommand } from '../variants/queue/cli.js';
-import { addQuotaCommands } from '../sweep/cli.js';
+import { addQuotaCommands } from '../quota/cli.js';
+import { addSweepCommands } from '../sweep/cli.js';
 import { VARIANTS, VARIANT_NAMES } from '../variants/index.js';
 
 const { version } = createRequire(import.meta.url)('../../../package.json') as { version: string };
@@ -76,8 +76,10 @@ serve.action(async (variantName: string, parsed: Record<string, unknown>, comman
 });
 
 addLoadCommand(program);
-addWorkerCommand(program);
+// Commands of the variants' own (their rows say).
+for (const variant of VARIANTS) variant.commands?.(program);
 addQuotaCommands(program);
+addSweepCommands(program);
 
 program.parseAsync().catch((error: unknown) => {
   if (error instanceof CommanderError) {

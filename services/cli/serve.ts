@@ -8,14 +8,8 @@ import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../lab/errors.js';
-import {
-  optionLabel,
-  resolveOptions,
-  resolveServeOptions,
-  serveOptions,
-  type OptionSpec,
-  type ServeOptions,
-} from '../lab/options.js';
+import { optionLabel, resolveOptions, type OptionSpec } from '../lab/options.js';
+import { resolveServeOptions, serveOptions, type ServeOptions } from '../server/options.js';
 import type { Variant } from '../server/plugin.js';
 import { choosePython, pythonOption } from '../server/python.js';
 import { startServer } from '../server/server.js';

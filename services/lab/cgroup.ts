@@ -1,8 +1,8 @@
-// Reads this process's own cgroup: the CPU quota (for pool sizes, LAB-SPEC section 3) and the
-// container's CPU use, throttling and memory (for metrics, section 6). Both cgroup v2 (one
-// unified tree, `cpu.max`, `cpu.stat`, `memory.current`) and v1 (separate `cpu`, `cpuacct`
-// and `memory` mounts) are read. Why by hand: `os.availableParallelism()` ignores CPU quotas
-// on the Node versions in use, and no well-kept library reads both cgroup versions' files.
+// Reads this process's own cgroup: the CPU quota (for pool sizes) and the container's CPU use,
+// throttling and memory (for metrics). Both cgroup v2 (one unified tree, `cpu.max`, `cpu.stat`,
+// `memory.current`) and v1 (separate `cpu`, `cpuacct` and `memory` mounts) are read. Why by hand:
+// `os.availableParallelism()` ignores CPU quotas on the Node versions in use, and no well-kept
+// library reads both cgroup versions' files.
 //
 // Inside a container the files sit at the root of each mount (a private cgroup namespace on v2,
 // Docker's bind mounts on v1). On a host the process's own group is found in /proc/self/cgroup;

@@ -2,7 +2,7 @@
 // `error: ` on the wire, what the load generator records for a failed request, and the `outcome`
 // label of the request counters on both sides. Add codes here, never inline.
 
-/** Codes a server sends (LAB-SPEC section 2). */
+/** Codes a server sends (docs/protocol.md). */
 export const SERVER_ERROR_CODES = [
   'bad_request',
   'out_of_range',

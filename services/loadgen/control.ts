@@ -26,7 +26,7 @@ import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { ConfigError } from '../lab/errors.js';
-import type { LoadgenMetrics } from '../lab/metrics.js';
+import type { LoadgenMetrics } from './metrics.js';
 import { int } from '../lab/options.js';
 import { LOAD_LIMITS, MAX_BODY_BYTES } from './limits.js';
 import { applyOverrides, checkRunConnections, duration, rate, type LoadOptions, type Overrides, type Target } from './options.js';

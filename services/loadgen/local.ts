@@ -1,8 +1,11 @@
-// Runs a variant as a local `lab serve` process on free ports: for `lab load --variants`, which
-// measures variants one at a time so they never share the CPU, and for the tests.
+// Runs a variant as a local `lab serve` process on free ports (for `lab load --variants`, which
+// measures variants one at a time so they never share the CPU, for `lab sweep --native`, and for
+// the tests), and describes it as a load target.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { findVariant } from '../variants/index.js';
+import type { Target } from './options.js';
 
 const CLI = fileURLToPath(new URL('../cli/index.js', import.meta.url));
 
@@ -90,5 +93,21 @@ export async function startLocalVariant(
     host: host!.replace(/^\[|\]$/g, ''),
     port: Number(port),
     metricsPort: Number(metricsPort),
+  };
+}
+
+/** A local variant as a target: how its clients behave and how it computes come from its row of the variant table. */
+export function localTarget(variant: string, port: number, metricsPort?: number): Target {
+  const row = findVariant(variant);
+  return {
+    name: variant,
+    host: '127.0.0.1',
+    port,
+    // One connection at a time: like the talk's clients, take turns (a connection per request).
+    connectPerRequest: row?.takesTurns ?? false,
+    legacy: false,
+    turns: row?.takesTurns ?? false,
+    parallel: row?.parallelism ?? 'single',
+    metrics: metricsPort === undefined ? null : `127.0.0.1:${metricsPort}`,
   };
 }

@@ -8,9 +8,9 @@
 import type { Server } from 'node:http';
 import { once } from 'node:events';
 import { createMetricsServer } from '../lab/http.js';
-import { createLoadgenMetrics, type LoadgenMetrics } from '../lab/metrics.js';
+import { createLoadgenMetrics, type LoadgenMetrics } from './metrics.js';
 import { Controller } from './control.js';
-import { startLocalVariant, type LocalVariant } from './local.js';
+import { localTarget, startLocalVariant, type LocalVariant } from './local.js';
 import { hostError } from '../lab/options.js';
 import { loadOptionNames, resolveLoadOptions, type LoadOptions, type RawLoadOptions, type Target } from './options.js';
 import { PauseGate } from './pause.js';
@@ -19,7 +19,6 @@ import { useSendThreads } from './senders.js';
 import { LiveDisplay, csv, formatMs, runResults, table, type LoadReport, type Phase, type ProbeResult } from './report.js';
 import { LoadRun } from './run.js';
 import type { Scenario } from './scenario.js';
-import { findVariant } from '../variants/index.js';
 import { searchMaxThroughput, searchTable, type SearchResult } from './search.js';
 import { Spotlight, toSpotlightTarget, type LessonTurn, type SpotlightEvent } from './spotlight.js';
 import { spotlightCsv, spotlightJson, spotlightSummary, turnTable } from './spotlight-report.js';
@@ -215,22 +214,6 @@ async function runVariants(options: LoadOptions, metrics: LoadgenMetrics | null,
   }
   process.off('SIGINT', onSignal);
   return { phases, results, scenario: options.scenario };
-}
-
-/** A local variant as a target: how its clients behave and how it computes come from its row of the variant table. */
-export function localTarget(variant: string, port: number, metricsPort?: number): Target {
-  const row = findVariant(variant);
-  return {
-    name: variant,
-    host: '127.0.0.1',
-    port,
-    // One connection at a time: like the talk's clients, take turns (a connection per request).
-    connectPerRequest: row?.takesTurns ?? false,
-    legacy: false,
-    turns: row?.takesTurns ?? false,
-    parallel: row?.parallelism ?? 'single',
-    metrics: metricsPort === undefined ? null : `127.0.0.1:${metricsPort}`,
-  };
 }
 
 async function searchEach(options: LoadOptions, metrics: LoadgenMetrics | null, display: LiveDisplay): Promise<SearchResult[]> {

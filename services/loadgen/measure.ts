@@ -3,7 +3,7 @@
 // block of the spotlight's phases (the talk's perf2 alone, then beside perf1 hogs) and of the
 // quota sweep's points: each measures one thing at a time, so its figures are its own.
 
-import type { LoadgenMetrics } from '../lab/metrics.js';
+import type { LoadgenMetrics } from './metrics.js';
 import type { HealthReport } from './health.js';
 import type { Target } from './options.js';
 import { LoadRun } from './run.js';

@@ -17,7 +17,8 @@
 
 import hdr, { type JsHistogram } from 'hdr-histogram-js';
 import { CLIENT_ERROR_CODES, SERVER_ERROR_CODES, type Outcome } from '../lab/errors.js';
-import { LATENCY_BUCKETS, type LoadgenMetrics } from '../lab/metrics.js';
+import { LATENCY_BUCKETS } from '../lab/metrics.js';
+import { type LoadgenMetrics } from './metrics.js';
 import { jainIndex } from './fairness.js';
 
 export interface SeriesKey {

@@ -4,7 +4,7 @@
 // merges what they measured into one ProbeTally per target and probe, the Prometheus series and
 // the generator's health. After the warm-up, results start afresh.
 
-import type { LoadgenMetrics } from '../lab/metrics.js';
+import type { LoadgenMetrics } from './metrics.js';
 import { CgroupReader, type CgroupStats } from '../lab/cgroup.js';
 import type { Clock, Connect } from './drivers.js';
 import { judge, mergeHealth, type HealthReport, type ThreadHealth } from './health.js';

@@ -3,7 +3,7 @@
 // bound. The knee is the last rate that passed. A step where the generator itself was the
 // bottleneck ends the search too, and says so: that knee is the generator's, not the server's.
 
-import type { LoadgenMetrics } from '../lab/metrics.js';
+import type { LoadgenMetrics } from './metrics.js';
 import type { LoadOptions, Target } from './options.js';
 import type { LiveDisplay } from './report.js';
 import { describeN, formatMs, runResults, type ProbeResult } from './report.js';

@@ -18,7 +18,7 @@
 // perf2 got nothing even alone, the ratio means nothing and its series is left out. Whether the
 // generator was the bottleneck is judged per stretch, and counted per phase and cause.
 
-import type { LessonMetrics, LoadgenMetrics } from '../lab/metrics.js';
+import type { LessonMetrics, LoadgenMetrics } from './metrics.js';
 import { GENERATOR_CAUSES, judge, mergeHealth, type GeneratorCause, type HealthReport } from './health.js';
 import { measure, type MeasuredProbe, type ProbeFigures } from './measure.js';
 import type { Parallelism, SpotlightOptions, Target } from './options.js';

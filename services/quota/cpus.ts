@@ -183,7 +183,7 @@ function describe(change: QuotaChange): string {
   const where = change.container === `concurrency-lab-${change.variant}-1` ? '' : ` (${change.container})`;
   if (change.error) return `${head}${where}  ${exportedText}: ${change.error}`;
   const confirmed = `confirmed after ${(change.confirmedAfterMs! / 1000).toFixed(1)} s`;
-  // Pools are sized at start (LAB-SPEC section 3): a live change shows the mismatch.
+  // Pools are sized at start: a live change shows the mismatch.
   const pool = change.workers === null ? '' : `; fib_workers ${change.workers}`;
   return `${head}${where}  ${exportedText} (${confirmed})${pool}`;
 }

@@ -12,7 +12,7 @@
 import Docker from 'dockerode';
 import { PassThrough } from 'node:stream';
 import { ConfigError } from '../lab/errors.js';
-import { VARIANT_NAMES } from '../variants/index.js';
+import { VARIANT_NAMES, findVariant } from '../variants/index.js';
 
 export const COMPOSE_PROJECT = 'concurrency-lab';
 const NANO = 1e9;
@@ -22,14 +22,14 @@ export interface LabContainer {
   id: string;
   /** The container's name without the leading slash (concurrency-lab-threadpool-1). */
   name: string;
-  /** Its compose service (the variant, or `<variant>-worker` for a variant with worker containers). */
+  /** Its compose service (the variant's own, or one of its companions that hold its quota). */
   service: string;
   running: boolean;
 }
 
 /**
  * A variant's containers. Its quota applies to its worker containers when it has any (the
- * `queue` variant: a front plus scaled `<variant>-worker` containers, the quota meaning per
+ * row's `companions.quotaServices`: a front plus scaled worker containers, the quota meaning per
  * worker), else to its one container.
  */
 export interface VariantContainers {
@@ -93,14 +93,15 @@ export class LabDocker {
     for (const name of names) checkVariantName(name);
     const containers = await this.containers();
     return names.map((variant) => {
-      const all = containers.filter((c) => c.service === variant || c.service === `${variant}-worker`);
+      const holders = quotaServices(variant);
+      const all = containers.filter((c) => c.service === variant || holders.includes(c.service));
       const running = all.filter((c) => c.running);
       if (running.length === 0) {
         throw new LabNotRunningError(
           `${variant} is not running (no running container of compose project ${COMPOSE_PROJECT}): start the lab with make up`,
         );
       }
-      const workers = running.filter((c) => c.service === `${variant}-worker`);
+      const workers = running.filter((c) => holders.includes(c.service));
       return { variant, all: running, quota: workers.length > 0 ? workers : running };
     });
   }
@@ -109,7 +110,7 @@ export class LabDocker {
   async runningVariants(): Promise<VariantContainers[]> {
     const containers = await this.containers();
     const names = VARIANT_NAMES.filter((variant) =>
-      containers.some((c) => c.running && (c.service === variant || c.service === `${variant}-worker`)),
+      containers.some((c) => c.running && (c.service === variant || quotaServices(variant).includes(c.service))),
     );
     return this.variants(names);
   }
@@ -212,6 +213,11 @@ export function usageBetween(
     coresUsed: used,
     throttledShare: periods === null || throttled === null ? null : periods > 0 ? throttled / periods : 0,
   };
+}
+
+/** The compose services whose containers hold a variant's CPU quota instead of its own (its row says). */
+function quotaServices(variant: string): string[] {
+  return findVariant(variant)?.companions?.quotaServices ?? [];
 }
 
 export function checkVariantName(name: string): void {

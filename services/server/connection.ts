@@ -21,7 +21,7 @@ import type { Socket } from 'node:net';
 import { epochMs } from '../lab/clock.js';
 import { RequestError, type Outcome } from '../lab/errors.js';
 import type { FibResult } from './messages.js';
-import type { CloseReason, RequestRecorder } from '../lab/metrics.js';
+import type { CloseReason, RequestRecorder } from './metrics.js';
 import { RequestDecoder, SHUTTING_DOWN, admit, formatError, formatReply, type RequestFrame } from './protocol.js';
 
 /**

@@ -1,8 +1,6 @@
-// Typed messages between a serving thread and the threads or processes that compute for it.
-// Every variant that hands work to another thread or process uses these, so a request and its
-// timing look the same whichever boundary they cross.
-
-import type { CloseReason, RequestObservation } from '../lab/metrics.js';
+// Typed messages between a serving thread and the threads or processes that compute for it: a
+// task and its result look the same whichever boundary they cross. A variant's own protocol with
+// its processes (the messages only it sends) lives in its own folder.
 
 /** Compute fib(n). */
 export interface FibTask {
@@ -25,47 +23,3 @@ export interface WorkerReport {
   /** The worker's event-loop busy time so far, seconds. */
   busySeconds: number;
 }
-
-/** Parent -> the process that owns one connection (`processes`). */
-export type ConnectionCommand =
-  /** Sent with the socket handle: serve it with these settings. */
-  | { type: 'serve'; fibMaxN: number; maxPipeline: number; idleTimeoutMs: number }
-  /** Shutdown: answer what has started, then close. */
-  | { type: 'drain' }
-  /** The drain timeout passed: answer what is left `unavailable` and close. */
-  | { type: 'abort' };
-
-/** The process that owns a connection -> its parent, which keeps the metrics. */
-export interface ObservationBatch {
-  type: 'observed';
-  /** Net change of requests in flight since the last batch. */
-  inflight: number;
-  observations: RequestObservation[];
-  /** Connections that ended since the last batch, and why. */
-  closed: CloseReason[];
-}
-
-/** Parent -> a pool process (`processpool`): compute this task, and answer with its id. */
-export interface PoolRequest {
-  id: number;
-  task: FibTask;
-}
-
-/** A pool process -> its parent. */
-export type PoolReply = { type: 'ready' } | { type: 'result'; id: number; result: FibResult };
-
-/** A cluster worker -> the primary. */
-export type ClusterWorkerMessage =
-  | { type: 'listening'; port: number }
-  /** May one more connection open (the cap is counted across the cluster)? */
-  | { type: 'acquire'; id: number }
-  | { type: 'release' }
-  | { type: 'metrics'; id: number; metrics: unknown[] };
-
-/** The primary -> a cluster worker. */
-export type ClusterPrimaryMessage =
-  | { type: 'acquired'; id: number; ok: boolean }
-  | { type: 'collect'; id: number }
-  | { type: 'drain' }
-  /** The drain timeout passed: answer what is left `unavailable` and close. */
-  | { type: 'abort' };

@@ -1,22 +1,26 @@
-// The contract between the shared server and a variant (LAB-SPEC section 3): what a variant's
-// row in the table (services/variants/index.ts) says about it, and the one level at which it plugs
-// in, as a tagged union so the type system says "exactly one":
-//   - `executor`: decides only how a parsed request reaches a CPU (`eventloop`, `threadpool`,
-//     `processpool`); the shared server serves every connection with LineConnection;
-//   - `owner`: takes whole accepted sockets: holds connections back (`sync`), gives each its own
-//     thread or process (`threads`, `gil`, `processes`) or drives them from its own scheduler
-//     (`generators`), reusing LineConnection or the protocol module where it serves;
-//   - `processes`: runs the shared server in several processes (`cluster`); the shared server
-//     keeps /metrics, /healthz and the drain, over the processes the variant starts.
-// A row whose `runtime` is `python` has no plug-in: it is a CPython server of its own (a script
-// under services/variants/py-*/, on services/server/python/labfib), which `lab serve` starts as a child.
+// The contract between the shared server and a variant: what a variant's row in the table
+// (services/variants/index.ts) says about it, and the one level at which it plugs in, as a tagged
+// union so the type system says "exactly one":
+//   - `executor`: decides only how a parsed request reaches a CPU (inline, a pool of threads or
+//     of processes); the shared server serves every connection with LineConnection;
+//   - `owner`: takes whole accepted sockets: holds connections back (one at a time), gives each
+//     its own thread or process, or drives them from its own scheduler, reusing LineConnection
+//     or the protocol module where it serves;
+//   - `process-group`: runs the shared server in several processes, which the variant starts;
+//     the shared server keeps /metrics, /healthz and the drain over them.
+// A row whose `runtime` is `python` has no plug-in: it is a CPython server of its own (a script in
+// its folder, on services/server/python/labfib), which `lab serve` starts as a child. A row also
+// carries what only its variant has: companions in compose, dashboard panels, commands.
 
 import type { Socket } from 'node:net';
+import type { Command } from 'commander';
+import type { VariantDashboards } from '../lab/dashboards.js';
 import type { CgroupReader } from '../lab/cgroup.js';
 import type { RequestHandler } from './connection.js';
 import type { MetricsSource } from '../lab/http.js';
-import type { ServerMetrics } from '../lab/metrics.js';
-import type { OptionSpec, OptionSpecs, ServeOptions } from '../lab/options.js';
+import type { ServerMetrics } from './metrics.js';
+import type { OptionSpec, OptionSpecs } from '../lab/options.js';
+import type { ServeOptions } from './options.js';
 
 /** Level `executor`: how a parsed request reaches a CPU. */
 export interface Executor {
@@ -45,7 +49,7 @@ export interface ConnectionOwner {
   liveWorkers(): number;
 }
 
-/** Level `processes`: the shared server run in several processes, which the variant starts. */
+/** Level `process-group`: the shared server run in several processes, which the variant starts. */
 export interface ProcessGroup {
   /** The fib port the processes share. */
   readonly port: number;
@@ -80,7 +84,7 @@ export interface VariantContext<O = object> {
 export type Plugin<O> =
   | { level: 'executor'; createExecutor(ctx: VariantContext<O>): Promise<Executor> }
   | { level: 'owner'; createOwner(ctx: VariantContext<O>): Promise<ConnectionOwner> }
-  | { level: 'processes'; startProcesses(ctx: VariantContext<O>): Promise<ProcessGroup> };
+  | { level: 'process-group'; startProcesses(ctx: VariantContext<O>): Promise<ProcessGroup> };
 
 /**
  * How a variant uses the CPU: `single` (one thread computes everything), `per-connection` (a
@@ -108,7 +112,7 @@ export type VariantDefinition<O = object> = VariantFields<O> &
 /** What every row says, whatever runs it. */
 export interface VariantFields<O = object> {
   name: string;
-  /** The fib port compose publishes on 127.0.0.1 (LAB-SPEC section 5). */
+  /** The fib port compose publishes on 127.0.0.1 (docs/protocol.md, Ports). */
   hostPort: number;
   /** The concurrency model, in a phrase. */
   model: string;
@@ -135,6 +139,10 @@ export interface VariantFields<O = object> {
   backend?: 'redis';
   /** What it brings into the compose stack beside its own container (`queue`: Redis and its workers). */
   companions?: Companions;
+  /** Dashboard rows and panels for the series only it exports (limited to it unless a panel says otherwise). */
+  dashboards?: VariantDashboards;
+  /** Commands of its own for `lab` (registered by the CLI, e.g. a command that runs its workers). */
+  commands?: (program: Command) => void;
 }
 
 /** Compose services, scrape jobs and .env settings a variant adds; written into the generated files as they are. */
@@ -147,6 +155,8 @@ export interface Companions {
   scrape?: string;
   /** .env settings the services read: name, default, comment. */
   env?: Array<[string, string, string]>;
+  /** Its compose services whose containers hold the variant's CPU quota (`lab cpus`), instead of its own container (its workers). */
+  quotaServices?: string[];
   /** The variant's own options as compose sets them, where they differ from their defaults (REDIS_URL: the companion's address). */
   optionDefaults?: Record<string, string>;
 }

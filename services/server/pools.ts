@@ -1,6 +1,6 @@
 // What the variants with a fixed set of workers share (`threadpool` and `processpool` pools, and
 // `cluster`'s pre-forked processes): their options, the size they start with, and following the
-// CPU quota when asked. Pools are created full and warm and sized at start (LAB-SPEC section 3);
+// CPU quota when asked. Pools are created full and warm and sized at start;
 // with POOL_FOLLOWS_QUOTA=1 they are resized when the container's quota changes (polled from the
 // cgroup), otherwise a live quota change shows the mismatch: pool size (fib_workers) and quota
 // (lab_cpu_quota_cores) are both exported.

@@ -1,4 +1,4 @@
-// The fib wire protocol (LAB-SPEC section 2), in one place: request framing (strict lines, and
+// The fib wire protocol (docs/protocol.md), in one place: request framing (strict lines, and
 // the per-chunk framing of the talk's clients that never send a newline), request parsing,
 // reply and error formatting, and the client side's reply decoding. Every variant and the load
 // generator use this module; nothing else frames or formats protocol lines.

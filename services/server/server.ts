@@ -1,4 +1,4 @@
-// The shared server every variant runs on (LAB-SPEC sections 2 and 3): the accept loop with the
+// The shared server every variant runs on: the accept loop with the
 // connection cap, the HTTP listener for /metrics and /healthz, and graceful shutdown with a drain
 // timeout. A variant plugs in at one level (services/server/plugin.ts): an executor or a
 // connection owner is served by the accept loop here; a process group (cluster) brings its own
@@ -11,8 +11,9 @@ import { CgroupReader, defaultParallelism } from '../lab/cgroup.js';
 import { LineConnection, afterNextPoll, endAndDiscard, type RequestHandler } from './connection.js';
 import { computeFib } from './fib.js';
 import { createMetricsServer, type MetricsSource } from '../lab/http.js';
-import { createServerMetrics } from '../lab/metrics.js';
-import { hostError, serveOptions, type ServeOptions } from '../lab/options.js';
+import { createServerMetrics } from './metrics.js';
+import { hostError } from '../lab/options.js';
+import { serveOptions, type ServeOptions } from './options.js';
 import type { ConnectionOwner, Executor, Variant, VariantContext } from './plugin.js';
 import { formatError } from './protocol.js';
 
@@ -181,7 +182,7 @@ export async function startServer(
   let metricsSource: MetricsSource = metrics.registry;
   let health = (): Record<string, unknown> => ({});
   const { plugin } = variant;
-  if (plugin.level === 'processes') {
+  if (plugin.level === 'process-group') {
     const group = await plugin.startProcesses(ctx);
     serving = group;
     metricsSource = group.metrics;

@@ -4,7 +4,7 @@
 // API; the native one (native.ts) runs `lab serve` processes itself.
 
 import type { Target } from '../loadgen/options.js';
-import { localTarget } from '../loadgen/main.js';
+import { localTarget } from '../loadgen/local.js';
 import { measure, type MeasuredProbe, type MeasureOptions, type Measurement } from '../loadgen/measure.js';
 import { measureThroughLoadgen } from './remote.js';
 import { changeQuota, formatCores } from '../quota/cpus.js';

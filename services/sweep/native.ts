@@ -14,7 +14,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from '../lab/errors.js';
 import { startLocalVariant, type LocalVariant } from '../loadgen/local.js';
-import { localTarget } from '../loadgen/main.js';
+import { localTarget } from '../loadgen/local.js';
 import { parseExposition, pick } from '../lab/exposition.js';
 import { measureFromHere, type Counters, type PreparedPoint, type SweepBackend } from './backend.js';
 import type { SweepMode } from './file.js';

@@ -1,12 +1,13 @@
-// The variant table: one row per concurrency model, in the order of LAB-SPEC section 3. Each
-// row (defined in the variant's own folder, services/<name>/index.ts) is the one source of what
-// the lab knows about a variant: its port, model, plug-in level, its own options, connection cap,
-// idle timeout, parallelism and container limits. Everything else reads it: `lab serve` and
-// `lab variants` at run time; the load generator's and the tests' variant lists; and, through
-// `make generate` (tools/generate.ts), the committed docker-compose.yml, prometheus.yml, the
-// .env defaults, the Makefile's list and the dashboards, each with a test that fails when it
-// drifts. Adding a variant is one folder and one line here. The py-* rows are CPython servers
-// (runtime `python`): the real GIL beside `gil`'s emulation.
+// The variant table: one row per concurrency model, from the simplest model to the most
+// distributed, then the CPython references. Each row (defined in the variant's own folder,
+// services/variants/<name>/index.ts) is the one source of what the lab knows about a variant:
+// its port, model, plug-in level, its own options, connection cap, idle timeout, parallelism,
+// container limits, and what only it has (companions in compose, dashboard panels, commands).
+// Everything else reads it: `lab serve` and `lab variants` at run time; the load generator's and
+// the tests' variant lists; and, through `make generate` (tools/generate.ts), the committed
+// docker-compose.yml, prometheus.yml, the .env defaults, the Makefile's list and the dashboards,
+// each with a test that fails when it drifts. Adding a variant is one folder and one line here.
+// The py-* rows are CPython servers (runtime `python`): the real GIL beside `gil`'s emulation.
 
 import { cluster } from './cluster/index.js';
 import type { Variant } from '../server/plugin.js';

@@ -1,4 +1,4 @@
-// The fuzz harness's model of the protocol (LAB-SPEC section 2): from the bytes a client wrote,
+// The fuzz harness's model of the protocol (docs/protocol.md): from the bytes a client wrote,
 // and how they were cut into writes, the replies a correct server sends, in order, and whether
 // it closes. Written from the specification, independently of services/server/protocol.ts, on
 // bytes rather than strings, so that a shared mistake does not hide in both.

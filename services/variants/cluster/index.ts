@@ -15,8 +15,9 @@
 import nodeCluster, { type Worker } from 'node:cluster';
 import { fileURLToPath } from 'node:url';
 import { AggregatorRegistry } from 'prom-client';
-import type { ClusterPrimaryMessage, ClusterWorkerMessage } from '../../server/messages.js';
-import { optionalIntOption, type OptionSpecs, type ServeOptions } from '../../lab/options.js';
+import type { ClusterPrimaryMessage, ClusterWorkerMessage } from './messages.js';
+import { optionalIntOption, type OptionSpecs } from '../../lab/options.js';
+import { type ServeOptions } from '../../server/options.js';
 import { followQuota, poolFollowsQuotaOption, startSize } from '../../server/pools.js';
 import { defineVariant, type ProcessGroup, type VariantContext } from '../../server/plugin.js';
 import { inlineExecutor } from '../../server/server.js';
@@ -70,7 +71,7 @@ export const cluster = defineVariant<ClusterOptions>({
   options: clusterOptions,
   parallelism: 'fixed-workers',
   workersOption: 'workers',
-  plugin: { level: 'processes', startProcesses: startWorkers },
+  plugin: { level: 'process-group', startProcesses: startWorkers },
 });
 
 /** What each worker runs: the shared server with fib inline, as `eventloop`. */

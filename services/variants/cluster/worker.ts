@@ -3,7 +3,7 @@
 // each worker for its registry), counts the connection cap across the cluster, and tells the
 // workers when to drain and when the drain timeout has passed.
 
-import type { ClusterPrimaryMessage, ClusterWorkerMessage } from '../../server/messages.js';
+import type { ClusterPrimaryMessage, ClusterWorkerMessage } from './messages.js';
 import { startServer, type ConnectionGate } from '../../server/server.js';
 import { WORKER_ENV, clusterWorker, type WorkerSettings } from './index.js';
 

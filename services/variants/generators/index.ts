@@ -13,9 +13,11 @@ import type { Socket } from 'node:net';
 import { epochMs } from '../../lab/clock.js';
 import { BATCH, afterNextPoll, endAndDiscard } from '../../server/connection.js';
 import type { Outcome } from '../../lab/errors.js';
-import { registerGeneratorMetrics, type CloseReason } from '../../lab/metrics.js';
+import { registerGeneratorMetrics } from './metrics.js';
+import { type CloseReason } from '../../server/metrics.js';
 import { intOption } from '../../lab/options.js';
 import { defineVariant, type ConnectionOwner, type VariantContext } from '../../server/plugin.js';
+import { generatorsDashboards } from './dashboards.js';
 import { RequestDecoder, SHUTTING_DOWN, admit, formatError, formatReply, type RequestFrame } from '../../server/protocol.js';
 import { CPU, Scheduler, type Task, type Wait } from './scheduler.js';
 
@@ -25,6 +27,7 @@ interface GeneratorOptions {
 }
 
 export const generators = defineVariant<GeneratorOptions>({
+  dashboards: generatorsDashboards,
   name: 'generators',
   hostPort: 25003,
   model: "the talk's round-robin scheduler of generator tasks; fib yields every FIB_SLICE calls",

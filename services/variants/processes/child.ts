@@ -6,9 +6,9 @@
 import type { Socket } from 'node:net';
 import { LineConnection } from '../../server/connection.js';
 import { computeFib } from '../../server/fib.js';
-import type { ConnectionCommand, ObservationBatch } from '../../server/messages.js';
+import type { ConnectionCommand, ObservationBatch } from './messages.js';
 import type { Outcome } from '../../lab/errors.js';
-import type { CloseReason, RequestObservation, RequestRecorder } from '../../lab/metrics.js';
+import type { CloseReason, RequestObservation, RequestRecorder } from '../../server/metrics.js';
 
 const FLUSH_MS = 100;
 

@@ -6,8 +6,8 @@
 
 import { fork, type ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
-import type { ConnectionCommand, ObservationBatch } from '../../server/messages.js';
-import { replay } from '../../lab/metrics.js';
+import type { ConnectionCommand, ObservationBatch } from './messages.js';
+import { replay } from '../../server/metrics.js';
 import { defineVariant, type ConnectionOwner, type VariantContext } from '../../server/plugin.js';
 
 export const processes = defineVariant({

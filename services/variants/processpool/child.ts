@@ -1,7 +1,7 @@
 // A `processpool` worker process: computes each task its parent sends, one at a time.
 
 import { computeFibAsWorker } from '../../server/fib.js';
-import type { PoolReply, PoolRequest } from '../../server/messages.js';
+import type { PoolReply, PoolRequest } from './messages.js';
 
 const reply = (message: PoolReply) => process.send!(message);
 

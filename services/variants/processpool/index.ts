@@ -9,7 +9,8 @@
 
 import { fork, type ChildProcess } from 'node:child_process';
 import { RequestError } from '../../lab/errors.js';
-import type { FibResult, PoolReply, PoolRequest } from '../../server/messages.js';
+import type { FibResult } from '../../server/messages.js';
+import type { PoolReply, PoolRequest } from './messages.js';
 import { defineVariant, type Executor, type VariantContext } from '../../server/plugin.js';
 import { followQuota, poolOptions, poolTraits, startSize, type PoolOptions } from '../../server/pools.js';
 

@@ -16,7 +16,7 @@ import type { Redis } from 'ioredis';
 import { epochMs } from '../../lab/clock.js';
 import { RequestError } from '../../lab/errors.js';
 import type { FibResult } from '../../server/messages.js';
-import { registerQueueFrontMetrics, type QueueFrontMetrics } from '../../lab/metrics.js';
+import { registerQueueFrontMetrics, type QueueFrontMetrics } from './metrics.js';
 import type { Executor, VariantContext } from '../../server/plugin.js';
 import { decodeReply, encodeRequest, queueKeys, type QueueKeys, type ReplyEntry } from './messages.js';
 import { REDIS_URL_OPTION, type QueueFrontOptions } from './options.js';

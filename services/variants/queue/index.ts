@@ -5,6 +5,8 @@
 // companions: Redis and the scalable `queue-worker` service.
 
 import { defineVariant } from '../../server/plugin.js';
+import { addWorkerCommand } from './cli.js';
+import { queueDashboards } from './dashboards.js';
 import { queueFrontOptions, type QueueFrontOptions } from './options.js';
 
 export const queue = defineVariant<QueueFrontOptions>({
@@ -24,8 +26,12 @@ export const queue = defineVariant<QueueFrontOptions>({
   queueOption: 'maxQueue',
   limits: { memory: '512m', pids: 128 },
   backend: 'redis',
+  dashboards: queueDashboards,
+  commands: addWorkerCommand,
   companions: {
     dependsOn: ['redis'],
+    // `lab cpus queue N` sets each worker's quota: they compute; the front only forwards.
+    quotaServices: ['queue-worker'],
     optionDefaults: { REDIS_URL: 'redis://redis:6379' },
     services: `  # redis: the queue's Streams (no host port). No persistence: a restart loses the queue, and
   # the fronts answer what they had in flight \`unavailable\`. noeviction: never drop a stream.

@@ -4,7 +4,8 @@
 // worker`'s. Both share how they find Redis and name their keys. Guards name the option.
 
 import { ConfigError } from '../../lab/errors.js';
-import { intOption, optionLabel, serveOptions, str, stringOption, type OptionSpec, type OptionSpecs } from '../../lab/options.js';
+import { intOption, optionLabel, str, stringOption, type OptionSpec, type OptionSpecs } from '../../lab/options.js';
+import { serveOptions } from '../../server/options.js';
 import { poolOptions } from '../../server/pools.js';
 
 /** What every process of the queue needs to find the others: the Redis server and the key names. */

@@ -20,7 +20,7 @@ import { CgroupReader } from '../../lab/cgroup.js';
 import { computeFib } from '../../server/fib.js';
 import type { FibResult, FibTask } from '../../server/messages.js';
 import { createMetricsServer } from '../../lab/http.js';
-import { createQueueWorkerMetrics, type QueueWorkerMetrics } from '../../lab/metrics.js';
+import { createQueueWorkerMetrics, type QueueWorkerMetrics } from './metrics.js';
 import { FIB_MAX_N_LIMIT } from '../../server/protocol.js';
 import { listen } from '../../server/server.js';
 import { resolveOptions, type RawOptions } from '../../lab/options.js';

@@ -97,7 +97,7 @@ class ThreadPool implements Executor {
 async function warmPool(size: number): Promise<Piscina<FibTask, FibResult>> {
   const pool = new Piscina<FibTask, FibResult>({
     filename: new URL('./worker.js', import.meta.url).href,
-    // Created full and never shrunk (LAB-SPEC section 3).
+    // Created full and never shrunk.
     minThreads: size,
     maxThreads: size,
     idleTimeout: Number.MAX_SAFE_INTEGER,
