@@ -530,3 +530,109 @@ export async function connectWritingAfterFin(port: number): Promise<{ finished: 
   });
   return { finished: once(socket, 'close').then(() => {}) };
 }
+
+/**
+ * The server's heap in use (nodejs_heap_size_used_bytes), the lowest of `samples` reads 50 ms
+ * apart: what it holds, with as little of its garbage as a read can show (start the server with
+ * a small young generation, `--max-semi-space-size=1`, and the garbage is at most 2 MB).
+ */
+export async function heapInUse(server: RunningVariant, samples = 12): Promise<number> {
+  let lowest = Infinity;
+  for (let i = 0; i < samples; i++) {
+    lowest = Math.min(lowest, sample(await metricsOf(server), 'nodejs_heap_size_used_bytes'));
+    await sleep(50);
+  }
+  return lowest;
+}
+
+/**
+ * Connections that write a server one byte at a time, at most one per millisecond each, and
+ * never read: the issue's tiny-chunk flood. A connection whose bytes the kernel no longer takes
+ * (the server stopped reading and TCP pushed back) waits for 'drain' before its next byte.
+ */
+export class TinyChunkFlood {
+  /** Bytes each connection has written so far. */
+  readonly written: number[];
+
+  private constructor(private readonly sockets: Socket[]) {
+    this.written = sockets.map(() => 0);
+  }
+
+  /** Opens `connections` connections and writes `first` on each (the request that keeps it busy). */
+  static async open(port: number, connections: number, first: string): Promise<TinyChunkFlood> {
+    const sockets = await Promise.all(
+      Array.from({ length: connections }, async () => {
+        const socket = connect({ port, host: '127.0.0.1' });
+        socket.on('error', () => {});
+        socket.setNoDelay(true);
+        await once(socket, 'connect');
+        socket.write(first);
+        return socket;
+      }),
+    );
+    return new TinyChunkFlood(sockets);
+  }
+
+  /**
+   * Writes `pattern`'s bytes in turn, one byte per connection per tick of 1 ms (or more, on a busy
+   * machine), until each connection has written `bytes` or `mostMs` has passed.
+   */
+  async run(pattern: string, bytes: number, mostMs: number): Promise<void> {
+    const blocked = new Set<number>();
+    const until = performance.now() + mostMs;
+    while (performance.now() < until && this.written.some((count) => count < bytes)) {
+      this.sockets.forEach((socket, i) => {
+        if (blocked.has(i) || socket.destroyed || this.written[i]! >= bytes) return;
+        const byte = pattern[this.written[i]! % pattern.length]!;
+        this.written[i]! += 1;
+        if (!socket.write(byte)) {
+          blocked.add(i);
+          socket.once('drain', () => blocked.delete(i));
+        }
+      });
+      await sleep(1);
+    }
+  }
+
+  destroy(): void {
+    for (const socket of this.sockets) socket.destroy();
+  }
+}
+
+/** A client holding a connection with a line it never finishes. */
+export interface PartialLineHolder {
+  /** The reply to the line it finished first. */
+  first: string;
+  /** Resolves once the server has closed the connection, with the lines it sent after `first`. */
+  closed: Promise<string[]>;
+  /** Stops writing and closes (the test is over). */
+  stop(): void;
+}
+
+/**
+ * A client that finishes one line (so the connection is in line mode), then writes the next one
+ * a byte every `everyMs` and never its newline: the partial-line hold of issue 20.
+ */
+export async function holdWithAPartialLine(port: number, everyMs: number): Promise<PartialLineHolder> {
+  const client = await TestClient.connect(port);
+  const first = await replyOrFate(client, '1', 30_000);
+  const timer = setInterval(() => {
+    if (!client.closed) client.write('1').catch(() => {});
+  }, everyMs);
+  const closed = client.closedPromise.then(async () => {
+    clearInterval(timer);
+    const lines: string[] = [];
+    for (let line = await client.line(1).catch(() => null); line !== null; line = await client.line(1).catch(() => null)) {
+      lines.push(line);
+    }
+    return lines;
+  });
+  return {
+    first,
+    closed,
+    stop() {
+      clearInterval(timer);
+      client.close();
+    },
+  };
+}

@@ -1,6 +1,7 @@
 // Reproductions of issue 8's hardening defects, one per defect and per variant it applies to,
-// each on a real `lab serve` process over real sockets. They fail on the code the issue was
-// filed against and pass once it is fixed. Every wait is for a state (a reply, a close, a value
+// and of issue 20's (its second pass: tiny-chunk floods, idle timeouts after a long request,
+// partial lines that hold a slot, the drain's last race), each on a real `lab serve` process
+// over real sockets. They fail on the code the issue was filed against and pass once it is fixed. Every wait is for a state (a reply, a close, a value
 // on /metrics, an exit) with a deadline, so a defect shows as a failure with the measured
 // values, never as a hung run. The variant list comes from services/variants.ts; a variant is
 // named by hand only where a defect is about that one variant.
@@ -19,7 +20,11 @@ import {
   auditShutdown,
   closedWithin,
   closedLoopThroughShutdown,
+  TinyChunkFlood,
+  deadline,
   connectWritingAfterFin,
+  heapInUse,
+  holdWithAPartialLine,
   killServerTree,
   liveChildren,
   replyOrFate,
@@ -504,6 +509,191 @@ describe('found by the fuzz harness', () => {
             [fibReply(25), 'fib: 1', 'fib: 1'],
             `replies to 25, 1, 2 then a half-close: ${replies.join(' | ')}`,
           );
+        });
+      },
+    );
+  }
+});
+
+describe('issue 20 item 1: what a connection holds is bounded in memory, whatever its chunks', () => {
+  const connections = 50;
+  /** Bytes each connection writes, one at a time, at most one per millisecond (at most 20 s in all). */
+  const floodBytes = 3000;
+  /**
+   * Heap one flooding connection may add to the server: the decoder's high-water mark (16 KiB,
+   * bookkeeping counted), a chunk read past it and one read ahead, with room to spare. Before the
+   * fix a connection added 1.7 MB in line mode and grew without end in legacy mode.
+   */
+  const BOUND_PER_CONNECTION = 64 * 1024;
+  // A young generation of 1 MB: the heap the server reports is what it holds, within 2 MB.
+  const SMALL_YOUNG_GENERATION = { NODE_OPTIONS: '--max-semi-space-size=1' };
+  const cases: Array<{ variant: string; env: Record<string, string>; hog: number | null; first: number }> = [
+    {
+      variant: 'threadpool',
+      // One worker busy with a long fib: each connection's first request waits in the pool's queue,
+      // and with MAX_PIPELINE=1 nothing more is started: every byte after it is held.
+      env: { POOL_SIZE: '1', MAX_PIPELINE: '1', FIB_MAX_N: '50' },
+      hog: 47,
+      first: 1,
+    },
+    // A task reads only when its request is answered: fib(34) on all 50 connections, round-robin.
+    { variant: 'generators', env: {}, hog: null, first: 34 },
+  ];
+  for (const { variant, env, hog, first } of cases) {
+    for (const framing of ['line', 'legacy'] as const) {
+      it(
+        `${variant}, ${framing} framing: ${connections} connections writing 1 byte per ms and never reading add at most ${BOUND_PER_CONNECTION / 1024} KiB of heap each`,
+        { timeout: TEST_TIMEOUT_MS },
+        async () => {
+          await withServer(variant, { ...env, ...SMALL_YOUNG_GENERATION }, async (server) => {
+            let hogClient: TestClient | null = null;
+            if (hog !== null) {
+              hogClient = await TestClient.connect(server.port);
+              await hogClient.write(`${hog}\n`);
+              await waitUntilComputing(server.child.pid!);
+            }
+            const flood = await TinyChunkFlood.open(server.port, connections, framing === 'line' ? `${first}\n` : String(first));
+            try {
+              const busy = await waitForSample(server, 'fib_inflight_requests', (value) => value >= connections + (hog ? 1 : 0));
+              assert.ok(
+                busy.met,
+                `fib_inflight_requests read ${busy.seen.join(' -> ')}: the first requests are not all in flight`,
+              );
+              const before = await heapInUse(server);
+              // Line framing: `1`, then a newline, each in its own write; legacy: each `1` is a request.
+              await flood.run(framing === 'line' ? '1\n' : '1', floodBytes, 20_000);
+              const after = await heapInUse(server);
+              const bytes = flood.written.reduce((sum, count) => sum + count, 0);
+              const growth = after - before;
+              const summary =
+                `heap ${(before / 1e6).toFixed(1)} MB -> ${(after / 1e6).toFixed(1)} MB: ${Math.round(growth / connections)} bytes per connection ` +
+                `after ${bytes} bytes written in 1-byte chunks (${Math.min(...flood.written)} to ${Math.max(...flood.written)} per connection)`;
+              console.log(`${variant}, ${framing} framing, ${connections} connections: ${summary}`);
+              assert.ok(
+                growth <= connections * BOUND_PER_CONNECTION,
+                `more than ${BOUND_PER_CONNECTION} bytes per connection: ${summary}`,
+              );
+            } finally {
+              flood.destroy();
+              hogClient?.close();
+            }
+          });
+        },
+      );
+    }
+  }
+});
+
+describe('issue 20 item 2: the idle timeout keeps firing after a request longer than it', () => {
+  const idleTimeoutMs = 300;
+  for (const variant of VARIANT_NAMES) {
+    it(
+      `${variant}: after a request in flight longer than IDLE_TIMEOUT_MS, then silence, the connection is closed and counted idle`,
+      { timeout: TEST_TIMEOUT_MS },
+      async () => {
+        await withServer(variant, { IDLE_TIMEOUT_MS: String(idleTimeoutMs), FIB_MAX_N: '44' }, async (server) => {
+          const labels = { reason: 'idle' };
+          const before = sample(await metricsOf(server), 'fib_connections_closed_total', labels) || 0;
+          const client = await TestClient.connect(server.port);
+          try {
+            // Up from fib(28) until one is in flight for three idle timeouts (the first request
+            // may include a thread or process start, so it does not count).
+            assert.equal(await replyOrFate(client, '27', 60_000), fibReply(27));
+            let n = 28;
+            let took = 0;
+            let reply = '';
+            for (; n <= 44 && took < 3 * idleTimeoutMs; n += 2) {
+              const t = performance.now();
+              reply = await replyOrFate(client, String(n), 60_000);
+              took = performance.now() - t;
+              assert.equal(reply, fibReply(n), `fib(${n}) in flight for ${took.toFixed(0)} ms`);
+            }
+            n -= 2;
+            assert.ok(
+              took > idleTimeoutMs,
+              `fib(${n}) took ${took.toFixed(0)} ms, under the idle timeout: the test proved nothing`,
+            );
+            const repliedAt = performance.now();
+            const closed = await closedWithin(client);
+            const after = performance.now() - repliedAt;
+            assert.ok(
+              closed,
+              `fib(${n}) was in flight ${took.toFixed(0)} ms (IDLE_TIMEOUT_MS=${idleTimeoutMs}); the connection, silent since its reply, was still open ${after.toFixed(0)} ms later`,
+            );
+            const counted = await waitForSample(server, 'fib_connections_closed_total', (value) => value >= before + 1, {
+              labels,
+            });
+            assert.ok(
+              counted.met,
+              `fib_connections_closed_total{reason="idle"} read ${counted.seen.join(' -> ')} (before: ${before})`,
+            );
+            console.log(
+              `${variant}: fib(${n}) in flight ${took.toFixed(0)} ms; closed ${after.toFixed(0)} ms after its reply (IDLE_TIMEOUT_MS=${idleTimeoutMs})`,
+            );
+          } finally {
+            client.close();
+          }
+        });
+      },
+    );
+  }
+});
+
+describe('issue 20 item 3: a partial line does not hold a slot past LINE_TIMEOUT_MS', () => {
+  const lineTimeoutMs = 1000;
+  const env = { MAX_CONNECTIONS: '2', IDLE_TIMEOUT_MS: '2000', LINE_TIMEOUT_MS: String(lineTimeoutMs) };
+  for (const variant of VARIANT_NAMES) {
+    it(
+      `${variant}: two clients trickling a line a byte every 250 ms fill MAX_CONNECTIONS=2; both get line_timeout and are closed, and a new client is served`,
+      { timeout: TEST_TIMEOUT_MS },
+      async () => {
+        await withServer(variant, env, async (server) => {
+          const labels = { reason: 'line_timeout' };
+          // One after the other: where clients take turns (sync) the second waits for the first.
+          const holders = [await holdWithAPartialLine(server.port, 250)];
+          const second = holdWithAPartialLine(server.port, 250);
+          try {
+            holders.push(await second);
+            assert.deepEqual(
+              holders.map((holder) => holder.first),
+              ['fib: 1', 'fib: 1'],
+              'each holder finished a line first (line framing)',
+            );
+            const third = await TestClient.connect(server.port);
+            const turnedAway = await replyOrFate(third, '6');
+            third.close();
+            assert.match(turnedAway, /^error: overloaded \S/, `a third client while both hold their slot got ${turnedAway}`);
+            const started = performance.now();
+            const closed = await Promise.all(
+              holders.map((holder) =>
+                Promise.race([holder.closed, deadline(STATE_DEADLINE_MS + 2 * lineTimeoutMs).then(() => null)]),
+              ),
+            );
+            const waited = performance.now() - started;
+            assert.ok(
+              closed.every((lines) => lines !== null),
+              `${closed.filter((lines) => lines === null).length} of 2 connections trickling a line still open ${waited.toFixed(0)} ms on (LINE_TIMEOUT_MS=${lineTimeoutMs}, IDLE_TIMEOUT_MS=2000)`,
+            );
+            for (const lines of closed) assert.match(lines!.join(' | '), /^error: line_timeout \S/, 'the closing line');
+            const released = await waitForActiveConnections(server, 0);
+            assert.ok(released.met, `fib_connections_active read ${released.seen.join(' -> ')} with both holders closed`);
+            const fresh = await TestClient.connect(server.port);
+            const reply = await replyOrFate(fresh, '6');
+            fresh.close();
+            assert.equal(reply, 'fib: 8', 'a new client, once the holders are gone');
+            const counted = await waitForSample(server, 'fib_connections_closed_total', (value) => value >= 2, { labels });
+            assert.ok(counted.met, `fib_connections_closed_total{reason="line_timeout"} read ${counted.seen.join(' -> ')}`);
+            const refused = await waitForSample(server, 'fib_requests_total', (value) => value >= 2, {
+              labels: { outcome: 'line_timeout' },
+            });
+            assert.ok(refused.met, `fib_requests_total{outcome="line_timeout"} read ${refused.seen.join(' -> ')}`);
+            console.log(
+              `${variant}: both partial lines closed within ${waited.toFixed(0)} ms (LINE_TIMEOUT_MS=${lineTimeoutMs})`,
+            );
+          } finally {
+            for (const holder of holders) holder.stop();
+            void second.then((holder) => holder.stop());
+          }
         });
       },
     );

@@ -7,16 +7,26 @@
 // fib(1) gets turns like everyone else instead of keeping the core.
 //
 // The shared server accepts (and counts the cap); everything after, reading, framing, replies,
-// the idle timeout and draining, is driven by the scheduler with the shared protocol module.
+// the idle timeout, the line deadline and draining, is driven by the scheduler with the shared
+// protocol module. A task reads only when its decoder holds no complete request, so what a
+// connection holds is at most one socket read beyond the line it waits for.
 
 import type { Socket } from 'node:net';
 import { epochMs } from '../common/clock.js';
-import { BATCH, afterNextPoll, endAndDiscard } from '../common/connection.js';
+import { BATCH, afterNextPoll, endAndDiscard, limitReadAhead } from '../common/connection.js';
 import type { Outcome } from '../common/errors.js';
 import { registerGeneratorMetrics, type CloseReason } from '../common/metrics.js';
 import { intOption } from '../common/options.js';
 import { defineVariant, type ConnectionOwner, type VariantContext } from '../common/plugin.js';
-import { RequestDecoder, SHUTTING_DOWN, admit, formatError, formatReply, type RequestFrame } from '../common/protocol.js';
+import {
+  RequestDecoder,
+  SHUTTING_DOWN,
+  admit,
+  closesConnection,
+  formatError,
+  formatReply,
+  type RequestFrame,
+} from '../common/protocol.js';
 import { CPU, Scheduler, type Task, type Wait } from './scheduler.js';
 
 interface GeneratorOptions {
@@ -79,6 +89,8 @@ interface Connection {
   idle: boolean;
   /** A request is being answered. */
   busy: boolean;
+  /** Wakes the task waiting to read when its unfinished line's deadline comes. */
+  lineTimer: NodeJS.Timeout | null;
 }
 
 class GeneratorOwner implements ConnectionOwner {
@@ -99,22 +111,26 @@ class GeneratorOwner implements ConnectionOwner {
   adopt(socket: Socket, release: () => void): void {
     socket.setNoDelay(true);
     socket.allowHalfOpen = true;
-    const connection: Connection = { socket, task: undefined as unknown as Task, idle: false, busy: false };
+    const connection: Connection = { socket, task: undefined as unknown as Task, idle: false, busy: false, lineTimer: null };
     let reason: CloseReason = 'client';
     connection.task = this.serve(connection, (why) => (reason = why));
     this.connections.add(connection);
     // A client that leaves stops its task, even in the middle of a fib.
     socket.once('close', () => this.scheduler.cancel(connection.task));
     socket.on('error', () => {});
+    limitReadAhead(socket);
     const { idleTimeoutMs } = this.ctx.options;
     if (idleTimeoutMs > 0) {
-      socket.setTimeout(idleTimeoutMs, () => {
+      // A listener that stays (not setTimeout's once): it fires again after a request it found in flight.
+      socket.setTimeout(idleTimeoutMs);
+      socket.on('timeout', () => {
         if (connection.busy) return; // working on it: the reply's write re-arms the timer
         connection.idle = true;
         this.scheduler.wake(connection.task);
       });
     }
     this.scheduler.spawn(connection.task, () => {
+      if (connection.lineTimer) clearTimeout(connection.lineTimer);
       this.connections.delete(connection);
       this.ctx.metrics.recorder.closed(reason);
       endAndDiscard(socket);
@@ -145,11 +161,14 @@ class GeneratorOwner implements ConnectionOwner {
   private *serve(connection: Connection, closing: (reason: CloseReason) => void): Task {
     const { socket } = connection;
     const { recorder } = this.ctx.metrics;
+    const { lineTimeoutMs } = this.ctx.options;
     const decoder = new RequestDecoder();
     let inARow = 0;
     try {
       for (;;) {
         let frame = decoder.next();
+        /** When this wait for bytes found nothing left to read: a line's deadline counts from then at the earliest. */
+        let readingSince = 0;
         while (!frame) {
           const chunk = socket.read() as Buffer | null;
           if (chunk !== null) {
@@ -161,6 +180,18 @@ class GeneratorOwner implements ConnectionOwner {
           if (socket.readableEnded || socket.destroyed) return closing('client');
           if (this.refusing) return closing('shutdown');
           if (connection.idle) return closing('idle');
+          const partialAt = decoder.partialLineAt;
+          if (partialAt !== undefined) {
+            const now = epochMs();
+            readingSince ||= now;
+            const waited = now - Math.max(partialAt, readingSince);
+            if (waited >= lineTimeoutMs) {
+              decoder.expire(lineTimeoutMs); // answered `line_timeout`, then closed
+              frame = decoder.next();
+              continue;
+            }
+            this.wakeAt(connection, lineTimeoutMs - waited);
+          }
           inARow = 0;
           yield { kind: 'read', socket };
         }
@@ -176,7 +207,7 @@ class GeneratorOwner implements ConnectionOwner {
         recorder.inflight(-1);
         recorder.finished(answer.outcome, (epochMs() - at) / 1000, answer.queueWaitSeconds, answer.computeSeconds);
         const flushed = socket.write(answer.reply, 'latin1');
-        if (frame.kind === 'too_long') return closing('line_too_long');
+        if (closesConnection(answer.outcome)) return closing(answer.outcome);
         if (!flushed) yield { kind: 'write', socket };
       }
     } catch (error) {
@@ -194,6 +225,16 @@ class GeneratorOwner implements ConnectionOwner {
       if (connection.busy) recorder.inflight(-1);
       connection.busy = false;
     }
+  }
+
+  /** Wakes the task after `ms` (it re-checks its line's deadline), unless a wake-up is already due. */
+  private wakeAt(connection: Connection, ms: number): void {
+    if (connection.lineTimer) return;
+    connection.lineTimer = setTimeout(() => {
+      connection.lineTimer = null;
+      this.scheduler.wake(connection.task);
+    }, ms);
+    connection.lineTimer.unref();
   }
 
   private *answer(
