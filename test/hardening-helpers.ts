@@ -636,3 +636,66 @@ export async function holdWithAPartialLine(port: number, everyMs: number): Promi
     },
   };
 }
+
+/**
+ * A client in the server's own process that writes `1\n` on every turn of the event loop until
+ * the server has sent its FIN, from a setImmediate that runs before the server's own in each turn
+ * (started before the drain, it stays first in the queue). So whenever the server decides to end
+ * the connection, a request has reached its kernel since the poll it last read in: the drain race
+ * of issue 20, made certain instead of a matter of milliseconds.
+ */
+export class EveryTurnWriter {
+  written = 0;
+  readonly replies: string[] = [];
+  /** The server's FIN arrived. */
+  ended = false;
+  resetCode: string | null = null;
+  readonly closed: Promise<void>;
+  private buffered = '';
+
+  private constructor(private readonly socket: Socket) {
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => {
+      const lines = (this.buffered + chunk.toString('latin1')).split('\n');
+      this.buffered = lines.pop()!;
+      this.replies.push(...lines);
+    });
+    socket.on('end', () => (this.ended = true));
+    socket.on('error', (error: NodeJS.ErrnoException) => {
+      if (!this.ended) this.resetCode ??= error.code ?? error.message;
+    });
+    this.closed = once(socket, 'close').then(() => {});
+  }
+
+  static async open(port: number): Promise<EveryTurnWriter> {
+    const socket = connect({ port, host: '127.0.0.1' });
+    await once(socket, 'connect');
+    return new EveryTurnWriter(socket);
+  }
+
+  /** Writes one request and waits for its reply: the connection is served. */
+  async served(): Promise<string> {
+    this.socket.write('1\n');
+    this.written += 1;
+    while (this.replies.length < 1) await once(this.socket, 'data');
+    return this.replies[0]!;
+  }
+
+  /**
+   * Starts writing a request every turn, until `serverSentFin` says the server's shutdown(2) has
+   * returned (a request written after it crossed the FIN; the client may see the FIN a turn later).
+   */
+  start(serverSentFin: () => boolean): void {
+    const turn = () => {
+      if (this.ended || this.socket.destroyed || serverSentFin()) return;
+      this.socket.write('1\n');
+      this.written += 1;
+      setImmediate(turn);
+    };
+    setImmediate(turn);
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+}

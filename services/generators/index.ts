@@ -13,7 +13,7 @@
 
 import type { Socket } from 'node:net';
 import { epochMs } from '../common/clock.js';
-import { BATCH, afterNextPoll, endAndDiscard, limitReadAhead } from '../common/connection.js';
+import { BATCH, afterNextPoll, endAndDiscard, limitReadAhead, readWaiting } from '../common/connection.js';
 import type { Outcome } from '../common/errors.js';
 import { registerGeneratorMetrics, type CloseReason } from '../common/metrics.js';
 import { intOption } from '../common/options.js';
@@ -167,7 +167,6 @@ class GeneratorOwner implements ConnectionOwner {
     try {
       for (;;) {
         let frame = decoder.next();
-        /** When this wait for bytes found nothing left to read: a line's deadline counts from then at the earliest. */
         let readingSince = 0;
         while (!frame) {
           const chunk = socket.read() as Buffer | null;
@@ -178,20 +177,33 @@ class GeneratorOwner implements ConnectionOwner {
             continue;
           }
           if (socket.readableEnded || socket.destroyed) return closing('client');
-          if (this.refusing) return closing('shutdown');
-          if (connection.idle) return closing('idle');
+          // An unfinished line's deadline counts from when this wait found nothing left to read.
           const partialAt = decoder.partialLineAt;
+          let waited = 0;
           if (partialAt !== undefined) {
             const now = epochMs();
             readingSince ||= now;
-            const waited = now - Math.max(partialAt, readingSince);
-            if (waited >= lineTimeoutMs) {
-              decoder.expire(lineTimeoutMs); // answered `line_timeout`, then closed
+            waited = now - Math.max(partialAt, readingSince);
+          }
+          const expired = partialAt !== undefined && waited >= lineTimeoutMs;
+          if (this.refusing || connection.idle || expired) {
+            // Before closing, what reached the kernel since the last poll (see readWaiting).
+            const late = readWaiting(socket);
+            if (late !== null) {
+              connection.idle = false;
+              decoder.feed(late, epochMs());
               frame = decoder.next();
               continue;
             }
-            this.wakeAt(connection, lineTimeoutMs - waited);
           }
+          if (this.refusing) return closing('shutdown');
+          if (connection.idle) return closing('idle');
+          if (expired) {
+            decoder.expire(lineTimeoutMs); // answered `line_timeout`, then closed
+            frame = decoder.next();
+            continue;
+          }
+          if (partialAt !== undefined) this.wakeAt(connection, lineTimeoutMs - waited);
           inARow = 0;
           yield { kind: 'read', socket };
         }
