@@ -414,8 +414,12 @@ export class LineConnection {
     return this.state === 'closing' || this.state === 'closed';
   }
 
-  /** Feeds what the kernel holds for this socket and no poll has read yet (see readWaiting). */
+  /**
+   * Feeds what the kernel holds for this socket and no poll has read yet (see readWaiting); not
+   * while reading is paused: bytes then wait in the kernel on purpose.
+   */
   private readLate(): void {
+    if (!this.reading) return;
     const late = readWaiting(this.socket);
     if (late !== null) this.onData(late);
   }
