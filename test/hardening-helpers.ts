@@ -601,8 +601,8 @@ export class TinyChunkFlood {
 
 /** A client holding a connection with a line it never finishes. */
 export interface PartialLineHolder {
-  /** The reply to the line it finished first. */
-  first: string;
+  /** The reply to the line it finished first (where clients take turns, once its turn has come). */
+  first: Promise<string>;
   /** Resolves once the server has closed the connection, with the lines it sent after `first`. */
   closed: Promise<string[]>;
   /** Stops writing and closes (the test is over). */
@@ -611,14 +611,18 @@ export interface PartialLineHolder {
 
 /**
  * A client that finishes one line (so the connection is in line mode), then writes the next one
- * a byte every `everyMs` and never its newline: the partial-line hold of issue 20.
+ * a byte every `everyMs` and never its newline: the partial-line hold of issue 20. Resolves once
+ * connected; it trickles once its first line is answered.
  */
 export async function holdWithAPartialLine(port: number, everyMs: number): Promise<PartialLineHolder> {
   const client = await TestClient.connect(port);
-  const first = await replyOrFate(client, '1', 30_000);
-  const timer = setInterval(() => {
-    if (!client.closed) client.write('1').catch(() => {});
-  }, everyMs);
+  let timer: NodeJS.Timeout | undefined;
+  const first = replyOrFate(client, '1', 30_000).then((reply) => {
+    timer = setInterval(() => {
+      if (!client.closed) client.write('1').catch(() => {});
+    }, everyMs);
+    return reply;
+  });
   const closed = client.closedPromise.then(async () => {
     clearInterval(timer);
     const lines: string[] = [];
