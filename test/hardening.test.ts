@@ -677,7 +677,7 @@ describe('issue 20 item 3: a partial line does not hold a slot past LINE_TIMEOUT
               closed.every((lines) => lines !== null),
               `${closed.filter((lines) => lines === null).length} of 2 connections trickling a line still open ${waited.toFixed(0)} ms on (LINE_TIMEOUT_MS=${lineTimeoutMs}, IDLE_TIMEOUT_MS=2000)`,
             );
-            for (const lines of closed) assert.match(lines!.join(' | '), /^error: line_timeout \S/, 'the closing line');
+            for (const lines of closed) assert.match(lines.join(' | '), /^error: line_timeout \S/, 'the closing line');
             const released = await waitForActiveConnections(server, 0);
             assert.ok(released.met, `fib_connections_active read ${released.seen.join(' -> ')} with both holders closed`);
             const fresh = await TestClient.connect(server.port);
@@ -768,6 +768,6 @@ describe('issue 20 item 10: the drain answers every request that reached the ser
   async function ownerOf(variant: string, ctx: VariantContext): Promise<ConnectionOwner> {
     const { plugin } = findVariant(variant)!;
     assert.equal(plugin.level, 'owner', `${variant} plugs in as a connection owner`);
-    return (plugin as Extract<typeof plugin, { level: 'owner' }>).createOwner(ctx);
+    return plugin.createOwner(ctx);
   }
 });
