@@ -532,6 +532,21 @@ export async function connectWritingAfterFin(port: number): Promise<{ finished: 
 }
 
 /**
+ * A client that pipelines `bytes` of requests (`out_of_range` ones: answered at once, three
+ * times longer than asked) and never reads a reply: the kernel's buffers fill both ways and the
+ * server's writes block. Returns the socket, paused; the caller destroys it.
+ */
+export async function pipelineAndNeverRead(port: number, bytes: number): Promise<Socket> {
+  const socket = connect({ port, host: '127.0.0.1' });
+  socket.on('error', () => {});
+  socket.pause();
+  await once(socket, 'connect');
+  const line = '99999999999999999999\n';
+  socket.write(line.repeat(Math.ceil(bytes / line.length)));
+  return socket;
+}
+
+/**
  * The server's heap in use (nodejs_heap_size_used_bytes), the lowest of `samples` reads 50 ms
  * apart: what it holds, with as little of its garbage as a read can show (start the server with
  * a small young generation, `--max-semi-space-size=1`, and the garbage is at most 2 MB).

@@ -11,6 +11,7 @@ import { once } from 'node:events';
 import { connect, createServer, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { performance } from 'node:perf_hooks';
+import { CLOSE_LINGER_MS } from '../services/common/connection.js';
 import { createServerMetrics } from '../services/common/metrics.js';
 import { defaultsOf, resolveServeOptions } from '../services/common/options.js';
 import type { ConnectionOwner, VariantContext } from '../services/common/plugin.js';
@@ -31,6 +32,7 @@ import {
   heapInUse,
   holdWithAPartialLine,
   killServerTree,
+  pipelineAndNeverRead,
   liveChildren,
   replyOrFate,
   sendOversizedFrameAndHalfClose,
@@ -637,6 +639,35 @@ describe('issue 20 item 2: the idle timeout keeps firing after a request longer 
             );
           } finally {
             client.close();
+          }
+        });
+      },
+    );
+  }
+});
+
+describe('issue 20 item 2: a client that reads none of its replies is idle too', () => {
+  // The idle timer fires again after each time it found work waiting; lines waiting only because
+  // the client reads no reply must not keep the connection forever. The shared connection and
+  // generators' own loop (the others run the shared connection elsewhere).
+  const idleTimeoutMs = 300;
+  for (const variant of ['eventloop', 'generators']) {
+    it(
+      `${variant}: a client that pipelines 8 MB of requests and never reads is closed after IDLE_TIMEOUT_MS, and counted idle`,
+      { timeout: TEST_TIMEOUT_MS },
+      async () => {
+        await withServer(variant, { IDLE_TIMEOUT_MS: String(idleTimeoutMs) }, async (server) => {
+          const socket = await pipelineAndNeverRead(server.port, 8 * 1024 * 1024);
+          try {
+            // Its FIN cannot go out past replies nobody reads: it is cut off after CLOSE_LINGER_MS.
+            const released = await waitForActiveConnections(server, 0, STATE_DEADLINE_MS + CLOSE_LINGER_MS);
+            const idle = sample(await metricsOf(server), 'fib_connections_closed_total', { reason: 'idle' });
+            assert.ok(
+              released.met && idle === 1,
+              `fib_connections_active read ${released.seen.join(' -> ')}, fib_connections_closed_total{reason="idle"} ${idle}, with a client that never reads (IDLE_TIMEOUT_MS=${idleTimeoutMs})`,
+            );
+          } finally {
+            socket.destroy();
           }
         });
       },

@@ -220,7 +220,11 @@ class GeneratorOwner implements ConnectionOwner {
         recorder.finished(answer.outcome, (epochMs() - at) / 1000, answer.queueWaitSeconds, answer.computeSeconds);
         const flushed = socket.write(answer.reply, 'latin1');
         if (closesConnection(answer.outcome)) return closing(answer.outcome);
-        if (!flushed) yield { kind: 'write', socket };
+        if (!flushed) {
+          yield { kind: 'write', socket };
+          // Woken by the idle timer, not 'drain': its client has read no reply for that long.
+          if (connection.idle) return closing('idle');
+        }
       }
     } catch (error) {
       if (!(error instanceof DrainTimeout)) throw error;
