@@ -4,7 +4,9 @@
 // value, a draining /healthz, an exit), always with a deadline, and reports what it measured.
 
 import { once } from 'node:events';
+import { readdirSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TestClient, childProcesses, cpuSeconds, metricsOf, sample, type RunningVariant } from './helpers.js';
@@ -547,23 +549,42 @@ export async function pipelineAndNeverRead(port: number, bytes: number): Promise
 }
 
 /**
- * The server's heap in use (nodejs_heap_size_used_bytes), the lowest of `samples` reads 50 ms
- * apart: what it holds, with as little of its garbage as a read can show (start the server with
- * a small young generation, `--max-semi-space-size=1`, and the garbage is at most 2 MB).
+ * The environment of a server whose heap heapHeld reads: a young generation of 1 MB, and a heap
+ * snapshot into `dir` on SIGUSR2 (V8 collects all garbage first). Node's own flags: nothing in
+ * the server knows.
  */
-export async function heapInUse(server: RunningVariant, samples = 12): Promise<number> {
+export function heapReadable(dir: string): Record<string, string> {
+  return { NODE_OPTIONS: `--max-semi-space-size=1 --heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${dir}` };
+}
+
+/**
+ * What the server's heap holds (started with heapReadable(dir)): it collects all its garbage and
+ * writes a snapshot (deleted here), then nodejs_heap_size_used_bytes is read, the lowest of
+ * `samples` reads: the objects it keeps alive, within its young generation (1 MB).
+ */
+export async function heapHeld(server: RunningVariant, dir: string, samples = 5): Promise<number> {
+  const known = new Set(readdirSync(dir));
+  process.kill(server.child.pid!, 'SIGUSR2');
+  const until = performance.now() + STATE_DEADLINE_MS;
+  let snapshot: string | undefined;
+  while (!(snapshot = readdirSync(dir).find((name) => !known.has(name)))) {
+    if (performance.now() >= until) throw new Error(`no heap snapshot in ${dir} within ${STATE_DEADLINE_MS} ms of SIGUSR2`);
+    await sleep(20);
+  }
+  // The snapshot is written on the server's main thread: /metrics answers once it is complete.
   let lowest = Infinity;
   for (let i = 0; i < samples; i++) {
     lowest = Math.min(lowest, sample(await metricsOf(server), 'nodejs_heap_size_used_bytes'));
-    await sleep(50);
+    await sleep(20);
   }
+  rmSync(join(dir, snapshot), { force: true });
   return lowest;
 }
 
 /**
- * Connections that write a server one byte at a time, at most one per millisecond each, and
- * never read: the issue's tiny-chunk flood. A connection whose bytes the kernel no longer takes
- * (the server stopped reading and TCP pushed back) waits for 'drain' before its next byte.
+ * Connections that write a server one byte at a time and never read: the issue's tiny-chunk
+ * flood. A connection whose bytes the kernel no longer takes (the server stopped reading and TCP
+ * pushed back) waits for 'drain' before its next byte.
  */
 export class TinyChunkFlood {
   /** Bytes each connection has written so far. */
@@ -589,10 +610,10 @@ export class TinyChunkFlood {
   }
 
   /**
-   * Writes `pattern`'s bytes in turn, one byte per connection per tick of 1 ms (or more, on a busy
+   * Writes `pattern`'s bytes in turn, one byte per connection every `everyMs` (or more, on a busy
    * machine), until each connection has written `bytes` or `mostMs` has passed.
    */
-  async run(pattern: string, bytes: number, mostMs: number): Promise<void> {
+  async run(pattern: string, bytes: number, everyMs: number, mostMs: number): Promise<void> {
     const blocked = new Set<number>();
     const until = performance.now() + mostMs;
     while (performance.now() < until && this.written.some((count) => count < bytes)) {
@@ -605,7 +626,7 @@ export class TinyChunkFlood {
           socket.once('drain', () => blocked.delete(i));
         }
       });
-      await sleep(1);
+      await sleep(everyMs);
     }
   }
 
