@@ -17,8 +17,9 @@ export const MAX_BUFFERED_BYTES = 256 * 1024;
 
 /**
  * What the decoder counts for each piece of bookkeeping, next to the bytes themselves: V8's cost
- * of it, rounded up (heap retained per chunk of 1, 2 and 16 bytes, 64-bit V8, Node 20: 32 to 70
- * bytes in line mode, 14 to 37 in legacy mode; test/protocol.test.ts holds the decoder to it). A
+ * of it, rounded up (heap retained per chunk of 1 to 64 bytes, 64-bit V8, Node 20: its bytes and
+ * 30 to 80 more in line mode, 19 to 60 more in legacy mode; test/protocol.test.ts holds the
+ * decoder to it). A
  * chunk appended to a line-mode buffer is a rope node and a string until the next scan flattens
  * them; a chunk holding a newline keeps where it ends and when it arrived; a legacy chunk is a
  * string and its arrival time.
