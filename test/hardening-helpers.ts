@@ -4,7 +4,9 @@
 // value, a draining /healthz, an exit), always with a deadline, and reports what it measured.
 
 import { once } from 'node:events';
+import { readdirSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TestClient, childProcesses, cpuSeconds, metricsOf, sample, type RunningVariant } from './helpers.js';
@@ -529,4 +531,211 @@ export async function connectWritingAfterFin(port: number): Promise<{ finished: 
     socket.end();
   });
   return { finished: once(socket, 'close').then(() => {}) };
+}
+
+/**
+ * A client that pipelines `bytes` of requests (`out_of_range` ones: answered at once, three
+ * times longer than asked) and never reads a reply: the kernel's buffers fill both ways and the
+ * server's writes block. Returns the socket, paused; the caller destroys it.
+ */
+export async function pipelineAndNeverRead(port: number, bytes: number): Promise<Socket> {
+  const socket = connect({ port, host: '127.0.0.1' });
+  socket.on('error', () => {});
+  socket.pause();
+  await once(socket, 'connect');
+  const line = '99999999999999999999\n';
+  socket.write(line.repeat(Math.ceil(bytes / line.length)));
+  return socket;
+}
+
+/**
+ * The environment of a server whose heap heapHeld reads: a young generation of 1 MB, and a heap
+ * snapshot into `dir` on SIGUSR2 (V8 collects all garbage first). Node's own flags: nothing in
+ * the server knows.
+ */
+export function heapReadable(dir: string): Record<string, string> {
+  return { NODE_OPTIONS: `--max-semi-space-size=1 --heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${dir}` };
+}
+
+/**
+ * What the server's heap holds (started with heapReadable(dir)): it collects all its garbage and
+ * writes a snapshot (deleted here), then nodejs_heap_size_used_bytes is read, the lowest of
+ * `samples` reads: the objects it keeps alive, within its young generation (1 MB).
+ */
+export async function heapHeld(server: RunningVariant, dir: string, samples = 5): Promise<number> {
+  const known = new Set(readdirSync(dir));
+  process.kill(server.child.pid!, 'SIGUSR2');
+  const until = performance.now() + STATE_DEADLINE_MS;
+  let snapshot: string | undefined;
+  while (!(snapshot = readdirSync(dir).find((name) => !known.has(name)))) {
+    if (performance.now() >= until) throw new Error(`no heap snapshot in ${dir} within ${STATE_DEADLINE_MS} ms of SIGUSR2`);
+    await sleep(20);
+  }
+  // The snapshot is written on the server's main thread: /metrics answers once it is complete.
+  let lowest = Infinity;
+  for (let i = 0; i < samples; i++) {
+    lowest = Math.min(lowest, sample(await metricsOf(server), 'nodejs_heap_size_used_bytes'));
+    await sleep(20);
+  }
+  rmSync(join(dir, snapshot), { force: true });
+  return lowest;
+}
+
+/**
+ * Connections that write a server one byte at a time and never read: the issue's tiny-chunk
+ * flood. A connection whose bytes the kernel no longer takes (the server stopped reading and TCP
+ * pushed back) waits for 'drain' before its next byte.
+ */
+export class TinyChunkFlood {
+  /** Bytes each connection has written so far. */
+  readonly written: number[];
+
+  private constructor(private readonly sockets: Socket[]) {
+    this.written = sockets.map(() => 0);
+  }
+
+  /** Opens `connections` connections and writes `first` on each (the request that keeps it busy). */
+  static async open(port: number, connections: number, first: string): Promise<TinyChunkFlood> {
+    const sockets = await Promise.all(
+      Array.from({ length: connections }, async () => {
+        const socket = connect({ port, host: '127.0.0.1' });
+        socket.on('error', () => {});
+        socket.setNoDelay(true);
+        await once(socket, 'connect');
+        socket.write(first);
+        return socket;
+      }),
+    );
+    return new TinyChunkFlood(sockets);
+  }
+
+  /**
+   * Writes `pattern`'s bytes in turn, one byte per connection every `everyMs` (or more, on a busy
+   * machine), until each connection has written `bytes` or `mostMs` has passed.
+   */
+  async run(pattern: string, bytes: number, everyMs: number, mostMs: number): Promise<void> {
+    const blocked = new Set<number>();
+    const until = performance.now() + mostMs;
+    while (performance.now() < until && this.written.some((count) => count < bytes)) {
+      this.sockets.forEach((socket, i) => {
+        if (blocked.has(i) || socket.destroyed || this.written[i]! >= bytes) return;
+        const byte = pattern[this.written[i]! % pattern.length]!;
+        this.written[i]! += 1;
+        if (!socket.write(byte)) {
+          blocked.add(i);
+          socket.once('drain', () => blocked.delete(i));
+        }
+      });
+      await sleep(everyMs);
+    }
+  }
+
+  destroy(): void {
+    for (const socket of this.sockets) socket.destroy();
+  }
+}
+
+/** A client holding a connection with a line it never finishes. */
+export interface PartialLineHolder {
+  /** The reply to the line it finished first (where clients take turns, once its turn has come). */
+  first: Promise<string>;
+  /** Resolves once the server has closed the connection, with the lines it sent after `first`. */
+  closed: Promise<string[]>;
+  /** Stops writing and closes (the test is over). */
+  stop(): void;
+}
+
+/**
+ * A client that finishes one line (so the connection is in line mode), then writes the next one
+ * a byte every `everyMs` and never its newline: the partial-line hold of issue 20. Resolves once
+ * connected; it trickles once its first line is answered.
+ */
+export async function holdWithAPartialLine(port: number, everyMs: number): Promise<PartialLineHolder> {
+  const client = await TestClient.connect(port);
+  let timer: NodeJS.Timeout | undefined;
+  const first = replyOrFate(client, '1', 30_000).then((reply) => {
+    timer = setInterval(() => {
+      if (!client.closed) client.write('1').catch(() => {});
+    }, everyMs);
+    return reply;
+  });
+  const closed = client.closedPromise.then(async () => {
+    clearInterval(timer);
+    const lines: string[] = [];
+    for (let line = await client.line(1).catch(() => null); line !== null; line = await client.line(1).catch(() => null)) {
+      lines.push(line);
+    }
+    return lines;
+  });
+  return {
+    first,
+    closed,
+    stop() {
+      clearInterval(timer);
+      client.close();
+    },
+  };
+}
+
+/**
+ * A client in the server's own process that writes `1\n` on every turn of the event loop until
+ * the server has sent its FIN, from a setImmediate that runs before the server's own in each turn
+ * (started before the drain, it stays first in the queue). So whenever the server decides to end
+ * the connection, a request has reached its kernel since the poll it last read in: the drain race
+ * of issue 20, made certain instead of a matter of milliseconds.
+ */
+export class EveryTurnWriter {
+  written = 0;
+  readonly replies: string[] = [];
+  /** The server's FIN arrived. */
+  ended = false;
+  resetCode: string | null = null;
+  readonly closed: Promise<void>;
+  private buffered = '';
+
+  private constructor(private readonly socket: Socket) {
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => {
+      const lines = (this.buffered + chunk.toString('latin1')).split('\n');
+      this.buffered = lines.pop()!;
+      this.replies.push(...lines);
+    });
+    socket.on('end', () => (this.ended = true));
+    socket.on('error', (error: NodeJS.ErrnoException) => {
+      if (!this.ended) this.resetCode ??= error.code ?? error.message;
+    });
+    this.closed = once(socket, 'close').then(() => {});
+  }
+
+  static async open(port: number): Promise<EveryTurnWriter> {
+    const socket = connect({ port, host: '127.0.0.1' });
+    await once(socket, 'connect');
+    return new EveryTurnWriter(socket);
+  }
+
+  /** Writes one request and waits for its reply: the connection is served. */
+  async served(): Promise<string> {
+    this.socket.write('1\n');
+    this.written += 1;
+    while (this.replies.length < 1) await once(this.socket, 'data');
+    return this.replies[0]!;
+  }
+
+  /**
+   * Starts writing a request every turn, until `serverSentFin` says the server's shutdown(2) has
+   * returned (a request written after it crossed the FIN; the client may see the FIN a turn later).
+   */
+  start(serverSentFin: () => boolean): void {
+    const turn = () => {
+      if (this.ended || this.socket.destroyed || serverSentFin()) return;
+      this.socket.write('1\n');
+      this.written += 1;
+      setImmediate(turn);
+    };
+    setImmediate(turn);
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
 }

@@ -1,9 +1,13 @@
 // The protocol module against every way TCP can split a frame: the whole stream as one chunk,
-// byte by byte, and cut in two at every byte boundary (on a connection already in line mode).
+// byte by byte, and cut in two at every byte boundary (on a connection already in line mode);
+// and the decoder's own accounting of what it holds, against the heap it really retains.
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import {
+  MAX_BUFFERED_BYTES,
   MAX_LINE_BYTES,
   ReplyDecoder,
   RequestDecoder,
@@ -14,6 +18,7 @@ import {
   parseRequest,
   type RequestFrame,
 } from '../services/server/protocol.js';
+import { HIGH_WATER_BYTES } from '../services/server/connection.js';
 import { RequestError } from '../services/lab/errors.js';
 
 const STREAM = '6\n  12\t\r\n30\r\nabc\n\n-1\n';
@@ -100,6 +105,127 @@ describe('RequestDecoder in legacy mode (clients that never send a newline)', ()
     assert.deepEqual(feed(decoder, ['1'.repeat(MAX_LINE_BYTES)]), [{ kind: 'request', text: '1'.repeat(MAX_LINE_BYTES) }]);
     assert.deepEqual(feed(decoder, ['1'.repeat(MAX_LINE_BYTES + 1)]), [{ kind: 'too_long' }]);
     assert.deepEqual(feed(decoder, ['1']), []);
+  });
+});
+
+describe('RequestDecoder: what it holds, and for how long', () => {
+  // The heap a decoder retains, measured with the garbage collector run before and after.
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const DECODERS = 200;
+
+  /**
+   * Feeds DECODERS decoders copies of `chunk` as a server does (connection.ts): until one counts
+   * HIGH_WATER_BYTES, where the server stops reading, or `most` chunks. The heap each retains,
+   * and what it says it holds.
+   */
+  function heldBy(lineMode: boolean, chunk: string, most: number) {
+    const buffers = Array.from({ length: most }, () => Buffer.from(chunk, 'latin1'));
+    const fill = (count: number) => {
+      const decoders = Array.from({ length: count }, () => (lineMode ? lineModeDecoder() : new RequestDecoder()));
+      let chunks = 0;
+      for (const decoder of decoders) {
+        chunks = 0;
+        while (chunks < most && decoder.bufferedBytes < HIGH_WATER_BYTES)
+          decoder.feed(buffers[chunks]!, 1.7e12 + chunks++ * 0.37);
+      }
+      return { decoders, chunks };
+    };
+    fill(2); // compiled before the measurement, not during it
+    gc();
+    gc();
+    const before = heapInUse();
+    const { decoders, chunks } = fill(DECODERS);
+    gc();
+    gc();
+    const retained = (heapInUse() - before) / DECODERS;
+    return { retained, counted: decoders[0]!.bufferedBytes, chunks };
+  }
+
+  /** Objects on the heap (not code, which the compiler adds and drops as it likes). */
+  function heapInUse(): number {
+    return getHeapSpaceStatistics()
+      .filter((space) => !space.space_name.includes('code'))
+      .reduce((sum, space) => sum + space.space_used_size, 0);
+  }
+
+  // The issue's figures: 16 KiB received as 2-byte chunks retained 605 KB in line mode while the
+  // decoder counted 16 KiB; 8,192 legacy bytes retained 719 KB while it counted none (so a server
+  // never stopped reading).
+  for (const [mode, chunk, most] of [
+    ['line mode', '1\n', 8192],
+    ['line mode', '12', 8192],
+    ['line mode', '7', 16384],
+    ['legacy mode', '12', 4096],
+    ['legacy mode', '1', 8192],
+  ] as const) {
+    it(`${mode}: chunks of ${JSON.stringify(chunk)} up to the high-water mark retain no more heap than bufferedBytes counts`, () => {
+      const { retained, counted, chunks } = heldBy(mode === 'line mode', chunk, most);
+      const summary = `${chunks} chunks (${chunks * chunk.length} bytes) retained ${Math.round(retained)} bytes per decoder; bufferedBytes ${counted}`;
+      console.log(`${mode}, chunks of ${JSON.stringify(chunk)}: ${summary}`);
+      // The decoder object and its arrays' headers come on top of what it holds.
+      assert.ok(retained <= counted + 2048, `the decoder under-counts what it holds: ${summary}`);
+      assert.ok(counted >= HIGH_WATER_BYTES, `a server would never stop reading: ${summary}`);
+    });
+  }
+
+  it('refuses input_overflow past MAX_BUFFERED_BYTES, after the requests complete before it, then takes nothing more', () => {
+    const decoder = lineModeDecoder();
+    decoder.feed(Buffer.from('5\n'));
+    let fed = 0;
+    while (decoder.bufferedBytes <= MAX_BUFFERED_BYTES && fed < 1_000_000) {
+      decoder.feed(Buffer.from('7\n'));
+      fed += 1;
+    }
+    const held = decoder.bufferedBytes;
+    decoder.feed(Buffer.from('8\n'));
+    assert.equal(decoder.bufferedBytes, held, 'nothing more taken once past the limit');
+    const frames = [];
+    for (let frame = decoder.next(); frame; frame = decoder.next()) frames.push(frame);
+    assert.deepEqual(frames[0], { kind: 'request', text: '5' });
+    assert.equal(frames.length, fed + 2, `${fed} lines of 7 fed before the limit`);
+    assert.deepEqual(frames.at(-2), { kind: 'request', text: '7' });
+    assert.deepEqual(frames.at(-1), { kind: 'overflow' });
+    assert.match((admit({ kind: 'overflow' }, 40, false) as { reply: string }).reply, /^error: input_overflow \S.*\n$/);
+  });
+
+  it('says since when an unfinished line has waited, in line mode only', () => {
+    const legacy = new RequestDecoder();
+    legacy.feed(Buffer.from('3'), 5);
+    assert.equal(legacy.partialLineAt, undefined, 'a legacy chunk is a whole request');
+    const decoder = lineModeDecoder();
+    assert.equal(decoder.partialLineAt, undefined);
+    decoder.feed(Buffer.from('1\n2'), 10);
+    assert.equal(decoder.partialLineAt, 10);
+    decoder.feed(Buffer.from('3'), 20);
+    assert.equal(decoder.partialLineAt, 10, 'from its first byte, whatever follows');
+    decoder.feed(Buffer.from('\n4'), 30);
+    assert.equal(decoder.partialLineAt, 30, 'the next line begun in the chunk that finished this one');
+    decoder.feed(Buffer.from('\n'), 40);
+    assert.equal(decoder.partialLineAt, undefined);
+    assert.deepEqual(
+      [decoder.next(), decoder.receivedAt, decoder.next(), decoder.receivedAt, decoder.next(), decoder.receivedAt],
+      [{ kind: 'request', text: '1' }, 10, { kind: 'request', text: '23' }, 30, { kind: 'request', text: '4' }, 40],
+    );
+  });
+
+  it('expires an unfinished line: the lines before it are answered, then line_timeout, then nothing more', () => {
+    const decoder = lineModeDecoder();
+    decoder.feed(Buffer.from('6\n2'), 1);
+    decoder.expire(1500);
+    decoder.feed(Buffer.from('\n9\n'), 2);
+    assert.deepEqual(
+      [decoder.next(), decoder.next(), decoder.next()],
+      [{ kind: 'request', text: '6' }, { kind: 'line_timeout', ms: 1500 }, undefined],
+    );
+    assert.equal(decoder.partialLineAt, undefined);
+    assert.match(
+      (admit({ kind: 'line_timeout', ms: 1500 }, 40, false) as { reply: string }).reply,
+      /^error: line_timeout .*1500 ms/,
+    );
+    const finished = lineModeDecoder();
+    finished.expire(1500);
+    assert.deepEqual(finished.push(Buffer.from('4\n')), [{ kind: 'request', text: '4' }], 'no unfinished line: nothing expires');
   });
 });
 

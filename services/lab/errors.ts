@@ -7,6 +7,8 @@ export const SERVER_ERROR_CODES = [
   'bad_request',
   'out_of_range',
   'line_too_long',
+  'line_timeout',
+  'input_overflow',
   'overloaded',
   'unavailable',
   'internal',

@@ -8,21 +8,39 @@
 // - A pipelining client cannot starve the others: at most BATCH requests are started per turn,
 //   then the connection yields to the event loop; at most `maxPipeline` are in flight; and bytes
 //   beyond HIGH_WATER_BYTES stay unread in the kernel (TCP flow control slows the client down).
-// - A connection always ends: after `line_too_long`, an idle timeout or the drain, the server
-//   half-closes and keeps reading (discarding) until the client closes too, or cuts it off after
-//   CLOSE_LINGER_MS. A socket is never destroyed with unread bytes while the client may still be
-//   waiting for replies (that would send a reset instead of a FIN).
+// - What a connection holds is bounded in memory, not only in bytes: the decoder counts its
+//   bookkeeping (a flood of 1-byte chunks costs far more than its bytes) against HIGH_WATER_BYTES,
+//   and a paused socket reads at most one chunk ahead (limitReadAhead).
+// - A connection always ends: after `line_too_long`, a line not finished within `lineTimeoutMs`
+//   of its first byte (`line_timeout`), an idle timeout (which fires again after every request
+//   it found in flight) or the drain, the server half-closes and keeps reading (discarding)
+//   until the client closes too, or cuts it off after CLOSE_LINGER_MS. A socket is never
+//   destroyed with unread bytes while the client may still be waiting for replies (that would
+//   send a reset instead of a FIN).
 // - At shutdown nothing that reached the server is dropped silently: lines read before the
 //   drain's cut-off are answered, lines read after it get `unavailable`, and the connection
 //   half-closes only once the event loop has polled its socket after the drain began, so bytes
-//   already in the kernel's buffer are read and answered first.
+//   already in the kernel's buffer are read and answered first; right before its FIN (and before
+//   an idle or line timeout closes it) it reads what reached the kernel since that poll
+//   (readWaiting). What is left is TCP's own race: bytes that arrive between that read and the
+//   FIN, microseconds apart unless the process is descheduled in between.
 
+import { readSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { epochMs } from '../lab/clock.js';
 import { RequestError, type Outcome } from '../lab/errors.js';
 import type { FibResult } from './messages.js';
 import type { CloseReason, RequestRecorder } from './metrics.js';
-import { RequestDecoder, SHUTTING_DOWN, admit, formatError, formatReply, type RequestFrame } from './protocol.js';
+import {
+  RequestDecoder,
+  SHUTTING_DOWN,
+  admit,
+  closesConnection,
+  formatError,
+  formatReply,
+  type ClosingCode,
+  type RequestFrame,
+} from './protocol.js';
 
 /**
  * How a parsed request reaches a CPU. A handler may answer synchronously (fib on the event
@@ -40,12 +58,18 @@ export interface ConnectionSettings {
   maxPipeline: number;
   /** Close the connection after this long with nothing in flight and nothing received; 0: never. */
   idleTimeoutMs: number;
+  /** A line must be finished within this long of its first byte, or `line_timeout` closes the connection; 0: never. */
+  lineTimeoutMs: number;
   recorder: RequestRecorder;
 }
 
 /** Requests started per turn of the event loop, per connection, before it yields to the others. */
 export const BATCH = 64;
-/** Received bytes a connection holds undecoded before it stops reading (TCP then pushes back). */
+/**
+ * What a connection holds received and not yet started, counting the decoder's bookkeeping
+ * (RequestDecoder.bufferedBytes), before it stops reading (TCP then pushes back). It may hold one
+ * socket read (64 KiB at most) more: the chunk that crossed it.
+ */
 export const HIGH_WATER_BYTES = 16 * 1024;
 /** After the server half-closes, how long the client has to close its side before it is cut off. */
 export const CLOSE_LINGER_MS = 5000;
@@ -78,7 +102,7 @@ interface Started {
   startedAt: number;
   computeSeconds: number;
   controller: AbortController | null;
-  /** `line_too_long`: close after writing it. */
+  /** `line_too_long`, `line_timeout`, `input_overflow`: close after writing it. */
   closeAfter: boolean;
 }
 
@@ -97,6 +121,10 @@ export class LineConnection {
   private resumeScheduled = false;
   private writeBlocked = false;
   private reading = false;
+  /** When reading last resumed (epoch ms): a line's deadline counts only time spent reading. */
+  private readingSince = 0;
+  /** Armed while a line is unfinished; checks its deadline when it fires. */
+  private lineTimer: NodeJS.Timeout | null = null;
   private pumping = false;
   private closeReason: CloseReason = 'client';
   /** Chunks received so far: tells the shutdown whether bytes arrived while it waited for a poll. */
@@ -130,7 +158,13 @@ export class LineConnection {
       // ECONNRESET and the like: 'close' follows and cleans up.
     });
     socket.once('close', () => this.onClose());
-    if (settings.idleTimeoutMs > 0) socket.setTimeout(settings.idleTimeoutMs, () => this.onIdle());
+    // Not setTimeout(ms, callback): that listener runs once, and the timer must keep firing after
+    // a timeout that found a request in flight.
+    if (settings.idleTimeoutMs > 0) {
+      socket.setTimeout(settings.idleTimeoutMs);
+      socket.on('timeout', () => this.onIdle());
+    }
+    limitReadAhead(socket);
     if (socket.closed) this.onClose();
     else this.pump(); // servers accept with pauseOnConnect: start reading
   }
@@ -188,6 +222,9 @@ export class LineConnection {
     if (this.state === 'closing' || this.state === 'closed') return; // after our FIN: nobody to answer
     this.chunks += 1;
     this.decoder.feed(chunk, epochMs());
+    if (this.lineTimer === null && this.settings.lineTimeoutMs > 0 && this.decoder.partialLineAt !== undefined) {
+      this.armLineTimer(this.settings.lineTimeoutMs);
+    }
     this.pump();
   }
 
@@ -251,7 +288,7 @@ export class LineConnection {
     this.settings.recorder.inflight(1);
     const admission = admit(frame, this.settings.fibMaxN, this.refusing);
     if (typeof admission !== 'number') {
-      request.closeAfter = admission.code === 'line_too_long';
+      request.closeAfter = closesConnection(admission.code);
       return this.settle(request, admission.code, admission.reply);
     }
     if (admission > WRITE_TOGETHER_MAX_N) this.flush();
@@ -303,7 +340,7 @@ export class LineConnection {
     const writtenAt = epochMs();
     let out = '';
     let written = 0;
-    let closeAfter = false;
+    let closeAfter: CloseReason | null = null;
     while (this.head < this.started.length) {
       const request = this.started[this.head]!;
       if (request.reply === undefined) break;
@@ -313,7 +350,7 @@ export class LineConnection {
       const queueWait = Number.isNaN(request.startedAt) ? NaN : Math.max(0, request.startedAt - request.receivedAt) / 1000;
       recorder.finished(request.outcome, (writtenAt - request.receivedAt) / 1000, queueWait, request.computeSeconds);
       if (request.closeAfter) {
-        closeAfter = true;
+        closeAfter = request.outcome as ClosingCode;
         break;
       }
     }
@@ -326,7 +363,7 @@ export class LineConnection {
       this.head = 0;
     }
     if (this.state !== 'closing' && !this.socket.write(out, 'latin1')) this.writeBlocked = true;
-    if (closeAfter) this.end('line_too_long');
+    if (closeAfter) this.end(closeAfter);
   }
 
   /** Reads while there is room: not while replies are stuck in the kernel or too many bytes wait undecoded. */
@@ -336,8 +373,12 @@ export class LineConnection {
       (this.state !== 'closed' && !this.writeBlocked && !this.resumeScheduled && this.decoder.bufferedBytes < HIGH_WATER_BYTES);
     if (wanted === this.reading) return;
     this.reading = wanted;
-    if (wanted) this.socket.resume();
-    else this.socket.pause();
+    if (wanted) {
+      this.readingSince = epochMs();
+      this.socket.resume();
+    } else {
+      this.socket.pause();
+    }
   }
 
   /** Half-closes once nothing is in flight, when the client has half-closed or the drain has cut off. */
@@ -359,16 +400,70 @@ export class LineConnection {
     afterNextPoll(() => {
       this.shutdownScheduled = false;
       if (this.state === 'closing' || this.state === 'closed' || this.inFlight > 0 || this.morePending) return;
+      // Lines that reached the kernel since that poll (the loop may have been busy since) are
+      // answered `unavailable` before the FIN, even when the client has had its SHUTDOWN_POLLS.
+      this.readLate();
+      if (this.ending || this.inFlight > 0 || this.morePending) return;
       if (this.chunks === chunks || ++this.shutdownPolls >= SHUTDOWN_POLLS) this.end('shutdown');
       else this.endAfterPoll();
     });
   }
 
-  /** The socket's idle timer fired: close if nothing is in flight (no reply line: nothing was asked). */
+  /** Half-closed or closed (a getter: what readLate did is not narrowed away). */
+  private get ending(): boolean {
+    return this.state === 'closing' || this.state === 'closed';
+  }
+
+  /**
+   * Feeds what the kernel holds for this socket and no poll has read yet (see readWaiting); not
+   * while reading is paused: bytes then wait in the kernel on purpose.
+   */
+  private readLate(): void {
+    if (!this.reading) return;
+    const late = readWaiting(this.socket);
+    if (late !== null) this.onData(late);
+  }
+
+  /**
+   * The socket's idle timer fired (nothing read, nothing written for idleTimeoutMs): close if
+   * nothing is in flight (no reply line: nothing was asked). With a request in flight it fires
+   * again idleTimeoutMs after the reply's write. Lines that wait because the client has not read
+   * its replies for that long do not keep the connection: that client is not reading.
+   */
   private onIdle(): void {
     if (this.state !== 'open' && this.state !== 'draining') return;
-    if (this.inFlight > 0 || this.morePending) return; // working on it: the reply's write re-arms the timer
-    this.end('idle');
+    if (this.inFlight > 0 || (this.morePending && !this.writeBlocked)) return;
+    const chunks = this.chunks;
+    this.readLate();
+    if (this.chunks === chunks) this.end('idle');
+  }
+
+  private armLineTimer(ms: number): void {
+    this.lineTimer = setTimeout(() => this.onLineTimer(), ms);
+    this.lineTimer.unref();
+  }
+
+  /**
+   * A line was unfinished when its timer was armed. Its deadline counts only time spent reading:
+   * while the connection does not read (its client has not read the replies, or lines wait for
+   * their turn), the newline may be waiting in the kernel.
+   */
+  private onLineTimer(): void {
+    this.lineTimer = null;
+    if (this.state !== 'open' && this.state !== 'draining') return;
+    const since = this.decoder.partialLineAt;
+    if (since === undefined) return; // finished meanwhile
+    const deadline = this.settings.lineTimeoutMs;
+    if (!this.reading) return this.armLineTimer(deadline);
+    const waited = epochMs() - Math.max(since, this.readingSince);
+    if (waited < deadline) return this.armLineTimer(deadline - waited);
+    this.readLate(); // its newline may have just arrived
+    if (this.decoder.partialLineAt !== since || this.ending) {
+      if (this.lineTimer === null && this.decoder.partialLineAt !== undefined) this.armLineTimer(deadline);
+      return;
+    }
+    this.decoder.expire(deadline); // answered `line_timeout` after the lines before it, then closed
+    this.pump();
   }
 
   /** Half-closes after the last reply; reads on (discarding) until the client closes, or cuts it off. */
@@ -384,6 +479,7 @@ export class LineConnection {
     if (this.state === 'closed') return;
     this.state = 'closed';
     if (this.linger) clearTimeout(this.linger);
+    if (this.lineTimer) clearTimeout(this.lineTimer);
     const abandoned = this.inFlight;
     for (let i = this.head; i < this.started.length; i++) this.started[i]!.controller?.abort();
     this.started = [];
@@ -391,6 +487,48 @@ export class LineConnection {
     if (abandoned > 0) this.settings.recorder.inflight(-abandoned);
     this.settings.recorder.closed(this.closeReason);
   }
+}
+
+/** Where readWaiting reads (at most this much at once); what it returns is copied out of it. */
+const READ_WAITING = Buffer.allocUnsafe(64 * 1024);
+
+/**
+ * Reads, now, what the kernel holds for `socket` that Node has not read yet: Node reads a socket
+ * only when the event loop polls, and a loop busy between that poll and a decision to close
+ * would otherwise close on stale news (strace showed requests in the kernel for up to 17 ms
+ * before a drain's shutdown(2), then read and dropped). Null when nothing waits, when Node holds
+ * unread bytes of its own (they come first), or where the socket has no file descriptor. A read
+ * of the descriptor behind libuv's back is safe here: libuv reads it only when the loop polls.
+ */
+export function readWaiting(socket: Socket): Buffer | null {
+  if (socket.readableLength > 0 || socket.readableEnded) return null;
+  const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) return null;
+  // Non-blocking (libuv's sockets are): EAGAIN when nothing waits, thrown as an error whose stack
+  // trace would cost 3 times the read (27 us, not 8.5): every connection of a drain does this once
+  // in the same turn, and that turn delays every FIN. 0 is the client's FIN, left for libuv to read.
+  const stackTraceLimit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    const read = readSync(fd, READ_WAITING, 0, READ_WAITING.length, null);
+    return read > 0 ? Buffer.from(READ_WAITING.subarray(0, read)) : null;
+  } catch {
+    return null;
+  } finally {
+    Error.stackTraceLimit = stackTraceLimit;
+  }
+}
+
+/**
+ * Makes a paused socket stop reading from the kernel after one chunk. A paused stream reads ahead
+ * up to its high-water mark (16 KiB), and 16 KiB of 1-byte chunks cost about 3 MB of heap there (a
+ * Buffer and an ArrayBuffer each, about 200 bytes), past any bound the decoder keeps. Node has no
+ * public way to set it on a socket it accepted or received from another process, hence the
+ * stream's own state; reading while flowing is not affected (chunks are handed over as they come).
+ */
+export function limitReadAhead(socket: Socket): void {
+  const state = (socket as unknown as { _readableState?: { highWaterMark: number } })._readableState;
+  if (state) state.highWaterMark = 1;
 }
 
 /**

@@ -21,7 +21,7 @@ export interface RequestObservation {
 }
 
 /** Why a connection ended: the `reason` label of fib_connections_closed_total. */
-export const CLOSE_REASONS = ['client', 'idle', 'line_too_long', 'shutdown'] as const;
+export const CLOSE_REASONS = ['client', 'idle', 'line_too_long', 'line_timeout', 'input_overflow', 'shutdown'] as const;
 export type CloseReason = (typeof CLOSE_REASONS)[number];
 
 /**
@@ -109,7 +109,7 @@ export function createServerMetrics(variant: string, { cgroup, workerIndex: work
   });
   const closedConnections = new Counter({
     name: 'fib_connections_closed_total',
-    help: 'Connections that ended, by reason: the client left, idle timeout, line_too_long, or shutdown.',
+    help: 'Connections that ended, by reason: the client left, idle timeout, line_too_long, line_timeout, input_overflow, or shutdown.',
     labelNames: ['reason'] as const,
     registers: [registry],
   });

@@ -30,6 +30,8 @@ export interface ServeOptions {
   maxPipeline: number;
   /** A connection with nothing in flight and nothing received for this long is closed; null takes the variant's own. */
   idleTimeoutMs: number | null;
+  /** A request line must be finished within this long of its first byte, or `line_timeout` closes the connection. */
+  lineTimeoutMs: number;
 }
 
 export const serveOptions: OptionSpecs<ServeOptions> = {
@@ -95,6 +97,16 @@ export const serveOptions: OptionSpecs<ServeOptions> = {
     argument: 'ms',
     description: 'close a connection with nothing in flight and nothing received for this long',
     defaultText: "the variant's own (5 minutes; sync 30 s)",
+    min: 1,
+    max: 86_400_000,
+  }),
+  lineTimeoutMs: intOption({
+    flag: '--line-timeout-ms',
+    env: 'LINE_TIMEOUT_MS',
+    argument: 'ms',
+    description: 'a request line must be finished within this long of its first byte, or `line_timeout` closes the connection',
+    // Generous: a line is at most 66 bytes; a client that takes longer trickles it to hold a slot.
+    default: 30_000,
     min: 1,
     max: 86_400_000,
   }),

@@ -8,6 +8,26 @@ import { RequestError, isServerErrorCode, type ServerErrorCode } from '../lab/er
 /** A request line (or a legacy chunk) longer than this, without a newline, is `line_too_long`. */
 export const MAX_LINE_BYTES = 64;
 
+/**
+ * What a decoder may hold (received and not yet taken out, counting its bookkeeping) before it
+ * refuses more with `input_overflow`. A server stops reading long before (at its own high-water
+ * mark, see connection.ts); this holds even if that back-pressure fails: four socket reads.
+ */
+export const MAX_BUFFERED_BYTES = 256 * 1024;
+
+/**
+ * What the decoder counts for each piece of bookkeeping, next to the bytes themselves: V8's cost
+ * of it, rounded up (heap retained per chunk of 1 to 64 bytes, 64-bit V8, Node 20: its bytes and
+ * 30 to 80 more in line mode, 19 to 60 more in legacy mode; test/protocol.test.ts holds the
+ * decoder to it). A
+ * chunk appended to a line-mode buffer is a rope node and a string until the next scan flattens
+ * them; a chunk holding a newline keeps where it ends and when it arrived; a legacy chunk is a
+ * string and its arrival time.
+ */
+export const PIECE_BYTES = 72;
+export const ENTRY_BYTES = 32;
+export const LEGACY_ENTRY_BYTES = 80;
+
 /** The largest n any server may be configured to accept: fib(78) is the last exact double. */
 export const FIB_MAX_N_LIMIT = 78;
 
@@ -15,7 +35,11 @@ export type RequestFrame =
   /** One request's text, without its terminator. */
   | { kind: 'request'; text: string }
   /** More than MAX_LINE_BYTES without a newline: reply `line_too_long`, then close. */
-  | { kind: 'too_long' };
+  | { kind: 'too_long' }
+  /** A line begun and not finished within `ms` (see `expire`): reply `line_timeout`, then close. */
+  | { kind: 'line_timeout'; ms: number }
+  /** More than MAX_BUFFERED_BYTES held: reply `input_overflow`, then close. */
+  | { kind: 'overflow' };
 
 /**
  * Splits a connection's byte stream into requests, one at a time: `feed` stores what arrived,
@@ -24,22 +48,39 @@ export type RequestFrame =
  *
  * A connection starts in legacy mode: as long as it has never sent a newline, each received
  * chunk is one request, like the talk's `recv(100)`. The first chunk holding a newline switches
- * it to strict line framing for good (that chunk included). After `too_long` the decoder is
- * finished and returns nothing more.
+ * it to strict line framing for good (that chunk included).
+ *
+ * `bufferedBytes` counts what the decoder holds, bookkeeping included (a flood of 1-byte chunks
+ * costs far more than its bytes), so that a server can stop reading at a bound in memory, not
+ * just in bytes. `partialLineAt` says since when an unfinished line has waited for its newline,
+ * and `expire` gives up on it.
+ *
+ * After `too_long`, `line_timeout` or `overflow` the decoder is finished: it takes no more bytes,
+ * returns the requests complete before that point, then that frame, then nothing.
  *
  * Bytes are kept as latin1 text, so one character is one byte and lengths are byte counts.
  */
 export class RequestDecoder {
   private lineMode = false;
-  private finished = false;
-  /** Line mode: received text not yet taken out, from `pos`. */
+  /** Takes no more bytes (a terminal frame is due, or was returned). */
+  private sealed = false;
+  /** The terminal frame, returned once the requests before it are out. */
+  private last: RequestFrame | null = null;
+  /** Line mode: received text not yet taken out, from `pos`; `base` is the stream offset of text[0]. */
   private text = '';
   private pos = 0;
-  /** Line mode: for each fed chunk, the index in `text` where it ends and when it arrived. */
+  private base = 0;
+  /** Chunks appended to `text` since a scan last flattened it. */
+  private pieces = 0;
+  /** Line mode: for each fed chunk holding a newline, the stream offset where it ends and when it arrived. */
   private ends: number[] = [];
   private times: number[] = [];
-  /** Legacy mode: one request per chunk, not yet taken out. */
-  private readonly legacy: Array<{ frame: RequestFrame; at: number }> = [];
+  /** Line mode: when the first byte of the unfinished line at the end arrived; -1: none. */
+  private partialAt = -1;
+  /** Legacy mode: one request per chunk, not yet taken out, and when each arrived. */
+  private legacyTexts: string[] = [];
+  private legacyTimes: number[] = [];
+  private legacyBytes = 0;
   private at = 0;
 
   /** Whether a newline has been seen on this connection (strict line framing). */
@@ -47,9 +88,21 @@ export class RequestDecoder {
     return this.lineMode;
   }
 
-  /** Bytes received and not yet taken out as requests. */
+  /** What the decoder holds, received and not yet taken out, counting its bookkeeping (see PIECE_BYTES). */
   get bufferedBytes(): number {
-    return this.text.length - this.pos;
+    return (
+      this.text.length -
+      this.pos +
+      this.pieces * PIECE_BYTES +
+      this.ends.length * ENTRY_BYTES +
+      this.legacyBytes +
+      this.legacyTexts.length * LEGACY_ENTRY_BYTES
+    );
+  }
+
+  /** When the first byte of an unfinished line arrived (the `at` given to `feed`), or undefined without one. */
+  get partialLineAt(): number | undefined {
+    return this.partialAt < 0 || this.sealed ? undefined : this.partialAt;
   }
 
   /** When the chunk completing the request last returned by `next` arrived (the `at` given to `feed`). */
@@ -57,56 +110,64 @@ export class RequestDecoder {
     return this.at;
   }
 
-  /** Stores a received chunk; `at` is when it arrived. */
+  /** Stores a received chunk; `at` is when it arrived (not negative). */
   feed(chunk: Buffer, at = 0): void {
-    if (this.finished || chunk.length === 0) return;
+    if (this.sealed || chunk.length === 0) return;
     const text = chunk.toString('latin1');
     if (!this.lineMode) {
       if (text.indexOf('\n') === -1) {
-        this.legacy.push({ frame: text.length > MAX_LINE_BYTES ? TOO_LONG : { kind: 'request', text: stripCR(text) }, at });
-        if (text.length > MAX_LINE_BYTES) this.finished = true;
+        if (text.length > MAX_LINE_BYTES) return this.seal(TOO_LONG);
+        this.legacyTexts.push(text);
+        this.legacyTimes.push(at);
+        this.legacyBytes += text.length;
+        if (this.bufferedBytes > MAX_BUFFERED_BYTES) this.seal(OVERFLOW);
         return;
       }
       this.lineMode = true;
     }
     if (this.pos > 0) {
+      this.base += this.pos;
       this.text = this.text.slice(this.pos);
-      for (let i = 0; i < this.ends.length; i++) this.ends[i]! -= this.pos;
       this.pos = 0;
     }
     this.text += text;
-    this.ends.push(this.text.length);
-    this.times.push(at);
+    this.pieces += 1;
+    const newline = text.lastIndexOf('\n');
+    if (newline === -1) {
+      if (this.partialAt < 0) this.partialAt = at;
+    } else {
+      this.ends.push(this.base + this.text.length);
+      this.times.push(at);
+      this.partialAt = newline === text.length - 1 ? -1 : at;
+    }
+    if (this.bufferedBytes > MAX_BUFFERED_BYTES) this.seal(OVERFLOW);
   }
 
   /** The next request, or undefined until more bytes arrive. */
   next(): RequestFrame | undefined {
-    if (this.legacy.length > 0) {
-      const { frame, at } = this.legacy.shift()!;
-      this.at = at;
-      return frame;
+    if (this.legacyTexts.length > 0) {
+      const text = this.legacyTexts.shift()!;
+      this.at = this.legacyTimes.shift()!;
+      this.legacyBytes -= text.length;
+      return { kind: 'request', text: stripCR(text) };
     }
-    if (this.finished || !this.lineMode) return undefined;
-    const end = this.text.indexOf('\n', this.pos);
-    if (end === -1) return this.text.length - this.pos > MAX_LINE_BYTES ? this.finish() : undefined;
-    if (end - this.pos > MAX_LINE_BYTES) return this.finish();
-    let last = end;
-    if (last > this.pos && this.text.charCodeAt(last - 1) === 13) last -= 1;
-    const frame: RequestFrame = { kind: 'request', text: this.text.slice(this.pos, last) };
-    this.pos = end + 1;
-    // The request is complete with the chunk holding its newline.
-    while (this.ends.length > 1 && this.ends[0]! <= end) {
-      this.ends.shift();
-      this.times.shift();
+    if (this.pos < this.text.length) {
+      const end = this.text.indexOf('\n', this.pos);
+      this.pieces = 0; // the scan flattened the text
+      if (end === -1 ? this.text.length - this.pos > MAX_LINE_BYTES : end - this.pos > MAX_LINE_BYTES) {
+        return this.finish(TOO_LONG);
+      }
+      if (end !== -1) return this.takeLine(end);
     }
-    this.at = this.times[0] ?? 0;
-    if (this.pos === this.text.length) {
-      this.text = '';
-      this.pos = 0;
-      this.ends.length = 0;
-      this.times.length = 0;
-    }
-    return frame;
+    return this.last ? this.finish(this.last) : undefined;
+  }
+
+  /**
+   * The unfinished line has waited too long for its newline: it is dropped, no more bytes are
+   * taken, and after the requests complete before it `next` returns `line_timeout`.
+   */
+  expire(ms: number): void {
+    if (this.partialLineAt !== undefined) this.seal({ kind: 'line_timeout', ms });
   }
 
   /** Feeds a chunk and takes every request out at once (the simple form, for clients and tests). */
@@ -117,17 +178,53 @@ export class RequestDecoder {
     return frames;
   }
 
-  private finish(): RequestFrame {
-    this.finished = true;
+  private takeLine(end: number): RequestFrame {
+    let last = end;
+    if (last > this.pos && this.text.charCodeAt(last - 1) === 13) last -= 1;
+    const frame: RequestFrame = { kind: 'request', text: this.text.slice(this.pos, last) };
+    this.pos = end + 1;
+    // The request is complete with the chunk holding its newline: the first recorded to end past it.
+    const newlineAt = this.base + end;
+    while (this.ends.length > 1 && this.ends[0]! <= newlineAt) {
+      this.ends.shift();
+      this.times.shift();
+    }
+    this.at = this.times[0] ?? 0;
+    if (this.pos === this.text.length) {
+      this.base += this.pos;
+      this.text = '';
+      this.pos = 0;
+      this.ends.length = 0;
+      this.times.length = 0;
+    }
+    return frame;
+  }
+
+  /** Takes no more bytes; `frame` comes after the requests already complete. */
+  private seal(frame: RequestFrame): void {
+    if (this.sealed) return;
+    this.sealed = true;
+    this.last = frame;
+  }
+
+  private finish(frame: RequestFrame): RequestFrame {
+    this.sealed = true;
+    this.last = null;
     this.text = '';
     this.pos = 0;
+    this.pieces = 0;
+    this.partialAt = -1;
     this.ends.length = 0;
     this.times.length = 0;
-    return TOO_LONG;
+    this.legacyTexts.length = 0;
+    this.legacyTimes.length = 0;
+    this.legacyBytes = 0;
+    return frame;
   }
 }
 
 const TOO_LONG: RequestFrame = { kind: 'too_long' };
+const OVERFLOW: RequestFrame = { kind: 'overflow' };
 
 function stripCR(line: string): string {
   return line.endsWith('\r') ? line.slice(0, -1) : line;
@@ -167,6 +264,13 @@ function quote(text: string): string {
   return JSON.stringify(text.length > 20 ? `${text.slice(0, 20)}...` : text);
 }
 
+/** The codes after which the server closes the connection (it reads nothing more from it). */
+export type ClosingCode = 'line_too_long' | 'line_timeout' | 'input_overflow';
+
+export function closesConnection(code: string): code is ClosingCode {
+  return code === 'line_too_long' || code === 'line_timeout' || code === 'input_overflow';
+}
+
 /** The message of `unavailable` while a server drains. */
 export const SHUTTING_DOWN = 'server shutting down';
 
@@ -177,13 +281,17 @@ export interface Refusal {
 }
 
 /**
- * The protocol's rules before any work, for every server: a too-long line, a request that
- * arrives while the server drains, and a line that is not an n in range get their error line;
- * anything else is the n to compute.
+ * The protocol's rules before any work, for every server: a too-long line, a line that timed
+ * out, too much input, a request that arrives while the server drains, and a line that is not an
+ * n in range get their error line; anything else is the n to compute.
  */
 export function admit(frame: RequestFrame, maxN: number, draining: boolean): number | Refusal {
   const refuse = (code: ServerErrorCode, message: string): Refusal => ({ code, reply: formatError(code, message) });
-  if (frame.kind === 'too_long') return refuse('line_too_long', `more than ${MAX_LINE_BYTES} bytes without a newline`);
+  if (frame.kind !== 'request') {
+    if (frame.kind === 'too_long') return refuse('line_too_long', `more than ${MAX_LINE_BYTES} bytes without a newline`);
+    if (frame.kind === 'line_timeout') return refuse('line_timeout', `no newline within ${frame.ms} ms of the line's first byte`);
+    return refuse('input_overflow', `more than ${MAX_BUFFERED_BYTES} bytes received and not yet answered`);
+  }
   if (draining) return refuse('unavailable', SHUTTING_DOWN);
   try {
     return parseRequest(frame.text, maxN);

@@ -98,6 +98,7 @@ export function serveLines(
     fibMaxN: options.fibMaxN,
     maxPipeline: options.maxPipeline,
     idleTimeoutMs: options.idleTimeoutMs,
+    lineTimeoutMs: options.lineTimeoutMs,
     recorder: metrics.recorder,
   });
 }

@@ -44,6 +44,11 @@ export interface CampaignReport {
 }
 
 const FIB_MAX_N = 40; // the servers' default; fuzzed valid requests stay far below it
+/**
+ * The servers' line deadline under fuzzing: short, so that sessions leaving a line unfinished
+ * see `line_timeout` soon; far above the pauses of sessions that finish their lines.
+ */
+export const FUZZ_LINE_TIMEOUT_MS = 2000;
 /** Failures listed in full per variant; the rest are counted. */
 const LISTED_FAILURES = 10;
 
@@ -72,7 +77,7 @@ export async function fuzzVariant(variant: string, options: CampaignOptions): Pr
     if (report.failures.length < LISTED_FAILURES) report.failures.push(line);
   };
 
-  const server = await startServing(variant, options.env ?? {});
+  const server = await startServing(variant, { LINE_TIMEOUT_MS: String(FUZZ_LINE_TIMEOUT_MS), ...options.env });
   let exitedEarly: number | null | undefined;
   void server.exited.then((code) => (exitedEarly = code));
   try {

@@ -2,8 +2,9 @@
 // Random and adversarial request frames (valid numbers dressed in blanks, signs, zeros and
 // CRs; numbers out of range; garbage bytes; lines at and over the 64-byte limit; legacy chunks
 // with no newline; writes of more than 64 KiB), cut into writes at random byte boundaries and
-// pipelined to a random depth, and ended in every way a client can end: reading every reply,
-// half-closing mid-line, destroying mid-request, or never sending a byte.
+// pipelined to a random depth, floods of 1- and 2-byte writes, lines trickled a byte at a time
+// and finished or left unfinished, and ended in every way a client can end: reading every
+// reply, half-closing mid-line, destroying mid-request, or never sending a byte.
 
 import { type Prng } from './prng.js';
 import { LINE_LIMIT } from './model.js';
@@ -11,7 +12,8 @@ import { LINE_LIMIT } from './model.js';
 /** The largest n a fuzzed valid request asks for: cheap on every variant. */
 export const FUZZ_MAX_N = 25;
 
-export type SessionKind = 'lines' | 'legacy' | 'overlong' | 'half-close' | 'abrupt' | 'silent' | 'giant';
+export type SessionKind =
+  'lines' | 'legacy' | 'overlong' | 'half-close' | 'abrupt' | 'silent' | 'giant' | 'tiny-chunks' | 'partial-line';
 
 export interface Write {
   bytes: Buffer;
@@ -39,6 +41,8 @@ export interface Session {
   ending: Ending;
   /** Request frames in the writes (lines and legacy chunks, valid or not). */
   frames: number;
+  /** The last line is left unfinished on purpose: the server answers `line_timeout` after LINE_TIMEOUT_MS. */
+  abandonsLine?: boolean;
 }
 
 const weights: Record<SessionKind, number> = {
@@ -49,7 +53,12 @@ const weights: Record<SessionKind, number> = {
   abrupt: 12,
   silent: 6,
   giant: 6,
+  'tiny-chunks': 8,
+  'partial-line': 8,
 };
+
+/** The longest pause between two bytes of a line trickled and finished: far under the fuzzed LINE_TIMEOUT_MS. */
+const TRICKLE_PAUSE_MS = 40;
 
 export function generateSession(prng: Prng, id: string): Session {
   const kind = prng.weighted(weights);
@@ -106,6 +115,53 @@ export function generateSession(prng: Prng, id: string): Session {
         ending: prng.chance(0.5) ? { kind: 'half-close' } : { kind: 'destroy', afterReplies: 0 },
         frames: 0,
       };
+    case 'tiny-chunks': {
+      // Line framing: up to 200 lines in 1- and 2-byte writes, pipelined. Legacy framing: 1- and
+      // 2-byte chunks, each awaited (each is a request), then perhaps lines in tiny writes.
+      const writes: Write[] = [];
+      let frames = 0;
+      if (prng.chance(0.5)) {
+        const chunks = Array.from({ length: prng.int(5, 40) }, () => legacyChunk(prng).subarray(0, prng.int(1, 2)));
+        writes.push(...chunks.map((bytes) => ({ bytes, awaitReplies: true, pauseMs: 0 })));
+        frames += chunks.length;
+      }
+      if (writes.length === 0 || prng.chance(0.5)) {
+        const lines = requestLines(prng, prng.int(10, 200));
+        writes.push(...tinyWrites(prng, lines.join('')));
+        frames += lines.length;
+      }
+      return { id, kind, writes, ending: { kind: 'read-all' }, frames };
+    }
+    case 'partial-line': {
+      // A line trickled a byte at a time, after legacy chunks or lines (both framings), then
+      // finished, or left unfinished until the server gives up on it (line_timeout, then closes).
+      const writes: Write[] = [];
+      let frames = 0;
+      if (prng.chance(0.5)) {
+        const chunks = Array.from({ length: prng.int(1, 3) }, () => legacyChunk(prng));
+        writes.push(...chunks.map((bytes) => ({ bytes, awaitReplies: true, pauseMs: 0 })));
+        frames += chunks.length;
+      }
+      const before = requestLines(prng, prng.int(1, 6));
+      frames += before.length;
+      const line = requestLine(prng).slice(0, 8) || '7';
+      const abandons = prng.chance(0.5);
+      const trickled = abandons ? line.slice(0, prng.int(1, line.length)) : line;
+      // The write that switches to line framing (or goes on with it) ends with the line's first byte.
+      writes.push({
+        bytes: Buffer.from(before.join('') + trickled[0], 'latin1'),
+        awaitReplies: true,
+        pauseMs: prng.int(1, TRICKLE_PAUSE_MS),
+      });
+      for (const byte of trickled.slice(1)) {
+        writes.push({ bytes: Buffer.from(byte, 'latin1'), awaitReplies: false, pauseMs: prng.int(1, TRICKLE_PAUSE_MS) });
+      }
+      if (!abandons) {
+        writes.push({ bytes: Buffer.from(prng.pick(['\n', '\r\n']), 'latin1'), awaitReplies: false, pauseMs: 0 });
+        frames += 1;
+      }
+      return { id, kind, writes, ending: { kind: 'read-all' }, frames, abandonsLine: abandons };
+    }
     case 'giant': {
       // More than one 64 KiB socket read with no newline: the server reads it in two chunks.
       const prefix = prng.chance(0.5) ? requestLines(prng, prng.int(1, 3)).join('') : '';
@@ -188,6 +244,23 @@ function noNewline(prng: Prng, length: number): Buffer {
 
 function randomText(prng: Prng, length: number): string {
   return noNewline(prng, length).toString('latin1');
+}
+
+/**
+ * Cuts line-mode bytes into writes of 1 and 2 bytes, not awaited. The first write holds the first
+ * line whole, so the server sees line framing from its first chunk.
+ */
+function tinyWrites(prng: Prng, text: string): Write[] {
+  const bytes = Buffer.from(text, 'latin1');
+  const writes: Write[] = [];
+  let start = bytes.indexOf(0x0a) + 1;
+  writes.push({ bytes: bytes.subarray(0, start), awaitReplies: false, pauseMs: 0 });
+  while (start < bytes.length) {
+    const end = Math.min(bytes.length, start + prng.int(1, 2));
+    writes.push({ bytes: bytes.subarray(start, end), awaitReplies: false, pauseMs: prng.chance(0.02) ? 1 : 0 });
+    start = end;
+  }
+  return writes;
 }
 
 /**

@@ -15,13 +15,13 @@ export const LINE_LIMIT = 64;
 export const HALF_CLOSE_ANSWERED = true;
 
 export type ExpectedReply =
-  { kind: 'fib'; n: number } | { kind: 'error'; code: 'bad_request' | 'out_of_range' | 'line_too_long' };
+  { kind: 'fib'; n: number } | { kind: 'error'; code: 'bad_request' | 'out_of_range' | 'line_too_long' | 'line_timeout' };
 
 export interface Expectation {
   replies: ExpectedReply[];
   /** How many replies are due once writes 0..i have been read. */
   dueAfterWrite: number[];
-  /** The last reply is line_too_long: the server closes after it and reads nothing more. */
+  /** The last reply is line_too_long or line_timeout: the server closes after it and reads nothing more. */
   serverCloses: boolean;
 }
 
@@ -34,8 +34,10 @@ const isDigit = (byte: number) => byte >= 0x30 && byte <= 0x39;
  * The replies to a connection's writes. The connection starts in legacy mode: every write with
  * no newline is one request (the caller waits for its reply before the next write, so a write
  * is a received chunk); the first write holding a newline switches to line framing for good.
+ * `abandonsLine`: the client then waits, leaving the line it began unfinished, so the server
+ * answers `line_timeout` once LINE_TIMEOUT_MS has passed, and closes.
  */
-export function expectReplies(writes: readonly Buffer[], fibMaxN: number): Expectation {
+export function expectReplies(writes: readonly Buffer[], fibMaxN: number, abandonsLine = false): Expectation {
   const replies: ExpectedReply[] = [];
   const dueAfterWrite: number[] = [];
   let lineMode = false;
@@ -69,6 +71,10 @@ export function expectReplies(writes: readonly Buffer[], fibMaxN: number): Expec
       }
     }
     dueAfterWrite.push(replies.length);
+  }
+  if (abandonsLine && !closed && lineMode && line.length > 0) {
+    replies.push({ kind: 'error', code: 'line_timeout' });
+    closed = true;
   }
   return { replies, dueAfterWrite, serverCloses: closed };
 }

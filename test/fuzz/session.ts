@@ -87,6 +87,7 @@ export async function runSession(port: number, session: Session, limits: Session
   const expectation = expectReplies(
     session.writes.map((write) => write.bytes),
     limits.fibMaxN,
+    session.abandonsLine,
   );
   const socket = connect({ port, host: '127.0.0.1' });
   socket.on('error', () => {});

@@ -7,18 +7,28 @@
 // fib(1) gets turns like everyone else instead of keeping the core.
 //
 // The shared server accepts (and counts the cap); everything after, reading, framing, replies,
-// the idle timeout and draining, is driven by the scheduler with the shared protocol module.
+// the idle timeout, the line deadline and draining, is driven by the scheduler with the shared
+// protocol module. A task reads only when its decoder holds no complete request, so what a
+// connection holds is at most one socket read beyond the line it waits for.
 
 import type { Socket } from 'node:net';
 import { epochMs } from '../../lab/clock.js';
-import { BATCH, afterNextPoll, endAndDiscard } from '../../server/connection.js';
+import { BATCH, afterNextPoll, endAndDiscard, limitReadAhead, readWaiting } from '../../server/connection.js';
 import type { Outcome } from '../../lab/errors.js';
 import { registerGeneratorMetrics } from './metrics.js';
 import { type CloseReason } from '../../server/metrics.js';
 import { intOption } from '../../lab/options.js';
 import { defineVariant, type ConnectionOwner, type VariantContext } from '../../server/plugin.js';
 import { generatorsDashboards } from './dashboards.js';
-import { RequestDecoder, SHUTTING_DOWN, admit, formatError, formatReply, type RequestFrame } from '../../server/protocol.js';
+import {
+  RequestDecoder,
+  SHUTTING_DOWN,
+  admit,
+  closesConnection,
+  formatError,
+  formatReply,
+  type RequestFrame,
+} from '../../server/protocol.js';
 import { CPU, Scheduler, type Task, type Wait } from './scheduler.js';
 
 interface GeneratorOptions {
@@ -82,6 +92,8 @@ interface Connection {
   idle: boolean;
   /** A request is being answered. */
   busy: boolean;
+  /** Wakes the task waiting to read when its unfinished line's deadline comes. */
+  lineTimer: NodeJS.Timeout | null;
 }
 
 class GeneratorOwner implements ConnectionOwner {
@@ -102,22 +114,26 @@ class GeneratorOwner implements ConnectionOwner {
   adopt(socket: Socket, release: () => void): void {
     socket.setNoDelay(true);
     socket.allowHalfOpen = true;
-    const connection: Connection = { socket, task: undefined as unknown as Task, idle: false, busy: false };
+    const connection: Connection = { socket, task: undefined as unknown as Task, idle: false, busy: false, lineTimer: null };
     let reason: CloseReason = 'client';
     connection.task = this.serve(connection, (why) => (reason = why));
     this.connections.add(connection);
     // A client that leaves stops its task, even in the middle of a fib.
     socket.once('close', () => this.scheduler.cancel(connection.task));
     socket.on('error', () => {});
+    limitReadAhead(socket);
     const { idleTimeoutMs } = this.ctx.options;
     if (idleTimeoutMs > 0) {
-      socket.setTimeout(idleTimeoutMs, () => {
+      // A listener that stays (not setTimeout's once): it fires again after a request it found in flight.
+      socket.setTimeout(idleTimeoutMs);
+      socket.on('timeout', () => {
         if (connection.busy) return; // working on it: the reply's write re-arms the timer
         connection.idle = true;
         this.scheduler.wake(connection.task);
       });
     }
     this.scheduler.spawn(connection.task, () => {
+      if (connection.lineTimer) clearTimeout(connection.lineTimer);
       this.connections.delete(connection);
       this.ctx.metrics.recorder.closed(reason);
       endAndDiscard(socket);
@@ -148,11 +164,13 @@ class GeneratorOwner implements ConnectionOwner {
   private *serve(connection: Connection, closing: (reason: CloseReason) => void): Task {
     const { socket } = connection;
     const { recorder } = this.ctx.metrics;
+    const { lineTimeoutMs } = this.ctx.options;
     const decoder = new RequestDecoder();
     let inARow = 0;
     try {
       for (;;) {
         let frame = decoder.next();
+        let readingSince = 0;
         while (!frame) {
           const chunk = socket.read() as Buffer | null;
           if (chunk !== null) {
@@ -162,8 +180,33 @@ class GeneratorOwner implements ConnectionOwner {
             continue;
           }
           if (socket.readableEnded || socket.destroyed) return closing('client');
+          // An unfinished line's deadline counts from when this wait found nothing left to read.
+          const partialAt = decoder.partialLineAt;
+          let waited = 0;
+          if (partialAt !== undefined) {
+            const now = epochMs();
+            readingSince ||= now;
+            waited = now - Math.max(partialAt, readingSince);
+          }
+          const expired = partialAt !== undefined && waited >= lineTimeoutMs;
+          if (this.refusing || connection.idle || expired) {
+            // Before closing, what reached the kernel since the last poll (see readWaiting).
+            const late = readWaiting(socket);
+            if (late !== null) {
+              connection.idle = false;
+              decoder.feed(late, epochMs());
+              frame = decoder.next();
+              continue;
+            }
+          }
           if (this.refusing) return closing('shutdown');
           if (connection.idle) return closing('idle');
+          if (expired) {
+            decoder.expire(lineTimeoutMs); // answered `line_timeout`, then closed
+            frame = decoder.next();
+            continue;
+          }
+          if (partialAt !== undefined) this.wakeAt(connection, lineTimeoutMs - waited);
           inARow = 0;
           yield { kind: 'read', socket };
         }
@@ -179,8 +222,12 @@ class GeneratorOwner implements ConnectionOwner {
         recorder.inflight(-1);
         recorder.finished(answer.outcome, (epochMs() - at) / 1000, answer.queueWaitSeconds, answer.computeSeconds);
         const flushed = socket.write(answer.reply, 'latin1');
-        if (frame.kind === 'too_long') return closing('line_too_long');
-        if (!flushed) yield { kind: 'write', socket };
+        if (closesConnection(answer.outcome)) return closing(answer.outcome);
+        if (!flushed) {
+          yield { kind: 'write', socket };
+          // Woken by the idle timer, not 'drain': its client has read no reply for that long.
+          if (connection.idle) return closing('idle');
+        }
       }
     } catch (error) {
       if (!(error instanceof DrainTimeout)) throw error;
@@ -197,6 +244,16 @@ class GeneratorOwner implements ConnectionOwner {
       if (connection.busy) recorder.inflight(-1);
       connection.busy = false;
     }
+  }
+
+  /** Wakes the task after `ms` (it re-checks its line's deadline), unless a wake-up is already due. */
+  private wakeAt(connection: Connection, ms: number): void {
+    if (connection.lineTimer) return;
+    connection.lineTimer = setTimeout(() => {
+      connection.lineTimer = null;
+      this.scheduler.wake(connection.task);
+    }, ms);
+    connection.lineTimer.unref();
   }
 
   private *answer(

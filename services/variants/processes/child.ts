@@ -71,6 +71,7 @@ process.on('message', (command: ConnectionCommand, handle?: Socket) => {
         fibMaxN: command.fibMaxN,
         maxPipeline: command.maxPipeline,
         idleTimeoutMs: command.idleTimeoutMs,
+        lineTimeoutMs: command.lineTimeoutMs,
         recorder,
       });
       void connection.done.then(() => recorder.flush(() => process.disconnect()));

@@ -62,6 +62,7 @@ class ProcessPerConnectionOwner implements ConnectionOwner {
       fibMaxN: options.fibMaxN,
       maxPipeline: options.maxPipeline,
       idleTimeoutMs: options.idleTimeoutMs,
+      lineTimeoutMs: options.lineTimeoutMs,
     };
     child.send(serve, socket, { keepOpen: false }, (error) => {
       if (error) child.kill('SIGKILL');

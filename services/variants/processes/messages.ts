@@ -5,7 +5,7 @@ import type { CloseReason, RequestObservation } from '../../server/metrics.js';
 /** Parent -> the process that owns one connection (`processes`). */
 export type ConnectionCommand =
   /** Sent with the socket handle: serve it with these settings. */
-  | { type: 'serve'; fibMaxN: number; maxPipeline: number; idleTimeoutMs: number }
+  | { type: 'serve'; fibMaxN: number; maxPipeline: number; idleTimeoutMs: number; lineTimeoutMs: number }
   /** Shutdown: answer what has started, then close. */
   | { type: 'drain' }
   /** The drain timeout passed: answer what is left `unavailable` and close. */

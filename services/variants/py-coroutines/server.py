@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'
 from labfib.cgroup import default_parallelism  # noqa: E402
 from labfib.options import ConfigError  # noqa: E402
 from labfib.pool import POOL_SIZE, Pool  # noqa: E402
-from labfib.protocol import SHUTTING_DOWN, TOO_LONG, Refused, RequestDecoder, admit, format_error, format_reply  # noqa: E402
+from labfib.protocol import SHUTTING_DOWN, TOO_LONG, Refused, RequestDecoder, admit, closes_connection, format_error, format_reply  # noqa: E402
 from labfib.serving import ABORT_GRACE_SECONDS, CLOSE_LINGER_SECONDS, READ_BYTES, poke, run, wake_pair  # noqa: E402
 
 VARIANT = 'py-coroutines'
@@ -246,8 +246,8 @@ class CoroutineServer:
                 frame = decoder.next()
                 if frame is not None:
                     yield from self.answer(connection, frame)
-                    if frame is TOO_LONG:
-                        reason = 'line_too_long'
+                    if closes_connection(frame):
+                        reason = 'line_too_long' if frame is TOO_LONG else 'line_timeout'
                         break
                     continue
                 if peer_ended:
@@ -261,8 +261,15 @@ class CoroutineServer:
                         reason = 'shutdown'
                         break
                 else:
-                    readable = yield 'recv', sock, time.monotonic() + self.settings.idle_timeout_ms / 1000
+                    idle_deadline = time.monotonic() + self.settings.idle_timeout_ms / 1000
+                    line_deadline = None
+                    if decoder.partial_line_at is not None:
+                        line_deadline = decoder.partial_line_at + self.settings.line_timeout_ms / 1000
+                    readable = yield 'recv', sock, min(idle_deadline, line_deadline or idle_deadline)
                     if readable is False:
+                        if line_deadline is not None and line_deadline <= idle_deadline:
+                            decoder.expire(self.settings.line_timeout_ms)  # answered `line_timeout` next, then closed
+                            continue
                         reason = 'idle'
                         break
                     if readable is None:

@@ -26,8 +26,8 @@ from .cgroup import cpu_count
 LATENCY_BUCKETS = ['0.0001', '0.00025', '0.0005', '0.001', '0.0025', '0.005', '0.01', '0.025', '0.05', '0.1', '0.25', '0.5', '1', '2.5', '5', '10', '30']
 _BOUNDS = [float(le) for le in LATENCY_BUCKETS]
 
-OUTCOMES = ['ok', 'bad_request', 'out_of_range', 'line_too_long', 'overloaded', 'unavailable', 'internal']
-CLOSE_REASONS = ['client', 'idle', 'line_too_long', 'shutdown']
+OUTCOMES = ['ok', 'bad_request', 'out_of_range', 'line_too_long', 'line_timeout', 'input_overflow', 'overloaded', 'unavailable', 'internal']
+CLOSE_REASONS = ['client', 'idle', 'line_too_long', 'line_timeout', 'input_overflow', 'shutdown']
 
 
 class _Histogram:
@@ -128,7 +128,7 @@ class ServerMetrics:
         yield _gauge('fib_inflight_requests', 'Requests received and not yet answered.', v, inflight)
         yield _gauge('fib_connections_active', 'Client connections open (admitted under the cap).', v, self.connections())
         yield _gauge('fib_workers', 'Threads or processes computing fib, alive now.', v, self.workers())
-        by_reason = CounterMetricFamily('fib_connections_closed_total', 'Connections that ended, by reason: the client left, idle timeout, line_too_long, or shutdown.', labels=['reason', 'variant'])
+        by_reason = CounterMetricFamily('fib_connections_closed_total', 'Connections that ended, by reason: the client left, idle timeout, line_too_long, line_timeout, input_overflow, or shutdown.', labels=['reason', 'variant'])
         for reason, count in closed.items():
             by_reason.add_metric([reason, v], count)
         yield by_reason

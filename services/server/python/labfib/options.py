@@ -61,6 +61,7 @@ def shared_options(connection_cap, idle_timeout_ms):
         # a time here: further pipelined lines wait unread.
         Option('max_pipeline', '--max-pipeline', 'MAX_PIPELINE', 64, integer(1, 100_000), 'requests in flight per connection (here always 1)'),
         Option('idle_timeout_ms', '--idle-timeout-ms', 'IDLE_TIMEOUT_MS', idle_timeout_ms, integer(1, 86_400_000), 'idle timeout'),
+        Option('line_timeout_ms', '--line-timeout-ms', 'LINE_TIMEOUT_MS', 30_000, integer(1, 86_400_000), "a request line must be finished within this long of its first byte"),
     ]
 
 

@@ -7,6 +7,7 @@ handled as bytes; error messages quote what the client sent the way JSON.stringi
 
 import json
 import re
+import time
 
 #: A request line (or a legacy chunk) longer than this, without a newline, is `line_too_long`.
 MAX_LINE_BYTES = 64
@@ -19,11 +20,24 @@ SHUTTING_DOWN = 'server shutting down'
 TOO_LONG = object()
 
 
+class LineTimeout:
+    """The frame of a line begun and not finished within `ms` (see `expire`): reply
+    `line_timeout`, then close."""
+
+    def __init__(self, ms):
+        self.ms = ms
+
+
+def closes_connection(frame):
+    return frame is TOO_LONG or isinstance(frame, LineTimeout)
+
+
 class RequestDecoder:
     """Splits one connection's bytes into requests: `feed` stores a received chunk, `next`
-    takes the next request out (bytes without the terminator, or TOO_LONG), None until more
-    bytes arrive. Servers read only when `next` gives None, so at most one chunk plus a partial
-    line is ever held. `received_at` is when the chunk completing the last request arrived."""
+    takes the next request out (bytes without the terminator, TOO_LONG or a LineTimeout), None
+    until more bytes arrive. Servers read only when `next` gives None, so at most one chunk plus a
+    partial line is ever held. `received_at` is when the chunk completing the last request
+    arrived; `partial_line_at` (time.monotonic) when the line not yet finished began, else None."""
 
     def __init__(self):
         self.line_mode = False
@@ -32,6 +46,7 @@ class RequestDecoder:
         self._buffer = bytearray()
         self._pos = 0
         self._legacy = []
+        self.partial_line_at = None
 
     def feed(self, chunk, at):
         if self.finished or not chunk:
@@ -50,6 +65,18 @@ class RequestDecoder:
             del self._buffer[: self._pos]
             self._pos = 0
         self._buffer += chunk
+        if self.partial_line_at is None:
+            self.partial_line_at = time.monotonic()
+
+    def expire(self, ms):
+        """The line begun has not been finished in time: `next` gives a LineTimeout after the
+        complete requests before it; the decoder takes nothing more."""
+        if self.partial_line_at is not None and not self.finished:
+            self.finished = True
+            self._buffer.clear()
+            self._pos = 0
+            self.partial_line_at = None
+            self._legacy.append(LineTimeout(ms))
 
     def next(self):
         if self._legacy:
@@ -67,10 +94,16 @@ class RequestDecoder:
         if self._pos == len(self._buffer):
             self._buffer.clear()
             self._pos = 0
+            self.partial_line_at = None
+        elif self._buffer.find(b'\n', self._pos) == -1:
+            # What is left is a line begun in the last chunk read (a server reads only when
+            # the decoder holds no complete request).
+            self.partial_line_at = time.monotonic()
         return frame
 
     def _finish(self):
         self.finished = True
+        self.partial_line_at = None
         self._buffer.clear()
         self._pos = 0
         return TOO_LONG
@@ -108,6 +141,8 @@ def admit(frame, max_n, refusing):
     """The protocol's rules before any work: n to compute, or Refused."""
     if frame is TOO_LONG:
         raise Refused('line_too_long', f'more than {MAX_LINE_BYTES} bytes without a newline')
+    if isinstance(frame, LineTimeout):
+        raise Refused('line_timeout', f"no newline within {frame.ms} ms of the line's first byte")
     if refusing:
         raise Refused('unavailable', SHUTTING_DOWN)
     return parse_request(frame, max_n)

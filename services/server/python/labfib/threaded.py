@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 
-from .protocol import TOO_LONG, RequestDecoder, Refused, admit, format_error, format_reply, SHUTTING_DOWN
+from .protocol import TOO_LONG, RequestDecoder, Refused, admit, closes_connection, format_error, format_reply, SHUTTING_DOWN
 from .serving import ABORT_GRACE_SECONDS, CLOSE_LINGER_SECONDS, READ_BYTES, poke, wake_pair
 
 #: After the drain began, how many reads a connection that keeps sending gets before it is closed.
@@ -177,6 +177,7 @@ class Connection:
         poller.register(sock, select.POLLIN)
         poller.register(server.drain_r, select.POLLIN)
         idle_ms = server.settings.idle_timeout_ms
+        line_ms = server.settings.line_timeout_ms
         peer_ended = False
         reads_after_drain = 0
         while True:
@@ -185,8 +186,8 @@ class Connection:
             frame = decoder.next()
             if frame is not None:
                 self.answer(frame)
-                if frame is TOO_LONG:
-                    return self.end('line_too_long')
+                if closes_connection(frame):
+                    return self.end('line_too_long' if frame is TOO_LONG else 'line_timeout')
                 continue
             if peer_ended:
                 return self.end('client')
@@ -198,8 +199,15 @@ class Connection:
                 if reads_after_drain > SHUTDOWN_READS or not _readable(sock):
                     return self.end('shutdown')
             else:
-                ready = [fd for fd, _ in poller.poll(idle_ms)]
+                wait_ms, line_left = idle_ms, None
+                if decoder.partial_line_at is not None:
+                    line_left = line_ms - (time.monotonic() - decoder.partial_line_at) * 1000
+                    wait_ms = max(0, min(idle_ms, line_left))
+                ready = [fd for fd, _ in poller.poll(wait_ms)]
                 if not ready:
+                    if line_left is not None and line_left <= idle_ms:
+                        decoder.expire(line_ms)  # answered `line_timeout` next, then closed
+                        continue
                     return self.end('idle')
                 if sock.fileno() not in ready:
                     continue  # the drain began
