@@ -22,9 +22,12 @@ export function computeFib(task: FibTask, impl: (n: number) => number = fib): Fi
   return { value, startedAt, computeSeconds: (epochMs() - startedAt) / 1000 };
 }
 
-/** computeFib in a pool worker: adds who computed it and its event-loop busy time so far. */
-export function computeFibAsWorker(task: FibTask, id: number): FibResult {
-  const result = computeFib(task);
+/**
+ * computeFib in a pool worker: adds who computed it and its event-loop busy time so far.
+ * `compute` runs the task (a worker computing under a lock passes its own).
+ */
+export function computeFibAsWorker(task: FibTask, id: number, compute: (task: FibTask) => FibResult = computeFib): FibResult {
+  const result = compute(task);
   result.worker = { id, busySeconds: performance.eventLoopUtilization().active / 1000 };
   return result;
 }

@@ -1,6 +1,7 @@
 // Typed messages between a serving thread and the threads or processes that compute for it: a
-// task and its result look the same whichever boundary they cross. A variant's own protocol with
-// its processes (the messages only it sends) lives in its own folder.
+// task and its result look the same whichever boundary they cross; the shared process pool's
+// messages (process-pool.ts) are here too. A variant's own protocol with its processes (the
+// messages only it sends) lives in its own folder.
 
 /** Compute fib(n). */
 export interface FibTask {
@@ -23,3 +24,12 @@ export interface WorkerReport {
   /** The worker's event-loop busy time so far, seconds. */
   busySeconds: number;
 }
+
+/** Parent -> a process of the shared process pool: compute this task, and answer with its id. */
+export interface PoolRequest {
+  id: number;
+  task: FibTask;
+}
+
+/** A pool process -> its parent. */
+export type PoolReply = { type: 'ready' } | { type: 'result'; id: number; result: FibResult };

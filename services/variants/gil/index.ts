@@ -1,5 +1,6 @@
-// gil: `threads` with CPython's global interpreter lock, emulated (gil.ts). Every connection
-// still has its own thread, but only the thread holding the lock computes. A CPU-bound thread
+// gil: `threads` with CPython's global interpreter lock, emulated
+// (services/server/interpreter-lock.ts). Every connection still has its own thread, but only
+// the thread holding the lock computes. A CPU-bound thread
 // keeps the lock until another has waited a whole switch interval (GIL_SWITCH_MS, 5 ms), so a
 // short request that arrives while a long one runs waits about one interval: the convoy effect
 // of the talk's perf2-during-perf1 demo, next to `threads` without it.
@@ -7,8 +8,7 @@
 import { intOption } from '../../lab/options.js';
 import { defineVariant, type ConnectionOwner, type VariantContext } from '../../server/plugin.js';
 import { ThreadPerConnectionOwner, threadPerConnectionTraits } from '../../server/thread-per-connection.js';
-import { Gil, createGilBuffer } from './gil.js';
-import type { GilThreadData } from './thread.js';
+import { Gil, createGilBuffer, type GilThreadData } from '../../server/interpreter-lock.js';
 
 interface GilOptions {
   /** How long a thread may hold the lock while another waits (CPython's sys.getswitchinterval()). */

@@ -6,7 +6,12 @@
 // a thread that just did I/O into one that waits a whole switch interval (the convoy effect).
 //
 // The state lives in a SharedArrayBuffer so every thread sees it; waits are Atomics.wait, so a
-// waiting thread sleeps in the kernel and uses no CPU.
+// waiting thread sleeps in the kernel and uses no CPU. Shared by the variants whose threads
+// compute under the lock (a thread per connection, or a pool); `computeHoldingGil` is what such
+// a thread runs for each task.
+
+import { computeFib } from './fib.js';
+import type { FibResult, FibTask } from './messages.js';
 
 const HOLDER = 0; // threadId of the holder, 0 when free
 const DROP_REQUEST = 1; // 1 when a waiter has waited a whole interval in vain
@@ -87,4 +92,40 @@ export class Gil {
     Atomics.add(this.state, SWITCHES, 1);
     Atomics.notify(this.state, SWITCHES);
   }
+}
+
+/** What a thread computing under the lock is given (its workerData). */
+export interface GilThreadData {
+  buffer: SharedArrayBuffer;
+  switchMs: number;
+}
+
+/** How many fib calls a thread makes between two looks at the drop request (CPython checks its "eval breaker" every few bytecodes). */
+const CHECK_EVERY = 1000;
+
+/**
+ * For a thread computing under the lock: runs one task holding it, checking every CHECK_EVERY
+ * calls whether another thread asked for it. The time spent waiting for the lock is the
+ * request's queue wait: computeFib's startedAt is after it. Waiting for messages (the I/O)
+ * holds no lock.
+ */
+export function gilComputer({ buffer, switchMs }: GilThreadData, threadId: number): (task: FibTask) => FibResult {
+  const gil = new Gil(buffer, switchMs, threadId);
+  let budget = CHECK_EVERY;
+  /** The same call tree as fib(), with a lock check every CHECK_EVERY calls. */
+  function fibHoldingGil(n: number): number {
+    if (--budget === 0) {
+      budget = CHECK_EVERY;
+      gil.check();
+    }
+    return n <= 2 ? 1 : fibHoldingGil(n - 1) + fibHoldingGil(n - 2);
+  }
+  return (task) => {
+    gil.acquire();
+    try {
+      return computeFib(task, fibHoldingGil);
+    } finally {
+      gil.release();
+    }
+  };
 }

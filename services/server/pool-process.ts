@@ -1,6 +1,6 @@
-// A `processpool` worker process: computes each task its parent sends, one at a time.
+// A process of the shared process pool (process-pool.ts): computes each task its parent sends, one at a time.
 
-import { computeFibAsWorker } from '../../server/fib.js';
+import { computeFibAsWorker } from './fib.js';
 import type { PoolReply, PoolRequest } from './messages.js';
 
 const reply = (message: PoolReply) => process.send!(message);
