@@ -43,7 +43,8 @@ export class Future<T> {
     try {
       promise = Promise.resolve(work());
     } catch (error) {
-      promise = Promise.reject(error);
+      future.complete({ ok: false, error });
+      return future;
     }
     promise.then(
       (value) => future.complete({ ok: true, value }),
