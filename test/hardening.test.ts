@@ -433,6 +433,7 @@ describe('defect 5: connection and worker counts tell the truth', () => {
   for (const [variant, env] of [
     ['cluster', { WORKERS: '2' }],
     ['processpool', { POOL_SIZE: '2' }],
+    ['coroutines', { POOL_SIZE: '2' }],
   ] as const) {
     it(
       `${variant}: fib_workers drops to 1 while a worker is missing, returns to 2 once it is replaced, and the variant serves on`,
