@@ -442,3 +442,43 @@ export function configErrorOf(fn: () => unknown): string {
   }
   return assert.fail('expected a ConfigError');
 }
+
+/** perf2's fib(1) replies alone and beside the hogs, one round of the talk's experiment. */
+export interface CollapseRound {
+  alone: number;
+  beside: number;
+  /** The hogs' fib(longN) replies while perf2 ran beside them. */
+  hogReplies: number;
+}
+
+/**
+ * The spotlight's collapse, measured directly: perf2 (one connection looping fib(1)) for `ms`
+ * alone, then for `ms` beside `hogs` perf1 connections each looping fib(longN) one at a time
+ * (the talk's clients), in `rounds` alternating rounds so that a machine that drifts moves both
+ * phases alike. The ratio is the median of the rounds' alone / beside (Infinity where nothing
+ * was answered beside).
+ */
+export async function measureCollapse(
+  server: RunningVariant,
+  { ms = 1000, rounds = 3, hogs = 1, longN = 30 }: { ms?: number; rounds?: number; hogs?: number; longN?: number } = {},
+): Promise<{ ratio: number; rounds: CollapseRound[]; shown: string }> {
+  await loopRequests(server.port, 1, 300); // warm up
+  await loopRequests(server.port, longN, 300);
+  const measured: CollapseRound[] = [];
+  for (let round = 0; round < rounds; round++) {
+    const alone = await loopRequests(server.port, 1, ms);
+    const [beside, ...hogCounts] = await Promise.all([
+      loopRequests(server.port, 1, ms),
+      ...Array.from({ length: hogs }, () => loopRequests(server.port, longN, ms)),
+    ]);
+    measured.push({ alone, beside: beside, hogReplies: hogCounts.reduce((a, b) => a + b, 0) });
+  }
+  const ratios = measured.map((r) => (r.beside === 0 ? Infinity : r.alone / r.beside)).sort((a, b) => a - b);
+  const ratio = ratios[Math.floor(ratios.length / 2)]!;
+  const shown =
+    `${server.variant}: collapse ${ratio.toFixed(1)}x beside ${hogs} fib(${longN}) hog(s) ` +
+    `(rounds of ${ms} ms, fib(1) replies alone -> beside [hog replies]: ` +
+    measured.map((r) => `${r.alone} -> ${r.beside} [${r.hogReplies}]`).join(', ') +
+    ')';
+  return { ratio, rounds: measured, shown };
+}
