@@ -12,6 +12,7 @@ import { createLoadgenMetrics } from '../services/loadgen/metrics.js';
 import { createQueueWorkerMetrics, registerQueueFrontMetrics } from '../services/variants/queue/metrics.js';
 import { createServerMetrics } from '../services/server/metrics.js';
 import { registerGeneratorMetrics } from '../services/variants/generators/metrics.js';
+import { registerCoroutineMetrics } from '../services/variants/coroutines/metrics.js';
 import { CgroupReader } from '../services/lab/cgroup.js';
 
 interface Panel {
@@ -30,6 +31,7 @@ async function exportedNames(): Promise<Set<string>> {
   const names = new Set<string>();
   const server = createServerMetrics('x', { cgroup: new CgroupReader() });
   registerGeneratorMetrics(server.registry);
+  registerCoroutineMetrics(server.registry, () => 0);
   registerQueueFrontMetrics(server.registry);
   const registries = [
     server.registry,
