@@ -462,8 +462,10 @@ export async function measureCollapse(
   server: RunningVariant,
   { ms = 1000, rounds = 3, hogs = 1, longN = 30 }: { ms?: number; rounds?: number; hogs?: number; longN?: number } = {},
 ): Promise<{ ratio: number; rounds: CollapseRound[]; shown: string }> {
-  await loopRequests(server.port, 1, 300); // warm up
-  await loopRequests(server.port, longN, 300);
+  // Warm up both paths for a whole phase: a first round measured cold reads a third of the
+  // later rounds' alone rate (JIT, pool threads and processes not yet hot).
+  await Promise.all([loopRequests(server.port, 1, ms), loopRequests(server.port, longN, ms)]);
+  await loopRequests(server.port, 1, ms);
   const measured: CollapseRound[] = [];
   for (let round = 0; round < rounds; round++) {
     const alone = await loopRequests(server.port, 1, ms);
