@@ -58,7 +58,12 @@ describe('lab load', () => {
     const phase = report.phases[0]!;
     assert.ok(phase.durationSeconds >= 1.9 && phase.durationSeconds < 3, `durationSeconds ${phase.durationSeconds}`);
     assert.equal(typeof phase.generator.cpuCores, 'number');
-    assert.equal(phase.generator.generatorBound, false, JSON.stringify(phase.generator));
+    // Whether the generator was the bottleneck depends on what else the machine runs: the report
+    // must be consistent (bound exactly when it names a cause, with a reason for each).
+    const health = phase.generator;
+    assert.equal(health.generatorBound, health.causes.length > 0, JSON.stringify(health));
+    assert.ok(health.reasons.length >= health.causes.length, JSON.stringify(health));
+    assert.equal(health.reasons.length > 0, health.generatorBound, JSON.stringify(health));
     assert.deepEqual(
       report.results.map((r: { scenario: string; probe: string; n: string; model: string }) => [
         r.scenario,
