@@ -2,6 +2,8 @@
 // `lab serve` process on port 0 (the CPython ones too: `lab serve` starts their python3), is
 // checked on real sockets against the protocol (docs/protocol.md). What each variant can produce comes from its row: clients that take turns (sync),
 // a running fib that can be stopped (interruptible), a fixed set of workers and a bounded queue.
+// The same cases run on a throwaway row that is in no table of the lab's (test/throwaway-variant.ts),
+// served in this process: a new variant gets the whole suite from its row alone.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -9,6 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Variant } from '../services/server/plugin.js';
 import { VARIANTS } from '../services/variants/index.js';
 import { BACKENDS } from './backends.js';
+import { serveInProcess, throwaway } from './throwaway-variant.js';
 import { BACKEND_WORKERS } from './queue/helpers.js';
 import {
   TestClient,
@@ -43,12 +46,19 @@ function tinyQueueEnv(variant: Variant): Record<string, string> | null {
   return { [queue.env]: String(2 - BACKEND_WORKERS) };
 }
 
-for (const row of VARIANTS) {
+/** What the suite needs of a running variant: its ports, its stop (SIGTERM drains; resolves with the exit code), its log, its process. */
+type ServedVariant = Pick<RunningVariant, 'port' | 'metricsPort' | 'stop' | 'stderr'> & { child: { pid?: number } };
+
+for (const row of VARIANTS) conformance(row, (env) => startVariant(row.name, env));
+conformance(throwaway, (env) => serveInProcess(throwaway, env));
+
+/** The suite's cases for one row, each server started by `start` with `env` added to its configuration. */
+function conformance(row: Variant, start: (env: Record<string, string>) => Promise<ServedVariant>): void {
   const { name: variant, takesTurns: serial, interruptible } = row;
   let env = testEnv(row);
   const boundedQueue = tinyQueueEnv(row);
   describe(`conformance: ${variant}`, () => {
-    let server: RunningVariant;
+    let server: ServedVariant;
     let stopBackend = async () => {};
     before(async () => {
       if (row.backend) {
@@ -56,7 +66,7 @@ for (const row of VARIANTS) {
         env = { ...env, ...backend.env };
         stopBackend = () => backend.stop();
       }
-      server = await startVariant(variant, env);
+      server = await start(env);
     });
     after(async () => {
       await server?.stop();
@@ -251,7 +261,7 @@ for (const row of VARIANTS) {
     });
 
     it('refuses connections over the cap with overloaded, and serves again once one leaves', async () => {
-      const capped = await startVariant(variant, { ...env, MAX_CONNECTIONS: '2' });
+      const capped = await start({ ...env, MAX_CONNECTIONS: '2' });
       const clients: TestClient[] = [];
       try {
         for (let i = 0; i < 2; i++) {
@@ -285,7 +295,7 @@ for (const row of VARIANTS) {
     });
 
     it('drains on SIGTERM: answers the request in flight, closes every connection, exits 0', async () => {
-      const draining = await startVariant(variant, env);
+      const draining = await start(env);
       const busy = await TestClient.connect(draining.port);
       const idle = await TestClient.connect(draining.port);
       try {
@@ -328,7 +338,7 @@ for (const row of VARIANTS) {
       });
 
       it('answers new requests during the drain unavailable, after the ones in flight', async () => {
-        const draining = await startVariant(variant, env);
+        const draining = await start(env);
         const client = await TestClient.connect(draining.port);
         try {
           await startLongRequest(client, 40);
@@ -346,7 +356,7 @@ for (const row of VARIANTS) {
       });
 
       it('answers what is still running unavailable when the drain timeout passes', async () => {
-        const draining = await startVariant(variant, { ...env, DRAIN_TIMEOUT_MS: '200' });
+        const draining = await start({ ...env, DRAIN_TIMEOUT_MS: '200' });
         const client = await TestClient.connect(draining.port);
         try {
           await startLongRequest(client, 40);
@@ -363,7 +373,7 @@ for (const row of VARIANTS) {
 
     if (boundedQueue) {
       it('answers overloaded when its queue is full, and keeps the connection', async () => {
-        const small = await startVariant(variant, { ...env, ...boundedQueue });
+        const small = await start({ ...env, ...boundedQueue });
         const client = await TestClient.connect(small.port);
         try {
           await client.write('33\n33\n33\n');

@@ -202,7 +202,7 @@ export function sample(metricsText: string, name: string, labels: Record<string,
   return NaN;
 }
 
-export async function metricsOf(server: RunningVariant): Promise<string> {
+export async function metricsOf(server: Pick<RunningVariant, 'metricsPort'>): Promise<string> {
   return (await fetchText(`http://127.0.0.1:${server.metricsPort}/metrics`)).body;
 }
 
@@ -239,7 +239,7 @@ export function waitFor(
 }
 
 /** Waits until /healthz answers 503: the server has begun its drain (new lines get `unavailable`). */
-export function waitUntilDraining(server: RunningVariant, timeoutMs = 10_000): Promise<void> {
+export function waitUntilDraining(server: Pick<RunningVariant, 'metricsPort'>, timeoutMs = 10_000): Promise<void> {
   return waitUntil(
     '/healthz reports draining',
     async () => {
