@@ -314,7 +314,10 @@ ${variants.map((v) => v.companions?.scrape ?? '').join('')}  - job_name: loadgen
  * so scripts/init-env.sh puts this file in COMPOSE_FILE only where the engine takes it.
  */
 export function healthOverrideFile(variants: readonly Variant[] = VARIANTS): string {
-  const compose = parseYaml(composeFile(variants)) as { services: Record<string, { healthcheck?: unknown }> };
+  // `merge`: the variants take their healthcheck from an anchor (`<<: *variant`).
+  const compose = parseYaml(composeFile(variants), { merge: true }) as {
+    services: Record<string, { healthcheck?: unknown }>;
+  };
   const services = Object.entries(compose.services)
     .filter(([, service]) => service.healthcheck)
     .map(([name]) => `  ${name}:\n    healthcheck:\n      start_interval: ${HEALTH_START_INTERVAL}\n`);
