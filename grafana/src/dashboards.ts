@@ -118,13 +118,13 @@ const collapsePanel: PanelSpec = {
 const scoreboardPanel: PanelSpec = {
   title: 'The scoreboard: collapse with its spread, and which variants cannot be told apart',
   description:
-    "Each variant's collapse is the median of its turn's rounds (perf2 alone, beside one hog, again and again); the lowest and highest round show how much it moved. Variants in the same group have overlapping rounds: these figures cannot tell them apart. Generator-bound 1: in some round the load generator itself was the bottleneck.",
+    "Each variant's collapse is the median of its turn's rounds (perf2 alone, beside one hog, again and again); the lowest and highest round show how much it moved. Variants in the same group have overlapping rounds: these figures cannot tell them apart. Generator-bound 1: in some round the load generator itself was the bottleneck. 1000 means no short request was answered beside the hog (sync).",
   unit: 'none',
   kind: 'table',
   queries: [
-    { expr: `loadgen_lesson_collapse_ratio{${V}}`, legend: 'collapse (median)' },
-    { expr: `loadgen_lesson_collapse_ratio_low{${V}}`, legend: 'lowest round' },
-    { expr: `loadgen_lesson_collapse_ratio_high{${V}}`, legend: 'highest round' },
+    { expr: `clamp_max(loadgen_lesson_collapse_ratio{${V}}, 1000)`, legend: 'collapse (median)' },
+    { expr: `clamp_max(loadgen_lesson_collapse_ratio_low{${V}}, 1000)`, legend: 'lowest round' },
+    { expr: `clamp_max(loadgen_lesson_collapse_ratio_high{${V}}, 1000)`, legend: 'highest round' },
     { expr: `loadgen_lesson_collapse_group{${V}}`, legend: 'group' },
     { expr: `loadgen_lesson_short_requests_per_second{${V}, phase="alone"}`, legend: 'perf2 alone (req/s)' },
     { expr: `loadgen_lesson_short_requests_per_second{${V}, phase="beside_one_long"}`, legend: 'perf2 beside one hog (req/s)' },
