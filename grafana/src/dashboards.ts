@@ -26,15 +26,7 @@ import { DataqueryBuilder, PromQueryFormat } from '@grafana/grafana-foundation-s
 import { PanelBuilder as BarGaugeBuilder } from '@grafana/grafana-foundation-sdk/bargauge';
 import { PanelBuilder as TableBuilder } from '@grafana/grafana-foundation-sdk/table';
 import { PanelBuilder as TimeseriesBuilder } from '@grafana/grafana-foundation-sdk/timeseries';
-import {
-  ONE,
-  V,
-  quantile,
-  rate,
-  type PanelSpec,
-  type QuerySpec,
-  type RowSpec,
-} from '../../services/lab/dashboards.js';
+import { ONE, V, quantile, rate, type PanelSpec, type QuerySpec, type RowSpec } from '../../services/lab/dashboards.js';
 import { VARIANTS } from '../../services/variants/index.js';
 
 export type { PanelSpec, QuerySpec, RowSpec };
