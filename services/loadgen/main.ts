@@ -12,7 +12,7 @@ import { createLoadgenMetrics, type LoadgenMetrics } from './metrics.js';
 import { Controller } from './control.js';
 import { localTarget, startLocalVariant, type LocalVariant } from './local.js';
 import { hostError } from '../lab/options.js';
-import { loadOptionNames, resolveLoadOptions, type LoadOptions, type RawLoadOptions, type Target } from './options.js';
+import { loadOptions, resolveLoadOptions, type LoadOptions, type RawLoadOptions, type Target } from './options.js';
 import { PauseGate } from './pause.js';
 import { waitForTargets } from './ready.js';
 import { useSendThreads } from './senders.js';
@@ -259,7 +259,7 @@ async function serveHttp(
   try {
     await once(server, 'listening');
   } catch (error) {
-    throw hostError(error, loadOptionNames.metricsHost, options.metricsHost);
+    throw hostError(error, loadOptions.metricsHost, options.metricsHost);
   }
   const { port } = server.address() as { port: number };
   const host = options.metricsHost.includes(':') ? `[${options.metricsHost}]` : options.metricsHost;
