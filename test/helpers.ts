@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { ConfigError } from '../services/lab/errors.js';
+import { parseExposition, pick } from '../services/lab/exposition.js';
 import { spawnLab, startLocalVariant, type LocalVariant } from '../services/loadgen/local.js';
 import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
@@ -190,16 +191,9 @@ export function childProcesses(parent: number): { pid: number; zombie: boolean }
   return children;
 }
 
-/** Reads one unlabelled-or-labelled sample from a Prometheus text page, or NaN. */
+/** The value of the first sample `name` whose labels include `labels` on a metrics page (services/lab/exposition.ts), or NaN. */
 export function sample(metricsText: string, name: string, labels: Record<string, string> = {}): number {
-  for (const line of metricsText.split('\n')) {
-    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
-    const labelText = /\{([^}]*)\}/.exec(line)?.[1] ?? '';
-    if (Object.entries(labels).every(([key, value]) => labelText.includes(`${key}="${value}"`))) {
-      return Number(line.slice(line.lastIndexOf(' ') + 1));
-    }
-  }
-  return NaN;
+  return pick(parseExposition(metricsText), name, labels) ?? NaN;
 }
 
 export async function metricsOf(server: RunningVariant): Promise<string> {

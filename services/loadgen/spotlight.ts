@@ -18,6 +18,7 @@
 // perf2 got nothing even alone, the ratio means nothing and its series is left out. Whether the
 // generator was the bottleneck is judged per stretch, and counted per phase and cause.
 
+import { parseExposition } from '../lab/exposition.js';
 import type { LessonMetrics, LoadgenMetrics } from './metrics.js';
 import { GENERATOR_CAUSES, judge, mergeHealth, type GeneratorCause, type HealthReport } from './health.js';
 import { measure, type MeasuredProbe, type ProbeFigures } from './measure.js';
@@ -601,7 +602,7 @@ export interface VariantState {
 export async function readVariantState(url: string): Promise<VariantState> {
   const response = await fetch(url, { signal: AbortSignal.timeout(METRICS_TIMEOUT_MS) });
   if (!response.ok) throw new Error(`HTTP ${response.status}`);
-  const samples = parsePrometheusText(await response.text());
+  const samples = parseExposition(await response.text());
   const first = (name: string) => {
     const value = samples.find((s) => s.name === name)?.value;
     return value !== undefined && Number.isFinite(value) ? value : null;
@@ -625,27 +626,6 @@ function workersUsed(before: Map<string, number>, after: Map<string, number>): n
   let used = 0;
   for (const [worker, count] of after) if (count > (before.get(worker) ?? 0)) used += 1;
   return used;
-}
-
-export interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-const PROMETHEUS_SPECIALS: Record<string, number> = { '+Inf': Infinity, '-Inf': -Infinity, NaN: NaN };
-
-/** The samples of a Prometheus text page (what the lab's own servers write: no escaped quotes in label values). */
-export function parsePrometheusText(text: string): Sample[] {
-  const samples: Sample[] = [];
-  for (const line of text.split('\n')) {
-    const match = /^([A-Za-z_:][\w:]*)(?:\{([^}]*)\})?\s+(\S+)/.exec(line);
-    if (!match) continue;
-    const labels: Record<string, string> = {};
-    for (const [, key, value] of (match[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)) labels[key!] = value!;
-    samples.push({ name: match[1]!, labels, value: PROMETHEUS_SPECIALS[match[3]!] ?? Number(match[3]) });
-  }
-  return samples;
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -10,14 +10,12 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { parsePrometheusText } from '../../services/loadgen/spotlight.js';
+import { parseExposition, pick } from '../../services/lab/exposition.js';
 import { fetchText, startLoadServer, startVariant, type RunningVariant } from '../helpers.js';
 
 /** A sample's value from a metrics page (+Inf included), or undefined when the series is absent. */
 function valueOf(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  return parsePrometheusText(text).find(
-    (s) => s.name === name && Object.entries(labels).every(([key, value]) => s.labels[key] === value),
-  )?.value;
+  return pick(parseExposition(text), name, labels) ?? undefined;
 }
 
 const PHASES = ['alone', 'beside_one_long', 'beside_all_workers_long'] as const;
