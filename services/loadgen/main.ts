@@ -140,7 +140,7 @@ async function runSpotlight(options: LoadOptions, metrics: LoadgenMetrics | null
       locals.length > 0 ? locals.map((local) => localTarget(local.variant, local.port, local.metricsPort)) : options.targets;
     const turns: LessonTurn[] = [];
     const spotlight = options.spotlight!;
-    const phases = (t: Target) => (t.parallel === undefined || t.parallel === 'single' ? 2 : 3);
+    const phases = (t: Target) => (t.parallelism === undefined || t.parallelism === 'single' ? 2 : 3);
     const rotationMs = targets
       .filter((t) => spotlight.variants.includes(t.name))
       .reduce((ms, t) => ms + spotlight.rounds * phases(t) * (spotlight.warmupMs + spotlight.phaseMs) + spotlight.gapMs, 0);

@@ -39,13 +39,16 @@ export interface Target {
   legacy: boolean;
   /** The spotlight: where the variant serves its own /metrics (`host:port`), to read its quota and workers from. */
   metrics?: string | null;
-  /** The spotlight: the server takes one client at a time, so perf2 connects per request while the hog keeps its connection (sync). */
-  turns?: boolean;
-  /** The spotlight: how the variant computes in parallel, which decides its third phase (see spotlight.ts). */
-  parallel?: Parallelism;
+  /**
+   * The server takes one client at a time (the row's takesTurns; `?turns` in --target): the
+   * background connects per request, and in the spotlight perf2 does while the hog keeps its connection (sync).
+   */
+  takesTurns?: boolean;
+  /** The spotlight: how the variant computes in parallel (the row's parallelism; `?parallel=` in --target), which decides its third phase. */
+  parallelism?: Parallelism;
 }
 
-/** `single`: one thing computes (no third phase); `fixed`: a fixed set of workers; `per-connection`: a thread or process per connection. */
+/** `single`: one thing computes (no third phase); `fixed-workers`: a fixed set of workers; `per-connection`: a thread or process per connection. */
 export type { Parallelism } from '../server/plugin.js';
 export const PARALLELISM: readonly Parallelism[] = ['single', 'per-connection', 'fixed-workers'];
 
@@ -520,9 +523,9 @@ export function parseTargets(raw: unknown): Target[] {
         int({ flag: `${loadOptions.targets.flag} ${name} metrics` }, value.slice(value.lastIndexOf(':') + 1), 1, 65535);
         target.metrics = value;
       } else if (key === 'turns' && (value === '' || value === '1' || value === 'true')) {
-        target.turns = true;
+        target.takesTurns = true;
       } else if (key === 'parallel' && (PARALLELISM as readonly string[]).includes(value)) {
-        target.parallel = value as Parallelism;
+        target.parallelism = value as Parallelism;
       } else {
         throw new ConfigError(
           label,
@@ -531,7 +534,7 @@ export function parseTargets(raw: unknown): Target[] {
       }
     }
     // A server that takes one client at a time: the background load takes turns too, unless told otherwise.
-    if (target.turns && !connectGiven) target.connectPerRequest = true;
+    if (target.takesTurns && !connectGiven) target.connectPerRequest = true;
     return target;
   });
   const seen = new Set<string>();

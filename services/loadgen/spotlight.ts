@@ -49,8 +49,8 @@ export interface SpotlightTarget {
   /** Its own /metrics (its quota, workers and per-worker counts are read there); null: not read. */
   metricsUrl: string | null;
   /** It takes one client at a time (sync): perf2 connects per request, as the talk's clients take turns, while each hog keeps its connection. */
-  turns: boolean;
-  /** single: no third phase; fixed: third phase with as many hogs as fib_workers; per-connection: with ceil(quota cores). */
+  takesTurns: boolean;
+  /** single: no third phase; fixed-workers: third phase with as many hogs as fib_workers; per-connection: with ceil(quota cores). */
   parallelism: Parallelism;
 }
 
@@ -58,8 +58,8 @@ export function toSpotlightTarget(target: Target): SpotlightTarget {
   return {
     target,
     metricsUrl: target.metrics ? `http://${target.metrics}/metrics` : null,
-    turns: target.turns ?? false,
-    parallelism: target.parallel ?? 'single',
+    takesTurns: target.takesTurns ?? false,
+    parallelism: target.parallelism ?? 'single',
   };
 }
 
@@ -355,7 +355,7 @@ export class Spotlight {
     this.current = { variant, phase };
     this.deps.onEvent?.({ type: 'phase', variant, phase, hogs, round });
     const countsBefore = spot.parallelism === 'fixed-workers' && spot.metricsUrl ? await workerCounts(spot.metricsUrl) : null;
-    const probes: MeasuredProbe[] = [{ name: 'short', n: SHORT_N, connections: 1, connectPerRequest: spot.turns }];
+    const probes: MeasuredProbe[] = [{ name: 'short', n: SHORT_N, connections: 1, connectPerRequest: spot.takesTurns }];
     if (hogs > 0) probes.push({ name: 'long', n: this.options.longN, connections: hogs, connectPerRequest: false });
     const live = this.lesson?.phase.labels({ variant, phase });
     live?.set(1);

@@ -114,7 +114,8 @@ function describe(change: QuotaChange): string {
   const where = change.container === `concurrency-lab-${change.variant}-1` ? '' : ` (${change.container})`;
   if (change.error) return `${head}${where}  ${exportedText}: ${change.error}`;
   const confirmed = `confirmed after ${(change.confirmedAfterMs! / 1000).toFixed(1)} s`;
-  // Pools are sized at start: a live change shows the mismatch.
+  // Pools keep their start size unless POOL_FOLLOWS_QUOTA is on (then they resize within a few
+  // seconds): fib_workers shows which, right after the change.
   const pool = change.workers === null ? '' : `; fib_workers ${change.workers}`;
   return `${head}${where}  ${exportedText} (${confirmed})${pool}`;
 }
