@@ -54,7 +54,7 @@ conformance(throwaway, (env) => serveInProcess(throwaway, env));
 
 /** The suite's cases for one row, each server started by `start` with `env` added to its configuration. */
 function conformance(row: Variant, start: (env: Record<string, string>) => Promise<ServedVariant>): void {
-  const { name: variant, takesTurns: serial, interruptible } = row;
+  const { name: variant, takesTurns, interruptible } = row;
   let env = testEnv(row);
   const boundedQueue = tinyQueueEnv(row);
   describe(`conformance: ${variant}`, () => {
@@ -170,9 +170,9 @@ function conformance(row: Variant, start: (env: Record<string, string>) => Promi
     });
 
     it("answers the talk's clients, which send b'30' and b'1' with no newline", async () => {
-      // perf1 and perf2 take turns; on a serial variant each has the server to itself in turn.
+      // perf1 and perf2 take turns; on a variant that takes turns each has the server to itself in turn.
       const perf1 = await TestClient.connect(server.port);
-      const perf2 = serial ? null : await TestClient.connect(server.port);
+      const perf2 = takesTurns ? null : await TestClient.connect(server.port);
       try {
         for (let i = 0; i < 3; i++) {
           await perf1.write('30');
@@ -195,7 +195,7 @@ function conformance(row: Variant, start: (env: Record<string, string>) => Promi
       }
     });
 
-    it(`serves many concurrent clients, each pipelining${serial ? ' (one after another)' : ''}`, async () => {
+    it(`serves many concurrent clients, each pipelining${takesTurns ? ' (one after another)' : ''}`, async () => {
       const clients = await Promise.all(Array.from({ length: 30 }, () => TestClient.connect(server.port)));
       try {
         await Promise.all(
@@ -207,7 +207,7 @@ function conformance(row: Variant, start: (env: Record<string, string>) => Promi
               ns.map((n) => `fib: ${referenceFib(n)}`),
               `client ${i}`,
             );
-            client.close(); // a serial variant serves the next client only now
+            client.close(); // a variant that takes turns serves the next client only now
           }),
         );
       } finally {
@@ -266,8 +266,8 @@ function conformance(row: Variant, start: (env: Record<string, string>) => Promi
       try {
         for (let i = 0; i < 2; i++) {
           clients.push(await TestClient.connect(capped.port));
-          // A serial variant serves only the first; the second waits its turn (and counts).
-          if (i === 0 || !serial) assert.equal(await clients[i]!.ask('1'), 'fib: 1');
+          // A variant that takes turns serves only the first; the second waits its turn (and counts).
+          if (i === 0 || !takesTurns) assert.equal(await clients[i]!.ask('1'), 'fib: 1');
         }
         const over = await TestClient.connect(capped.port);
         clients.push(over);
@@ -275,12 +275,12 @@ function conformance(row: Variant, start: (env: Record<string, string>) => Promi
         await over.waitClosed();
         clients[0]!.close();
         await clients[0]!.closedPromise;
-        if (serial) {
+        if (takesTurns) {
           assert.equal(await clients[1]!.ask('6'), 'fib: 8', 'the waiting client gets its turn');
           clients[1]!.close();
         }
         // The server notices the close asynchronously: wait until it counts one connection fewer.
-        const open = serial ? 0 : 1;
+        const open = takesTurns ? 0 : 1;
         await waitUntil('the server has released the closed connections', async () => {
           const active = sample(await metricsOf(capped), 'fib_connections_active');
           return active === open ? null : `fib_connections_active ${active}, want ${open}`;
@@ -299,13 +299,13 @@ function conformance(row: Variant, start: (env: Record<string, string>) => Promi
       const busy = await TestClient.connect(draining.port);
       const idle = await TestClient.connect(draining.port);
       try {
-        if (!serial) assert.equal(await idle.ask('1'), 'fib: 1');
+        if (!takesTurns) assert.equal(await idle.ask('1'), 'fib: 1');
         await startLongRequest(busy, 32);
         const code = draining.stop('SIGTERM');
         assert.equal(await busy.line(), `fib: ${referenceFib(32)}`);
         await busy.waitClosed();
-        // A serial variant never served `idle`: it tells it so before closing.
-        if (serial) assert.match(await idle.line(), /^error: unavailable \S/);
+        // A variant that takes turns never served `idle`: it tells it so before closing.
+        if (takesTurns) assert.match(await idle.line(), /^error: unavailable \S/);
         await idle.waitClosed();
         assert.equal(await code, 0, draining.stderr());
         await assert.rejects(TestClient.connect(draining.port), 'no new connections after shutdown');

@@ -129,7 +129,7 @@ export interface InProcessVariant {
  */
 export async function serveInProcess(row: Variant, env: Record<string, string> = {}): Promise<InProcessVariant> {
   const fromEnv = (specs: Readonly<Record<string, OptionSpec<unknown>>>) =>
-    Object.fromEntries(Object.entries(specs).map(([key, spec]) => [key, env[spec.env]]));
+    Object.fromEntries(Object.entries(specs).map(([key, spec]) => [key, spec.env === undefined ? undefined : env[spec.env]]));
   const options = resolveServeOptions({ ...fromEnv(serveOptions), host: '127.0.0.1', port: 0, metricsPort: 0 });
   const own = resolveOptions(row.options, fromEnv(row.options));
   const server = await startServer(row, options, own);

@@ -12,7 +12,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { dashboardSpecs, renderDashboard } from '../grafana/src/dashboards.js';
-import type { OptionSpec } from '../services/lab/options.js';
+import type { EnvOptionSpec } from '../services/lab/options.js';
 import type { Variant } from '../services/server/plugin.js';
 import { VARIANTS } from '../services/variants/index.js';
 
@@ -74,11 +74,11 @@ const SPOTLIGHT_SETTINGS: Array<[string, string, string]> = [
   ['SPOTLIGHT_VARIANTS', '', 'the spotlight: the variants to measure, in this order (empty: every variant, in order)'],
 ];
 
-const envDefault = (spec: OptionSpec<unknown>) =>
+const envDefault = (spec: EnvOptionSpec<unknown>) =>
   spec.default === null ? '' : typeof spec.default === 'string' ? spec.default : JSON.stringify(spec.default);
 
 /** A variant's own options with their .env names and their defaults in compose. */
-function variantOptions(variant: Variant): Array<[string, OptionSpec<unknown>, string]> {
+function variantOptions(variant: Variant): Array<[string, EnvOptionSpec<unknown>, string]> {
   return Object.values(variant.options).map((spec) => [
     envName(variant, spec.env),
     spec,

@@ -11,14 +11,12 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { parsePrometheusText } from '../../services/loadgen/spotlight.js';
-import { fetchText, startLoadServer, startVariant, type RunningVariant } from '../helpers.js';
+import { parseExposition, pick } from '../../services/lab/exposition.js';
+import { fetchText, poll, startLoadServer, startVariant, type RunningVariant } from '../helpers.js';
 
 /** A sample's value from a metrics page (+Inf included), or undefined when the series is absent. */
 function valueOf(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  return parsePrometheusText(text).find(
-    (s) => s.name === name && Object.entries(labels).every(([key, value]) => s.labels[key] === value),
-  )?.value;
+  return pick(parseExposition(text), name, labels) ?? undefined;
 }
 
 const PHASES = ['alone', 'beside_one_long', 'beside_all_workers_long'] as const;
@@ -66,14 +64,12 @@ describe('the spotlight', () => {
     const { port } = load;
     try {
       const variants = ['sync', 'eventloop', 'threadpool', 'cluster'];
-      let text = '';
-      const deadline = Date.now() + 90_000;
-      for (;;) {
-        text = (await fetchText(`http://127.0.0.1:${port}/metrics`)).body;
-        if (variants.every((variant) => valueOf(text, 'loadgen_lesson_timestamp_seconds', { variant }) !== undefined)) break;
-        assert.ok(Date.now() < deadline, `one rotation within 90 s: ${load.stderr()}`);
-        await new Promise((resolve) => setTimeout(resolve, 200));
-      }
+      const { met, value: text } = await poll(
+        async () => (await fetchText(`http://127.0.0.1:${port}/metrics`)).body,
+        (page) => variants.every((variant) => valueOf(page, 'loadgen_lesson_timestamp_seconds', { variant }) !== undefined),
+        { timeoutMs: 90_000, intervalMs: 200 },
+      );
+      assert.ok(met, `one rotation within 90 s: ${load.stderr()}`);
       const figure = (name: string, labels: Record<string, string>) => valueOf(text, name, labels) ?? NaN;
       const table = variants.map((variant) => ({
         variant,
@@ -165,7 +161,10 @@ describe('the spotlight', () => {
       assert.equal(await load.stop('SIGTERM'), 0, load.stderr());
       const stdout = load.stdout();
       for (const variant of variants) assert.match(stdout, new RegExp(`^spotlight ${variant} \\(rotation 1`, 'm'));
-      assert.match(stdout, /^spotlight: perf2 \(fib\(1\)\) requests per second, last turn of each variant$/m);
+      assert.match(
+        stdout,
+        /^spotlight: perf2 \(fib\(1\)\) requests per second, last turn of each variant \(medians of the rounds\)$/m,
+      );
       assert.match(stdout, /^perf1\+perf2: [\d.]+ s measured$/m, "the background's table");
     } finally {
       await load.stop('SIGKILL');
