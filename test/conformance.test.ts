@@ -2,6 +2,8 @@
 // `lab serve` process on port 0 (the CPython ones too: `lab serve` starts their python3), is
 // checked on real sockets against the protocol (docs/protocol.md). What each variant can produce comes from its row: clients that take turns (sync),
 // a running fib that can be stopped (interruptible), a fixed set of workers and a bounded queue.
+// The same cases run on a throwaway row that is in no table of the lab's (test/throwaway-variant.ts),
+// served in this process: a new variant gets the whole suite from its row alone.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -9,6 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Variant } from '../services/server/plugin.js';
 import { VARIANTS } from '../services/variants/index.js';
 import { BACKENDS } from './backends.js';
+import { serveInProcess, throwaway } from './throwaway-variant.js';
 import { BACKEND_WORKERS } from './queue/helpers.js';
 import {
   TestClient,
@@ -43,12 +46,19 @@ function tinyQueueEnv(variant: Variant): Record<string, string> | null {
   return { [queue.env]: String(2 - BACKEND_WORKERS) };
 }
 
-for (const row of VARIANTS) {
-  const { name: variant, takesTurns: serial, interruptible } = row;
+/** What the suite needs of a running variant: its ports, its stop (SIGTERM drains; resolves with the exit code), its log, its process. */
+type ServedVariant = Pick<RunningVariant, 'port' | 'metricsPort' | 'stop' | 'stderr'> & { child: { pid?: number } };
+
+for (const row of VARIANTS) conformance(row, (env) => startVariant(row.name, env));
+conformance(throwaway, (env) => serveInProcess(throwaway, env));
+
+/** The suite's cases for one row, each server started by `start` with `env` added to its configuration. */
+function conformance(row: Variant, start: (env: Record<string, string>) => Promise<ServedVariant>): void {
+  const { name: variant, takesTurns, interruptible } = row;
   let env = testEnv(row);
   const boundedQueue = tinyQueueEnv(row);
   describe(`conformance: ${variant}`, () => {
-    let server: RunningVariant;
+    let server: ServedVariant;
     let stopBackend = async () => {};
     before(async () => {
       if (row.backend) {
@@ -56,7 +66,7 @@ for (const row of VARIANTS) {
         env = { ...env, ...backend.env };
         stopBackend = () => backend.stop();
       }
-      server = await startVariant(variant, env);
+      server = await start(env);
     });
     after(async () => {
       await server?.stop();
@@ -160,9 +170,9 @@ for (const row of VARIANTS) {
     });
 
     it("answers the talk's clients, which send b'30' and b'1' with no newline", async () => {
-      // perf1 and perf2 take turns; on a serial variant each has the server to itself in turn.
+      // perf1 and perf2 take turns; on a variant that takes turns each has the server to itself in turn.
       const perf1 = await TestClient.connect(server.port);
-      const perf2 = serial ? null : await TestClient.connect(server.port);
+      const perf2 = takesTurns ? null : await TestClient.connect(server.port);
       try {
         for (let i = 0; i < 3; i++) {
           await perf1.write('30');
@@ -185,7 +195,7 @@ for (const row of VARIANTS) {
       }
     });
 
-    it(`serves many concurrent clients, each pipelining${serial ? ' (one after another)' : ''}`, async () => {
+    it(`serves many concurrent clients, each pipelining${takesTurns ? ' (one after another)' : ''}`, async () => {
       const clients = await Promise.all(Array.from({ length: 30 }, () => TestClient.connect(server.port)));
       try {
         await Promise.all(
@@ -197,7 +207,7 @@ for (const row of VARIANTS) {
               ns.map((n) => `fib: ${referenceFib(n)}`),
               `client ${i}`,
             );
-            client.close(); // a serial variant serves the next client only now
+            client.close(); // a variant that takes turns serves the next client only now
           }),
         );
       } finally {
@@ -251,13 +261,13 @@ for (const row of VARIANTS) {
     });
 
     it('refuses connections over the cap with overloaded, and serves again once one leaves', async () => {
-      const capped = await startVariant(variant, { ...env, MAX_CONNECTIONS: '2' });
+      const capped = await start({ ...env, MAX_CONNECTIONS: '2' });
       const clients: TestClient[] = [];
       try {
         for (let i = 0; i < 2; i++) {
           clients.push(await TestClient.connect(capped.port));
-          // A serial variant serves only the first; the second waits its turn (and counts).
-          if (i === 0 || !serial) assert.equal(await clients[i]!.ask('1'), 'fib: 1');
+          // A variant that takes turns serves only the first; the second waits its turn (and counts).
+          if (i === 0 || !takesTurns) assert.equal(await clients[i]!.ask('1'), 'fib: 1');
         }
         const over = await TestClient.connect(capped.port);
         clients.push(over);
@@ -265,12 +275,12 @@ for (const row of VARIANTS) {
         await over.waitClosed();
         clients[0]!.close();
         await clients[0]!.closedPromise;
-        if (serial) {
+        if (takesTurns) {
           assert.equal(await clients[1]!.ask('6'), 'fib: 8', 'the waiting client gets its turn');
           clients[1]!.close();
         }
         // The server notices the close asynchronously: wait until it counts one connection fewer.
-        const open = serial ? 0 : 1;
+        const open = takesTurns ? 0 : 1;
         await waitUntil('the server has released the closed connections', async () => {
           const active = sample(await metricsOf(capped), 'fib_connections_active');
           return active === open ? null : `fib_connections_active ${active}, want ${open}`;
@@ -285,17 +295,17 @@ for (const row of VARIANTS) {
     });
 
     it('drains on SIGTERM: answers the request in flight, closes every connection, exits 0', async () => {
-      const draining = await startVariant(variant, env);
+      const draining = await start(env);
       const busy = await TestClient.connect(draining.port);
       const idle = await TestClient.connect(draining.port);
       try {
-        if (!serial) assert.equal(await idle.ask('1'), 'fib: 1');
+        if (!takesTurns) assert.equal(await idle.ask('1'), 'fib: 1');
         await startLongRequest(busy, 32);
         const code = draining.stop('SIGTERM');
         assert.equal(await busy.line(), `fib: ${referenceFib(32)}`);
         await busy.waitClosed();
-        // A serial variant never served `idle`: it tells it so before closing.
-        if (serial) assert.match(await idle.line(), /^error: unavailable \S/);
+        // A variant that takes turns never served `idle`: it tells it so before closing.
+        if (takesTurns) assert.match(await idle.line(), /^error: unavailable \S/);
         await idle.waitClosed();
         assert.equal(await code, 0, draining.stderr());
         await assert.rejects(TestClient.connect(draining.port), 'no new connections after shutdown');
@@ -328,7 +338,7 @@ for (const row of VARIANTS) {
       });
 
       it('answers new requests during the drain unavailable, after the ones in flight', async () => {
-        const draining = await startVariant(variant, env);
+        const draining = await start(env);
         const client = await TestClient.connect(draining.port);
         try {
           await startLongRequest(client, 40);
@@ -346,7 +356,7 @@ for (const row of VARIANTS) {
       });
 
       it('answers what is still running unavailable when the drain timeout passes', async () => {
-        const draining = await startVariant(variant, { ...env, DRAIN_TIMEOUT_MS: '200' });
+        const draining = await start({ ...env, DRAIN_TIMEOUT_MS: '200' });
         const client = await TestClient.connect(draining.port);
         try {
           await startLongRequest(client, 40);
@@ -363,7 +373,7 @@ for (const row of VARIANTS) {
 
     if (boundedQueue) {
       it('answers overloaded when its queue is full, and keeps the connection', async () => {
-        const small = await startVariant(variant, { ...env, ...boundedQueue });
+        const small = await start({ ...env, ...boundedQueue });
         const client = await TestClient.connect(small.port);
         try {
           await client.write('33\n33\n33\n');

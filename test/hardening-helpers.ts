@@ -9,7 +9,17 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { TestClient, childProcesses, cpuSeconds, metricsOf, sample, type RunningVariant } from './helpers.js';
+import {
+  TestClient,
+  childProcesses,
+  cpuSeconds,
+  metricsOf,
+  poll,
+  sample,
+  waitForValue,
+  type Polled,
+  type RunningVariant,
+} from './helpers.js';
 
 /** What one server-side limit or defect needs to be observed, at most; a test fails after it. */
 export const STATE_DEADLINE_MS = 5000;
@@ -24,38 +34,23 @@ export function closedWithin(client: TestClient, ms = STATE_DEADLINE_MS): Promis
   return Promise.race([client.closedPromise.then(() => true), deadline(ms).then(() => false)]);
 }
 
-/** The last value a poll of /metrics read, and whether it met the condition before the deadline. */
-export interface MetricWait {
-  met: boolean;
-  value: number;
-  /** Every distinct value read, in order (NaN: the series was absent; -1: /metrics did not answer). */
-  seen: number[];
-}
+/** What a poll of /metrics saw (NaN: the series was absent; -1: /metrics did not answer). */
+export type MetricWait = Polled<number>;
 
 /**
  * Polls the server's /metrics until `name{labels}` meets `accept`, or the deadline passes; never
- * throws, so a test can assert with the value it measured in its message.
+ * throws, so a test can assert with the value it measured in its message (waitForMetric fails instead).
  */
-export async function waitForSample(
+export function waitForSample(
   server: RunningVariant,
   name: string,
   accept: (value: number) => boolean,
   { labels = {}, deadlineMs = STATE_DEADLINE_MS }: { labels?: Record<string, string>; deadlineMs?: number } = {},
 ): Promise<MetricWait> {
-  const until = performance.now() + deadlineMs;
-  const seen: number[] = [];
-  for (;;) {
-    let value: number;
-    try {
-      value = sample(await metricsOf(server), name, labels);
-    } catch {
-      value = -1;
-    }
-    if (!Object.is(seen.at(-1), value)) seen.push(value);
-    if (accept(value)) return { met: true, value, seen };
-    if (performance.now() >= until) return { met: false, value, seen };
-    await sleep(20);
-  }
+  return poll(async () => sample(await metricsOf(server), name, labels), accept, {
+    timeoutMs: deadlineMs,
+    onError: () => -1,
+  });
 }
 
 /** Waits until fib_connections_active reads `count` (the server has released what it should). */
@@ -68,11 +63,12 @@ export { waitUntilDraining } from './helpers.js';
 /** Waits until a process has used `seconds` more CPU than when called: it is computing now. */
 export async function waitUntilComputing(pid: number, seconds = 0.05, deadlineMs = STATE_DEADLINE_MS): Promise<void> {
   const start = cpuSeconds(pid);
-  const until = performance.now() + deadlineMs;
-  while (cpuSeconds(pid) - start < seconds) {
-    if (performance.now() >= until) throw new Error(`process ${pid} used under ${seconds} s of CPU in ${deadlineMs} ms`);
-    await sleep(5);
-  }
+  await waitForValue(
+    `process ${pid} to use ${seconds} s of CPU`,
+    () => cpuSeconds(pid) - start,
+    (used) => used >= seconds,
+    { timeoutMs: deadlineMs, intervalMs: 5 },
+  );
 }
 
 /** The server's live (not zombie) child processes: pool processes, cluster workers, per-connection children. */
@@ -84,13 +80,13 @@ export function liveChildren(server: RunningVariant): number[] {
 
 /** Waits for a live child of the server that is not in `known`; returns its pid. */
 export async function waitForNewChild(server: RunningVariant, known: number[], deadlineMs = STATE_DEADLINE_MS): Promise<number> {
-  const until = performance.now() + deadlineMs;
-  for (;;) {
-    const fresh = liveChildren(server).find((pid) => !known.includes(pid));
-    if (fresh !== undefined) return fresh;
-    if (performance.now() >= until) throw new Error(`no new child process within ${deadlineMs} ms (known ${known.join(',')})`);
-    await sleep(2);
-  }
+  const fresh = await waitForValue(
+    `a new child process (known ${known.join(',')})`,
+    () => liveChildren(server).find((pid) => !known.includes(pid)),
+    (pid) => pid !== undefined,
+    { timeoutMs: deadlineMs, intervalMs: 2 },
+  );
+  return fresh!;
 }
 
 export interface Stopped {

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { ConfigError } from '../services/lab/errors.js';
+import { parseExposition, pick } from '../services/lab/exposition.js';
 import { spawnLab, startLocalVariant, type LocalVariant } from '../services/loadgen/local.js';
 import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
@@ -190,25 +191,77 @@ export function childProcesses(parent: number): { pid: number; zombie: boolean }
   return children;
 }
 
-/** Reads one unlabelled-or-labelled sample from a Prometheus text page, or NaN. */
+/** The value of the first sample `name` whose labels include `labels` on a metrics page (services/lab/exposition.ts), or NaN. */
 export function sample(metricsText: string, name: string, labels: Record<string, string> = {}): number {
-  for (const line of metricsText.split('\n')) {
-    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
-    const labelText = /\{([^}]*)\}/.exec(line)?.[1] ?? '';
-    if (Object.entries(labels).every(([key, value]) => labelText.includes(`${key}="${value}"`))) {
-      return Number(line.slice(line.lastIndexOf(' ') + 1));
-    }
-  }
-  return NaN;
+  return pick(parseExposition(metricsText), name, labels) ?? NaN;
 }
 
-export async function metricsOf(server: RunningVariant): Promise<string> {
+export async function metricsOf(server: Pick<RunningVariant, 'metricsPort'>): Promise<string> {
   return (await fetchText(`http://127.0.0.1:${server.metricsPort}/metrics`)).body;
+}
+
+/** What a poll saw: whether the state came before the deadline, the last value read, and every distinct value in order. */
+export interface Polled<T> {
+  met: boolean;
+  value: T;
+  seen: T[];
+}
+
+export interface PollOptions<T> {
+  timeoutMs?: number;
+  intervalMs?: number;
+  /** The value a read that throws counts as (default: the read's error fails the poll). */
+  onError?: (error: Error) => T;
+}
+
+/**
+ * The tests' one polling loop: reads `read` until `accept` holds or the deadline passes, and
+ * returns what it saw; never throws on a missed deadline, so a test can assert with what it
+ * measured. waitForValue is the same, failing with the last value. The way a test waits: for a
+ * state, never for a fixed time.
+ */
+export async function poll<T>(
+  read: () => T | Promise<T>,
+  accept: (value: T) => boolean,
+  { timeoutMs = 10_000, intervalMs = 20, onError }: PollOptions<T> = {},
+): Promise<Polled<T>> {
+  const deadline = performance.now() + timeoutMs;
+  const seen: T[] = [];
+  for (;;) {
+    let value: T;
+    try {
+      value = await read();
+    } catch (error) {
+      if (!onError) throw error;
+      value = onError(error as Error);
+    }
+    if (seen.length === 0 || !Object.is(seen.at(-1), value)) seen.push(value);
+    if (accept(value)) return { met: true, value, seen };
+    if (performance.now() >= deadline) return { met: false, value, seen };
+    await sleep(intervalMs);
+  }
+}
+
+/** Polls until `accept` holds and returns the value; fails naming `what`, the deadline and the values read. */
+export async function waitForValue<T>(
+  what: string,
+  read: () => T | Promise<T>,
+  accept: (value: T) => boolean,
+  options: PollOptions<T> = {},
+): Promise<T> {
+  const { met, value, seen } = await poll(read, accept, options);
+  if (!met) {
+    const show = (v: T) => (typeof v === 'string' ? v : (JSON.stringify(v) ?? String(v)));
+    assert.fail(
+      `${what}: not reached within ${options.timeoutMs ?? 10_000} ms: last value ${show(value)}${seen.length > 1 ? ` (read ${seen.map(show).join(' -> ')})` : ''}`,
+    );
+  }
+  return value;
 }
 
 /**
  * Polls `check` until it returns null (the state is reached) or the deadline passes; then fails
- * with its last complaint. The way a test waits: for a state, never for a fixed time.
+ * with its last complaint (a check that throws complains with its message).
  */
 export async function waitUntil(
   what: string,
@@ -216,16 +269,12 @@ export async function waitUntil(
   timeoutMs = 10_000,
   intervalMs = 10,
 ): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  let complaint: string | null = 'never checked';
-  while (performance.now() < deadline) {
-    complaint = await Promise.resolve()
-      .then(check)
-      .catch((error: Error) => error.message);
-    if (complaint === null) return;
-    await sleep(intervalMs);
-  }
-  assert.fail(`${what}: not reached within ${timeoutMs} ms: ${complaint}`);
+  const { met, value } = await poll(check, (complaint) => complaint === null, {
+    timeoutMs,
+    intervalMs,
+    onError: (error) => error.message,
+  });
+  if (!met) assert.fail(`${what}: not reached within ${timeoutMs} ms: ${value ?? 'never checked'}`);
 }
 
 /** waitUntil for a yes-or-no `condition`; `describe` says what was last seen when it fails. */
@@ -239,7 +288,7 @@ export function waitFor(
 }
 
 /** Waits until /healthz answers 503: the server has begun its drain (new lines get `unavailable`). */
-export function waitUntilDraining(server: RunningVariant, timeoutMs = 10_000): Promise<void> {
+export function waitUntilDraining(server: Pick<RunningVariant, 'metricsPort'>, timeoutMs = 10_000): Promise<void> {
   return waitUntil(
     '/healthz reports draining',
     async () => {
@@ -289,24 +338,21 @@ export function controlRequest(
   });
 }
 
-/** Waits until a sample of the server's /metrics satisfies `ok` (e.g. a request in flight). */
+/** Waits until a sample of a server's /metrics (a running variant, or a metrics port) satisfies `ok`; returns it, or fails with the last value. */
 export async function waitForMetric(
-  server: RunningVariant,
+  server: RunningVariant | number,
   name: string,
   ok: (value: number) => boolean,
   labels: Record<string, string> = {},
   timeoutMs = 10_000,
 ): Promise<number> {
-  let value = NaN;
-  await waitUntil(
+  const port = typeof server === 'number' ? server : server.metricsPort;
+  return waitForValue(
     `${name}${JSON.stringify(labels)}`,
-    async () => {
-      value = sample(await metricsOf(server), name, labels);
-      return ok(value) ? null : `last value ${value}`;
-    },
-    timeoutMs,
+    async () => sample((await fetchText(`http://127.0.0.1:${port}/metrics`)).body, name, labels),
+    ok,
+    { timeoutMs },
   );
-  return value;
 }
 
 /**

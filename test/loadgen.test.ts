@@ -17,6 +17,7 @@ import {
   TEST_CONTROL_TOKEN,
   controlRequest,
   fetchText,
+  poll,
   processStatus,
   runLab,
   sample,
@@ -58,7 +59,12 @@ describe('lab load', () => {
     const phase = report.phases[0]!;
     assert.ok(phase.durationSeconds >= 1.9 && phase.durationSeconds < 3, `durationSeconds ${phase.durationSeconds}`);
     assert.equal(typeof phase.generator.cpuCores, 'number');
-    assert.equal(phase.generator.generatorBound, false, JSON.stringify(phase.generator));
+    // Whether the generator was the bottleneck depends on what else the machine runs: the report
+    // must be consistent (bound exactly when it names a cause, with a reason for each).
+    const health = phase.generator;
+    assert.equal(health.generatorBound, health.causes.length > 0, JSON.stringify(health));
+    assert.ok(health.reasons.length >= health.causes.length, JSON.stringify(health));
+    assert.equal(health.reasons.length > 0, health.generatorBound, JSON.stringify(health));
     assert.deepEqual(
       report.results.map((r: { scenario: string; probe: string; n: string; model: string }) => [
         r.scenario,
@@ -366,12 +372,11 @@ describe('lab load', () => {
     ]);
     try {
       const base = `http://127.0.0.1:${load.port}`;
-      let body = '';
-      for (let attempt = 0; attempt < 50; attempt++) {
-        body = (await fetchText(`${base}/metrics`)).body;
-        if (/^loadgen_request_duration_seconds_count\{[^}]*\} [1-9]/m.test(body)) break;
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
+      const { value: body } = await poll(
+        async () => (await fetchText(`${base}/metrics`)).body,
+        (page) => /^loadgen_request_duration_seconds_count\{[^}]*\} [1-9]/m.test(page),
+        { timeoutMs: 5000, intervalMs: 100 },
+      );
       assert.match(body, /^loadgen_request_duration_seconds_count\{variant="ev",scenario="perf2",probe="short"\} [1-9]/m);
       assert.match(body, /^loadgen_requests_total\{variant="ev",scenario="perf2",probe="short",outcome="ok"\} [1-9]/m);
       assert.match(body, /^loadgen_generator_bound 0$/m);

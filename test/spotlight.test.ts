@@ -57,14 +57,14 @@ describe('spotlight configuration', () => {
     assert.deepEqual(toSpotlightTarget(sync!), {
       target: sync,
       metricsUrl: 'http://sync:9464/metrics',
-      turns: true,
+      takesTurns: true,
       parallelism: 'single',
     });
     assert.equal(sync!.connectPerRequest, true, 'a server that takes turns: the background takes turns too');
     assert.equal(toSpotlightTarget(pool!).parallelism, 'fixed-workers');
     assert.equal(pool!.connectPerRequest, false);
     assert.deepEqual([toSpotlightTarget(threads!).parallelism, threads!.metrics], ['per-connection', '[::1]:9464']);
-    assert.deepEqual(toSpotlightTarget(plain!), { target: plain, metricsUrl: null, turns: false, parallelism: 'single' });
+    assert.deepEqual(toSpotlightTarget(plain!), { target: plain, metricsUrl: null, takesTurns: false, parallelism: 'single' });
     assert.equal(parseTargets('s=h:1?turns&connect=persistent')[0]!.connectPerRequest, false, 'an explicit connect wins');
     assert.match(
       configError(() => parseTargets('a=h:1?parallel=many')),
@@ -241,7 +241,7 @@ describe('the spotlight rotation', () => {
 
   it('pauses the background against every target for a turn, and lets it run between turns', async () => {
     const gate = new PauseGate();
-    const targets = [target('ev', ev), target('pool', pool, { parallel: 'fixed-workers' })];
+    const targets = [target('ev', ev), target('pool', pool, { parallelism: 'fixed-workers' })];
     const background = new LoadRun(
       { scenario: loadScenario('perf2'), targets, durationMs: 0, warmupMs: 0, timeoutMs: 10_000, gate },
       null,
@@ -322,7 +322,7 @@ describe('the spotlight rotation', () => {
   it('removes the lesson series of a target taken out of the rotation', async () => {
     const gate = new PauseGate();
     const metrics = createLoadgenMetrics();
-    const targets = [target('ev', ev), target('pool', pool, { parallel: 'fixed-workers' })];
+    const targets = [target('ev', ev), target('pool', pool, { parallelism: 'fixed-workers' })];
     const turns: LessonTurn[] = [];
     const spotlight = new Spotlight(targets.map(toSpotlightTarget), settings(['ev', 'pool'], 1), {
       gate,

@@ -9,10 +9,9 @@ import { once } from 'node:events';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, describe, it } from 'node:test';
 import type { SweepFile } from '../services/sweep/file.js';
-import { CLI, childProcesses, runLab, waitFor } from './helpers.js';
+import { CLI, childProcesses, poll, runLab, waitFor } from './helpers.js';
 import { checkReportPage, chromiumMissing } from './report-browser.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lab-sweep-'));
@@ -159,8 +158,11 @@ describe('lab sweep --native and lab report', () => {
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const exited = once(child, 'exit') as Promise<[number | null]>;
-    const deadline = Date.now() + 60_000;
-    while ((readSweep()?.points.length ?? 0) < 1 && Date.now() < deadline && child.exitCode === null) await sleep(100);
+    await poll(
+      () => readSweep()?.points.length ?? 0,
+      (points) => points >= 1 || child.exitCode !== null,
+      { timeoutMs: 60_000, intervalMs: 100 },
+    );
     assert.equal(readSweep()?.points.length, 1, `the first point is written before the second is measured: ${stderr}`);
     child.kill('SIGINT');
     const [code] = await exited;

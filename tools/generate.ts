@@ -11,8 +11,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
-import { DASHBOARDS, renderDashboard } from '../grafana/src/dashboards.js';
-import type { OptionSpec } from '../services/lab/options.js';
+import { dashboardSpecs, renderDashboard } from '../grafana/src/dashboards.js';
+import type { EnvOptionSpec } from '../services/lab/options.js';
 import type { Variant } from '../services/server/plugin.js';
 import { VARIANTS } from '../services/variants/index.js';
 
@@ -74,11 +74,11 @@ const SPOTLIGHT_SETTINGS: Array<[string, string, string]> = [
   ['SPOTLIGHT_VARIANTS', '', 'the spotlight: the variants to measure, in this order (empty: every variant, in order)'],
 ];
 
-const envDefault = (spec: OptionSpec<unknown>) =>
+const envDefault = (spec: EnvOptionSpec<unknown>) =>
   spec.default === null ? '' : typeof spec.default === 'string' ? spec.default : JSON.stringify(spec.default);
 
 /** A variant's own options with their .env names and their defaults in compose. */
-function variantOptions(variant: Variant): Array<[string, OptionSpec<unknown>, string]> {
+function variantOptions(variant: Variant): Array<[string, EnvOptionSpec<unknown>, string]> {
   return Object.values(variant.options).map((spec) => [
     envName(variant, spec.env),
     spec,
@@ -92,22 +92,23 @@ export const PYTHON_IMAGE_NAME = 'concurrency-lab-python:local';
 export const DEFAULT_PYTHON_IMAGE = 'python:3.12-slim';
 
 /** What a row's service says about its image: the Node one's build on the first row, the Python image on Python rows. */
-function imageLines(variant: Variant): string {
-  const first = VARIANTS.find((v) => v.runtime === variant.runtime) === variant;
+function imageLines(variant: Variant, variants: readonly Variant[]): string {
+  const first = variants.find((v) => v.runtime === variant.runtime) === variant;
   if (variant.runtime === 'node') return first ? '    build: *build\n' : '';
   // The same healthcheck as the Node image's: the bash script, copied into both images.
   return `${first ? '    build: *build-python\n' : ''}    image: ${PYTHON_IMAGE_NAME}\n`;
 }
 
-export function composeFile(): string {
-  const services = VARIANTS.map((variant) => {
-    const env = variantOptions(variant)
-      .map(([name, spec, value]) => `      ${spec.env}: \${${name}:-${value}}`)
-      .join('\n');
-    return `  # ${variant.name}: ${variant.model}. Shows: ${variant.shows}.
+export function composeFile(variants: readonly Variant[] = VARIANTS): string {
+  const services = variants
+    .map((variant) => {
+      const env = variantOptions(variant)
+        .map(([name, spec, value]) => `      ${spec.env}: \${${name}:-${value}}`)
+        .join('\n');
+      return `  # ${variant.name}: ${variant.model}. Shows: ${variant.shows}.
   ${variant.name}:
     <<: *variant
-${imageLines(variant)}    command: ["serve", "${variant.name}"]
+${imageLines(variant, variants)}    command: ["serve", "${variant.name}"]
     environment:
       <<: *variant-env
 ${env ? `${env}\n` : ''}    cpus: \${${envName(variant, 'CPUS')}:-${DEFAULT_CPUS}}
@@ -116,8 +117,9 @@ ${env ? `${env}\n` : ''}    cpus: \${${envName(variant, 'CPUS')}:-${DEFAULT_CPUS
     ports:
       - "127.0.0.1:${variant.hostPort}:${FIB_PORT}"
 ${(variant.companions?.dependsOn ?? []).length > 0 ? `    depends_on:\n${variant.companions!.dependsOn.map((name) => `      ${name}:\n        condition: service_started`).join('\n')}\n` : ''}${variant.companions ? `\n${variant.companions.services}` : ''}`;
-  }).join('\n');
-  const dependsOn = VARIANTS.map((v) => `      ${v.name}:\n        condition: service_started`).join('\n');
+    })
+    .join('\n');
+  const dependsOn = variants.map((v) => `      ${v.name}:\n        condition: service_started`).join('\n');
   return GENERATED(`#
 # The concurrency lab: every variant in its own container with its own CPU quota, a load
 # generator hammering them lightly, Prometheus scraping both sides, Grafana showing them side by
@@ -199,7 +201,7 @@ ${services}
     healthcheck: *lab-healthcheck
     environment:
       LOAD_TARGETS: >-
-        ${VARIANTS.map(loadTarget).join(',')}
+        ${variants.map(loadTarget).join(',')}
       LOAD_SCENARIO: \${LOAD_SCENARIO:-perf1,perf2}
       LOAD_CONNECTIONS: \${LOAD_CONNECTIONS:-1}
       LOAD_THINK: \${LOAD_THINK:-250ms}
@@ -278,10 +280,10 @@ ${dependsOn}
 `);
 }
 
-export function prometheusFile(): string {
-  const jobs = VARIANTS.map(
-    (v) => `  - job_name: ${v.name}\n    static_configs:\n      - targets: ["${v.name}:${METRICS_PORT}"]`,
-  ).join('\n');
+export function prometheusFile(variants: readonly Variant[] = VARIANTS): string {
+  const jobs = variants
+    .map((v) => `  - job_name: ${v.name}\n    static_configs:\n      - targets: ["${v.name}:${METRICS_PORT}"]`)
+    .join('\n');
   return GENERATED(`#
 # Prometheus for the concurrency lab: one job per variant, plus the load generator. Targets are
 # static (compose service names). No relabelling sets \`variant\`: every series already carries
@@ -297,7 +299,7 @@ rule_files:
 
 scrape_configs:
 ${jobs}
-${VARIANTS.map((v) => v.companions?.scrape ?? '').join('')}  - job_name: loadgen
+${variants.map((v) => v.companions?.scrape ?? '').join('')}  - job_name: loadgen
     static_configs:
       - targets: ["loadgen:${LOADGEN_PORT}"]
   - job_name: prometheus
@@ -311,8 +313,11 @@ ${VARIANTS.map((v) => v.companions?.scrape ?? '').join('')}  - job_name: loadgen
  * (`start_interval`, API 1.44): every service with a healthcheck. Older engines refuse the key,
  * so scripts/init-env.sh puts this file in COMPOSE_FILE only where the engine takes it.
  */
-export function healthOverrideFile(): string {
-  const compose = parseYaml(composeFile()) as { services: Record<string, { healthcheck?: unknown }> };
+export function healthOverrideFile(variants: readonly Variant[] = VARIANTS): string {
+  // `merge`: the variants take their healthcheck from an anchor (`<<: *variant`).
+  const compose = parseYaml(composeFile(variants), { merge: true }) as {
+    services: Record<string, { healthcheck?: unknown }>;
+  };
   const services = Object.entries(compose.services)
     .filter(([, service]) => service.healthcheck)
     .map(([name]) => `  ${name}:\n    healthcheck:\n      start_interval: ${HEALTH_START_INTERVAL}\n`);
@@ -325,7 +330,7 @@ ${services.join('')}`);
 }
 
 /** `KEY=value` lines, each under a comment: what scripts/init-env.sh copies into .env when missing. */
-export function envDefaultsFile(): string {
+export function envDefaultsFile(variants: readonly Variant[] = VARIANTS): string {
   const entry = (key: string, value: string | number, comment: string) => `# ${comment}\n${key}=${value}\n`;
   const lines = [
     GENERATED(
@@ -333,7 +338,7 @@ export function envDefaultsFile(): string {
     ),
     entry('COMPOSE_PROFILES', 'grafana', 'compose profiles to start: grafana (empty leaves Grafana out)'),
   ];
-  for (const variant of VARIANTS) {
+  for (const variant of variants) {
     lines.push(
       entry(
         envName(variant, 'CPUS'),
@@ -361,26 +366,29 @@ export function envDefaultsFile(): string {
       'background load: pause between a reply and the next request on a connection (keeps the lab under about one core)',
     ),
     ...SPOTLIGHT_SETTINGS.map(([name, value, comment]) => entry(name, value, comment)),
-    ...VARIANTS.flatMap((v) => (v.companions?.env ?? []).map(([name, value, comment]) => entry(name, value, comment))),
+    ...variants.flatMap((v) => (v.companions?.env ?? []).map(([name, value, comment]) => entry(name, value, comment))),
   );
   return lines.join('');
 }
 
-export function variantsMakefile(): string {
-  return GENERATED(`VARIANTS := ${VARIANTS.map((v) => v.name).join(' ')}
-VARIANT_PORTS := ${VARIANTS.map((v) => `${v.name}:${v.hostPort}`).join(' ')}
+export function variantsMakefile(variants: readonly Variant[] = VARIANTS): string {
+  return GENERATED(`VARIANTS := ${variants.map((v) => v.name).join(' ')}
+VARIANT_PORTS := ${variants.map((v) => `${v.name}:${v.hostPort}`).join(' ')}
 `);
 }
 
-/** Every generated file: path from the root, and its content. */
-export function generatedFiles(): Array<{ path: string; content: string }> {
+/**
+ * Every generated file: path from the root, and its content. `variants` is the table they are
+ * generated from: the lab's own, or a test's (a throwaway row, to see that it needs no other edit).
+ */
+export function generatedFiles(variants: readonly Variant[] = VARIANTS): Array<{ path: string; content: string }> {
   return [
-    { path: 'docker-compose.yml', content: composeFile() },
-    { path: 'config/compose.health.yml', content: healthOverrideFile() },
-    { path: 'prometheus/prometheus.yml', content: prometheusFile() },
-    { path: 'config/lab.env', content: envDefaultsFile() },
-    { path: 'config/variants.mk', content: variantsMakefile() },
-    ...DASHBOARDS.map((spec) => ({ path: `grafana/dashboards/${spec.file}`, content: renderDashboard(spec) })),
+    { path: 'docker-compose.yml', content: composeFile(variants) },
+    { path: 'config/compose.health.yml', content: healthOverrideFile(variants) },
+    { path: 'prometheus/prometheus.yml', content: prometheusFile(variants) },
+    { path: 'config/lab.env', content: envDefaultsFile(variants) },
+    { path: 'config/variants.mk', content: variantsMakefile(variants) },
+    ...dashboardSpecs(variants).map((spec) => ({ path: `grafana/dashboards/${spec.file}`, content: renderDashboard(spec) })),
   ];
 }
 

@@ -3,7 +3,9 @@
 // Foundation SDK. The same specs feed the stack test, which runs every query against the
 // stack's real Prometheus. Queries select variants with $variant and group by `variant` (or
 // repeat a panel per variant); which panels apply to which variants is read from the variant
-// table (services/variants/index.ts), so a new variant needs an edit here only for a panel of its own.
+// table (services/variants/index.ts), and a variant's own rows and panels come from its row's
+// `dashboards`, so a new variant needs no edit here. dashboardSpecs() takes the table as an
+// argument (the lab's by default), so a test can build the dashboards of a table of its own.
 
 import * as common from '@grafana/grafana-foundation-sdk/common';
 import {
@@ -27,19 +29,22 @@ import { PanelBuilder as BarGaugeBuilder } from '@grafana/grafana-foundation-sdk
 import { PanelBuilder as TableBuilder } from '@grafana/grafana-foundation-sdk/table';
 import { PanelBuilder as TimeseriesBuilder } from '@grafana/grafana-foundation-sdk/timeseries';
 import { ONE, V, quantile, rate, type PanelSpec, type QuerySpec, type RowSpec } from '../../services/lab/dashboards.js';
+import type { Variant } from '../../services/server/plugin.js';
 import { VARIANTS } from '../../services/variants/index.js';
 
 export type { PanelSpec, QuerySpec, RowSpec };
 
 /** The rows and panels variants add for their own series, each limited to the variant that adds it (unless it says otherwise). */
 const own = <T extends PanelSpec>(variant: string, panel: T): T => (panel.onlyFor ? panel : { ...panel, onlyFor: [variant] });
-const VARIANT_ROWS: RowSpec[] = VARIANTS.flatMap((v) =>
-  (v.dashboards?.overviewRows ?? []).map((row) => ({ ...row, panels: row.panels.map((p) => own(v.name, p)) })),
-);
-const VARIANT_PANELS: PanelSpec[] = VARIANTS.flatMap((v) => (v.dashboards?.variantPanels ?? []).map((p) => own(v.name, p)));
+const variantRows = (variants: readonly Variant[]): RowSpec[] =>
+  variants.flatMap((v) =>
+    (v.dashboards?.overviewRows ?? []).map((row) => ({ ...row, panels: row.panels.map((p) => own(v.name, p)) })),
+  );
+const variantPanels = (variants: readonly Variant[]): PanelSpec[] =>
+  variants.flatMap((v) => (v.dashboards?.variantPanels ?? []).map((p) => own(v.name, p)));
 
 /** Variants not served by Node (the CPython ones): no event loop of Node's, no V8 heap, no nodejs_* series. */
-const NOT_NODE = VARIANTS.filter((v) => v.runtime !== 'node').map((v) => v.name);
+const notNode = (variants: readonly Variant[]) => variants.filter((v) => v.runtime !== 'node').map((v) => v.name);
 
 /** The provisioned datasource (grafana/provisioning/datasources/prometheus.yml). */
 export const DATASOURCE = { type: 'prometheus', uid: 'lab-prometheus' } as const;
@@ -61,7 +66,8 @@ export interface DashboardSpec {
 const BG = 'scenario!="spotlight"';
 
 /** Variants without a fixed set of workers: no per-worker series. */
-const WITHOUT_WORKER_SET = VARIANTS.filter((v) => v.parallelism !== 'fixed-workers').map((v) => v.name);
+const withoutWorkerSet = (variants: readonly Variant[]) =>
+  variants.filter((v) => v.parallelism !== 'fixed-workers').map((v) => v.name);
 
 const cpuPanels = (filter: string, by: string): PanelSpec[] => [
   {
@@ -112,13 +118,13 @@ const collapsePanel: PanelSpec = {
 const scoreboardPanel: PanelSpec = {
   title: 'The scoreboard: collapse with its spread, and which variants cannot be told apart',
   description:
-    "Each variant's collapse is the median of its turn's rounds (perf2 alone, beside one hog, again and again); the lowest and highest round show how much it moved. Variants in the same group have overlapping rounds: these figures cannot tell them apart. Generator-bound 1: in some round the load generator itself was the bottleneck.",
+    "Each variant's collapse is the median of its turn's rounds (perf2 alone, beside one hog, again and again); the lowest and highest round show how much it moved. Variants in the same group have overlapping rounds: these figures cannot tell them apart. Generator-bound 1: in some round the load generator itself was the bottleneck. 1000 means no short request was answered beside the hog (sync).",
   unit: 'none',
   kind: 'table',
   queries: [
-    { expr: `loadgen_lesson_collapse_ratio{${V}}`, legend: 'collapse (median)' },
-    { expr: `loadgen_lesson_collapse_ratio_low{${V}}`, legend: 'lowest round' },
-    { expr: `loadgen_lesson_collapse_ratio_high{${V}}`, legend: 'highest round' },
+    { expr: `clamp_max(loadgen_lesson_collapse_ratio{${V}}, 1000)`, legend: 'collapse (median)' },
+    { expr: `clamp_max(loadgen_lesson_collapse_ratio_low{${V}}, 1000)`, legend: 'lowest round' },
+    { expr: `clamp_max(loadgen_lesson_collapse_ratio_high{${V}}, 1000)`, legend: 'highest round' },
     { expr: `loadgen_lesson_collapse_group{${V}}`, legend: 'group' },
     { expr: `loadgen_lesson_short_requests_per_second{${V}, phase="alone"}`, legend: 'perf2 alone (req/s)' },
     { expr: `loadgen_lesson_short_requests_per_second{${V}, phase="beside_one_long"}`, legend: 'perf2 beside one hog (req/s)' },
@@ -164,7 +170,7 @@ const livePanel: PanelSpec = {
  * The spotlight's lesson figures: the talk's experiment run on each variant alone, in rotation
  * (services/loadgen/spotlight.ts), kept per variant until its next turn.
  */
-const lessonRow: RowSpec = {
+const lessonRow = (variants: readonly Variant[]): RowSpec => ({
   title: "The lessons at a glance: the talk's experiment, one variant at a time (the spotlight)",
   panels: [
     collapsePanel,
@@ -191,7 +197,7 @@ const lessonRow: RowSpec = {
         "Pools, cluster and the per-connection variants: once every worker (or core) has a hog, perf2 drops too. The pool was sized for the quota; the figure is perf2's rate alone against beside all workers long.",
       unit: 'reqps',
       kind: 'bargauge',
-      notFor: VARIANTS.filter((v) => v.parallelism === 'single').map((v) => v.name),
+      notFor: variants.filter((v) => v.parallelism === 'single').map((v) => v.name),
       queries: [
         {
           expr: `loadgen_lesson_short_requests_per_second{${V}, phase="alone"} and on (variant) loadgen_lesson_short_requests_per_second{${V}, phase="beside_all_workers_long"}`,
@@ -231,7 +237,7 @@ const lessonRow: RowSpec = {
       description:
         "How late each variant's event loop runs its timers: the signature of blocking that server-side request timing cannot see (a request waiting in the kernel while the loop computes is stamped only when read). A fib(30) on the loop shows as milliseconds (eventloop, sync, a cluster worker); threads, pools and gil keep the loop free.",
       unit: 's',
-      notFor: NOT_NODE,
+      notFor: notNode(variants),
       queries: [{ expr: `max by (variant) (nodejs_eventloop_lag_p99_seconds{${V}})`, legend: '{{variant}}' }],
     },
     {
@@ -240,13 +246,13 @@ const lessonRow: RowSpec = {
         "How many of a fixed set of workers computed requests in each phase. cluster balances connections, not requests: beside one hog, perf2's connection lands on the hog's worker (1 used: it waits behind every fib(30), a large collapse) or on the other (2 used: unaffected). Which one is chance, from turn to turn.",
       unit: 'none',
       kind: 'bargauge',
-      notFor: VARIANTS.filter((v) => v.parallelism !== 'fixed-workers').map((v) => v.name),
+      notFor: withoutWorkerSet(variants),
       queries: [{ expr: `loadgen_lesson_workers_used{${V}}`, legend: '{{variant}} {{phase}}' }],
     },
   ],
-};
+});
 
-export const LAB_OVERVIEW: DashboardSpec = {
+export const labOverview = (variants: readonly Variant[]): DashboardSpec => ({
   uid: 'lab-overview',
   title: 'Concurrency lab: overview',
   description:
@@ -255,8 +261,8 @@ export const LAB_OVERVIEW: DashboardSpec = {
   variable: 'multi',
   spotlightAnnotations: true,
   rows: [
-    lessonRow,
-    ...VARIANT_ROWS,
+    lessonRow(variants),
+    ...variantRows(variants),
     {
       title: 'Server side, under the light background load: line received -> reply written',
       panels: [
@@ -358,7 +364,7 @@ export const LAB_OVERVIEW: DashboardSpec = {
           description:
             "Utilization (0..1) of each variant's busiest event loop: 1 means a loop that computes all the time and reads no socket meanwhile.",
           unit: 'percentunit',
-          notFor: NOT_NODE,
+          notFor: notNode(variants),
           queries: [{ expr: `max by (variant) (${rate('lab_event_loop_busy_seconds_total', V)})`, legend: '{{variant}}' }],
         },
       ],
@@ -412,7 +418,7 @@ export const LAB_OVERVIEW: DashboardSpec = {
       ],
     },
   ],
-};
+});
 
 export const LAB_HEATMAPS: DashboardSpec = {
   uid: 'lab-heatmaps',
@@ -557,7 +563,7 @@ export const LAB_TALK_DEMO: DashboardSpec = {
   ],
 };
 
-export const LAB_VARIANT: DashboardSpec = {
+export const labVariant = (variants: readonly Variant[]): DashboardSpec => ({
   uid: 'lab-variant',
   title: 'Concurrency lab: one variant',
   description:
@@ -639,7 +645,7 @@ export const LAB_VARIANT: DashboardSpec = {
           description:
             'How the work spreads over a fixed set of workers: even for pools under many requests, one connection per worker for cluster.',
           unit: 'reqps',
-          notFor: WITHOUT_WORKER_SET,
+          notFor: withoutWorkerSet(variants),
           queries: [{ expr: `sum by (worker) (${rate('fib_worker_requests_total', ONE)})`, legend: 'worker {{worker}}' }],
         },
         {
@@ -647,7 +653,7 @@ export const LAB_VARIANT: DashboardSpec = {
           description:
             'Each event loop on its own (never summed): the serving thread, and each worker of a pool or cluster; 1 is a loop that never waits.',
           unit: 'percentunit',
-          notFor: NOT_NODE,
+          notFor: notNode(variants),
           queries: [
             {
               expr: `label_replace(${rate('lab_event_loop_busy_seconds_total', ONE)}, "worker", "serving", "worker", "")`,
@@ -660,7 +666,7 @@ export const LAB_VARIANT: DashboardSpec = {
           description:
             "How late each process's event loop runs its timers: on eventloop and sync it is a whole fib, on the others it stays small.",
           unit: 's',
-          notFor: NOT_NODE,
+          notFor: notNode(variants),
           queries: [
             {
               expr: `label_replace(nodejs_eventloop_lag_p99_seconds{${ONE}}, "worker", "serving", "worker", "")`,
@@ -668,7 +674,7 @@ export const LAB_VARIANT: DashboardSpec = {
             },
           ],
         },
-        ...VARIANT_PANELS,
+        ...variantPanels(variants),
       ],
     },
     {
@@ -679,7 +685,7 @@ export const LAB_VARIANT: DashboardSpec = {
           title: 'Heap used per process',
           description: 'V8 heap of the serving process and of each cluster worker (pool threads and processes are not included).',
           unit: 'bytes',
-          notFor: NOT_NODE,
+          notFor: notNode(variants),
           queries: [
             {
               expr: `label_replace(nodejs_heap_size_used_bytes{${ONE}}, "worker", "serving", "worker", "")`,
@@ -690,9 +696,14 @@ export const LAB_VARIANT: DashboardSpec = {
       ],
     },
   ],
-};
+});
 
-export const DASHBOARDS: DashboardSpec[] = [LAB_OVERVIEW, LAB_TALK_DEMO, LAB_HEATMAPS, LAB_VARIANT];
+/** The dashboards of a variant table: the lab's own, or a test's (a throwaway row, to see that it needs no other edit). */
+export function dashboardSpecs(variants: readonly Variant[] = VARIANTS): DashboardSpec[] {
+  return [labOverview(variants), LAB_TALK_DEMO, LAB_HEATMAPS, labVariant(variants)];
+}
+
+export const DASHBOARDS: DashboardSpec[] = dashboardSpecs();
 
 const PANEL_WIDTH = 12;
 const PANEL_HEIGHT = 8;
@@ -903,8 +914,8 @@ export interface QueryCheck extends QuerySpec {
 }
 
 /** Every panel query of every dashboard, with what the stack test needs to check it. */
-export function allQueries(): QueryCheck[] {
-  return DASHBOARDS.flatMap((d) =>
+export function allQueries(dashboards: readonly DashboardSpec[] = DASHBOARDS): QueryCheck[] {
+  return dashboards.flatMap((d) =>
     d.rows.flatMap((row) =>
       row.panels.flatMap((panel) =>
         panel.queries.map((query) => ({

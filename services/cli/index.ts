@@ -4,7 +4,8 @@
 // configuration error (commander's own usage errors included).
 
 import { createRequire } from 'node:module';
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError } from 'commander';
+import { addOptions } from '../lab/command.js';
 import { ConfigError } from '../lab/errors.js';
 import { addLoadCommand } from '../loadgen/cli.js';
 import { allServeOptions } from './serve.js';
@@ -54,23 +55,17 @@ const serve = program
   .command('serve')
   .description('run one variant: the fib protocol on --port, /metrics and /healthz on --metrics-port')
   .argument('<variant>', `one of: ${VARIANT_NAMES.join(', ')}`);
-const attributes = new Map<string, string>();
-for (const [key, { spec, variants }] of allServeOptions()) {
-  const defaultText = spec.defaultText ?? String(spec.default);
-  const scope = variants ? ` [${variants.join(', ')}]` : '';
-  const option = new Option(`${spec.flag} <${spec.argument}>`, `${spec.description} (default: ${defaultText})${scope}`).env(
-    spec.env,
-  );
-  serve.addOption(option);
-  attributes.set(key, option.attributeName());
-}
-serve.action(async (variantName: string, parsed: Record<string, unknown>, command: Command) => {
-  const raw: Record<string, unknown> = {};
-  const given = new Set<string>();
-  for (const [key, attribute] of attributes) {
-    raw[key] = parsed[attribute];
-    if (command.getOptionValueSource(attribute) === 'cli') given.add(key);
-  }
+const serveSpecs = allServeOptions();
+const readServeOptions = addOptions<Record<string, unknown>>(
+  serve,
+  [...serveSpecs].map(([key, { spec }]) => [key, spec]),
+  (key) => {
+    const variants = serveSpecs.get(key)?.variants;
+    return variants ? ` [${variants.join(', ')}]` : '';
+  },
+);
+serve.action(async (variantName: string, parsed: Record<string, unknown>) => {
+  const { raw, given } = readServeOptions(parsed);
   const { runServe } = await import('./serve.js');
   await runServe(variantName, raw, given);
 });

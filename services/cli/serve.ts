@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../lab/errors.js';
-import { optionLabel, resolveOptions, type OptionSpec } from '../lab/options.js';
+import { optionLabel, resolveOptions, type EnvOptionSpec } from '../lab/options.js';
 import { resolveServeOptions, serveOptions, type ServeOptions } from '../server/options.js';
 import type { Variant } from '../server/plugin.js';
 import { choosePython, pythonOption } from '../server/python.js';
@@ -19,8 +19,8 @@ import { VARIANTS, VARIANT_NAMES, findVariant } from '../variants/index.js';
 const ROOT = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../../' : '../../', import.meta.url));
 
 /** Every option `lab serve` knows: the shared ones, then each variant's (shared by name where two declare the same). */
-export function allServeOptions(): Map<string, { spec: OptionSpec<unknown>; variants: string[] | null }> {
-  const all = new Map<string, { spec: OptionSpec<unknown>; variants: string[] | null }>();
+export function allServeOptions(): Map<string, { spec: EnvOptionSpec<unknown>; variants: string[] | null }> {
+  const all = new Map<string, { spec: EnvOptionSpec<unknown>; variants: string[] | null }>();
   for (const [key, spec] of Object.entries(serveOptions)) all.set(key, { spec: spec, variants: null });
   for (const variant of VARIANTS) {
     for (const [key, spec] of Object.entries(variant.options)) {
@@ -61,8 +61,9 @@ export async function runServe(
   const options = resolveServeOptions(raw);
   const own = resolveOptions<Record<string, unknown>>(variant.options, raw);
   if (variant.runtime === 'python') {
-    const python = choosePython(resolveOptions({ python: pythonOption }, { python: raw.python as string }).python, (line) =>
-      console.error(`lab: ${line}`),
+    const python = choosePython(
+      resolveOptions<{ python: string }>({ python: pythonOption }, { python: raw.python }).python,
+      (line) => console.error(`lab: ${line}`),
     );
     return runPython(variant, variant.script, python, pythonArguments(variant, options, own));
   }

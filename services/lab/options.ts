@@ -1,9 +1,11 @@
-// Configuration of `lab serve`: one typed interface for the options every variant shares, one
-// spec per option (flag, environment variable, default, guard), and the same machinery for the
-// options a variant adds for itself (its slice, declared in its row of the variant table). The
-// CLI collects raw strings (commander reads each flag, or its environment variable); tests and
-// child processes pass typed values. Either way everything is validated here, once, at start,
-// and every guard's message names the option as the user wrote it (flag and variable).
+// One way to declare a command's options, for every `lab` command: a spec per option (flag,
+// environment variable, default, guard), resolved flag > environment > default by
+// resolveOptions, and added to a commander command by addOptions (services/lab/command.ts).
+// `lab serve` uses the same machinery for the options a variant adds for itself (its slice,
+// declared in its row of the variant table). The CLI collects raw strings (commander reads each
+// flag, or its environment variable); tests and child processes pass typed values. Either way
+// every value is validated here, once, at start, and every guard's message names the option as
+// the user wrote it (flag and variable). Checks across options belong to each command's resolver.
 
 import { ConfigError } from './errors.js';
 
@@ -14,10 +16,14 @@ export interface OptionName {
 
 /** One option: how it is spelled, its default, and its guard. */
 export interface OptionSpec<T> extends OptionName {
-  env: string;
   description: string;
-  /** The argument's name in --help: `<n>`, `<ms>`, `<address>`. */
-  argument: string;
+  /**
+   * The argument's name in --help: `n` reads `<n>`; in brackets (`[yes|no]`) the argument is
+   * optional. Absent: a switch, which takes no argument (true when given).
+   */
+  argument?: string;
+  /** The flag may be given several times; the values arrive as a list. */
+  repeatable?: boolean;
   default: T;
   /** How the default reads in --help, where the value alone would not say it (null: "the CPU quota"). */
   defaultText?: string;
@@ -25,9 +31,19 @@ export interface OptionSpec<T> extends OptionName {
   parse(value: unknown): T;
 }
 
-export type OptionSpecs<O> = { readonly [K in keyof O]: OptionSpec<O[K]> };
+/** An option that compose sets through .env (`lab serve`'s, a variant's, `lab worker`'s): it has a variable and an argument. */
+export type EnvOptionSpec<T> = OptionSpec<T> & { env: string; argument: string };
 
-export type RawOptions<T> = { [K in keyof T]?: T[K] | string | undefined };
+export type OptionSpecs<O> = { readonly [K in keyof O]: OptionSpec<O[K]> };
+export type EnvOptionSpecs<O> = { readonly [K in keyof O]: EnvOptionSpec<O[K]> };
+
+/** Raw values by option: strings (and lists, for a repeatable flag) from the CLI, or typed values. */
+export type RawOptions<T> = { [K in keyof T]?: unknown };
+
+/** Whether a raw value counts as given: an empty value counts as unset (`MAX_QUEUE=` in .env), and so does a switch that is off. */
+export function isGiven(value: unknown): boolean {
+  return value !== undefined && value !== '' && value !== false;
+}
 
 /** Merges raw values over each option's default and validates every one; throws ConfigError. */
 export function resolveOptions<O>(specs: OptionSpecs<O>, raw: RawOptions<O> = {}): O {
@@ -46,24 +62,38 @@ export function defaultsOf<O>(specs: OptionSpecs<O>): O {
 }
 
 type Bounds = { min: number; max: number };
-type Spelling = { flag: string; env: string; description: string; argument?: string };
+type Spelling = { flag: string; env?: string; description: string; argument?: string; defaultText?: string };
+type EnvSpelling = Spelling & { env: string };
 
-export function intOption(spell: Spelling & Bounds & { default: number }): OptionSpec<number> {
+export function intOption(spell: EnvSpelling & Bounds & { default: number }): EnvOptionSpec<number>;
+export function intOption(spell: Spelling & Bounds & { default: number }): OptionSpec<number> & { argument: string };
+export function intOption(spell: Spelling & Bounds & { default: number }): OptionSpec<number> & { argument: string } {
   return { argument: 'n', ...spell, parse: (value) => int(spell, value, spell.min, spell.max) };
 }
 
 /** An integer, or null when unset (an empty string counts as unset, as `POOL_SIZE=` in .env). */
-export function optionalIntOption(spell: Spelling & Bounds & { defaultText: string }): OptionSpec<number | null> {
+export function optionalIntOption(spell: EnvSpelling & Bounds & { defaultText: string }): EnvOptionSpec<number | null>;
+export function optionalIntOption(spell: Spelling & Bounds): OptionSpec<number | null> & { argument: string };
+export function optionalIntOption(spell: Spelling & Bounds): OptionSpec<number | null> & { argument: string } {
   return { argument: 'n', ...spell, default: null, parse: (value) => optionalInt(spell, value, spell.min, spell.max) };
 }
 
-export function stringOption(spell: Spelling & { default: string }): OptionSpec<string> {
+export function stringOption(spell: EnvSpelling & { default: string }): EnvOptionSpec<string>;
+export function stringOption(spell: Spelling & { default: string }): OptionSpec<string> & { argument: string };
+export function stringOption(spell: Spelling & { default: string }): OptionSpec<string> & { argument: string } {
   return { argument: 'text', ...spell, parse: (value) => str(spell, value) };
 }
 
 /** On with 1/true/yes/on, off with 0/false/no/off or empty. */
-export function booleanOption(spell: Spelling & { default: boolean }): OptionSpec<boolean> {
+export function booleanOption(spell: EnvSpelling & { default: boolean }): EnvOptionSpec<boolean>;
+export function booleanOption(spell: Spelling & { default: boolean }): OptionSpec<boolean> & { argument: string };
+export function booleanOption(spell: Spelling & { default: boolean }): OptionSpec<boolean> & { argument: string } {
   return { argument: '0|1', ...spell, parse: (value) => bool(spell, value) };
+}
+
+/** A flag without an argument (`--json`): true when given, else false. */
+export function switchOption(spell: { flag: string; env?: string; description: string }): OptionSpec<boolean> {
+  return { ...spell, default: false, parse: (value) => bool(spell, value) };
 }
 
 /** How an option appears in messages: `--port (PORT)`. */

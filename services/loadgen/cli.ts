@@ -2,37 +2,8 @@
 // through .env. The work is in main.ts, loaded only when the command runs.
 
 import type { Command } from 'commander';
-import { Option } from 'commander';
-import { loadOptionNames, type LoadOptionKey, type RawLoadOptions } from './options.js';
-
-const ARGUMENTS: Partial<Record<LoadOptionKey, string>> = {
-  targets: 'name=host:port',
-  variants: 'names',
-  scenarioSpec: 'name|file.yaml',
-  connections: 'n',
-  thinkMs: 'duration',
-  rate: 'req/s',
-  durationMs: 'duration',
-  warmupMs: 'duration',
-  timeoutMs: 'duration',
-  reportEveryMs: 'duration',
-  metricsPort: 'port',
-  metricsHost: 'address',
-  controlToken: 'token',
-  scenarioDir: 'dir',
-  maxP99: 'duration',
-  maxErrorRate: 'share',
-  searchStep: 'duration',
-  spotlight: '[yes|no]',
-  spotlightPhaseMs: 'duration',
-  spotlightWarmupMs: 'duration',
-  spotlightGapMs: 'duration',
-  spotlightVariants: 'names',
-  spotlightLongN: 'n',
-  rotations: 'n',
-  rounds: 'n',
-  sendThreads: 'n',
-};
+import { addOptions, specEntries } from '../lab/command.js';
+import { loadOptions } from './options.js';
 
 export function addLoadCommand(program: Command): void {
   const command = program
@@ -83,23 +54,9 @@ export function addLoadCommand(program: Command): void {
         'over 5 ms).',
       ].join('\n'),
     );
-  const attributes = new Map<LoadOptionKey, string>();
-  for (const [key, name] of Object.entries(loadOptionNames) as Array<[LoadOptionKey, (typeof loadOptionNames)[LoadOptionKey]]>) {
-    const argument = ARGUMENTS[key];
-    // An argument in brackets is optional (`--spotlight` alone means yes; LOAD_SPOTLIGHT=0 means no).
-    const option = new Option(
-      argument ? `${name.flag} ${argument.startsWith('[') ? argument : `<${argument}>`}` : name.flag,
-      name.description,
-    );
-    if ('env' in name) option.env(name.env);
-    if (key === 'targets') option.argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
-    command.addOption(option);
-    attributes.set(key, option.attributeName());
-  }
+  const read = addOptions(command, specEntries(loadOptions));
   command.action(async (parsed: Record<string, unknown>) => {
-    const raw: RawLoadOptions = {};
-    for (const [key, attribute] of attributes) raw[key] = parsed[attribute];
     const { runLoadCommand } = await import('./main.js');
-    await runLoadCommand(raw);
+    await runLoadCommand(read(parsed).raw);
   });
 }

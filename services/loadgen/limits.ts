@@ -6,12 +6,10 @@
 // Node raises its soft limit to the hard one), and durations that Node's timers can hold (a
 // setTimeout over 2^31 - 1 ms fires after 1 ms).
 
-export interface Limit {
-  min: number;
-  max: number;
-}
+import type { Limit } from '../lab/duration.js';
 
-const SECOND_MS = 1000;
+export type { Limit } from '../lab/duration.js';
+
 const HOUR_MS = 3_600_000;
 
 export const LOAD_LIMITS = {
@@ -58,12 +56,3 @@ export const MAX_QUEUED_REQUESTS = 100_000;
 
 /** The largest request body the control API reads. */
 export const MAX_BODY_BYTES = 64 * 1024;
-
-/** A duration limit as a user would write it: 250ms, 10s, 2m, 168h. */
-export function durationText(ms: number): string {
-  if (ms === 0) return '0';
-  if (ms % HOUR_MS === 0) return `${ms / HOUR_MS}h`;
-  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
-  if (ms % SECOND_MS === 0) return `${ms / SECOND_MS}s`;
-  return `${ms}ms`;
-}

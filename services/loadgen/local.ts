@@ -106,8 +106,8 @@ export function localTarget(variant: string, port: number, metricsPort?: number)
     // One connection at a time: like the talk's clients, take turns (a connection per request).
     connectPerRequest: row?.takesTurns ?? false,
     legacy: false,
-    turns: row?.takesTurns ?? false,
-    parallel: row?.parallelism ?? 'single',
+    takesTurns: row?.takesTurns ?? false,
+    parallelism: row?.parallelism ?? 'single',
     metrics: metricsPort === undefined ? null : `127.0.0.1:${metricsPort}`,
   };
 }

@@ -12,7 +12,7 @@ import { createLoadgenMetrics, type LoadgenMetrics } from './metrics.js';
 import { Controller } from './control.js';
 import { localTarget, startLocalVariant, type LocalVariant } from './local.js';
 import { hostError } from '../lab/options.js';
-import { loadOptionNames, resolveLoadOptions, type LoadOptions, type RawLoadOptions, type Target } from './options.js';
+import { loadOptions, resolveLoadOptions, type LoadOptions, type RawLoadOptions, type Target } from './options.js';
 import { PauseGate } from './pause.js';
 import { waitForTargets } from './ready.js';
 import { useSendThreads } from './senders.js';
@@ -140,7 +140,7 @@ async function runSpotlight(options: LoadOptions, metrics: LoadgenMetrics | null
       locals.length > 0 ? locals.map((local) => localTarget(local.variant, local.port, local.metricsPort)) : options.targets;
     const turns: LessonTurn[] = [];
     const spotlight = options.spotlight!;
-    const phases = (t: Target) => (t.parallel === undefined || t.parallel === 'single' ? 2 : 3);
+    const phases = (t: Target) => (t.parallelism === undefined || t.parallelism === 'single' ? 2 : 3);
     const rotationMs = targets
       .filter((t) => spotlight.variants.includes(t.name))
       .reduce((ms, t) => ms + spotlight.rounds * phases(t) * (spotlight.warmupMs + spotlight.phaseMs) + spotlight.gapMs, 0);
@@ -259,7 +259,7 @@ async function serveHttp(
   try {
     await once(server, 'listening');
   } catch (error) {
-    throw hostError(error, loadOptionNames.metricsHost, options.metricsHost);
+    throw hostError(error, loadOptions.metricsHost, options.metricsHost);
   }
   const { port } = server.address() as { port: number };
   const host = options.metricsHost.includes(':') ? `[${options.metricsHost}]` : options.metricsHost;

@@ -1,5 +1,6 @@
-// Configuration of `lab load`: one typed interface, one defaults object and flat guards that
-// name the option and its limit (limits.ts), like `lab serve`'s (services/lab/options.ts).
+// Configuration of `lab load`: a spec per flag (services/lab/options.ts: flag, variable, default,
+// guard naming the option and its limit from limits.ts), then the resolver, which turns the flags
+// into one typed LoadOptions and holds every check that concerns several of them.
 
 import { randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
@@ -7,10 +8,25 @@ import { resolve } from 'node:path';
 import { ConfigError } from '../lab/errors.js';
 import type { Parallelism } from '../server/plugin.js';
 import { FIB_MAX_N_LIMIT } from '../server/protocol.js';
-import { bool, int, optionLabel, optionalInt, str, type OptionName } from '../lab/options.js';
+import { durationOption, durationRange, durationText, type Limit } from '../lab/duration.js';
+import {
+  booleanOption,
+  int,
+  intOption,
+  isGiven,
+  optionLabel,
+  optionalIntOption,
+  resolveOptions,
+  str,
+  stringOption,
+  switchOption,
+  type OptionName,
+  type OptionSpecs,
+  type RawOptions,
+} from '../lab/options.js';
 import { VARIANT_NAMES } from '../variants/index.js';
-import { LOAD_LIMITS, durationText, type Limit } from './limits.js';
-import { BUILT_IN_SCENARIOS, DEFAULT_SCENARIO_DIR, loadScenario, parseDuration, type Scenario } from './scenario.js';
+import { LOAD_LIMITS } from './limits.js';
+import { BUILT_IN_SCENARIOS, DEFAULT_SCENARIO_DIR, loadScenario, type Scenario } from './scenario.js';
 
 export interface Target {
   /** The name results and metrics are labelled with (the `variant` label). */
@@ -23,13 +39,16 @@ export interface Target {
   legacy: boolean;
   /** The spotlight: where the variant serves its own /metrics (`host:port`), to read its quota and workers from. */
   metrics?: string | null;
-  /** The spotlight: the server takes one client at a time, so perf2 connects per request while the hog keeps its connection (sync). */
-  turns?: boolean;
-  /** The spotlight: how the variant computes in parallel, which decides its third phase (see spotlight.ts). */
-  parallel?: Parallelism;
+  /**
+   * The server takes one client at a time (the row's takesTurns; `?turns` in --target): the
+   * background connects per request, and in the spotlight perf2 does while the hog keeps its connection (sync).
+   */
+  takesTurns?: boolean;
+  /** The spotlight: how the variant computes in parallel (the row's parallelism; `?parallel=` in --target), which decides its third phase. */
+  parallelism?: Parallelism;
 }
 
-/** `single`: one thing computes (no third phase); `fixed`: a fixed set of workers; `per-connection`: a thread or process per connection. */
+/** `single`: one thing computes (no third phase); `fixed-workers`: a fixed set of workers; `per-connection`: a thread or process per connection. */
 export type { Parallelism } from '../server/plugin.js';
 export const PARALLELISM: readonly Parallelism[] = ['single', 'per-connection', 'fixed-workers'];
 
@@ -104,199 +123,296 @@ export interface LoadOptions {
   scenarioDir: string;
 }
 
-export const loadDefaults = {
-  scenarioSpec: 'perf2',
-  durationMs: null,
-  warmupMs: 0,
-  timeoutMs: 30_000,
-  reportEveryMs: 1000,
-  metricsHost: '127.0.0.1',
-  search: { maxP99Ms: 50, maxErrorRate: 0.01, stepMs: 5000, factor: 1.5 },
-  // A turn: 3 rounds of 2 or 3 phases of 0.5 + 2.5 s, then a gap of 5 s (the background's): 23 or 32 s a variant.
-  spotlight: { phaseMs: 2500, warmupMs: 500, gapMs: 5000, longN: 30, rounds: 3 },
-  sendThreads: 1,
-} as const;
+/** What the flags and variables of `lab load` say, one by one, typed: the resolver builds LoadOptions from them. */
+export interface LoadFlags {
+  targets: Target[];
+  variants: string[];
+  scenarioSpec: string;
+  connections: number | null;
+  thinkMs: number | null;
+  rate: number | null;
+  durationMs: number | null;
+  warmupMs: number;
+  timeoutMs: number;
+  reportEveryMs: number;
+  json: boolean;
+  csv: boolean;
+  metricsPort: number | null;
+  metricsHost: string;
+  controlToken: string | null;
+  scenarioDir: string;
+  search: boolean;
+  maxP99: number;
+  maxErrorRate: number;
+  searchStep: number;
+  spotlight: boolean;
+  spotlightPhaseMs: number;
+  spotlightWarmupMs: number;
+  spotlightGapMs: number;
+  spotlightVariants: string[] | null;
+  spotlightLongN: number;
+  rounds: number;
+  sendThreads: number;
+  rotations: number | null;
+}
 
-export const loadOptionNames = {
+const L = LOAD_LIMITS;
+
+export const loadOptions: OptionSpecs<LoadFlags> = {
   targets: {
     flag: '--target',
     env: 'LOAD_TARGETS',
+    argument: 'name=host:port',
+    repeatable: true,
     description:
       'name=host:port[?connect=per-request][&legacy][&metrics=host:port][&turns][&parallel=single|per-connection|fixed-workers]; repeat it, or separate with commas (the last three are for --spotlight: see below)',
+    default: [],
+    parse: (value) => parseTargets(value),
   },
   variants: {
     flag: '--variants',
+    argument: 'names',
     description: `start these variants locally (${VARIANT_NAMES.join(', ')}) on free ports and measure them one at a time`,
+    default: [],
+    parse: (value) => parseVariants(value),
   },
-  scenarioSpec: {
+  scenarioSpec: stringOption({
     flag: '--scenario',
     env: 'LOAD_SCENARIO',
+    argument: 'name|file.yaml',
     description: `a built-in scenario (${BUILT_IN_SCENARIOS.join(', ')}), several joined by commas, or a .yaml file`,
-  },
-  connections: {
+    default: 'perf2',
+  }),
+  connections: optionalIntOption({
     flag: '--connections',
     env: 'LOAD_CONNECTIONS',
-    description: `connections per probe and target, ${range(LOAD_LIMITS.connections)}, at most ${LOAD_LIMITS.runConnections.max} in the whole run (replaces the scenario's)`,
-  },
-  thinkMs: {
+    description: `connections per probe and target, ${range(L.connections)}, at most ${L.runConnections.max} in the whole run (replaces the scenario's)`,
+    ...L.connections,
+  }),
+  thinkMs: durationOption({
     flag: '--think',
     env: 'LOAD_THINK',
-    description: `closed loops: pause between a reply and the next request, randomized by ±50% (e.g. 250ms; ${durationRange(LOAD_LIMITS.thinkMs)})`,
-  },
+    description: `closed loops: pause between a reply and the next request, randomized by ±50% (e.g. 250ms; ${durationRange(L.thinkMs)})`,
+    limit: L.thinkMs,
+    default: null,
+  }),
   rate: {
     flag: '--rate',
     env: 'LOAD_RATE',
-    description: `open loops: requests per second per probe and target, ${range(LOAD_LIMITS.rate)}; with --search, the first step`,
+    argument: 'req/s',
+    description: `open loops: requests per second per probe and target, ${range(L.rate)}; with --search, the first step`,
+    default: null,
+    parse(value) {
+      return rate(this, value);
+    },
   },
-  durationMs: {
+  durationMs: durationOption({
     flag: '--duration',
     env: 'LOAD_DURATION',
-    description: `how long to run (e.g. 10s, 2m; at most ${durationText(LOAD_LIMITS.durationMs.max)}); 0 runs until stopped (default: the scenario's length)`,
-  },
-  warmupMs: {
+    description: `how long to run (e.g. 10s, 2m; at most ${durationText(L.durationMs.max)}); 0 runs until stopped`,
+    limit: L.durationMs,
+    default: null,
+    defaultText: "the scenario's length",
+  }),
+  warmupMs: durationOption({
     flag: '--warmup',
     env: 'LOAD_WARMUP',
-    description: `run this long before measuring (left out of the results; at most ${durationText(LOAD_LIMITS.warmupMs.max)})`,
-  },
-  timeoutMs: {
+    description: `run this long before measuring (left out of the results; at most ${durationText(L.warmupMs.max)})`,
+    limit: L.warmupMs,
+    default: 0,
+  }),
+  timeoutMs: durationOption({
     flag: '--timeout',
     env: 'LOAD_TIMEOUT',
-    description: `per-request timeout (default 30s; ${durationRange(LOAD_LIMITS.timeoutMs)})`,
-  },
-  reportEveryMs: {
+    description: `per-request timeout, ${durationRange(L.timeoutMs)}`,
+    limit: L.timeoutMs,
+    default: 30_000,
+  }),
+  reportEveryMs: durationOption({
     flag: '--report-every',
     env: 'LOAD_REPORT_EVERY',
-    description: `how often the live display refreshes (default 1s; ${durationRange(LOAD_LIMITS.reportEveryMs)})`,
-  },
-  json: { flag: '--json', description: 'print the results as JSON on stdout (with HDR histograms)' },
-  csv: { flag: '--csv', description: 'print the results as CSV on stdout' },
-  metricsPort: {
+    description: `how often the live display refreshes, ${durationRange(L.reportEveryMs)}`,
+    limit: L.reportEveryMs,
+    default: 1000,
+  }),
+  json: switchOption({ flag: '--json', description: 'print the results as JSON on stdout (with HDR histograms)' }),
+  csv: switchOption({ flag: '--csv', description: 'print the results as CSV on stdout' }),
+  metricsPort: optionalIntOption({
     flag: '--metrics-port',
     env: 'METRICS_PORT',
-    description: 'serve /metrics, /healthz and the control API on this port (default: none)',
-  },
-  metricsHost: { flag: '--metrics-host', env: 'HOST', description: 'interface for --metrics-port' },
+    argument: 'port',
+    description: 'serve /metrics, /healthz and the control API on this port',
+    defaultText: 'none',
+    min: 0,
+    max: 65535,
+  }),
+  metricsHost: stringOption({
+    flag: '--metrics-host',
+    env: 'HOST',
+    argument: 'address',
+    description: 'interface for --metrics-port',
+    default: '127.0.0.1',
+  }),
   controlToken: {
     flag: '--control-token',
     env: 'LOADGEN_TOKEN',
-    description: `what the control API's PUT and DELETE routes need, as Authorization: Bearer <token> (${LOAD_LIMITS.tokenLength.min} to ${LOAD_LIMITS.tokenLength.max} characters of A-Z a-z 0-9 . _ ~ + / = -; default: a random one, printed on stderr)`,
+    argument: 'token',
+    description: `what the control API's PUT and DELETE routes need, as Authorization: Bearer <token> (${L.tokenLength.min} to ${L.tokenLength.max} characters of A-Z a-z 0-9 . _ ~ + / = -)`,
+    default: null,
+    defaultText: 'a random one, printed on stderr',
+    parse: (value) => controlToken(value),
   },
   scenarioDir: {
     flag: '--scenario-dir',
     env: 'LOAD_SCENARIO_DIR',
-    description: "the only directory PUT /scenario reads .yaml files from (default: the lab's scenarios/)",
+    argument: 'dir',
+    description: 'the only directory PUT /scenario reads .yaml files from',
+    default: DEFAULT_SCENARIO_DIR,
+    defaultText: "the lab's scenarios/",
+    parse: (value) => scenarioDir(value),
   },
-  search: {
+  search: switchOption({
     flag: '--search',
     description: 'find the maximum throughput: step an open-loop rate up until p99 or errors pass their bounds',
-  },
-  maxP99: {
+  }),
+  maxP99: durationOption({
     flag: '--max-p99',
-    description: `with --search: the p99 a step may reach (default 50ms; at most ${durationText(LOAD_LIMITS.maxP99Ms.max)})`,
-  },
+    description: `with --search: the p99 a step may reach (at most ${durationText(L.maxP99Ms.max)})`,
+    limit: L.maxP99Ms,
+    default: 50,
+  }),
   maxErrorRate: {
     flag: '--max-error-rate',
-    description: 'with --search: the share of failed requests a step may reach (default 0.01)',
+    argument: 'share',
+    description: 'with --search: the share of failed requests a step may reach',
+    default: 0.01,
+    parse(value) {
+      const share = typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN;
+      if (!(share >= 0 && share < 1))
+        throw new ConfigError(optionLabel(this), `expected a share from 0 to 1, got ${JSON.stringify(value)}`);
+      return share;
+    },
   },
-  searchStep: {
+  searchStep: durationOption({
     flag: '--search-step',
-    description: `with --search: how long each step runs (default 5s; ${durationRange(LOAD_LIMITS.searchStepMs)})`,
-  },
+    description: `with --search: how long each step runs, ${durationRange(L.searchStepMs)}`,
+    limit: L.searchStepMs,
+    default: 5000,
+  }),
   spotlight: {
-    flag: '--spotlight',
-    env: 'LOAD_SPOTLIGHT',
-    description:
-      "the talk's experiment on one variant at a time, in rotation: perf2 alone, beside one perf1 hog, beside as many hogs as it has workers (yes|no; alone: yes)",
+    ...booleanOption({
+      flag: '--spotlight',
+      env: 'LOAD_SPOTLIGHT',
+      description:
+        "the talk's experiment on one variant at a time, in rotation: perf2 alone, beside one perf1 hog, beside as many hogs as it has workers (yes|no; alone: yes)",
+      default: false,
+    }),
+    // Optional: `--spotlight` alone means yes; LOAD_SPOTLIGHT=0 means no.
+    argument: '[yes|no]',
+    defaultText: 'no',
   },
-  spotlightPhaseMs: {
+  spotlightPhaseMs: durationOption({
     flag: '--spotlight-phase',
     env: 'SPOTLIGHT_PHASE',
-    description: `with --spotlight: how long each phase is measured, in each round (default 2.5s; ${durationRange(LOAD_LIMITS.spotlightPhaseMs)})`,
-  },
-  spotlightWarmupMs: {
+    description: `with --spotlight: how long each phase is measured, in each round, ${durationRange(L.spotlightPhaseMs)}`,
+    limit: L.spotlightPhaseMs,
+    default: 2500,
+  }),
+  spotlightWarmupMs: durationOption({
     flag: '--spotlight-warmup',
     env: 'SPOTLIGHT_WARMUP',
-    description: `with --spotlight: each phase's warm-up before it is measured (default 500ms; at most ${durationText(LOAD_LIMITS.spotlightWarmupMs.max)})`,
-  },
-  spotlightGapMs: {
+    description: `with --spotlight: each phase's warm-up before it is measured (at most ${durationText(L.spotlightWarmupMs.max)})`,
+    limit: L.spotlightWarmupMs,
+    default: 500,
+  }),
+  spotlightGapMs: durationOption({
     flag: '--spotlight-gap',
     env: 'SPOTLIGHT_GAP',
-    description: `with --spotlight: the pause between two turns, when the background load runs (default 5s; at most ${durationText(LOAD_LIMITS.spotlightGapMs.max)})`,
-  },
+    description: `with --spotlight: the pause between two turns, when the background load runs (at most ${durationText(L.spotlightGapMs.max)})`,
+    limit: L.spotlightGapMs,
+    // A turn: 3 rounds of 2 or 3 phases of 0.5 + 2.5 s, then this gap (the background's): 23 or 32 s a variant.
+    default: 5000,
+  }),
   spotlightVariants: {
     flag: '--spotlight-variants',
     env: 'SPOTLIGHT_VARIANTS',
-    description: 'with --spotlight: the targets to put in the spotlight, in this order (default: every target, in order)',
+    argument: 'names',
+    description: 'with --spotlight: the targets to put in the spotlight, in this order',
+    default: null,
+    defaultText: 'every target, in order',
+    parse: (value) => [...new Set(list(value))],
   },
-  spotlightLongN: {
+  spotlightLongN: intOption({
     flag: '--spotlight-long-n',
     env: 'SPOTLIGHT_LONG_N',
-    description: "with --spotlight: the n of the hogs' fib(n) (default 30, the talk's perf1)",
-  },
-  rounds: {
+    description: "with --spotlight: the n of the hogs' fib(n) (the talk's perf1: 30)",
+    default: 30,
+    min: 1,
+    max: FIB_MAX_N_LIMIT,
+  }),
+  rounds: intOption({
     flag: '--spotlight-rounds',
     env: 'SPOTLIGHT_ROUNDS',
-    description: `with --spotlight: each turn runs its phases this many times, alternating, and reports the median and the spread of the rounds (default 3; ${range(LOAD_LIMITS.rounds)})`,
-  },
-  sendThreads: {
+    description: `with --spotlight: each turn runs its phases this many times, alternating, and reports the median and the spread of the rounds, ${range(L.rounds)}`,
+    default: 3,
+    ...L.rounds,
+  }),
+  sendThreads: intOption({
     flag: '--send-threads',
     env: 'LOAD_SEND_THREADS',
-    description: `threads that send requests, each with its share of the connections (0: the main thread, which also serves /metrics; default 1; ${range(LOAD_LIMITS.sendThreads)})`,
-  },
-  rotations: {
+    description: `threads that send requests, each with its share of the connections (0: the main thread, which also serves /metrics; ${range(L.sendThreads)})`,
+    default: 1,
+    ...L.sendThreads,
+  }),
+  rotations: optionalIntOption({
     flag: '--rotations',
-    description: `with --spotlight: stop after this many full rotations, ${range(LOAD_LIMITS.rotations)} (default: run until stopped, or --duration)`,
-  },
-} satisfies Record<string, OptionName & { description: string }>;
+    description: `with --spotlight: stop after this many full rotations, ${range(L.rotations)}`,
+    defaultText: 'run until stopped, or --duration',
+    ...L.rotations,
+  }),
+};
 
-export type LoadOptionKey = keyof typeof loadOptionNames;
-export type RawLoadOptions = Partial<Record<LoadOptionKey, unknown>>;
+export type LoadOptionKey = keyof LoadFlags;
+export type RawLoadOptions = RawOptions<LoadFlags>;
 
+const NO_TARGET = 'give at least one target, e.g. --target eventloop=127.0.0.1:25002 (or --variants eventloop)';
+
+/** The flags one by one (resolveOptions), then what they mean together: the checks across options are here. */
 export function resolveLoadOptions(raw: RawLoadOptions): LoadOptions {
-  const names = loadOptionNames;
-  const given = (key: LoadOptionKey) => raw[key] !== undefined && raw[key] !== '' && raw[key] !== false;
-  const variants = parseVariants(raw.variants);
-  const targets = variants.length > 0 ? [] : parseTargets(raw.targets);
+  const names = loadOptions;
+  const flags = resolveOptions(loadOptions, raw);
+  const given = (key: LoadOptionKey) => isGiven(raw[key]);
+  const { variants } = flags;
   if (variants.length > 0 && given('targets'))
     throw new ConfigError(optionLabel(names.variants), 'give either --variants or --target (LOAD_TARGETS), not both');
-  const scenarioSpec = given('scenarioSpec') ? str(names.scenarioSpec, raw.scenarioSpec) : loadDefaults.scenarioSpec;
-  const overrides: Overrides = {
-    connections: optionalInt(names.connections, raw.connections, LOAD_LIMITS.connections.min, LOAD_LIMITS.connections.max),
-    thinkMs: given('thinkMs') ? duration(names.thinkMs, raw.thinkMs, LOAD_LIMITS.thinkMs) : null,
-    rate: given('rate') ? rate(names.rate, raw.rate) : null,
-  };
-  const scenario = applyOverrides(loadScenario(scenarioSpec, optionLabel(names.scenarioSpec)), overrides);
-  const ms = (key: 'durationMs' | 'warmupMs' | 'timeoutMs' | 'reportEveryMs', fallback: number) =>
-    given(key) ? duration(names[key], raw[key], LOAD_LIMITS[key]) : fallback;
-  const json = raw.json === true;
-  const csv = raw.csv === true;
-  if (json && csv) throw new ConfigError('--json', 'give either --json or --csv');
-  const spotlightOn = bool(names.spotlight, raw.spotlight);
-  const spotlight = spotlightOn ? resolveSpotlight(raw, variants.length > 0 ? variants : targets.map((t) => t.name)) : null;
+  const targets = variants.length > 0 ? [] : flags.targets;
+  if (variants.length === 0 && targets.length === 0) throw new ConfigError(optionLabel(names.targets), NO_TARGET);
+  const overrides: Overrides = { connections: flags.connections, thinkMs: flags.thinkMs, rate: flags.rate };
+  const scenario = applyOverrides(loadScenario(flags.scenarioSpec, optionLabel(names.scenarioSpec)), overrides);
+  if (flags.json && flags.csv) throw new ConfigError('--json', 'give either --json or --csv');
+  const spotlight = flags.spotlight ? resolveSpotlight(flags, variants.length > 0 ? variants : targets.map((t) => t.name)) : null;
   const options: LoadOptions = {
     targets,
     variants,
-    scenarioSpec,
+    scenarioSpec: flags.scenarioSpec,
     scenario,
     overrides,
-    durationMs: given('durationMs')
-      ? duration(names.durationMs, raw.durationMs, LOAD_LIMITS.durationMs)
-      : loadDefaults.durationMs,
-    warmupMs: ms('warmupMs', loadDefaults.warmupMs),
-    timeoutMs: ms('timeoutMs', loadDefaults.timeoutMs),
-    reportEveryMs: ms('reportEveryMs', loadDefaults.reportEveryMs),
-    output: json ? 'json' : csv ? 'csv' : 'table',
-    metricsPort: optionalInt(names.metricsPort, raw.metricsPort, 0, 65535),
-    metricsHost: given('metricsHost') ? str(names.metricsHost, raw.metricsHost) : loadDefaults.metricsHost,
-    search: raw.search === true ? resolveSearch(raw) : null,
+    durationMs: flags.durationMs,
+    warmupMs: flags.warmupMs,
+    timeoutMs: flags.timeoutMs,
+    reportEveryMs: flags.reportEveryMs,
+    output: flags.json ? 'json' : flags.csv ? 'csv' : 'table',
+    metricsPort: flags.metricsPort,
+    metricsHost: flags.metricsHost,
+    search: flags.search
+      ? { maxP99Ms: flags.maxP99, maxErrorRate: flags.maxErrorRate, stepMs: flags.searchStep, factor: SEARCH_FACTOR }
+      : null,
     spotlight,
     background: spotlight === null || given('scenarioSpec'),
-    controlToken: given('controlToken') ? controlToken(raw.controlToken) : null,
+    controlToken: flags.controlToken,
     controlTokenGenerated: false,
-    scenarioDir: given('scenarioDir') ? scenarioDir(raw.scenarioDir) : DEFAULT_SCENARIO_DIR,
-    sendThreads:
-      optionalInt(names.sendThreads, raw.sendThreads, LOAD_LIMITS.sendThreads.min, LOAD_LIMITS.sendThreads.max) ??
-      loadDefaults.sendThreads,
+    scenarioDir: flags.scenarioDir,
+    sendThreads: flags.sendThreads,
   };
   if (options.metricsPort !== null && options.controlToken === null) {
     options.controlToken = randomBytes(24).toString('base64url');
@@ -343,56 +459,26 @@ export function resolveLoadOptions(raw: RawLoadOptions): LoadOptions {
   return options;
 }
 
-function resolveSearch(raw: RawLoadOptions): SearchOptions {
-  const names = loadOptionNames;
-  const defaults = loadDefaults.search;
-  const maxErrorRate = raw.maxErrorRate === undefined ? defaults.maxErrorRate : Number(raw.maxErrorRate);
-  if (!(maxErrorRate >= 0 && maxErrorRate < 1))
-    throw new ConfigError(names.maxErrorRate.flag, `expected a share from 0 to 1, got ${JSON.stringify(raw.maxErrorRate)}`);
+/** Each rate step of --search is the previous one's times this. */
+const SEARCH_FACTOR = 1.5;
+
+function resolveSpotlight(flags: LoadFlags, available: string[]): SpotlightOptions {
+  const label = optionLabel(loadOptions.spotlightVariants);
+  const chosen = flags.spotlightVariants ?? available;
+  for (const name of chosen)
+    if (!available.includes(name))
+      throw new ConfigError(label, `unknown target ${JSON.stringify(name)}: expected some of ${available.join(', ')}`);
+  if (chosen.length === 0) throw new ConfigError(label, 'give at least one target');
   return {
-    maxP99Ms: raw.maxP99 === undefined ? defaults.maxP99Ms : duration(names.maxP99, raw.maxP99, LOAD_LIMITS.maxP99Ms),
-    maxErrorRate,
-    stepMs: raw.searchStep === undefined ? defaults.stepMs : duration(names.searchStep, raw.searchStep, LOAD_LIMITS.searchStepMs),
-    factor: defaults.factor,
+    variants: chosen,
+    phaseMs: flags.spotlightPhaseMs,
+    warmupMs: flags.spotlightWarmupMs,
+    gapMs: flags.spotlightGapMs,
+    rotations: flags.rotations,
+    rounds: flags.rounds,
+    longN: flags.spotlightLongN,
   };
 }
-
-function resolveSpotlight(raw: RawLoadOptions, available: string[]): SpotlightOptions {
-  const names = loadOptionNames;
-  const defaults = loadDefaults.spotlight;
-  const given = (key: LoadOptionKey) => raw[key] !== undefined && raw[key] !== '';
-  const ms = (key: 'spotlightPhaseMs' | 'spotlightWarmupMs' | 'spotlightGapMs', fallback: number) =>
-    given(key) ? duration(names[key], raw[key], LOAD_LIMITS[key]) : fallback;
-  const options: SpotlightOptions = {
-    variants: available,
-    phaseMs: ms('spotlightPhaseMs', defaults.phaseMs),
-    warmupMs: ms('spotlightWarmupMs', defaults.warmupMs),
-    gapMs: ms('spotlightGapMs', defaults.gapMs),
-    rotations: optionalInt(names.rotations, raw.rotations, LOAD_LIMITS.rotations.min, LOAD_LIMITS.rotations.max),
-    rounds: optionalInt(names.rounds, raw.rounds, LOAD_LIMITS.rounds.min, LOAD_LIMITS.rounds.max) ?? defaults.rounds,
-    longN: optionalInt(names.spotlightLongN, raw.spotlightLongN, 1, FIB_MAX_N_LIMIT) ?? defaults.longN,
-  };
-  if (given('spotlightVariants')) {
-    options.variants = [
-      ...new Set(
-        (typeof raw.spotlightVariants === 'string' ? raw.spotlightVariants : JSON.stringify(raw.spotlightVariants))
-          .split(',')
-          .map((name) => name.trim())
-          .filter((name) => name !== ''),
-      ),
-    ];
-    for (const name of options.variants)
-      if (!available.includes(name))
-        throw new ConfigError(
-          optionLabel(names.spotlightVariants),
-          `unknown target ${JSON.stringify(name)}: expected some of ${available.join(', ')}`,
-        );
-  }
-  if (options.variants.length === 0) throw new ConfigError(optionLabel(names.spotlightVariants), 'give at least one target');
-  return options;
-}
-
-/** A yes/no option: the bare flag is yes; from the environment, 1/true/yes/on or 0/false/no/off/empty. */
 
 /** Every probe takes the overrides that apply to its model. */
 export function applyOverrides(scenario: Scenario, overrides: Overrides): Scenario {
@@ -409,13 +495,12 @@ export function applyOverrides(scenario: Scenario, overrides: Overrides): Scenar
 
 /** `name=host:port[?connect=per-request][&legacy][&metrics=host:port][&turns][&parallel=...]`, as a list or comma-separated strings. */
 export function parseTargets(raw: unknown): Target[] {
-  const label = optionLabel(loadOptionNames.targets);
+  const label = optionLabel(loadOptions.targets);
   const items = (Array.isArray(raw) ? raw : raw === undefined ? [] : [raw])
     .flatMap((item) => String(item).split(','))
     .map((item) => item.trim())
     .filter((item) => item !== '');
-  if (items.length === 0)
-    throw new ConfigError(label, 'give at least one target, e.g. --target eventloop=127.0.0.1:25002 (or --variants eventloop)');
+  if (items.length === 0) throw new ConfigError(label, NO_TARGET);
   const targets = items.map((item) => {
     const match = /^([A-Za-z0-9_.-]+)=(\[[^\]]+\]|[^:?]+):(\d+)(?:\?(.*))?$/.exec(item);
     if (!match) throw new ConfigError(label, `expected name=host:port, got ${JSON.stringify(item)}`);
@@ -423,7 +508,7 @@ export function parseTargets(raw: unknown): Target[] {
     const target: Target = {
       name,
       host: host.replace(/^\[|\]$/g, ''),
-      port: int({ flag: `${loadOptionNames.targets.flag} ${name}` }, port, 1, 65535),
+      port: int({ flag: `${loadOptions.targets.flag} ${name}` }, port, 1, 65535),
       connectPerRequest: false,
       legacy: false,
     };
@@ -435,12 +520,12 @@ export function parseTargets(raw: unknown): Target[] {
       } else if (key === 'legacy' && (value === '' || value === '1' || value === 'true')) {
         target.legacy = true;
       } else if (key === 'metrics' && /^(\[[^\]]+\]|[^:]+):\d+$/.test(value)) {
-        int({ flag: `${loadOptionNames.targets.flag} ${name} metrics` }, value.slice(value.lastIndexOf(':') + 1), 1, 65535);
+        int({ flag: `${loadOptions.targets.flag} ${name} metrics` }, value.slice(value.lastIndexOf(':') + 1), 1, 65535);
         target.metrics = value;
       } else if (key === 'turns' && (value === '' || value === '1' || value === 'true')) {
-        target.turns = true;
+        target.takesTurns = true;
       } else if (key === 'parallel' && (PARALLELISM as readonly string[]).includes(value)) {
-        target.parallel = value as Parallelism;
+        target.parallelism = value as Parallelism;
       } else {
         throw new ConfigError(
           label,
@@ -449,7 +534,7 @@ export function parseTargets(raw: unknown): Target[] {
       }
     }
     // A server that takes one client at a time: the background load takes turns too, unless told otherwise.
-    if (target.turns && !connectGiven) target.connectPerRequest = true;
+    if (target.takesTurns && !connectGiven) target.connectPerRequest = true;
     return target;
   });
   const seen = new Set<string>();
@@ -460,36 +545,24 @@ export function parseTargets(raw: unknown): Target[] {
   return targets;
 }
 
-function parseVariants(raw: unknown): string[] {
-  if (raw === undefined || raw === '') return [];
-  const names = (typeof raw === 'string' ? raw : JSON.stringify(raw))
-    .split(',')
+/** Names joined by commas (or a list). */
+function list(raw: unknown): string[] {
+  return (Array.isArray(raw) ? raw.map(String) : typeof raw === 'string' ? raw.split(',') : [JSON.stringify(raw)])
     .map((name) => name.trim())
     .filter((name) => name !== '');
+}
+
+function parseVariants(raw: unknown): string[] {
+  const names = list(raw);
   for (const name of names) {
     if (!VARIANT_NAMES.includes(name)) {
       throw new ConfigError(
-        optionLabel(loadOptionNames.variants),
+        optionLabel(loadOptions.variants),
         `unknown variant ${JSON.stringify(name)}: expected some of ${VARIANT_NAMES.join(', ')}`,
       );
     }
   }
   return [...new Set(names)];
-}
-
-/**
- * A duration such as `250ms`, `10s`, `2m` or `1h` (a bare number is seconds; a typed number, ms),
- * in ms, within `limit` when one is given (the message names it).
- */
-export function duration(name: OptionName, value: unknown, limit?: Limit): number {
-  const ms = typeof value === 'number' ? value : parseDuration(value);
-  if (ms === null || !Number.isFinite(ms) || ms < (limit?.min ?? 0) || ms > (limit?.max ?? Infinity)) {
-    throw new ConfigError(
-      optionLabel(name),
-      `expected a duration ${limit ? `${durationRange(limit)} ` : ''}such as 250ms, 10s or 2m, got ${JSON.stringify(value)}`,
-    );
-  }
-  return ms;
 }
 
 /** Requests per second of an open loop, within LOAD_LIMITS.rate. */
@@ -526,25 +599,20 @@ export function controlToken(value: unknown): string {
   const { min, max } = LOAD_LIMITS.tokenLength;
   if (typeof value !== 'string' || value.length < min || value.length > max || !TOKEN.test(value))
     throw new ConfigError(
-      optionLabel(loadOptionNames.controlToken),
+      optionLabel(loadOptions.controlToken),
       `expected ${min} to ${max} characters of A-Z a-z 0-9 . _ ~ + / = - (e.g. openssl rand -hex 24)`,
     );
   return value;
 }
 
 function scenarioDir(value: unknown): string {
-  const dir = resolve(str(loadOptionNames.scenarioDir, value));
+  const dir = resolve(str(loadOptions.scenarioDir, value));
   if (!existsSync(dir) || !statSync(dir).isDirectory())
-    throw new ConfigError(optionLabel(loadOptionNames.scenarioDir), `no such directory: ${JSON.stringify(dir)}`);
+    throw new ConfigError(optionLabel(loadOptions.scenarioDir), `no such directory: ${JSON.stringify(dir)}`);
   return dir;
 }
 
 /** A limit as words: `from 1 to 256`. */
 function range({ min, max }: Limit): string {
   return `from ${min} to ${max}`;
-}
-
-/** A duration limit as words: `from 100ms to 1h`. */
-function durationRange({ min, max }: Limit): string {
-  return `from ${durationText(min)} to ${durationText(max)}`;
 }

@@ -13,7 +13,8 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../lab/errors.js';
 import { FIB_MAX_N_LIMIT } from '../server/protocol.js';
-import { LOAD_LIMITS, durationText, type Limit } from './limits.js';
+import { durationText, parseDuration, type Limit } from '../lab/duration.js';
+import { LOAD_LIMITS } from './limits.js';
 
 export interface RampRate {
   from: number;
@@ -52,16 +53,6 @@ export interface Scenario {
   /** Its natural length: the default --duration, and the period its schedule repeats with when it runs until stopped. */
   durationMs: number;
   probes: Array<Probe & { scenario: string }>;
-}
-
-const DURATION = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/;
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-/** `250ms`, `10s`, `2m`, `1h`, or a bare number of seconds, in ms; null when it is none of those. */
-export function parseDuration(value: unknown): number | null {
-  if (typeof value === 'number') return Number.isFinite(value) && value >= 0 ? value * 1000 : null;
-  const match = typeof value === 'string' ? DURATION.exec(value) : null;
-  return match ? Number(match[1]) * UNITS[match[2] ?? 's']! : null;
 }
 
 /** A duration within `limit` (ms), as a string with its unit or a number of seconds. */

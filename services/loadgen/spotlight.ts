@@ -18,6 +18,7 @@
 // perf2 got nothing even alone, the ratio means nothing and its series is left out. Whether the
 // generator was the bottleneck is judged per stretch, and counted per phase and cause.
 
+import { parseExposition } from '../lab/exposition.js';
 import type { LessonMetrics, LoadgenMetrics } from './metrics.js';
 import { GENERATOR_CAUSES, judge, mergeHealth, type GeneratorCause, type HealthReport } from './health.js';
 import { measure, type MeasuredProbe, type ProbeFigures } from './measure.js';
@@ -48,8 +49,8 @@ export interface SpotlightTarget {
   /** Its own /metrics (its quota, workers and per-worker counts are read there); null: not read. */
   metricsUrl: string | null;
   /** It takes one client at a time (sync): perf2 connects per request, as the talk's clients take turns, while each hog keeps its connection. */
-  turns: boolean;
-  /** single: no third phase; fixed: third phase with as many hogs as fib_workers; per-connection: with ceil(quota cores). */
+  takesTurns: boolean;
+  /** single: no third phase; fixed-workers: third phase with as many hogs as fib_workers; per-connection: with ceil(quota cores). */
   parallelism: Parallelism;
 }
 
@@ -57,8 +58,8 @@ export function toSpotlightTarget(target: Target): SpotlightTarget {
   return {
     target,
     metricsUrl: target.metrics ? `http://${target.metrics}/metrics` : null,
-    turns: target.turns ?? false,
-    parallelism: target.parallel ?? 'single',
+    takesTurns: target.takesTurns ?? false,
+    parallelism: target.parallelism ?? 'single',
   };
 }
 
@@ -354,7 +355,7 @@ export class Spotlight {
     this.current = { variant, phase };
     this.deps.onEvent?.({ type: 'phase', variant, phase, hogs, round });
     const countsBefore = spot.parallelism === 'fixed-workers' && spot.metricsUrl ? await workerCounts(spot.metricsUrl) : null;
-    const probes: MeasuredProbe[] = [{ name: 'short', n: SHORT_N, connections: 1, connectPerRequest: spot.turns }];
+    const probes: MeasuredProbe[] = [{ name: 'short', n: SHORT_N, connections: 1, connectPerRequest: spot.takesTurns }];
     if (hogs > 0) probes.push({ name: 'long', n: this.options.longN, connections: hogs, connectPerRequest: false });
     const live = this.lesson?.phase.labels({ variant, phase });
     live?.set(1);
@@ -601,7 +602,7 @@ export interface VariantState {
 export async function readVariantState(url: string): Promise<VariantState> {
   const response = await fetch(url, { signal: AbortSignal.timeout(METRICS_TIMEOUT_MS) });
   if (!response.ok) throw new Error(`HTTP ${response.status}`);
-  const samples = parsePrometheusText(await response.text());
+  const samples = parseExposition(await response.text());
   const first = (name: string) => {
     const value = samples.find((s) => s.name === name)?.value;
     return value !== undefined && Number.isFinite(value) ? value : null;
@@ -625,27 +626,6 @@ function workersUsed(before: Map<string, number>, after: Map<string, number>): n
   let used = 0;
   for (const [worker, count] of after) if (count > (before.get(worker) ?? 0)) used += 1;
   return used;
-}
-
-export interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-const PROMETHEUS_SPECIALS: Record<string, number> = { '+Inf': Infinity, '-Inf': -Infinity, NaN: NaN };
-
-/** The samples of a Prometheus text page (what the lab's own servers write: no escaped quotes in label values). */
-export function parsePrometheusText(text: string): Sample[] {
-  const samples: Sample[] = [];
-  for (const line of text.split('\n')) {
-    const match = /^([A-Za-z_:][\w:]*)(?:\{([^}]*)\})?\s+(\S+)/.exec(line);
-    if (!match) continue;
-    const labels: Record<string, string> = {};
-    for (const [, key, value] of (match[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)) labels[key!] = value!;
-    samples.push({ name: match[1]!, labels, value: PROMETHEUS_SPECIALS[match[3]!] ?? Number(match[3]) });
-  }
-  return samples;
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -3,81 +3,12 @@
 // confirms the change where it matters, in the variant's own `lab_cpu_quota_cores` (what its
 // cgroup now says), and prints before and after.
 
-import { ConfigError } from '../lab/errors.js';
-import { optionLabel, type OptionName } from '../lab/options.js';
 import { LabDocker, LabNotRunningError, type LabContainer, type VariantContainers } from './docker.js';
 import { envQuota, envVariable } from './env.js';
+import type { CpusOptions } from './options.js';
 import { parseExposition, pick } from '../lab/exposition.js';
 
-export interface CpusOptions {
-  /** The variants to change (every running one for `all` and --reset). */
-  target: string | null;
-  /** The quota to set, in cores; null with --reset. */
-  cores: number | null;
-  /** Put back each variant's quota from `.env` (`<VARIANT>_CPUS`). */
-  reset: boolean;
-  /** How long to wait for the variant's own lab_cpu_quota_cores to show the change. */
-  confirmTimeoutMs: number;
-  /** Where --reset reads the quotas when the environment does not set them. */
-  envFile: string | undefined;
-}
-
-export const cpusDefaults = { confirmTimeoutMs: 15_000 } as const;
-
-export const cpusOptionNames = {
-  target: { flag: '<variant|all>' },
-  cores: { flag: '<cores>' },
-  reset: { flag: '--reset' },
-  confirmTimeoutMs: { flag: '--confirm-timeout' },
-  envFile: { flag: '--env-file' },
-} satisfies Record<keyof CpusOptions, OptionName>;
-
-/** Docker's smallest quota. */
-const MIN_CORES = 0.01;
-
-export function resolveCpusOptions(raw: {
-  target?: string | undefined;
-  cores?: string | undefined;
-  reset?: boolean | undefined;
-  confirmTimeout?: string | undefined;
-  envFile?: string | undefined;
-}): CpusOptions {
-  const names = cpusOptionNames;
-  const reset = raw.reset === true;
-  if (reset && (raw.target !== undefined || raw.cores !== undefined)) {
-    throw new ConfigError(
-      names.reset.flag,
-      'takes no <variant> or <cores>: it puts every running variant back to its .env quota',
-    );
-  }
-  if (!reset && (raw.target === undefined || raw.cores === undefined)) {
-    throw new ConfigError(
-      names.cores.flag,
-      'give a variant (or all) and a number of cores, e.g. lab cpus threadpool 1, or --reset',
-    );
-  }
-  let cores: number | null = null;
-  if (!reset) {
-    cores = Number(raw.cores);
-    if (!Number.isFinite(cores) || cores < MIN_CORES) {
-      throw new ConfigError(
-        names.cores.flag,
-        `expected a number of cores from ${MIN_CORES} up, got ${JSON.stringify(raw.cores)}`,
-      );
-    }
-  }
-  let confirmTimeoutMs: number = cpusDefaults.confirmTimeoutMs;
-  if (raw.confirmTimeout !== undefined) {
-    confirmTimeoutMs = Number(raw.confirmTimeout) * 1000;
-    if (!Number.isFinite(confirmTimeoutMs) || confirmTimeoutMs <= 0) {
-      throw new ConfigError(
-        optionLabel(names.confirmTimeoutMs),
-        `expected seconds above 0, got ${JSON.stringify(raw.confirmTimeout)}`,
-      );
-    }
-  }
-  return { target: reset ? null : raw.target!, cores, reset, confirmTimeoutMs, envFile: raw.envFile };
-}
+export type { CpusOptions } from './options.js';
 
 /** What one container's quota was and became, and when its variant saw it. */
 export interface QuotaChange {
@@ -183,7 +114,8 @@ function describe(change: QuotaChange): string {
   const where = change.container === `concurrency-lab-${change.variant}-1` ? '' : ` (${change.container})`;
   if (change.error) return `${head}${where}  ${exportedText}: ${change.error}`;
   const confirmed = `confirmed after ${(change.confirmedAfterMs! / 1000).toFixed(1)} s`;
-  // Pools are sized at start: a live change shows the mismatch.
+  // Pools keep their start size unless POOL_FOLLOWS_QUOTA is on (then they resize within a few
+  // seconds): fib_workers shows which, right after the change.
   const pool = change.workers === null ? '' : `; fib_workers ${change.workers}`;
   return `${head}${where}  ${exportedText} (${confirmed})${pool}`;
 }

@@ -7,61 +7,11 @@
 // the variants nothing, unlike exec'ing into each); the load generator's /metrics for the
 // spotlight gauges. A source that does not answer leaves its columns at '-'.
 
-import { ConfigError } from '../lab/errors.js';
-import { optionLabel, type OptionName } from '../lab/options.js';
 import { LabDocker, LabNotRunningError } from './docker.js';
+import type { PsOptions } from './options.js';
 import { parseExposition, pick } from '../lab/exposition.js';
 
-export interface PsOptions {
-  /** Print one snapshot as JSON. */
-  json: boolean;
-  /** Refresh interval on a terminal, ms; 0 prints one snapshot. */
-  everyMs: number;
-  prometheusUrl: string;
-  loadgenUrl: string;
-}
-
-export const psDefaults: PsOptions = {
-  json: false,
-  everyMs: 2000,
-  prometheusUrl: 'http://127.0.0.1:9090',
-  loadgenUrl: 'http://127.0.0.1:9465',
-};
-
-export const psOptionNames = {
-  json: { flag: '--json' },
-  everyMs: { flag: '--every' },
-  prometheusUrl: { flag: '--prometheus', env: 'LAB_PROMETHEUS_URL' },
-  loadgenUrl: { flag: '--loadgen', env: 'LAB_LOADGEN_URL' },
-} satisfies Record<keyof PsOptions, OptionName>;
-
-export function resolvePsOptions(raw: Partial<Record<keyof PsOptions, unknown>>): PsOptions {
-  const names = psOptionNames;
-  let everyMs = psDefaults.everyMs;
-  if (raw.everyMs !== undefined) {
-    everyMs = Number(raw.everyMs) * 1000;
-    if (!Number.isFinite(everyMs) || (everyMs !== 0 && everyMs < 500)) {
-      throw new ConfigError(
-        names.everyMs.flag,
-        `expected seconds, 0.5 or more (0: one snapshot), got ${JSON.stringify(raw.everyMs)}`,
-      );
-    }
-  }
-  return {
-    json: raw.json === true,
-    everyMs,
-    prometheusUrl: url(names.prometheusUrl, raw.prometheusUrl ?? psDefaults.prometheusUrl),
-    loadgenUrl: url(names.loadgenUrl, raw.loadgenUrl ?? psDefaults.loadgenUrl),
-  };
-}
-
-function url(name: OptionName, value: unknown): string {
-  try {
-    return new URL(String(value)).toString().replace(/\/$/, '');
-  } catch {
-    throw new ConfigError(optionLabel(name), `expected a URL such as http://127.0.0.1:9090, got ${JSON.stringify(value)}`);
-  }
-}
+export type { PsOptions } from './options.js';
 
 export interface VariantRow {
   variant: string;

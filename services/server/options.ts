@@ -7,7 +7,7 @@ import {
   optionalIntOption,
   resolveOptions,
   stringOption,
-  type OptionSpecs,
+  type EnvOptionSpecs,
   type RawOptions,
 } from '../lab/options.js';
 import { FIB_MAX_N_LIMIT } from './protocol.js';
@@ -34,7 +34,7 @@ export interface ServeOptions {
   lineTimeoutMs: number;
 }
 
-export const serveOptions: OptionSpecs<ServeOptions> = {
+export const serveOptions: EnvOptionSpecs<ServeOptions> = {
   host: stringOption({
     flag: '--host',
     env: 'HOST',

@@ -19,7 +19,7 @@ import type { CgroupReader } from '../lab/cgroup.js';
 import type { RequestHandler } from './connection.js';
 import type { MetricsSource } from '../lab/http.js';
 import type { ServerMetrics } from './metrics.js';
-import type { OptionSpec, OptionSpecs } from '../lab/options.js';
+import type { EnvOptionSpec, EnvOptionSpecs } from '../lab/options.js';
 import type { ServeOptions } from './options.js';
 
 /** Level `executor`: how a parsed request reaches a CPU. */
@@ -119,7 +119,7 @@ export interface VariantFields<O = object> {
   /** What it demonstrates, in a phrase. */
   shows: string;
   /** The variant's own options: flags, variables, defaults and guards (e.g. the pool size). */
-  options: OptionSpecs<O>;
+  options: EnvOptionSpecs<O>;
   /** The connection cap when MAX_CONNECTIONS is not set: what the model can afford. */
   connectionCap: number;
   /** IDLE_TIMEOUT_MS when not set. */
@@ -163,7 +163,7 @@ export interface Companions {
 
 /** A row of the table, its own options' type erased, its runtime said (`node` where the definition left it out). */
 export type Variant = Omit<VariantFields<object>, 'options' | 'workersOption' | 'queueOption'> & {
-  options: Readonly<Record<string, OptionSpec<unknown>>>;
+  options: Readonly<Record<string, EnvOptionSpec<unknown>>>;
   workersOption?: string;
   queueOption?: string;
 } & Implementation<object>;

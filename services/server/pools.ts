@@ -7,13 +7,20 @@
 
 import { defaultParallelism } from '../lab/cgroup.js';
 import { ConfigError } from '../lab/errors.js';
-import { booleanOption, intOption, optionLabel, optionalIntOption, type OptionSpec, type OptionSpecs } from '../lab/options.js';
+import {
+  booleanOption,
+  intOption,
+  optionLabel,
+  optionalIntOption,
+  type EnvOptionSpec,
+  type EnvOptionSpecs,
+} from '../lab/options.js';
 import type { VariantContext } from './plugin.js';
 
 /** How often a pool that follows the quota reads it. */
 export const QUOTA_POLL_MS = 2000;
 
-export const poolFollowsQuotaOption: OptionSpec<boolean> = booleanOption({
+export const poolFollowsQuotaOption: EnvOptionSpec<boolean> = booleanOption({
   flag: '--pool-follows-quota',
   env: 'POOL_FOLLOWS_QUOTA',
   description: `resize the workers when the CPU quota changes (read every ${QUOTA_POLL_MS / 1000} s); off, they keep their start size`,
@@ -28,7 +35,7 @@ export interface PoolOptions {
   poolFollowsQuota: boolean;
 }
 
-export const poolOptions: OptionSpecs<PoolOptions> = {
+export const poolOptions: EnvOptionSpecs<PoolOptions> = {
   poolSize: optionalIntOption({
     flag: '--pool-size',
     env: 'POOL_SIZE',
@@ -68,7 +75,7 @@ export const poolTraits = {
 export function startSize(
   ctx: VariantContext,
   size: number | null,
-  sizeOption: OptionSpec<number | null>,
+  sizeOption: EnvOptionSpec<number | null>,
   follows: boolean,
 ): number {
   if (size !== null && follows) {

@@ -5,9 +5,9 @@
 
 import { spawnSync } from 'node:child_process';
 import { ConfigError } from '../lab/errors.js';
-import { optionLabel, stringOption, type OptionSpec } from '../lab/options.js';
+import { optionLabel, stringOption, type EnvOptionSpec } from '../lab/options.js';
 
-export const pythonOption: OptionSpec<string> = stringOption({
+export const pythonOption: EnvOptionSpec<string> = stringOption({
   flag: '--python',
   env: 'LAB_PYTHON',
   argument: 'path',

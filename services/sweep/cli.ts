@@ -2,25 +2,12 @@
 // each command loads its module when it runs, so `lab variants` and `lab serve` never load
 // dockerode or the report's libraries.
 
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
+import { addOptions, specEntries } from '../lab/command.js';
 import { ConfigError } from '../lab/errors.js';
-import { sweepOptionNames, type RawSweepOptions, type SweepOptionKey } from './options.js';
+import { sweepOptions } from './options.js';
 
 export function addSweepCommands(program: Command): void {
-  const ARGUMENTS: Partial<Record<SweepOptionKey, string>> = {
-    file: 'sweep.yaml',
-    variants: 'names',
-    cpus: 'cores,...',
-    out: 'sweep.json',
-    isolation: 'mode',
-    warmup: 'duration',
-    throughputDuration: 'duration',
-    collapseDuration: 'duration',
-    connectionsPerCore: 'n',
-    cpuN: 'n',
-    baselineVariant: 'variant',
-    loadgenUrl: 'url',
-  };
   const sweep = program
     .command('sweep')
     .description('variants x CPU quotas: throughput of fib(27), the perf2 collapse beside a fib(30) hog, short p99; resumable')
@@ -37,21 +24,10 @@ export function addSweepCommands(program: Command): void {
         'An interrupted sweep (Ctrl-C) puts the quotas back; the same command resumes it.',
       ].join('\n'),
     );
-  const attributes = new Map<SweepOptionKey, string>();
-  for (const [key, name] of Object.entries(sweepOptionNames) as Array<
-    [SweepOptionKey, (typeof sweepOptionNames)[SweepOptionKey]]
-  >) {
-    const argument = ARGUMENTS[key];
-    const option = new Option(argument ? `${name.flag} <${argument}>` : name.flag, name.description);
-    if ('env' in name) option.env(name.env);
-    sweep.addOption(option);
-    attributes.set(key, option.attributeName());
-  }
+  const read = addOptions(sweep, specEntries(sweepOptions));
   sweep.action(async (parsed: Record<string, unknown>) => {
-    const raw: RawSweepOptions = {};
-    for (const [key, attribute] of attributes) raw[key] = parsed[attribute];
     const [{ resolveSweepOptions }, { runSweep }] = await Promise.all([import('./options.js'), import('./sweep.js')]);
-    await runSweep(resolveSweepOptions(raw));
+    await runSweep(resolveSweepOptions(read(parsed).raw));
   });
 
   program

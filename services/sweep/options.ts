@@ -1,13 +1,23 @@
 // Configuration of `lab sweep`: from flags, or from a YAML file (`--file`) whose keys are the
-// flags' names, flags winning over the file. One typed interface, one defaults object, flat
-// guards that name the option (or the file's field) in their one-line message.
+// flags' names, flags winning over the file. A spec per flag (services/lab/options.ts: flag,
+// default, guard naming the option or the file's field in its one-line message), then the
+// resolver with the checks across options.
 
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../lab/errors.js';
-import { optionLabel, type OptionName } from '../lab/options.js';
-import { duration } from '../loadgen/options.js';
+import { duration, durationOption } from '../lab/duration.js';
+import {
+  intOption,
+  isGiven,
+  optionLabel,
+  resolveOptions,
+  switchOption,
+  type OptionSpec,
+  type OptionSpecs,
+  type RawOptions,
+} from '../lab/options.js';
 import { VARIANT_NAMES } from '../variants/index.js';
 import type { SweepSettings } from './file.js';
 
@@ -34,62 +44,165 @@ export interface SweepOptions {
   confirmTimeoutMs: number;
 }
 
-export const sweepDefaults = {
-  cpus: [0.5, 1, 1.5, 2],
-  out: 'sweep.json',
-  native: false,
-  isolation: 'auto' as Isolation,
-  settings: {
-    cpuN: 27,
-    longN: 30,
-    shortN: 1,
-    connectionsPerCore: 2,
-    warmupMs: 2000,
-    throughputMs: 5000,
-    collapseMs: 3000,
-  } satisfies SweepSettings,
-  baselineVariant: 'eventloop',
-  loadgenUrl: 'http://127.0.0.1:9465',
-  confirmTimeoutMs: 15_000,
+const settingsDefaults: SweepSettings = {
+  cpuN: 27,
+  longN: 30,
+  shortN: 1,
+  connectionsPerCore: 2,
+  warmupMs: 2000,
+  throughputMs: 5000,
+  collapseMs: 3000,
 };
 
-export const sweepOptionNames = {
+/** What the flags (and the file's keys) say, one by one, typed: the resolver builds SweepOptions from them. */
+export interface SweepFlags {
+  file: string | null;
+  variants: string[];
+  cpus: number[];
+  out: string;
+  native: boolean;
+  isolation: Isolation;
+  warmup: number;
+  throughputDuration: number;
+  collapseDuration: number;
+  connectionsPerCore: number;
+  cpuN: number;
+  baselineVariant: string;
+  loadgenUrl: string;
+}
+
+/** A phase measured for at least 500 ms: shorter ones hold too few long requests to say anything. */
+function measuredDuration(flag: string, description: string, defaultMs: number): OptionSpec<number> {
+  return {
+    ...durationOption({ flag, description, default: defaultMs }),
+    parse(value) {
+      const ms = duration(this, value);
+      if (ms < 500) throw new ConfigError(this.flag, 'must be at least 500ms');
+      return ms;
+    },
+  };
+}
+
+export const sweepOptions: OptionSpecs<SweepFlags> = {
   file: {
     flag: '--file',
+    argument: 'sweep.yaml',
     description: 'read the sweep from a YAML file (keys: the flags without --, e.g. variants, cpus, warmup)',
+    default: null,
+    parse: (value) => text(value),
   },
   variants: {
     flag: '--variants',
-    description: `variants to sweep, comma-separated (default: all of ${VARIANT_NAMES.join(', ')})`,
+    argument: 'names',
+    description: 'variants to sweep, comma-separated',
+    default: [...VARIANT_NAMES],
+    defaultText: `all of ${VARIANT_NAMES.join(', ')}`,
+    parse: (value) => parseVariants(value),
   },
-  cpus: { flag: '--cpus', description: 'CPU quotas in cores, comma-separated (default 0.5,1,1.5,2)' },
-  out: { flag: '--out', description: 'the sweep file (JSON); an existing one is resumed (default sweep.json)' },
-  native: { flag: '--native', description: 'no Docker: lab serve processes in cgroups this creates (or pinned to whole cores)' },
+  cpus: {
+    flag: '--cpus',
+    argument: 'cores,...',
+    description: 'CPU quotas in cores, comma-separated',
+    default: [0.5, 1, 1.5, 2],
+    defaultText: '0.5,1,1.5,2',
+    parse: (value) => parseCpus(value),
+  },
+  out: {
+    flag: '--out',
+    argument: 'sweep.json',
+    description: 'the sweep file (JSON); an existing one is resumed',
+    default: 'sweep.json',
+    parse(value) {
+      const out = text(value).trim();
+      if (out === '') throw new ConfigError(this.flag, 'expected a file name');
+      return out;
+    },
+  },
+  native: switchOption({
+    flag: '--native',
+    description: 'no Docker: lab serve processes in cgroups this creates (or pinned to whole cores)',
+  }),
   isolation: {
     flag: '--isolation',
+    argument: 'mode',
     description: 'with --native: auto (a cgroup when it may), cgroup, or affinity (whole cores)',
+    default: 'auto',
+    parse(value) {
+      const isolation = text(value);
+      if (isolation !== 'auto' && isolation !== 'cgroup' && isolation !== 'affinity')
+        throw new ConfigError(this.flag, `expected auto, cgroup or affinity, got ${JSON.stringify(isolation)}`);
+      return isolation;
+    },
   },
-  warmup: { flag: '--warmup', description: 'load after each quota change before measuring (default 2s)' },
-  throughputDuration: { flag: '--throughput-duration', description: 'how long throughput is measured per point (default 5s)' },
-  collapseDuration: { flag: '--collapse-duration', description: 'how long each collapse phase is measured (default 3s)' },
-  connectionsPerCore: { flag: '--connections-per-core', description: 'throughput connections per core of quota (default 2)' },
-  cpuN: { flag: '--cpu-n', description: 'n of the CPU-bound request whose throughput is measured (default 27)' },
+  warmup: durationOption({
+    flag: '--warmup',
+    description: 'load after each quota change before measuring',
+    default: settingsDefaults.warmupMs,
+  }),
+  throughputDuration: measuredDuration(
+    '--throughput-duration',
+    'how long throughput is measured per point',
+    settingsDefaults.throughputMs,
+  ),
+  collapseDuration: measuredDuration(
+    '--collapse-duration',
+    'how long each collapse phase is measured',
+    settingsDefaults.collapseMs,
+  ),
+  connectionsPerCore: intOption({
+    flag: '--connections-per-core',
+    description: 'throughput connections per core of quota',
+    default: settingsDefaults.connectionsPerCore,
+    min: 1,
+    max: 64,
+  }),
+  cpuN: intOption({
+    flag: '--cpu-n',
+    description: 'n of the CPU-bound request whose throughput is measured',
+    default: settingsDefaults.cpuN,
+    min: 1,
+    max: 35,
+  }),
   baselineVariant: {
     flag: '--baseline-variant',
-    description: 'variant t(fib(n)) is measured on at start, one connection (default eventloop)',
+    argument: 'variant',
+    description: 'variant t(fib(n)) is measured on at start, one connection',
+    default: 'eventloop',
+    parse(value) {
+      const name = text(value);
+      if (!VARIANT_NAMES.includes(name))
+        throw new ConfigError(this.flag, `unknown variant ${JSON.stringify(name)}: expected one of ${VARIANT_NAMES.join(', ')}`);
+      return name;
+    },
   },
   loadgenUrl: {
     flag: '--loadgen',
     env: 'LAB_LOADGEN_URL',
+    argument: 'url',
     description:
       "the lab load generator's control API (its load is paused per point, with the token LOADGEN_TOKEN from the environment, else from .env in the current directory)",
+    default: 'http://127.0.0.1:9465',
+    parse(value) {
+      const url = text(value);
+      try {
+        new URL(url);
+      } catch {
+        throw new ConfigError(optionLabel(this), `expected a URL such as http://127.0.0.1:9465, got ${JSON.stringify(url)}`);
+      }
+      return url.replace(/\/$/, '');
+    },
   },
-} satisfies Record<string, OptionName & { description: string }>;
+};
 
-export type SweepOptionKey = keyof typeof sweepOptionNames;
-export type RawSweepOptions = Partial<Record<SweepOptionKey, unknown>>;
+export type SweepOptionKey = keyof SweepFlags;
+export type RawSweepOptions = RawOptions<SweepFlags>;
+
+/** How long a quota change may take to show in the variant's lab_cpu_quota_cores. */
+const CONFIRM_TIMEOUT_MS = 15_000;
 
 const listOrString = z.union([z.string(), z.array(z.union([z.string(), z.number()]))]);
+// A duration in the file is written as a flag's (a bare number: seconds).
+const durationField = z.union([z.string(), z.number().transform(String)]);
 const fileSchema = z
   .object({
     variants: listOrString.optional(),
@@ -97,9 +210,9 @@ const fileSchema = z
     out: z.string().optional(),
     native: z.boolean().optional(),
     isolation: z.string().optional(),
-    warmup: z.union([z.string(), z.number()]).optional(),
-    throughputDuration: z.union([z.string(), z.number()]).optional(),
-    collapseDuration: z.union([z.string(), z.number()]).optional(),
+    warmup: durationField.optional(),
+    throughputDuration: durationField.optional(),
+    collapseDuration: durationField.optional(),
     connectionsPerCore: z.number().optional(),
     cpuN: z.number().optional(),
     baselineVariant: z.string().optional(),
@@ -107,71 +220,38 @@ const fileSchema = z
   })
   .strict();
 
-/** The file's values, then the flags' over them. */
+/** The file's values, then the flags' over them; each option's guard, then the checks across options. */
 export function resolveSweepOptions(raw: RawSweepOptions): SweepOptions {
-  const names = sweepOptionNames;
-  const merged: RawSweepOptions = { ...(raw.file ? readSweepFile(text(raw.file)) : {}) };
+  const file = isGiven(raw.file) ? sweepOptions.file.parse(raw.file) : null;
+  const merged: RawSweepOptions = { ...(file === null ? {} : readSweepFile(file)) };
   for (const [key, value] of Object.entries(raw) as Array<[SweepOptionKey, unknown]>) {
     if (value !== undefined && key !== 'file') merged[key] = value;
   }
-  const defaults = sweepDefaults.settings;
-  const settings: SweepSettings = {
-    cpuN: merged.cpuN === undefined ? defaults.cpuN : integer(names.cpuN, merged.cpuN, 1, 35),
-    longN: defaults.longN,
-    shortN: defaults.shortN,
-    connectionsPerCore:
-      merged.connectionsPerCore === undefined
-        ? defaults.connectionsPerCore
-        : integer(names.connectionsPerCore, merged.connectionsPerCore, 1, 64),
-    warmupMs: merged.warmup === undefined ? defaults.warmupMs : duration(names.warmup, merged.warmup),
-    throughputMs:
-      merged.throughputDuration === undefined
-        ? defaults.throughputMs
-        : duration(names.throughputDuration, merged.throughputDuration),
-    collapseMs:
-      merged.collapseDuration === undefined ? defaults.collapseMs : duration(names.collapseDuration, merged.collapseDuration),
-  };
-  if (settings.throughputMs < 500) throw new ConfigError(names.throughputDuration.flag, 'must be at least 500ms');
-  if (settings.collapseMs < 500) throw new ConfigError(names.collapseDuration.flag, 'must be at least 500ms');
-  const isolation = merged.isolation === undefined ? sweepDefaults.isolation : text(merged.isolation);
-  if (isolation !== 'auto' && isolation !== 'cgroup' && isolation !== 'affinity') {
-    throw new ConfigError(names.isolation.flag, `expected auto, cgroup or affinity, got ${JSON.stringify(isolation)}`);
-  }
-  const native = merged.native === true;
-  if (!native && merged.isolation !== undefined) throw new ConfigError(names.isolation.flag, 'applies only with --native');
-  const baselineVariant = merged.baselineVariant === undefined ? sweepDefaults.baselineVariant : text(merged.baselineVariant);
-  if (!VARIANT_NAMES.includes(baselineVariant)) {
-    throw new ConfigError(
-      names.baselineVariant.flag,
-      `unknown variant ${JSON.stringify(baselineVariant)}: expected one of ${VARIANT_NAMES.join(', ')}`,
-    );
-  }
-  const out = merged.out === undefined ? sweepDefaults.out : text(merged.out).trim();
-  if (out === '') throw new ConfigError(names.out.flag, 'expected a file name');
-  const loadgenUrl = merged.loadgenUrl === undefined ? sweepDefaults.loadgenUrl : text(merged.loadgenUrl);
-  try {
-    new URL(loadgenUrl);
-  } catch {
-    throw new ConfigError(
-      optionLabel(names.loadgenUrl),
-      `expected a URL such as http://127.0.0.1:9465, got ${JSON.stringify(loadgenUrl)}`,
-    );
-  }
+  const flags = resolveOptions(sweepOptions, merged);
+  if (!flags.native && isGiven(merged.isolation))
+    throw new ConfigError(sweepOptions.isolation.flag, 'applies only with --native');
   return {
-    variants: parseVariants(merged.variants),
-    cpus: parseCpus(merged.cpus),
-    out,
-    native,
-    isolation,
-    settings,
-    baselineVariant,
-    loadgenUrl: loadgenUrl.replace(/\/$/, ''),
-    confirmTimeoutMs: sweepDefaults.confirmTimeoutMs,
+    variants: flags.variants,
+    cpus: flags.cpus,
+    out: flags.out,
+    native: flags.native,
+    isolation: flags.isolation,
+    settings: {
+      ...settingsDefaults,
+      cpuN: flags.cpuN,
+      connectionsPerCore: flags.connectionsPerCore,
+      warmupMs: flags.warmup,
+      throughputMs: flags.throughputDuration,
+      collapseMs: flags.collapseDuration,
+    },
+    baselineVariant: flags.baselineVariant,
+    loadgenUrl: flags.loadgenUrl,
+    confirmTimeoutMs: CONFIRM_TIMEOUT_MS,
   };
 }
 
 function readSweepFile(path: string): RawSweepOptions {
-  const label = sweepOptionNames.file.flag;
+  const label = sweepOptions.file.flag;
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -208,13 +288,12 @@ function list(value: unknown): string[] {
 }
 
 function parseVariants(value: unknown): string[] {
-  if (value === undefined) return [...VARIANT_NAMES];
   const names = list(value);
-  if (names.length === 0) throw new ConfigError(sweepOptionNames.variants.flag, 'give at least one variant');
+  if (names.length === 0) throw new ConfigError(sweepOptions.variants.flag, 'give at least one variant');
   for (const name of names) {
     if (!VARIANT_NAMES.includes(name)) {
       throw new ConfigError(
-        sweepOptionNames.variants.flag,
+        sweepOptions.variants.flag,
         `unknown variant ${JSON.stringify(name)}: expected some of ${VARIANT_NAMES.join(', ')}`,
       );
     }
@@ -223,23 +302,14 @@ function parseVariants(value: unknown): string[] {
 }
 
 function parseCpus(value: unknown): number[] {
-  if (value === undefined) return [...sweepDefaults.cpus];
   const items = typeof value === 'number' ? [String(value)] : list(value);
-  if (items.length === 0) throw new ConfigError(sweepOptionNames.cpus.flag, 'give at least one quota');
+  if (items.length === 0) throw new ConfigError(sweepOptions.cpus.flag, 'give at least one quota');
   const cpus = items.map((item) => {
     const cores = Number(item);
     if (!Number.isFinite(cores) || cores < 0.01) {
-      throw new ConfigError(sweepOptionNames.cpus.flag, `expected numbers of cores from 0.01 up, got ${JSON.stringify(item)}`);
+      throw new ConfigError(sweepOptions.cpus.flag, `expected numbers of cores from 0.01 up, got ${JSON.stringify(item)}`);
     }
     return cores;
   });
   return [...new Set(cpus)];
-}
-
-function integer(name: OptionName, value: unknown, min: number, max: number): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    throw new ConfigError(optionLabel(name), `expected an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
-  }
-  return n;
 }

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { TestClient, childProcesses, loopRequests, metricsOf, referenceFib, sample, startVariant } from '../helpers.js';
+import { TestClient, childProcesses, loopRequests, metricsOf, poll, referenceFib, sample, startVariant } from '../helpers.js';
 
 const workerCounts = (metrics: string) =>
   [0, 1].map((worker) => sample(metrics, 'fib_worker_requests_total', { worker: String(worker) }));
@@ -52,11 +52,11 @@ describe('lesson: cluster', () => {
       assert.equal(closed.length, 1, "exactly the killed worker's connection closes");
       const survivor = clients.find((client) => !client.closed)!;
       assert.equal(await survivor.ask('12'), 'fib: 144');
-      let after = childProcesses(pid).filter((c) => !c.zombie);
-      for (let attempt = 0; attempt < 100 && after.length !== 2; attempt++) {
-        await sleep(50);
-        after = childProcesses(pid).filter((c) => !c.zombie);
-      }
+      const { value: after } = await poll(
+        () => childProcesses(pid).filter((c) => !c.zombie),
+        (live) => live.length === 2,
+        { timeoutMs: 5000, intervalMs: 50 },
+      );
       console.log(`cluster: workers ${before.join(',')} -> killed ${before[0]} -> ${after.map((c) => c.pid).join(',')}`);
       assert.equal(after.length, 2, 'back to two workers');
       assert.ok(!after.some((c) => c.pid === before[0]));

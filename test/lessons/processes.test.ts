@@ -3,8 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { TestClient, childProcesses, metricsOf, sample, startVariant } from '../helpers.js';
+import { TestClient, childProcesses, metricsOf, poll, sample, startVariant } from '../helpers.js';
 
 describe('lesson: processes', () => {
   it('forks a child per connection and reaps it: no zombies and no leaked processes after 100 cycles', async () => {
@@ -19,11 +18,11 @@ describe('lesson: processes', () => {
         client.close();
         await client.closedPromise;
       }
-      let children = childProcesses(pid);
-      for (let attempt = 0; attempt < 100 && children.length > 0; attempt++) {
-        await sleep(50);
-        children = childProcesses(pid);
-      }
+      const { value: children } = await poll(
+        () => childProcesses(pid),
+        (now) => now.length === 0,
+        { timeoutMs: 5000, intervalMs: 50 },
+      );
       const workers = sample(await metricsOf(server), 'fib_workers');
       const shown = `children while connected (every 25 cycles): ${during.join(', ')}; after: ${JSON.stringify(children)}; fib_workers ${workers}`;
       console.log(`processes: ${shown}`);

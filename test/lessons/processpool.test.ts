@@ -3,8 +3,8 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { TestClient, childProcesses, metricsOf, referenceFib, sample, startVariant } from '../helpers.js';
+import { waitUntilComputing } from '../hardening-helpers.js';
+import { TestClient, childProcesses, metricsOf, poll, referenceFib, sample, startVariant } from '../helpers.js';
 
 describe('lesson: processpool', () => {
   it('answers internal for the request of a killed pool process, the others as usual, and refills the pool', async () => {
@@ -17,7 +17,8 @@ describe('lesson: processpool', () => {
       assert.equal(pool.length, 2, `a full pool from the start: ${pool}`);
       await a.write('38\n');
       await b.write('38\n');
-      await sleep(150); // both are computing now, one per pool process
+      // Both are computing now, one per pool process.
+      await Promise.all(pool.map((worker) => waitUntilComputing(worker)));
       process.kill(pool[0]!, 'SIGKILL');
       const replies = (await Promise.all([a.line(), b.line()])).sort();
       assert.equal(replies.length, 2);
@@ -26,11 +27,11 @@ describe('lesson: processpool', () => {
       // Both connections keep being served, by a full pool again.
       assert.equal(await a.ask('20'), 'fib: 6765');
       assert.equal(await b.ask('21'), 'fib: 10946');
-      let now = childProcesses(pid);
-      for (let attempt = 0; attempt < 100 && now.length !== 2; attempt++) {
-        await sleep(50);
-        now = childProcesses(pid);
-      }
+      const { value: now } = await poll(
+        () => childProcesses(pid),
+        (children) => children.length === 2,
+        { timeoutMs: 5000, intervalMs: 50 },
+      );
       const metrics = await metricsOf(server);
       console.log(
         `processpool: pool ${pool.join(',')} -> killed ${pool[0]} -> pool ${now.map((c) => c.pid).join(',')}; replies ${replies.join(' | ')}`,

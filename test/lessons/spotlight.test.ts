@@ -4,20 +4,19 @@
 // same run (medians of 3 rounds) and on the mechanism: one long request takes eventloop's short
 // requests down by an order of magnitude and sync's to nothing, while threadpool barely notices
 // it; with a hog on each of threadpool's two workers, its short requests queue behind a fib(30)
-// (their p99 is at least half of one), with one worker free they do not. cluster shows
+// (their p99 is at least half of one), with one worker free they do not (their median is far
+// below one). cluster shows
 // connection pinning: its collapse follows whether the short connection landed on the hog's
 // worker.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { parsePrometheusText } from '../../services/loadgen/spotlight.js';
-import { fetchText, startLoadServer, startVariant, type RunningVariant } from '../helpers.js';
+import { parseExposition, pick } from '../../services/lab/exposition.js';
+import { fetchText, poll, startLoadServer, startVariant, type RunningVariant } from '../helpers.js';
 
 /** A sample's value from a metrics page (+Inf included), or undefined when the series is absent. */
 function valueOf(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  return parsePrometheusText(text).find(
-    (s) => s.name === name && Object.entries(labels).every(([key, value]) => s.labels[key] === value),
-  )?.value;
+  return pick(parseExposition(text), name, labels) ?? undefined;
 }
 
 const PHASES = ['alone', 'beside_one_long', 'beside_all_workers_long'] as const;
@@ -65,14 +64,12 @@ describe('the spotlight', () => {
     const { port } = load;
     try {
       const variants = ['sync', 'eventloop', 'threadpool', 'cluster'];
-      let text = '';
-      const deadline = Date.now() + 90_000;
-      for (;;) {
-        text = (await fetchText(`http://127.0.0.1:${port}/metrics`)).body;
-        if (variants.every((variant) => valueOf(text, 'loadgen_lesson_timestamp_seconds', { variant }) !== undefined)) break;
-        assert.ok(Date.now() < deadline, `one rotation within 90 s: ${load.stderr()}`);
-        await new Promise((resolve) => setTimeout(resolve, 200));
-      }
+      const { met, value: text } = await poll(
+        async () => (await fetchText(`http://127.0.0.1:${port}/metrics`)).body,
+        (page) => variants.every((variant) => valueOf(page, 'loadgen_lesson_timestamp_seconds', { variant }) !== undefined),
+        { timeoutMs: 90_000, intervalMs: 200 },
+      );
+      assert.ok(met, `one rotation within 90 s: ${load.stderr()}`);
       const figure = (name: string, labels: Record<string, string>) => valueOf(text, name, labels) ?? NaN;
       const table = variants.map((variant) => ({
         variant,
@@ -132,12 +129,22 @@ describe('the spotlight', () => {
       const hogs = figure('loadgen_lesson_workers', { variant: 'threadpool' });
       const fib30 =
         hogs / figure('loadgen_lesson_long_requests_per_second', { variant: 'threadpool', phase: 'beside_all_workers_long' });
-      const p99 = (phase: string) =>
-        figure('loadgen_lesson_short_latency_seconds', { variant: 'threadpool', phase, quantile: '0.99' });
-      const waits = `fib(30) takes ${(fib30 * 1000).toFixed(2)} ms; perf2 p99 ${(p99('beside_one_long') * 1000).toFixed(2)} ms beside one hog, ${(p99('beside_all_workers_long') * 1000).toFixed(2)} ms beside ${hogs}`;
+      const quantile = (phase: string, q: '0.5' | '0.99') =>
+        figure('loadgen_lesson_short_latency_seconds', { variant: 'threadpool', phase, quantile: q });
+      const ms = (seconds: number) => `${(seconds * 1000).toFixed(2)} ms`;
+      const waits = `fib(30) takes ${ms(fib30)}; perf2 p50 ${ms(quantile('beside_one_long', '0.5'))}, p99 ${ms(quantile('beside_one_long', '0.99'))} beside one hog; p99 ${ms(quantile('beside_all_workers_long', '0.99'))} beside ${hogs}`;
       console.log(`threadpool: ${waits}`);
-      assert.ok(p99('beside_all_workers_long') >= 0.5 * fib30, `threadpool, both workers busy: short requests queue: ${waits}`);
-      assert.ok(p99('beside_one_long') < 0.5 * fib30, `threadpool, one worker free: short requests do not queue: ${waits}`);
+      assert.ok(
+        quantile('beside_all_workers_long', '0.99') >= 0.5 * fib30,
+        `threadpool, both workers busy: short requests queue: ${waits}`,
+      );
+      // With a worker free the typical short request never waits for a fib(30): its median stays
+      // far below one (about 0.1 ms against 8 ms here). Its p99 is left out: on a machine busy
+      // with other work the free worker's thread is itself descheduled now and then (4.3 ms seen).
+      assert.ok(
+        quantile('beside_one_long', '0.5') < 0.25 * fib30,
+        `threadpool, one worker free: short requests do not queue: ${waits}`,
+      );
       // cluster: a connection stays on the worker that accepted it. Beside one hog, either both
       // connections landed on one worker (one worker computed everything) and the short requests
       // wait for fib(30) as on eventloop (a collapse of 50 and more), or they landed apart and the
@@ -154,7 +161,10 @@ describe('the spotlight', () => {
       assert.equal(await load.stop('SIGTERM'), 0, load.stderr());
       const stdout = load.stdout();
       for (const variant of variants) assert.match(stdout, new RegExp(`^spotlight ${variant} \\(rotation 1`, 'm'));
-      assert.match(stdout, /^spotlight: perf2 \(fib\(1\)\) requests per second, last turn of each variant$/m);
+      assert.match(
+        stdout,
+        /^spotlight: perf2 \(fib\(1\)\) requests per second, last turn of each variant \(medians of the rounds\)$/m,
+      );
       assert.match(stdout, /^perf1\+perf2: [\d.]+ s measured$/m, "the background's table");
     } finally {
       await load.stop('SIGKILL');

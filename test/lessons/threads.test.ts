@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { availableParallelism } from 'node:os';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { TestClient, loopRequests, metricsOf, processStatus, sample, startVariant } from '../helpers.js';
+import { TestClient, loopRequests, metricsOf, poll, processStatus, sample, startVariant } from '../helpers.js';
 
 const MB = 1024 * 1024;
 
@@ -26,11 +26,11 @@ describe('lesson: threads', () => {
           rss.push(processStatus(pid).rssBytes);
         }
       }
-      let workers = NaN;
-      for (let attempt = 0; attempt < 50 && workers !== 0; attempt++) {
-        workers = sample(await metricsOf(server), 'fib_workers');
-        if (workers !== 0) await sleep(50);
-      }
+      const { value: workers } = await poll(
+        async () => sample(await metricsOf(server), 'fib_workers'),
+        (value) => value === 0,
+        { timeoutMs: 2500, intervalMs: 50 },
+      );
       const after = processStatus(pid);
       const shown = `threads ${baseline.threads} -> ${after.threads}; RSS every 100 cycles (MB): ${rss.map((b) => (b / MB).toFixed(1)).join(', ')}`;
       console.log(`threads: ${shown}`);

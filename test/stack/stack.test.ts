@@ -28,8 +28,17 @@ const NAMES = VARIANTS.map((v) => v.name);
 /** What Grafana's $__rate_interval becomes: 4 scrape intervals at least; 30 s gives the rates enough samples. */
 const RATE_INTERVAL = '30s';
 
+/** The spotlight as the stack test runs it: shorter phases than make up's (SPOTLIGHT_* in .env), the same rounds. */
+const SPOTLIGHT_FOR_CI = { SPOTLIGHT_PHASE: '1s', SPOTLIGHT_WARMUP: '250ms', SPOTLIGHT_GAP: '1s' };
+
+/** `docker compose`, with the short spotlight settings for the load generator's container (only there: a plain `lab load` refuses spotlight options). */
 function compose(args: string[], timeoutMs = 600_000): string {
-  const result = spawnSync('docker', ['compose', ...args], { cwd: ROOT, encoding: 'utf8', timeout: timeoutMs });
+  const result = spawnSync('docker', ['compose', ...args], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: timeoutMs,
+    env: { ...process.env, ...SPOTLIGHT_FOR_CI },
+  });
   if (result.status !== 0) {
     throw new Error(
       `docker compose ${args.join(' ')} failed (${result.status ?? result.signal}):\n${result.stdout}\n${result.stderr}`,
@@ -63,9 +72,6 @@ function envFile(): Record<string, string> {
   return values;
 }
 
-/** The spotlight as the stack test runs it: shorter phases than make up's (SPOTLIGHT_* in .env), the same rounds. */
-const SPOTLIGHT_FOR_CI = { SPOTLIGHT_PHASE: '1s', SPOTLIGHT_WARMUP: '250ms', SPOTLIGHT_GAP: '1s' };
-
 function hostCpus(): number {
   const result = spawnSync('docker', ['info', '--format', '{{.NCPU}}'], { encoding: 'utf8' });
   return Number(result.stdout.trim()) || 1;
@@ -85,7 +91,6 @@ describe('the compose stack', () => {
     // one core) beside one that does not (processpool keeps two workers on one core: the mismatch).
     process.env.THREADPOOL_POOL_FOLLOWS_QUOTA = '1';
     process.env.PROCESSPOOL_POOL_FOLLOWS_QUOTA = '0';
-    Object.assign(process.env, SPOTLIGHT_FOR_CI);
     compose(['down', '-v', '--remove-orphans'], 180_000);
     compose(['build']);
     hostBaseline = await hostBusyOver(10, hostCpus());

@@ -16,7 +16,7 @@ import nodeCluster, { type Worker } from 'node:cluster';
 import { fileURLToPath } from 'node:url';
 import { AggregatorRegistry } from 'prom-client';
 import type { ClusterPrimaryMessage, ClusterWorkerMessage } from './messages.js';
-import { optionalIntOption, type OptionSpecs } from '../../lab/options.js';
+import { optionalIntOption, type EnvOptionSpecs } from '../../lab/options.js';
 import { type ServeOptions } from '../../server/options.js';
 import { followQuota, poolFollowsQuotaOption, startSize } from '../../server/pools.js';
 import { defineVariant, type ProcessGroup, type VariantContext } from '../../server/plugin.js';
@@ -28,7 +28,7 @@ export interface ClusterOptions {
   poolFollowsQuota: boolean;
 }
 
-const clusterOptions: OptionSpecs<ClusterOptions> = {
+const clusterOptions: EnvOptionSpecs<ClusterOptions> = {
   workers: optionalIntOption({
     flag: '--workers',
     env: 'WORKERS',

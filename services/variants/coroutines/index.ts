@@ -12,7 +12,7 @@
 // completes the future and makes its task ready. Same mechanism: the event loop is the select.
 
 import { ConfigError } from '../../lab/errors.js';
-import { optionLabel, stringOption, type OptionSpec } from '../../lab/options.js';
+import { optionLabel, stringOption, type EnvOptionSpec } from '../../lab/options.js';
 import { defineVariant, type Executor, type VariantContext } from '../../server/plugin.js';
 import { poolOptions, poolTraits, type PoolOptions } from '../../server/pools.js';
 import { ProcessPool } from '../../server/process-pool.js';
@@ -42,7 +42,7 @@ const spelling = stringOption({
   description: 'what computes fib for the tasks: a pool of child processes, or of worker threads',
   default: 'processes',
 });
-const poolKindOption: OptionSpec<PoolKind> = {
+const poolKindOption: EnvOptionSpec<PoolKind> = {
   ...spelling,
   default: 'processes',
   parse(value) {

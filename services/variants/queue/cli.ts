@@ -1,7 +1,8 @@
 // `lab worker`: the command's flags, each with its environment variable (compose sets them), from
 // the worker's option specs. The worker itself (ioredis, piscina) is loaded only when it runs.
 
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
+import { addOptions, specEntries } from '../../lab/command.js';
 import { queueWorkerOptions } from './options.js';
 
 export function addWorkerCommand(program: Command): void {
@@ -19,19 +20,9 @@ export function addWorkerCommand(program: Command): void {
         'SIGTERM finishes the job in hand, replies, acknowledges and exits 0.',
       ].join('\n'),
     );
-  const attributes = new Map<string, string>();
-  for (const [key, spec] of Object.entries(queueWorkerOptions)) {
-    const option = new Option(
-      `${spec.flag} <${spec.argument}>`,
-      `${spec.description} (default: ${spec.defaultText ?? String(spec.default)})`,
-    ).env(spec.env);
-    command.addOption(option);
-    attributes.set(key, option.attributeName());
-  }
+  const read = addOptions(command, specEntries(queueWorkerOptions));
   command.action(async (parsed: Record<string, unknown>) => {
-    const raw: Record<string, unknown> = {};
-    for (const [key, attribute] of attributes) raw[key] = parsed[attribute];
     const { runWorker } = await import('./worker.js');
-    await runWorker(raw);
+    await runWorker(read(parsed).raw);
   });
 }

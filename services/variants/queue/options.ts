@@ -4,7 +4,7 @@
 // worker`'s. Both share how they find Redis and name their keys. Guards name the option.
 
 import { ConfigError } from '../../lab/errors.js';
-import { intOption, optionLabel, str, stringOption, type OptionSpec, type OptionSpecs } from '../../lab/options.js';
+import { intOption, optionLabel, str, stringOption, type EnvOptionSpec, type EnvOptionSpecs } from '../../lab/options.js';
 import { serveOptions } from '../../server/options.js';
 import { poolOptions } from '../../server/pools.js';
 
@@ -41,7 +41,7 @@ export interface QueueWorkerOptions extends QueueConnection {
   metricsPort: number;
 }
 
-const redisUrl: OptionSpec<string> = {
+const redisUrl: EnvOptionSpec<string> = {
   flag: '--redis',
   env: 'REDIS_URL',
   argument: 'url',
@@ -72,7 +72,7 @@ const redisUrl: OptionSpec<string> = {
 /** How messages name the Redis URL option: what Redis refuses in it is a configuration error too. */
 export const REDIS_URL_OPTION = optionLabel(redisUrl);
 
-const keyPrefix: OptionSpec<string> = {
+const keyPrefix: EnvOptionSpec<string> = {
   ...stringOption({
     flag: '--key-prefix',
     env: 'QUEUE_KEY_PREFIX',
@@ -87,7 +87,7 @@ const keyPrefix: OptionSpec<string> = {
   },
 };
 
-export const queueFrontOptions: OptionSpecs<QueueFrontOptions> = {
+export const queueFrontOptions: EnvOptionSpecs<QueueFrontOptions> = {
   redisUrl,
   keyPrefix,
   deadlineMs: intOption({
@@ -113,7 +113,7 @@ export const queueFrontOptions: OptionSpecs<QueueFrontOptions> = {
 
 const WORKER_NAME = /^[\w.-]{1,64}$/;
 
-export const queueWorkerOptions: OptionSpecs<QueueWorkerOptions> = {
+export const queueWorkerOptions: EnvOptionSpecs<QueueWorkerOptions> = {
   redisUrl,
   keyPrefix,
   name: {
