@@ -34,7 +34,7 @@ const FOLLOWERS = VARIANTS.filter((v) => 'poolFollowsQuota' in v.options).map((v
 
 describe('pools that follow the CPU quota', () => {
   it('are the pools and cluster (queue scales by containers, not by quota)', () => {
-    assert.deepEqual(FOLLOWERS, ['threadpool', 'processpool', 'cluster']);
+    assert.deepEqual([...FOLLOWERS].sort(), ['cluster', 'coroutines', 'gilpool', 'processpool', 'threadpool']);
   });
 
   for (const variant of FOLLOWERS) {
