@@ -10,6 +10,7 @@
 // compute under the lock (a thread per connection, or a pool); `computeHoldingGil` is what such
 // a thread runs for each task.
 
+import { intOption } from '../lab/options.js';
 import { computeFib } from './fib.js';
 import type { FibResult, FibTask } from './messages.js';
 
@@ -18,6 +19,17 @@ const DROP_REQUEST = 1; // 1 when a waiter has waited a whole interval in vain
 const SWITCHES = 2; // how many times the lock changed hands
 const WAITERS = 3; // threads waiting for the lock
 const SLOTS = 4;
+
+/** The switch interval, for every variant whose threads compute under the lock. */
+export const gilSwitchMsOption = intOption({
+  flag: '--gil-switch-ms',
+  env: 'GIL_SWITCH_MS',
+  argument: 'ms',
+  description: "switch interval: how long a thread may keep the lock while another waits (CPython's sys.getswitchinterval())",
+  default: 5,
+  min: 1,
+  max: 10_000,
+});
 
 export function createGilBuffer(): SharedArrayBuffer {
   return new SharedArrayBuffer(SLOTS * Int32Array.BYTES_PER_ELEMENT);

@@ -5,10 +5,9 @@
 // short request that arrives while a long one runs waits about one interval: the convoy effect
 // of the talk's perf2-during-perf1 demo, next to `threads` without it.
 
-import { intOption } from '../../lab/options.js';
 import { defineVariant, type ConnectionOwner, type VariantContext } from '../../server/plugin.js';
 import { ThreadPerConnectionOwner, threadPerConnectionTraits } from '../../server/thread-per-connection.js';
-import { Gil, createGilBuffer, type GilThreadData } from '../../server/interpreter-lock.js';
+import { Gil, createGilBuffer, gilSwitchMsOption, type GilThreadData } from '../../server/interpreter-lock.js';
 
 interface GilOptions {
   /** How long a thread may hold the lock while another waits (CPython's sys.getswitchinterval()). */
@@ -21,15 +20,7 @@ export const gil = defineVariant<GilOptions>({
   model: 'a worker_thread per connection, but fib must hold one global lock (5 ms switch interval)',
   shows: "the GIL's convoy effect in Node, next to threads without it",
   options: {
-    gilSwitchMs: intOption({
-      flag: '--gil-switch-ms',
-      env: 'GIL_SWITCH_MS',
-      argument: 'ms',
-      description: "switch interval: how long a thread may keep the lock while another waits (CPython's sys.getswitchinterval())",
-      default: 5,
-      min: 1,
-      max: 10_000,
-    }),
+    gilSwitchMs: gilSwitchMsOption,
   },
   ...threadPerConnectionTraits,
   plugin: { level: 'owner', createOwner },

@@ -10,8 +10,7 @@
 // spotlight, the dashboards and compose show, and the scoreboard must show both pools side by
 // side, each with its own collapse; an option would make `threadpool` mean two models.
 
-import { intOption } from '../../lab/options.js';
-import { Gil, createGilBuffer, type GilThreadData } from '../../server/interpreter-lock.js';
+import { Gil, createGilBuffer, gilSwitchMsOption, type GilThreadData } from '../../server/interpreter-lock.js';
 import { defineVariant } from '../../server/plugin.js';
 import { poolOptions, poolTraits, type PoolOptions } from '../../server/pools.js';
 import { ThreadPool } from '../../server/thread-pool.js';
@@ -29,15 +28,7 @@ export const gilpool = defineVariant<GilPoolOptions>({
   ...poolTraits,
   options: {
     ...poolOptions,
-    gilSwitchMs: intOption({
-      flag: '--gil-switch-ms',
-      env: 'GIL_SWITCH_MS',
-      argument: 'ms',
-      description: "switch interval: how long a thread may keep the lock while another waits (CPython's sys.getswitchinterval())",
-      default: 5,
-      min: 1,
-      max: 10_000,
-    }),
+    gilSwitchMs: gilSwitchMsOption,
   },
   limits: { memory: '512m', pids: 128 },
   plugin: {
