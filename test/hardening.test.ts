@@ -51,7 +51,16 @@ import {
   writeAfterLineTooLongAndHalfClose,
 } from './hardening-helpers.js';
 
-/** A safety net over each test's own deadlines (the slowest, a 100,000-request pipeline, takes ~15 s). */
+/**
+ * How many servers the describes whose tests mostly wait (for an idle or line timeout, a close, a
+ * drain) run at once: their bounds are state deadlines of seconds, not CPU time, so they share the
+ * machine without a test measuring its neighbour. Defect 3's pipelines run three at a time (the
+ * py-* variants and the pools spend most of theirs waiting on a pool's round trip, one request at
+ * a time). Tests that time bytes (issue 20 item 1) or audit a drain under load (defect 2) stay one
+ * at a time.
+ */
+const WAITING_SERVERS = 4;
+/** A safety net over each test's own deadlines (the slowest, py-pool's 100,000-request pipeline, takes 25-50 s). */
 const TEST_TIMEOUT_MS = 120_000;
 const fibReply = (n: number) => `fib: ${referenceFib(n)}`;
 const UNAVAILABLE = /^error: unavailable \S/;
@@ -69,7 +78,7 @@ async function withServer(variant: string, env: Record<string, string>, body: (s
   }
 }
 
-describe('defect 1: a connection closing after line_too_long is released', () => {
+describe('defect 1: a connection closing after line_too_long is released', { concurrency: WAITING_SERVERS }, () => {
   for (const variant of VARIANT_NAMES) {
     it(
       `${variant}: after 65,537 bytes with no newline and a half-close, the next client is served and both connections are released`,
@@ -263,7 +272,7 @@ describe('defect 2: the drain loses no request that reached the server', () => {
   }
 });
 
-describe('defect 3: a deep pipeline neither starves other connections nor costs quadratic time', () => {
+describe('defect 3: a deep pipeline neither starves other connections nor costs quadratic time', { concurrency: 3 }, () => {
   const total = 100_000;
   /** `1` throughout, with a marker every 10,000 requests (and first and last) so the order shows. */
   const requestAt = (i: number) => (i === total - 1 ? 12 : i % 10_000 === 0 ? 3 + i / 10_000 : 1);
@@ -309,7 +318,7 @@ describe('defect 3: a deep pipeline neither starves other connections nor costs 
   }
 });
 
-describe('defect 4: idle connections are closed after IDLE_TIMEOUT_MS', () => {
+describe('defect 4: idle connections are closed after IDLE_TIMEOUT_MS', { concurrency: WAITING_SERVERS }, () => {
   const idleTimeoutMs = 200;
   const env = { IDLE_TIMEOUT_MS: String(idleTimeoutMs) };
 
@@ -486,7 +495,7 @@ describe('defect 5: connection and worker counts tell the truth', () => {
   );
 });
 
-describe('found by the fuzz harness', () => {
+describe('found by the fuzz harness', { concurrency: WAITING_SERVERS }, () => {
   for (const variant of VARIANT_NAMES) {
     it(
       `${variant}: clients that connect and close (or half-close) at once, sending nothing, are released`,
@@ -607,60 +616,64 @@ describe('issue 20 item 1: what a connection holds is bounded in memory, whateve
   }
 });
 
-describe('issue 20 item 2: the idle timeout keeps firing after a request longer than it', () => {
-  const idleTimeoutMs = 300;
-  for (const variant of VARIANT_NAMES) {
-    it(
-      `${variant}: after a request in flight longer than IDLE_TIMEOUT_MS, then silence, the connection is closed and counted idle`,
-      { timeout: TEST_TIMEOUT_MS },
-      async () => {
-        await withServer(variant, { IDLE_TIMEOUT_MS: String(idleTimeoutMs), FIB_MAX_N: '44' }, async (server) => {
-          const labels = { reason: 'idle' };
-          const before = sample(await metricsOf(server), 'fib_connections_closed_total', labels) || 0;
-          const client = await TestClient.connect(server.port);
-          try {
-            // Up from fib(28) until one is in flight for three idle timeouts (the first request
-            // may include a thread or process start, so it does not count).
-            assert.equal(await replyOrFate(client, '27', 60_000), fibReply(27));
-            let n = 28;
-            let took = 0;
-            let reply = '';
-            for (; n <= 44 && took < 3 * idleTimeoutMs; n += 2) {
-              const t = performance.now();
-              reply = await replyOrFate(client, String(n), 60_000);
-              took = performance.now() - t;
-              assert.equal(reply, fibReply(n), `fib(${n}) in flight for ${took.toFixed(0)} ms`);
+describe(
+  'issue 20 item 2: the idle timeout keeps firing after a request longer than it',
+  { concurrency: WAITING_SERVERS },
+  () => {
+    const idleTimeoutMs = 300;
+    for (const variant of VARIANT_NAMES) {
+      it(
+        `${variant}: after a request in flight longer than IDLE_TIMEOUT_MS, then silence, the connection is closed and counted idle`,
+        { timeout: TEST_TIMEOUT_MS },
+        async () => {
+          await withServer(variant, { IDLE_TIMEOUT_MS: String(idleTimeoutMs), FIB_MAX_N: '44' }, async (server) => {
+            const labels = { reason: 'idle' };
+            const before = sample(await metricsOf(server), 'fib_connections_closed_total', labels) || 0;
+            const client = await TestClient.connect(server.port);
+            try {
+              // Up from fib(28) until one is in flight for three idle timeouts (the first request
+              // may include a thread or process start, so it does not count).
+              assert.equal(await replyOrFate(client, '27', 60_000), fibReply(27));
+              let n = 28;
+              let took = 0;
+              let reply = '';
+              for (; n <= 44 && took < 3 * idleTimeoutMs; n += 2) {
+                const t = performance.now();
+                reply = await replyOrFate(client, String(n), 60_000);
+                took = performance.now() - t;
+                assert.equal(reply, fibReply(n), `fib(${n}) in flight for ${took.toFixed(0)} ms`);
+              }
+              n -= 2;
+              assert.ok(
+                took > idleTimeoutMs,
+                `fib(${n}) took ${took.toFixed(0)} ms, under the idle timeout: the test proved nothing`,
+              );
+              const repliedAt = performance.now();
+              const closed = await closedWithin(client);
+              const after = performance.now() - repliedAt;
+              assert.ok(
+                closed,
+                `fib(${n}) was in flight ${took.toFixed(0)} ms (IDLE_TIMEOUT_MS=${idleTimeoutMs}); the connection, silent since its reply, was still open ${after.toFixed(0)} ms later`,
+              );
+              const counted = await waitForSample(server, 'fib_connections_closed_total', (value) => value >= before + 1, {
+                labels,
+              });
+              assert.ok(
+                counted.met,
+                `fib_connections_closed_total{reason="idle"} read ${counted.seen.join(' -> ')} (before: ${before})`,
+              );
+              console.log(
+                `${variant}: fib(${n}) in flight ${took.toFixed(0)} ms; closed ${after.toFixed(0)} ms after its reply (IDLE_TIMEOUT_MS=${idleTimeoutMs})`,
+              );
+            } finally {
+              client.close();
             }
-            n -= 2;
-            assert.ok(
-              took > idleTimeoutMs,
-              `fib(${n}) took ${took.toFixed(0)} ms, under the idle timeout: the test proved nothing`,
-            );
-            const repliedAt = performance.now();
-            const closed = await closedWithin(client);
-            const after = performance.now() - repliedAt;
-            assert.ok(
-              closed,
-              `fib(${n}) was in flight ${took.toFixed(0)} ms (IDLE_TIMEOUT_MS=${idleTimeoutMs}); the connection, silent since its reply, was still open ${after.toFixed(0)} ms later`,
-            );
-            const counted = await waitForSample(server, 'fib_connections_closed_total', (value) => value >= before + 1, {
-              labels,
-            });
-            assert.ok(
-              counted.met,
-              `fib_connections_closed_total{reason="idle"} read ${counted.seen.join(' -> ')} (before: ${before})`,
-            );
-            console.log(
-              `${variant}: fib(${n}) in flight ${took.toFixed(0)} ms; closed ${after.toFixed(0)} ms after its reply (IDLE_TIMEOUT_MS=${idleTimeoutMs})`,
-            );
-          } finally {
-            client.close();
-          }
-        });
-      },
-    );
-  }
-});
+          });
+        },
+      );
+    }
+  },
+);
 
 describe('issue 20 item 2: a client that reads none of its replies is idle too', () => {
   // The idle timer fires again after each time it found work waiting; lines waiting only because
@@ -691,7 +704,7 @@ describe('issue 20 item 2: a client that reads none of its replies is idle too',
   }
 });
 
-describe('issue 20 item 3: a partial line does not hold a slot past LINE_TIMEOUT_MS', () => {
+describe('issue 20 item 3: a partial line does not hold a slot past LINE_TIMEOUT_MS', { concurrency: WAITING_SERVERS }, () => {
   const lineTimeoutMs = 1000;
   const env = { MAX_CONNECTIONS: '2', IDLE_TIMEOUT_MS: '2000', LINE_TIMEOUT_MS: String(lineTimeoutMs) };
   for (const variant of VARIANT_NAMES) {
