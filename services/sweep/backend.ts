@@ -75,6 +75,7 @@ export const measureFromHere =
 export class DockerBackend implements SweepBackend {
   readonly mode = 'docker' as const;
   readonly isolation = 'docker: NanoCpus of the compose containers, through the Docker API';
+  /** Each quota's value before the sweep, by LabDocker.quotaKey (the container, or in swarm its service). */
   private readonly original = new Map<string, { container: LabContainer; variant: string; cores: number | null }>();
   /** Where the load comes from; set by check(). */
   private loadFrom: 'loadgen' | 'host' = 'host';
@@ -123,15 +124,20 @@ export class DockerBackend implements SweepBackend {
 
   private async setQuota(variant: string, cpus: number): Promise<{ holders: LabContainer[]; workers: number | null }> {
     const { quota } = (await this.docker.variants([variant]))[0]!;
-    for (const container of quota) {
-      if (!this.original.has(container.id)) {
-        this.original.set(container.id, { container, variant, cores: await this.docker.quotaCores(container) });
+    // In swarm the quota is the service's, one per service: its tasks are replaced at each change.
+    const holders = await this.docker.quotaHolders(quota);
+    for (const container of holders) {
+      const key = await this.docker.quotaKey(container);
+      if (!this.original.has(key)) {
+        this.original.set(key, { container, variant, cores: await this.docker.quotaCores(container) });
       }
     }
-    const changes = await Promise.all(quota.map((c) => changeQuota(this.docker, variant, c, cpus, this.confirmTimeoutMs)));
+    const changes = await Promise.all(holders.map((c) => changeQuota(this.docker, variant, c, cpus, this.confirmTimeoutMs)));
     const failed = changes.find((change) => change.error !== null);
     if (failed) throw new Error(`${variant}: quota ${cpus} not confirmed in ${failed.container}: ${failed.error}`);
-    return { holders: quota, workers: changes[0]?.workers ?? null };
+    // The containers now holding the quota (new ones where swarm replaced the tasks).
+    const now = (await this.docker.variants([variant]))[0]!.quota;
+    return { holders: now, workers: changes[0]?.workers ?? null };
   }
 
   async prepare(variant: string, cpus: number): Promise<PreparedPoint> {
@@ -164,7 +170,7 @@ export class DockerBackend implements SweepBackend {
     const restored: string[] = [];
     for (const { container, variant, cores } of this.original.values()) {
       try {
-        await this.docker.setQuotaCores(container, cores);
+        await this.docker.setQuotaCores(container, cores, this.confirmTimeoutMs);
         restored.push(`${variant} ${formatCores(cores)}`);
       } catch (error) {
         restored.push(`${variant}: NOT restored to ${formatCores(cores)}: ${(error as Error).message}`);
