@@ -94,6 +94,9 @@ function swarmService(name: string, service: ComposeService, variants: readonly 
   if (service.cap_drop) out.cap_drop = service.cap_drop;
   // Swarm has no tmpfs key (nor security_opt: swarm services cannot set no-new-privileges).
   if (service.tmpfs) out.volumes = service.tmpfs.map((target) => ({ type: 'tmpfs', target }));
+  // Scaled workers name themselves after their host name (their `worker` label): the task's slot
+  // reads better than a container id, and stays when swarm replaces the task.
+  if (service.deploy?.replicas !== undefined) out.hostname = `${name}-{{.Task.Slot}}`;
   if (service.stop_grace_period) out.stop_grace_period = service.stop_grace_period;
   if (service.healthcheck) {
     out.healthcheck = { ...service.healthcheck, interval: `\${SWARM_HEALTH_INTERVAL:-${SWARM_HEALTH_INTERVAL}}` };
