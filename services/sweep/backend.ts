@@ -8,7 +8,7 @@ import { localTarget } from '../loadgen/local.js';
 import { measure, type MeasuredProbe, type MeasureOptions, type Measurement } from '../loadgen/measure.js';
 import { measureThroughLoadgen } from './remote.js';
 import { changeQuota, formatCores } from '../quota/cpus.js';
-import { LabDocker, type ContainerCounters, type LabContainer } from '../quota/docker.js';
+import { LabDocker, type ContainerCounters, type LabContainer, type LabKind } from '../quota/docker.js';
 import { parseExposition, pick } from '../lab/exposition.js';
 import { findVariant } from '../variants/index.js';
 import type { SweepMode } from './file.js';
@@ -70,11 +70,13 @@ export const measureFromHere =
 /**
  * The compose lab: quotas through the Docker API; the load sent by the lab's own load generator
  * from inside the compose network (remote.ts), or, where it cannot (no generator, or one without
- * POST /measure), from here on the published ports of 127.0.0.1, said once.
+ * POST /measure), from here on the published ports of 127.0.0.1, said once. The same against the
+ * lab as a swarm stack (docs/swarm.md): there the quota is the service's, and swarm replaces the
+ * variant's task at every point (LabDocker.setQuotaCores waits for the new one).
  */
 export class DockerBackend implements SweepBackend {
   readonly mode = 'docker' as const;
-  readonly isolation = 'docker: NanoCpus of the compose containers, through the Docker API';
+  readonly isolation: string;
   /** Each quota's value before the sweep, by LabDocker.quotaKey (the container, or in swarm its service). */
   private readonly original = new Map<string, { container: LabContainer; variant: string; cores: number | null }>();
   /** Where the load comes from; set by check(). */
@@ -86,7 +88,13 @@ export class DockerBackend implements SweepBackend {
     private readonly confirmTimeoutMs: number,
     private readonly loadgenUrl: string,
     private readonly loadgenHeaders: Record<string, string>,
-  ) {}
+    private readonly kind: LabKind,
+  ) {
+    this.isolation =
+      kind === 'swarm'
+        ? "docker: NanoCPUs of the swarm stack's services, through the service API (each change replaces the task)"
+        : 'docker: NanoCpus of the compose containers, through the Docker API';
+  }
 
   static async create(
     confirmTimeoutMs: number,
@@ -94,13 +102,13 @@ export class DockerBackend implements SweepBackend {
     loadgenHeaders: Record<string, string> = {},
     docker = new LabDocker(),
   ): Promise<DockerBackend> {
-    return new DockerBackend(docker, await docker.hostCpus(), confirmTimeoutMs, loadgenUrl, loadgenHeaders);
+    return new DockerBackend(docker, await docker.hostCpus(), confirmTimeoutMs, loadgenUrl, loadgenHeaders, await docker.kind());
   }
 
   /** Where the sweep's requests come from, in words (the sweep prints it). */
   get loadSource(): string {
     return this.loadFrom === 'loadgen'
-      ? `load from the lab's load generator inside the compose network (${this.loadgenUrl}/measure)`
+      ? `load from the lab's load generator inside the ${this.kind === 'swarm' ? "stack's overlay" : 'compose'} network (${this.loadgenUrl}/measure)`
       : 'load from this host on the published ports (no load generator with POST /measure)';
   }
 

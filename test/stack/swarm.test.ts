@@ -12,6 +12,10 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { SweepFile } from '../../services/sweep/file.js';
 import { VARIANTS } from '../../services/variants/index.js';
 import { TestClient, runLab } from '../helpers.js';
 import { SPOTLIGHT_FOR_CI, eventually, queryAt } from './prometheus-api.js';
@@ -239,5 +243,62 @@ describe('the swarm stack', () => {
     );
     assert.equal(snap.variants.find((v) => v.variant === 'eventloop')?.quotaCores, 1);
     assert.equal(snap.variants.find((v) => v.variant === 'queue')?.containers, 3, 'the queue front and its two workers');
+  });
+
+  it("lab sweep on the stack: the service's quota at each point, load from the generator on the overlay network, restored after", async () => {
+    const nano = () =>
+      must('docker', [
+        'service',
+        'inspect',
+        '--format',
+        '{{.Spec.TaskTemplate.Resources.Limits.NanoCPUs}}',
+        `${STACK}_eventloop`,
+      ]).trim();
+    const before = nano();
+    const dir = mkdtempSync(join(tmpdir(), 'lab-swarm-sweep-'));
+    try {
+      const out = join(dir, 'sweep.json');
+      const started = Date.now();
+      const sweep = await runLab(
+        [
+          'sweep',
+          '--variants',
+          'eventloop',
+          '--cpus',
+          '0.5',
+          '--loadgen',
+          `http://127.0.0.1:${PORTS.LOADGEN_PORT}`,
+          '--out',
+          out,
+          '--warmup',
+          '1s',
+          '--throughput-duration',
+          '2s',
+          '--collapse-duration',
+          '1s',
+        ],
+        {},
+        600_000,
+      );
+      assert.equal(sweep.code, 0, sweep.stderr);
+      assert.match(sweep.stderr, /load from the lab's load generator inside the stack's overlay network/, sweep.stderr);
+      const file = JSON.parse(readFileSync(out, 'utf8')) as SweepFile;
+      assert.equal(file.mode, 'docker');
+      const [point] = file.points;
+      assert.ok(
+        point && point.variant === 'eventloop' && point.cpus === 0.5 && point.throughput > 0,
+        JSON.stringify(file.points),
+      );
+      assert.ok(
+        point.coresUsed !== null && point.coresUsed < 0.5 * 1.15,
+        `the quota holds eventloop to half a core: ${JSON.stringify(point)}`,
+      );
+      assert.equal(nano(), before, 'the quota restored');
+      figures.push(
+        `lab sweep eventloop at 0.5 (baseline, the point, the restore: tasks replaced at each change): ${((Date.now() - started) / 1000).toFixed(0)} s, ${point.throughput.toFixed(0)} req/s, ${point.coresUsed.toFixed(2)} cores used`,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
