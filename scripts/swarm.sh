@@ -59,6 +59,8 @@ label_nodes() {
   local nodes role missing=()
   mapfile -t nodes < <(docker node ls --format '{{.ID}}')
   if ((${#nodes[@]} == 1)); then
+    # Every queue worker on the one node (the spread limit is for several).
+    export QUEUE_WORKERS_PER_NODE=${QUEUE_WORKERS_PER_NODE:-${QUEUE_WORKERS:-2}}
     for role in "${ROLES[@]}"; do
       if [[ $(docker node inspect --format "{{index .Spec.Labels \"$role\"}}" "${nodes[0]}") != true ]]; then
         docker node update --label-add "$role=true" "${nodes[0]}" >/dev/null
