@@ -5,7 +5,8 @@
 // (no Docker socket), that the load generator reaches the variants by service name (the
 // spotlight's first turn is exported), and that `lab cpus eventloop 1` goes through the service
 // API, swarm replacing the task, and shows in lab_cpu_quota_cores. Always removes the stack and
-// leaves the machine as it was. Run with `make test-swarm` (needs Docker; not beside the compose
+// leaves the machine as it was, but for the bridge docker_gwbridge that `docker swarm init` makes
+// and Docker keeps after leaving (its stale endpoint refuses `docker network rm`: moby#37018). Run with `make test-swarm` (needs Docker; not beside the compose
 // lab's default ports: its own ports are below).
 
 import assert from 'node:assert/strict';
