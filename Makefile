@@ -116,3 +116,15 @@ FUZZ_SECONDS ?= 10
 fuzz: node_modules/.package-lock.json ## fuzz every variant: make fuzz [FUZZ_SECONDS=10] [FUZZ_SEED=n] [FUZZ_VARIANTS=a,b]
 	npm run build
 	node dist/test/fuzz/run.js --seconds $(FUZZ_SECONDS) $(if $(FUZZ_SEED),--seed $(FUZZ_SEED)) $(if $(FUZZ_VARIANTS),--variants $(FUZZ_VARIANTS))
+
+# The same lab on Docker Swarm (docs/swarm.md): docker-stack.yml, generated like docker-compose.yml.
+.PHONY: swarm-up swarm-down test-swarm
+swarm-up: ## deploy the lab as a Docker Swarm stack (this node must be a manager; docs/swarm.md)
+	./scripts/swarm.sh up
+
+swarm-down: ## remove the swarm stack (the swarm itself stays)
+	./scripts/swarm.sh down
+
+test-swarm: node_modules/.package-lock.json ## deploy the swarm stack on this machine (swarm init if needed), check it, remove it
+	npm run build
+	node --test dist/test/stack/swarm.test.js

@@ -61,6 +61,11 @@ describe('prometheus', () => {
     assert.match(output, /SUCCESS: \d+ rules found/);
   });
 
+  it('promtool accepts the swarm configuration (dns_sd on tasks.<service>)', { skip }, () => {
+    const output = runPromtool(['check', 'config', 'prometheus.swarm.yml']);
+    assert.match(output, /SUCCESS: \d+ rules found/);
+  });
+
   it('the recording rules pass their unit tests (promtool test rules)', { skip }, () => {
     runPromtool(['test', 'rules', 'tests/lab.rules.test.yml']);
   });

@@ -6,6 +6,8 @@
 //   config/lab.env                the .env defaults (scripts/init-env.sh copies what is missing)
 //   config/variants.mk            the Makefile's list of variants and their ports
 //   grafana/dashboards/*.json     the dashboards (grafana/src/dashboards.ts)
+//   docker-stack.yml, config/stack.grafana.yml, prometheus/prometheus.swarm.yml
+//                                 the same lab on Docker Swarm (tools/swarm.ts, docs/swarm.md)
 // `make generate` writes them; `--check` (run by the tests) exits 1 naming each file that differs.
 
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -15,6 +17,7 @@ import { dashboardSpecs, renderDashboard } from '../grafana/src/dashboards.js';
 import type { EnvOptionSpec } from '../services/lab/options.js';
 import type { Variant } from '../services/server/plugin.js';
 import { VARIANTS } from '../services/variants/index.js';
+import { prometheusSwarmFile, stackFile, stackGrafanaFile } from './swarm.js';
 
 /** The repository's root, from dist/tools/ or tools/. */
 export const ROOT = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../' : '../', import.meta.url));
@@ -383,13 +386,25 @@ VARIANT_PORTS := ${variants.map((v) => `${v.name}:${v.hostPort}`).join(' ')}
  * generated from: the lab's own, or a test's (a throwaway row, to see that it needs no other edit).
  */
 export function generatedFiles(variants: readonly Variant[] = VARIANTS): Array<{ path: string; content: string }> {
+  const compose = composeFile(variants);
+  const dashboards = dashboardSpecs(variants);
   return [
-    { path: 'docker-compose.yml', content: composeFile(variants) },
+    { path: 'docker-compose.yml', content: compose },
     { path: 'config/compose.health.yml', content: healthOverrideFile(variants) },
     { path: 'prometheus/prometheus.yml', content: prometheusFile(variants) },
     { path: 'config/lab.env', content: envDefaultsFile(variants) },
     { path: 'config/variants.mk', content: variantsMakefile(variants) },
-    ...dashboardSpecs(variants).map((spec) => ({ path: `grafana/dashboards/${spec.file}`, content: renderDashboard(spec) })),
+    ...dashboards.map((spec) => ({ path: `grafana/dashboards/${spec.file}`, content: renderDashboard(spec) })),
+    { path: 'docker-stack.yml', content: stackFile(compose, variants) },
+    {
+      path: 'config/stack.grafana.yml',
+      content: stackGrafanaFile(
+        compose,
+        variants,
+        dashboards.map((spec) => spec.file),
+      ),
+    },
+    { path: 'prometheus/prometheus.swarm.yml', content: prometheusSwarmFile(variants, SCRAPE_INTERVAL, METRICS_PORT) },
   ];
 }
 

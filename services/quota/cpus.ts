@@ -1,9 +1,11 @@
 // `lab cpus <variant|all> <cores>` and `lab cpus --reset`: changes the CPU quota of running
 // variants through the Docker API (NanoCpus only, the same field compose's `cpus:` sets), then
 // confirms the change where it matters, in the variant's own `lab_cpu_quota_cores` (what its
-// cgroup now says), and prints before and after.
+// cgroup now says), and prints before and after. On a swarm stack the quota is the service's:
+// swarm replaces its tasks to apply a new limit (no live change there), and the new tasks are
+// confirmed the same way once they run.
 
-import { LabDocker, LabNotRunningError, type LabContainer, type VariantContainers } from './docker.js';
+import { LabDocker, LabNotRunningError, SWARM_STACK, type LabContainer, type VariantContainers } from './docker.js';
 import { envQuota, envVariable } from './env.js';
 import type { CpusOptions } from './options.js';
 import { parseExposition, pick } from '../lab/exposition.js';
@@ -22,6 +24,8 @@ export interface QuotaChange {
   confirmedAfterMs: number | null;
   /** fib_workers after the change: pools are sized at start, so they may not match. */
   workers: number | null;
+  /** Swarm only: whether the service's tasks were replaced, and how many of them this node runs (where it read them). */
+  swarm?: { replaced: boolean; localTasks: number };
   error: string | null;
 }
 
@@ -42,8 +46,16 @@ export async function runCpus(options: CpusOptions, docker = new LabDocker()): P
     }
     wanted.set(variant, cores);
   }
+  if ((await docker.kind()) === 'swarm') {
+    console.error(
+      "lab cpus: a swarm stack: the quota is the service's, and swarm replaces its tasks to apply a new one (each restarts; its figures start afresh)",
+    );
+  }
+  const holders = await Promise.all(
+    variants.map(async ({ variant, quota }) => ({ variant, quota: await docker.quotaHolders(quota) })),
+  );
   const changes = await Promise.all(
-    variants.flatMap(({ variant, quota }) =>
+    holders.flatMap(({ variant, quota }) =>
       quota.map((container) => changeQuota(docker, variant, container, wanted.get(variant)!, options.confirmTimeoutMs)),
     ),
   );
@@ -74,18 +86,66 @@ export async function changeQuota(
     (figures) => figures.quota,
     () => null,
   );
+  const started = Date.now();
+  if ((await docker.kind()) === 'swarm') return changeServiceQuota(docker, change, container, cores, confirmTimeoutMs, started);
   await docker.setQuotaCores(container, cores);
   change.afterCores = await docker.quotaCores(container);
-  const started = Date.now();
+  return confirm(docker, change, [container], cores, confirmTimeoutMs, started);
+}
+
+/** Swarm: the service's limit, its tasks replaced, then each new task on this node confirmed. */
+async function changeServiceQuota(
+  docker: LabDocker,
+  change: QuotaChange,
+  container: LabContainer,
+  cores: number,
+  confirmTimeoutMs: number,
+  started: number,
+): Promise<QuotaChange> {
+  change.container = `${SWARM_STACK}_${container.service}`;
+  let replaced: boolean;
+  try {
+    replaced = await docker.setQuotaCores(container, cores, confirmTimeoutMs);
+  } catch (error) {
+    change.error = (error as Error).message;
+    return change;
+  }
+  const local = (await docker.containers()).filter((c) => c.running && c.service === container.service);
+  change.swarm = { replaced, localTasks: local.length };
+  if (local.length === 0) {
+    // Every task runs on another node: swarm's word (running, with the new limit) is the confirmation.
+    change.afterCores = cores;
+    change.confirmedAfterMs = Date.now() - started;
+    return change;
+  }
+  change.afterCores = await docker.quotaCores(local[0]!);
+  return confirm(docker, change, local, cores, confirmTimeoutMs, started);
+}
+
+/** Waits until every container exports the new quota in lab_cpu_quota_cores. */
+async function confirm(
+  docker: LabDocker,
+  change: QuotaChange,
+  containers: LabContainer[],
+  cores: number,
+  confirmTimeoutMs: number,
+  started: number,
+): Promise<QuotaChange> {
+  const deadline = Date.now() + confirmTimeoutMs;
   let lastError = 'never read';
-  while (Date.now() - started < confirmTimeoutMs) {
+  const pending = [...containers];
+  while (Date.now() < deadline) {
     try {
-      const figures = await exported(docker, container);
+      const figures = await exported(docker, pending[0]!);
       change.exportedAfter = figures.quota;
       change.workers = figures.workers;
       if (figures.quota !== null && Math.abs(figures.quota - cores) < 1e-6) {
-        change.confirmedAfterMs = Date.now() - started;
-        return change;
+        pending.shift();
+        if (pending.length === 0) {
+          change.confirmedAfterMs = Date.now() - started;
+          return change;
+        }
+        continue;
       }
       lastError = `lab_cpu_quota_cores is ${figures.quota}`;
     } catch (error) {
@@ -111,9 +171,20 @@ export function formatCores(cores: number | null): string {
 function describe(change: QuotaChange): string {
   const head = `${change.variant.padEnd(12)} ${formatCores(change.beforeCores)} -> ${formatCores(change.afterCores)}`;
   const exportedText = `lab_cpu_quota_cores ${change.exportedBefore ?? '-'} -> ${change.exportedAfter ?? '-'}`;
-  const where = change.container === `concurrency-lab-${change.variant}-1` ? '' : ` (${change.container})`;
+  const where =
+    change.container === `concurrency-lab-${change.variant}-1` || change.container === `${SWARM_STACK}_${change.variant}`
+      ? ''
+      : ` (${change.container})`;
   if (change.error) return `${head}${where}  ${exportedText}: ${change.error}`;
-  const confirmed = `confirmed after ${(change.confirmedAfterMs! / 1000).toFixed(1)} s`;
+  const swarm = change.swarm;
+  const how = !swarm
+    ? ''
+    : !swarm.replaced
+      ? ', no task replaced (the limit was already that)'
+      : swarm.localTasks === 0
+        ? ', tasks replaced; they run on other nodes: swarm saw them running, their export not read from here'
+        : `, ${swarm.localTasks} task${swarm.localTasks === 1 ? '' : 's'} replaced by swarm`;
+  const confirmed = `confirmed after ${(change.confirmedAfterMs! / 1000).toFixed(1)} s${how}`;
   // Pools keep their start size unless POOL_FOLLOWS_QUOTA is on (then they resize within a few
   // seconds): fib_workers shows which, right after the change.
   const pool = change.workers === null ? '' : `; fib_workers ${change.workers}`;

@@ -8,6 +8,13 @@
 // host and from the one-shot `make cpus` container (both hold the Docker socket), reads the
 // variant's own figures the moment they change (Prometheus would add up to a scrape interval),
 // and needs no route into the compose network.
+//
+// The same lab deployed as a Docker Swarm stack (docker-stack.yml, docs/swarm.md) is found by its
+// stack label instead. There a container's limits cannot change: the quota is the service's
+// (TaskTemplate.Resources.Limits.NanoCPUs), and swarm replaces the tasks to apply a new one, so
+// setQuotaCores updates the service and waits until its new tasks run (swarm calls a task running
+// once its healthcheck passes). Only the containers on this node are listed (exec and stats need
+// the engine that runs them): run `lab cpus` and `lab ps` on the node of the variants.
 
 import Docker from 'dockerode';
 import { PassThrough } from 'node:stream';
@@ -15,7 +22,31 @@ import { ConfigError } from '../lab/errors.js';
 import { VARIANT_NAMES, findVariant } from '../variants/index.js';
 
 export const COMPOSE_PROJECT = 'concurrency-lab';
+/** The swarm stack's name (tools/swarm.ts): its services are concurrency-lab_<service>. */
+export const SWARM_STACK = 'concurrency-lab';
 const NANO = 1e9;
+
+/** How the lab runs: compose containers, or the tasks of a swarm stack. */
+export type LabKind = 'compose' | 'swarm';
+
+/** What a swarm service update needs to read back (dockerode's types leave the spec untyped). */
+interface SwarmServiceInfo {
+  Version: { Index: number };
+  Spec: {
+    Mode?: { Replicated?: { Replicas?: number } };
+    TaskTemplate: {
+      Resources?: { Limits?: { NanoCPUs?: number } };
+      ContainerSpec?: { Healthcheck?: { Interval?: number }; StopGracePeriod?: number };
+    };
+  };
+  UpdateStatus?: { State?: string; Message?: string };
+}
+
+interface SwarmTask {
+  DesiredState: string;
+  Status: { State: string; Err?: string; ContainerStatus?: { ContainerID?: string } };
+  Spec: { Resources?: { Limits?: { NanoCPUs?: number } } };
+}
 
 /** One container of a variant. */
 export interface LabContainer {
@@ -58,6 +89,34 @@ export class LabDocker {
     this.docker = docker;
   }
 
+  private kindFound: Promise<LabKind> | null = null;
+
+  /**
+   * A swarm stack when this engine manages one named concurrency-lab, else compose (an engine in
+   * no swarm, or a worker node, answers the services API with an error).
+   */
+  kind(): Promise<LabKind> {
+    this.kindFound ??= this.docker.listServices({ filters: { label: [`com.docker.stack.namespace=${SWARM_STACK}`] } }).then(
+      (services) => (services.length > 0 ? 'swarm' : 'compose'),
+      () => 'compose' as const,
+    );
+    return this.kindFound;
+  }
+
+  /**
+   * The containers to change a quota through: every one in compose; in swarm one per service (the
+   * quota is the service's, and one update replaces all its tasks).
+   */
+  async quotaHolders(containers: readonly LabContainer[]): Promise<LabContainer[]> {
+    if ((await this.kind()) === 'compose') return [...containers];
+    return containers.filter((c, i) => containers.findIndex((other) => other.service === c.service) === i);
+  }
+
+  /** What identifies a quota across changes: the container in compose, the service in swarm (its tasks are replaced). */
+  async quotaKey(container: LabContainer): Promise<string> {
+    return (await this.kind()) === 'swarm' ? `service:${container.service}` : container.id;
+  }
+
   /** The Docker host's CPU count: Docker refuses a quota above it. */
   async hostCpus(): Promise<number> {
     const info = (await this.docker.info()) as { NCPU?: number };
@@ -67,13 +126,18 @@ export class LabDocker {
   /** Every container of the compose project, running or not, by service. */
   async containers(): Promise<LabContainer[]> {
     let list: Docker.ContainerInfo[];
+    const swarm = (await this.kind()) === 'swarm';
     try {
       list = await this.docker.listContainers({
         all: true,
         // Compose's own service containers only: the image carries the project and service
         // labels too (compose build puts them there), so `docker run` of it (make cpus's
-        // one-shot) would otherwise pass for a variant.
-        filters: { label: [`com.docker.compose.project=${COMPOSE_PROJECT}`, 'com.docker.compose.oneoff=False'] },
+        // one-shot) would otherwise pass for a variant. In swarm: the stack's tasks on this node.
+        filters: {
+          label: swarm
+            ? [`com.docker.stack.namespace=${SWARM_STACK}`]
+            : [`com.docker.compose.project=${COMPOSE_PROJECT}`, 'com.docker.compose.oneoff=False'],
+        },
       });
     } catch (error) {
       throw new LabNotRunningError(`cannot reach the Docker daemon: ${(error as Error).message}`);
@@ -82,7 +146,9 @@ export class LabDocker {
       .map((c) => ({
         id: c.Id,
         name: (c.Names[0] ?? c.Id).replace(/^\//, ''),
-        service: c.Labels['com.docker.compose.service'] ?? '',
+        service: swarm
+          ? (c.Labels['com.docker.swarm.service.name'] ?? '').replace(`${SWARM_STACK}_`, '')
+          : (c.Labels['com.docker.compose.service'] ?? ''),
         running: c.State === 'running',
       }))
       .sort((a, b) => a.name.localeCompare(b.name));
@@ -126,10 +192,50 @@ export class LabDocker {
     return quota > 0 ? quota / period : null;
   }
 
-  /** Sets the container's quota; null removes it. */
-  async setQuotaCores(container: LabContainer, cores: number | null): Promise<void> {
+  /**
+   * Sets the container's quota; null removes it. In swarm, the quota of the container's service:
+   * returns once its tasks run with the new limit (within `timeoutMs` plus what its stop grace
+   * period and healthcheck interval need), having replaced them; true when they were replaced.
+   */
+  async setQuotaCores(container: LabContainer, cores: number | null, timeoutMs = 15_000): Promise<boolean> {
     const nano = cores === null ? 0 : Math.round(cores * NANO);
+    if ((await this.kind()) === 'swarm') return this.setServiceQuota(container.service, nano, timeoutMs);
     await this.docker.getContainer(container.id).update({ NanoCpus: nano });
+    return false;
+  }
+
+  /** The service's NanoCPUs limit through the service API, then waits until its tasks carry it and run. */
+  private async setServiceQuota(service: string, nano: number, timeoutMs: number): Promise<boolean> {
+    const name = `${SWARM_STACK}_${service}`;
+    const handle = this.docker.getService(name);
+    const info = (await handle.inspect()) as SwarmServiceInfo;
+    const template = info.Spec.TaskTemplate;
+    if ((template.Resources?.Limits?.NanoCPUs ?? 0) === nano) return false; // no restart for nothing
+    template.Resources = { ...template.Resources, Limits: { ...template.Resources?.Limits, NanoCPUs: nano } };
+    // The version read with the spec: swarm refuses the update if the service changed meanwhile.
+    await handle.update({ _query: { version: info.Version.Index }, _body: info.Spec });
+    // A task runs once its first healthcheck passes, one interval after it starts, and its
+    // predecessor may take its whole stop grace period to leave first.
+    const spec = template.ContainerSpec;
+    const boundMs = timeoutMs + ((spec?.StopGracePeriod ?? 10e9) + 3 * (spec?.Healthcheck?.Interval ?? 30e9)) / 1e6;
+    const started = Date.now();
+    let state = 'no task yet';
+    while (Date.now() - started < boundMs) {
+      const current = (await handle.inspect()) as SwarmServiceInfo;
+      if (current.UpdateStatus?.State === 'paused' || current.UpdateStatus?.State === 'rollback_completed') {
+        throw new Error(`swarm ${current.UpdateStatus.State} the update of ${name}: ${current.UpdateStatus.Message}`);
+      }
+      const tasks = (await this.docker.listTasks({
+        filters: { service: [name], 'desired-state': ['running'] },
+      })) as SwarmTask[];
+      const replicas = current.Spec.Mode?.Replicated?.Replicas ?? 1;
+      const fresh = tasks.filter((t) => (t.Spec.Resources?.Limits?.NanoCPUs ?? 0) === nano);
+      const running = fresh.filter((t) => t.Status.State === 'running');
+      if (running.length >= replicas && fresh.length === tasks.length) return true;
+      state = `${running.length} of ${replicas} new tasks running (${tasks.map((t) => t.Status.State + (t.Status.Err ? `: ${t.Status.Err}` : '')).join(', ')})`;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    throw new Error(`${name}: ${state} after ${(boundMs / 1000).toFixed(0)} s`);
   }
 
   /** The cgroup counters dockerd reads for the container, from outside it. */

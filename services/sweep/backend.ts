@@ -8,7 +8,7 @@ import { localTarget } from '../loadgen/local.js';
 import { measure, type MeasuredProbe, type MeasureOptions, type Measurement } from '../loadgen/measure.js';
 import { measureThroughLoadgen } from './remote.js';
 import { changeQuota, formatCores } from '../quota/cpus.js';
-import { LabDocker, type ContainerCounters, type LabContainer } from '../quota/docker.js';
+import { LabDocker, type ContainerCounters, type LabContainer, type LabKind } from '../quota/docker.js';
 import { parseExposition, pick } from '../lab/exposition.js';
 import { findVariant } from '../variants/index.js';
 import type { SweepMode } from './file.js';
@@ -70,11 +70,14 @@ export const measureFromHere =
 /**
  * The compose lab: quotas through the Docker API; the load sent by the lab's own load generator
  * from inside the compose network (remote.ts), or, where it cannot (no generator, or one without
- * POST /measure), from here on the published ports of 127.0.0.1, said once.
+ * POST /measure), from here on the published ports of 127.0.0.1, said once. The same against the
+ * lab as a swarm stack (docs/swarm.md): there the quota is the service's, and swarm replaces the
+ * variant's task at every point (LabDocker.setQuotaCores waits for the new one).
  */
 export class DockerBackend implements SweepBackend {
   readonly mode = 'docker' as const;
-  readonly isolation = 'docker: NanoCpus of the compose containers, through the Docker API';
+  readonly isolation: string;
+  /** Each quota's value before the sweep, by LabDocker.quotaKey (the container, or in swarm its service). */
   private readonly original = new Map<string, { container: LabContainer; variant: string; cores: number | null }>();
   /** Where the load comes from; set by check(). */
   private loadFrom: 'loadgen' | 'host' = 'host';
@@ -85,7 +88,13 @@ export class DockerBackend implements SweepBackend {
     private readonly confirmTimeoutMs: number,
     private readonly loadgenUrl: string,
     private readonly loadgenHeaders: Record<string, string>,
-  ) {}
+    private readonly kind: LabKind,
+  ) {
+    this.isolation =
+      kind === 'swarm'
+        ? "docker: NanoCPUs of the swarm stack's services, through the service API (each change replaces the task)"
+        : 'docker: NanoCpus of the compose containers, through the Docker API';
+  }
 
   static async create(
     confirmTimeoutMs: number,
@@ -93,13 +102,13 @@ export class DockerBackend implements SweepBackend {
     loadgenHeaders: Record<string, string> = {},
     docker = new LabDocker(),
   ): Promise<DockerBackend> {
-    return new DockerBackend(docker, await docker.hostCpus(), confirmTimeoutMs, loadgenUrl, loadgenHeaders);
+    return new DockerBackend(docker, await docker.hostCpus(), confirmTimeoutMs, loadgenUrl, loadgenHeaders, await docker.kind());
   }
 
   /** Where the sweep's requests come from, in words (the sweep prints it). */
   get loadSource(): string {
     return this.loadFrom === 'loadgen'
-      ? `load from the lab's load generator inside the compose network (${this.loadgenUrl}/measure)`
+      ? `load from the lab's load generator inside the ${this.kind === 'swarm' ? "stack's overlay" : 'compose'} network (${this.loadgenUrl}/measure)`
       : 'load from this host on the published ports (no load generator with POST /measure)';
   }
 
@@ -123,15 +132,20 @@ export class DockerBackend implements SweepBackend {
 
   private async setQuota(variant: string, cpus: number): Promise<{ holders: LabContainer[]; workers: number | null }> {
     const { quota } = (await this.docker.variants([variant]))[0]!;
-    for (const container of quota) {
-      if (!this.original.has(container.id)) {
-        this.original.set(container.id, { container, variant, cores: await this.docker.quotaCores(container) });
+    // In swarm the quota is the service's, one per service: its tasks are replaced at each change.
+    const holders = await this.docker.quotaHolders(quota);
+    for (const container of holders) {
+      const key = await this.docker.quotaKey(container);
+      if (!this.original.has(key)) {
+        this.original.set(key, { container, variant, cores: await this.docker.quotaCores(container) });
       }
     }
-    const changes = await Promise.all(quota.map((c) => changeQuota(this.docker, variant, c, cpus, this.confirmTimeoutMs)));
+    const changes = await Promise.all(holders.map((c) => changeQuota(this.docker, variant, c, cpus, this.confirmTimeoutMs)));
     const failed = changes.find((change) => change.error !== null);
     if (failed) throw new Error(`${variant}: quota ${cpus} not confirmed in ${failed.container}: ${failed.error}`);
-    return { holders: quota, workers: changes[0]?.workers ?? null };
+    // The containers now holding the quota (new ones where swarm replaced the tasks).
+    const now = (await this.docker.variants([variant]))[0]!.quota;
+    return { holders: now, workers: changes[0]?.workers ?? null };
   }
 
   async prepare(variant: string, cpus: number): Promise<PreparedPoint> {
@@ -164,7 +178,7 @@ export class DockerBackend implements SweepBackend {
     const restored: string[] = [];
     for (const { container, variant, cores } of this.original.values()) {
       try {
-        await this.docker.setQuotaCores(container, cores);
+        await this.docker.setQuotaCores(container, cores, this.confirmTimeoutMs);
         restored.push(`${variant} ${formatCores(cores)}`);
       } catch (error) {
         restored.push(`${variant}: NOT restored to ${formatCores(cores)}: ${(error as Error).message}`);

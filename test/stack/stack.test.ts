@@ -20,6 +20,7 @@ import type { LoadReport } from '../../services/loadgen/report.js';
 import { VARIANTS } from '../../services/variants/index.js';
 import { IDLE_BOUND_CORES, hostBusyOver, idleTable, measureIdleCost } from '../../benchmarks/idle.js';
 import { TestClient, runLab, waitUntil } from '../helpers.js';
+import { SPOTLIGHT_FOR_CI, eventually, queryAt, type Sample } from './prometheus-api.js';
 import { checkCpusAndReset, checkMakeCpusOneShot, checkPs, checkShortSweepReport, checkQuotaLesson } from './quota-steps.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -27,9 +28,6 @@ const PROMETHEUS = 'http://127.0.0.1:9090';
 const NAMES = VARIANTS.map((v) => v.name);
 /** What Grafana's $__rate_interval becomes: 4 scrape intervals at least; 30 s gives the rates enough samples. */
 const RATE_INTERVAL = '30s';
-
-/** The spotlight as the stack test runs it: shorter phases than make up's (SPOTLIGHT_* in .env), the same rounds. */
-const SPOTLIGHT_FOR_CI = { SPOTLIGHT_PHASE: '1s', SPOTLIGHT_WARMUP: '250ms', SPOTLIGHT_GAP: '1s' };
 
 /** `docker compose`, with the short spotlight settings for the load generator's container (only there: a plain `lab load` refuses spotlight options). */
 function compose(args: string[], timeoutMs = 600_000): string {
@@ -47,21 +45,7 @@ function compose(args: string[], timeoutMs = 600_000): string {
   return result.stdout;
 }
 
-interface Sample {
-  metric: Record<string, string>;
-  value: [number, string];
-}
-
-async function query(expr: string): Promise<Sample[]> {
-  const response = await fetch(`${PROMETHEUS}/api/v1/query?query=${encodeURIComponent(expr)}`);
-  const body = (await response.json()) as { status: string; error?: string; data?: { result: Sample[] } };
-  if (body.status !== 'success') throw new Error(`query failed: ${expr}: ${body.error}`);
-  return body.data!.result;
-}
-
-/** Waits for a state of the stack, asking every 2 s (Prometheus scrapes every 5 s). */
-const eventually = (what: string, check: () => Promise<string | null>, timeoutMs = 120_000) =>
-  waitUntil(what, check, timeoutMs, 2000);
+const query = (expr: string): Promise<Sample[]> => queryAt(PROMETHEUS, expr);
 
 function envFile(): Record<string, string> {
   const values: Record<string, string> = {};
