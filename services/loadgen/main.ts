@@ -202,6 +202,7 @@ async function runSpotlight(options: LoadOptions, metrics: LoadgenMetrics | null
       }
     };
     const background = await runTogether({ ...options, targets }, metrics, display, onEvent);
+    const records = await Promise.all(targets.map((t) => targetRecord(t.name, t.metrics)));
     display.stop();
     const report =
       background.scenario === null
@@ -210,7 +211,12 @@ async function runSpotlight(options: LoadOptions, metrics: LoadgenMetrics | null
     if (options.output === 'json')
       console.log(
         JSON.stringify(
-          { startedAt: startedAt.toISOString(), spotlight: { turns: spotlightJson(turns) }, background: report },
+          {
+            run: runRecord(startedAt, records, scenarioRecord(options, background.scenario ?? options.scenario)),
+            startedAt: startedAt.toISOString(),
+            spotlight: { turns: spotlightJson(turns) },
+            background: report,
+          },
           null,
           2,
         ),

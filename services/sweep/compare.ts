@@ -552,7 +552,7 @@ ${c.recordDifferences.length ? page`<h2>What differed besides the measurement</h
 <div class="grid" id="charts"></div>
 
 <h2>Every figure</h2>
-<table><thead><tr>${HEADER.map((h) => page`<th>${h}</th>`)}</tr></thead>
+<table id="figures"><thead><tr>${HEADER.map((h) => page`<th>${h}</th>`)}</tr></thead>
 <tbody>${join(rows, '\n')}</tbody></table>
 ${c.onlyIn.a.length ? page`<p class="note">Only in A: ${c.onlyIn.a.join(', ')}</p>` : ''}
 ${c.onlyIn.b.length ? page`<p class="note">Only in B: ${c.onlyIn.b.join(', ')}</p>` : ''}
