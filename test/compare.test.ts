@@ -118,7 +118,26 @@ describe('lab compare of two sweeps', () => {
       assert.ok(Math.abs(r.relative! - (r.group.startsWith('threadpool') ? 0.5 : 0)) < 1e-9, `${r.group}: ${r.relative}`);
     assert.deepEqual(c.onlyIn.a, ['threadpool at 2 cores', 'eventloop at 2 cores', 'processpool at 2 cores']);
     assert.deepEqual(c.recordDifferences, ['only B has a run record']);
-    assert.ok(c.rows.every((r) => r.verdict === null && r.note === 'one measurement per point: no interval'));
+    const others = c.rows.filter((r) => r.metric !== 'throughput');
+    assert.ok(
+      others.every((r) => r.verdict === null && r.note === 'collapse, p99 and workers are measured once per point: no interval'),
+    );
+    assert.ok(
+      throughput.every((r) => r.verdict === 'no interval' && /needs 4 or more one-second samples/.test(r.note!)),
+      'old files: no samples',
+    );
+  });
+
+  it('gives throughput an interval from its one-second samples: no difference where they are the same', () => {
+    const a = legitimateSweep();
+    const seconds = [100, 112, 91, 104, 96];
+    for (const p of a.points) p.throughputIntervals = seconds.map((ok) => ({ ms: 1000, ok }));
+    const b = structuredClone(a);
+    for (const p of b.points)
+      if (p.variant === 'threadpool') p.throughputIntervals = seconds.map((ok) => ({ ms: 1000, ok: Math.round(ok * 1.5) }));
+    const c = compareInputs(readCompareInput(write('samples-a.json', a)), readCompareInput(write('samples-b.json', b)));
+    for (const r of c.rows.filter((row) => row.metric === 'throughput'))
+      assert.equal(r.verdict, r.group.startsWith('threadpool') ? 'B higher' : 'no difference', `${r.group}: ${r.interval}`);
   });
 
   it('shows markup from the files as text in the page, never runs it', async (t) => {

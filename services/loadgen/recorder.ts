@@ -340,6 +340,11 @@ export class ProbeTally {
     if (delta.latency) into.latency.push(delta.latency);
   }
 
+  /** The run's intervals, counts only (the sweep's throughput samples). */
+  intervalCounts(): Array<{ ms: number; requests: number; ok: number }> {
+    return this.intervals.map(({ ms, requests, ok }) => ({ ms: Number(ms.toFixed(3)), requests, ok }));
+  }
+
   /** The run's intervals, each histogram HDR-encoded; and whether they cover the whole run. */
   intervalSamples(): { intervals: IntervalSample[]; intervalsComplete: boolean } {
     const histogram = newHistogram();

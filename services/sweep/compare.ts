@@ -221,6 +221,23 @@ function bootstrap(samples: Samples, random: () => number): { rate: Float64Array
   return { rate, percentiles };
 }
 
+/** REPLICATES resamples of a rate: intervals drawn with replacement, their counts over their time (per second). */
+function rateReplicates(intervals: Array<{ ms: number; ok: number }>, random: () => number): Float64Array {
+  const out = new Float64Array(REPLICATES);
+  const n = intervals.length;
+  for (let r = 0; r < REPLICATES; r++) {
+    let ms = 0;
+    let ok = 0;
+    for (let k = 0; k < n; k++) {
+      const pick = intervals[Math.floor(random() * n)]!;
+      ms += pick.ms;
+      ok += pick.ok;
+    }
+    out[r] = ms > 0 ? (ok / ms) * 1000 : NaN;
+  }
+  return out;
+}
+
 /** The 95% interval of B − A over paired replicates; null when too few replicates hold a value on both sides. */
 function differenceInterval(a: Float64Array, b: Float64Array): [number, number] | null {
   const differences: number[] = [];
@@ -356,11 +373,12 @@ function compareRuns(a: CompareInput & { kind: 'load' }, b: CompareInput & { kin
 }
 
 function compareSweeps(a: CompareInput & { kind: 'sweep' }, b: CompareInput & { kind: 'sweep' }): Comparison {
-  const key = (p: { variant: string; cpus: number }) => `${p.variant} at ${p.cpus} cores`;
+  const key = (p: { variant: string; cpus: number }) => `${p.variant} at ${p.cpus} core${p.cpus === 1 ? '' : 's'}`;
   const inB = new Map(b.sweep.points.map((p) => [key(p), p]));
   const inA = new Set(a.sweep.points.map(key));
   const rows: CompareRow[] = [];
-  const note = 'one measurement per point: no interval';
+  const note = 'collapse, p99 and workers are measured once per point: no interval';
+  const random = seeded(SEED);
   for (const pa of a.sweep.points) {
     const pb = inB.get(key(pa));
     if (!pb) continue;
@@ -369,8 +387,19 @@ function compareSweeps(a: CompareInput & { kind: 'sweep' }, b: CompareInput & { 
       const r = row(group, metric, unit, va, vb);
       r.note = note;
       rows.push(r);
+      return r;
     };
-    add('throughput', 'req/s', pa.throughput, pb.throughput);
+    const throughput = add('throughput', 'req/s', pa.throughput, pb.throughput);
+    // Throughput has its intervals of about a second (files since they were recorded): a bootstrap interval as for runs.
+    const [ia, ib] = [pa.throughputIntervals ?? [], pb.throughputIntervals ?? []];
+    if (ia.length >= MIN_INTERVALS && ib.length >= MIN_INTERVALS) {
+      throughput.interval = differenceInterval(rateReplicates(ia, random), rateReplicates(ib, random));
+      throughput.verdict = throughput.interval ? verdictOf(throughput.interval) : 'no interval';
+      throughput.note = null;
+    } else {
+      throughput.verdict = 'no interval';
+      throughput.note = `throughput: an interval needs ${MIN_INTERVALS} or more one-second samples a side (a --throughput-duration of 5s or more, files since they were recorded)`;
+    }
     add('collapse', 'x', pa.collapse.ratio, pb.collapse.ratio);
     add('short p99 beside a hog', 'ms', pa.shortP99Ms, pb.shortP99Ms);
     add('workers', 'x', pa.workers, pb.workers);
@@ -518,7 +547,7 @@ export function renderCompare(c: Comparison): string {
   const what =
     c.kind === 'load'
       ? page`Per target and probe: the request rate and the latency percentiles (from the intended send time in an open loop), B − A, and a 95% confidence interval of that difference from a block bootstrap: ${REPLICATES} resamples of each run's one-second intervals, their histograms merged. <b>no difference</b>: the interval holds 0.`
-      : page`Per variant and quota: throughput of the CPU-bound request, the collapse (alone / beside a hog) and the short requests' p99 beside it, B − A. A sweep measures each point once, so there is no interval: a difference is a difference of two measurements.`;
+      : page`Per variant and quota: throughput of the CPU-bound request, the collapse (alone / beside a hog) and the short requests' p99 beside it, B − A. Throughput has a 95% interval of B − A where both sweeps recorded its one-second intervals (a block bootstrap, as for load runs; <b>no difference</b>: the interval holds 0); the other figures are measured once per point, so a difference there is a difference of two measurements.`;
   const list = (items: string[]) =>
     join(
       items.map((item) => page`<li>${item}</li>`),

@@ -63,6 +63,12 @@ export const sweepPointSchema = z.object({
   workers: count.nullable(),
   /** fib(cpuN) answered per second, closed loop, enough connections to keep the quota busy. */
   throughput: nonNegative,
+  /**
+   * The throughput measurement in intervals of about a second: their length (ms) and the fib(cpuN)
+   * answered in each, which `lab compare` resamples for a confidence interval. Absent from files
+   * written before they were recorded.
+   */
+  throughputIntervals: z.array(z.object({ ms: nonNegative, ok: count })).optional(),
   /** cpus x quotaHolders / t(fib(cpuN)). */
   ideal: positive,
   throughputConnections: count,

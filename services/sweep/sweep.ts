@@ -277,6 +277,7 @@ async function measurePoint(
     quotaHolders: prepared.quotaHolders,
     workers,
     throughput: cpu.okPerSecond,
+    ...(cpu.intervals ? { throughputIntervals: cpu.intervals } : {}),
     ideal,
     throughputConnections: connections,
     throughputP50Ms: finite(cpu.p50Ms),
