@@ -10,7 +10,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { runRecord } from '../services/lab/run-record.js';
+import { execFileSync } from 'node:child_process';
+import { labIdentity, runRecord } from '../services/lab/run-record.js';
 import { compareInputs, readCompareInput, type Comparison } from '../services/sweep/compare.js';
 import { configErrorOf, runLab, startVariant, writeScenario, type RunningVariant } from './helpers.js';
 import { checkReportPage, chromiumMissing } from './report-browser.js';
@@ -99,6 +100,26 @@ describe('lab compare of two load runs', () => {
     assert.deepEqual(check.drawnCharts, ['chart-0']);
     assert.equal(check.blankCanvases, 0);
     assert.equal((check.probed as string[]).length, 5);
+  });
+});
+
+describe('the run record', () => {
+  it('takes the commit from LAB_COMMIT where the image was given it, else from git', () => {
+    assert.deepEqual(labIdentity({ LAB_COMMIT: ' 0123abc ' }), {
+      version: (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version,
+      commit: '0123abc',
+      commitSource: 'LAB_COMMIT',
+      dirty: null,
+    });
+    let head: string | null = null;
+    try {
+      head = execFileSync('git', ['rev-parse', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    } catch {
+      // not a clone: the record's commit is null, as below
+    }
+    const fromGit = labIdentity({ LAB_COMMIT: '' });
+    assert.equal(fromGit.commit, head);
+    assert.equal(fromGit.commitSource, head === null ? null : 'git');
   });
 });
 
