@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { execFileSync } from 'node:child_process';
 import { labIdentity, runRecord } from '../services/lab/run-record.js';
-import { compareInputs, readCompareInput, type Comparison } from '../services/sweep/compare.js';
+import { compareInputs, describeRow, readCompareInput, type Comparison } from '../services/sweep/compare.js';
 import { configErrorOf, runLab, startVariant, writeScenario, type RunningVariant } from './helpers.js';
 import { checkReportPage, chromiumMissing } from './report-browser.js';
 import { legitimateSweep } from './sweep-fixtures.js';
@@ -139,6 +139,8 @@ describe('lab compare of two sweeps', () => {
       assert.ok(Math.abs(r.relative! - (r.group.startsWith('threadpool') ? 0.5 : 0)) < 1e-9, `${r.group}: ${r.relative}`);
     assert.deepEqual(c.onlyIn.a, ['threadpool at 2 cores', 'eventloop at 2 cores', 'processpool at 2 cores']);
     assert.deepEqual(c.recordDifferences, ['only B has a run record']);
+    const infinite = c.rows.find((r) => r.group === 'eventloop at 0.5 cores' && r.metric === 'collapse')!;
+    assert.deepEqual(describeRow(infinite).slice(2, 5), ['∞', '∞', '-'], 'nothing answered beside the hog, in both');
     const others = c.rows.filter((r) => r.metric !== 'throughput');
     assert.ok(
       others.every((r) => r.verdict === null && r.note === 'collapse, p99 and workers are measured once per point: no interval'),

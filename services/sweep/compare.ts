@@ -257,9 +257,10 @@ export interface CompareRow {
   group: string;
   metric: string;
   unit: 'req/s' | 'ms' | 'x';
+  /** null: not measured; Infinity: a collapse with nothing answered beside the hog. */
   a: number | null;
   b: number | null;
-  /** B − A; null where either is missing. */
+  /** B − A; null where either is missing or infinite. */
   difference: number | null;
   /** (B − A) / A; null where A is 0 or missing. */
   relative: number | null;
@@ -283,7 +284,8 @@ export interface Comparison {
 }
 
 function row(group: string, metric: string, unit: CompareRow['unit'], a: number | null, b: number | null): CompareRow {
-  const difference = a === null || b === null ? null : b - a;
+  // A collapse may be infinite (nothing answered beside the hog): shown, but no difference taken.
+  const difference = a === null || b === null || !Number.isFinite(a) || !Number.isFinite(b) ? null : b - a;
   return {
     group,
     metric,
@@ -400,7 +402,12 @@ function compareSweeps(a: CompareInput & { kind: 'sweep' }, b: CompareInput & { 
       throughput.verdict = 'no interval';
       throughput.note = `throughput: an interval needs ${MIN_INTERVALS} or more one-second samples a side (a --throughput-duration of 5s or more, files since they were recorded)`;
     }
-    add('collapse', 'x', pa.collapse.ratio, pb.collapse.ratio);
+    add(
+      'collapse',
+      'x',
+      pa.collapse.infinite ? Infinity : pa.collapse.ratio,
+      pb.collapse.infinite ? Infinity : pb.collapse.ratio,
+    );
     add('short p99 beside a hog', 'ms', pa.shortP99Ms, pb.shortP99Ms);
     add('workers', 'x', pa.workers, pb.workers);
   }
@@ -473,7 +480,8 @@ export function compareInputs(a: CompareInput, b: CompareInput): Comparison {
 // --- output -----------------------------------------------------------------------------------
 
 function value(v: number | null, unit: CompareRow['unit']): string {
-  if (v === null || !Number.isFinite(v)) return unit === 'x' && v === null ? '-' : '-';
+  if (v === Infinity) return '∞';
+  if (v === null || !Number.isFinite(v)) return '-';
   if (unit === 'ms') return Math.abs(v) < 1 ? `${(v * 1000).toFixed(0)}us` : `${v.toFixed(Math.abs(v) < 10 ? 2 : 1)}ms`;
   if (unit === 'req/s') return v.toFixed(Math.abs(v) < 10 ? 1 : 0);
   return Number.isInteger(v) ? String(v) : v.toFixed(1);
