@@ -33,5 +33,10 @@ USER node
 EXPOSE 25000 9464
 # Bash, not Node: a check is an exec every interval (see services/server/healthcheck.sh).
 HEALTHCHECK --interval=60s --timeout=3s --start-period=60s --retries=3 CMD ["lab-healthcheck"]
+# The commit the image was built from, for the run records of lab load and lab sweep (the image
+# has no .git): docker build --build-arg LAB_COMMIT=$(git rev-parse HEAD). Empty: unknown.
+# Last, so that a new commit rebuilds no earlier layer.
+ARG LAB_COMMIT=
+ENV LAB_COMMIT=${LAB_COMMIT}
 ENTRYPOINT ["node", "dist/services/cli/index.js"]
 CMD ["variants"]

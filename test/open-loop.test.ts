@@ -181,7 +181,7 @@ describe('open loop (injected clock)', () => {
     await clock.jumpTo(1000);
     const due = 1000 * (LOAD_LIMITS.rate.max / 1000); // 1 000 000 in the stalled second
     const tally = new ProbeTally(recorder.key, 1, null);
-    tally.apply(recorder.takeDelta()!);
+    tally.apply(recorder.takeDelta());
     const timeouts = tally.outcomes.get('timeout') ?? 0;
     assert.equal(sent, 1, 'one request in flight on the one connection');
     assert.ok(

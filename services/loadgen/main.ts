@@ -7,6 +7,8 @@
 
 import type { Server } from 'node:http';
 import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
+import { runRecord, targetRecord, type TargetRecord } from '../lab/run-record.js';
 import { createMetricsServer } from '../lab/http.js';
 import { createLoadgenMetrics, type LoadgenMetrics } from './metrics.js';
 import { Controller } from './control.js';
@@ -22,9 +24,12 @@ import type { Scenario } from './scenario.js';
 import { searchMaxThroughput, searchTable, type SearchResult } from './search.js';
 import { Spotlight, toSpotlightTarget, type LessonTurn, type SpotlightEvent } from './spotlight.js';
 import { spotlightCsv, spotlightJson, spotlightSummary, turnTable } from './spotlight-report.js';
+import { checkThresholds, thresholdLines } from './thresholds.js';
 
-/** The exit code of a run in which no request was answered (as k6 fails a run whose threshold failed). */
+/** The exit code of a run in which no request was answered. */
 export const EXIT_NOTHING_ANSWERED = 1;
+/** The exit code of a run in which a threshold failed (k6's). */
+export const EXIT_THRESHOLD_FAILED = 99;
 
 export async function runLoadCommand(raw: RawLoadOptions): Promise<void> {
   const options = resolveLoadOptions(raw);
@@ -33,16 +38,33 @@ export async function runLoadCommand(raw: RawLoadOptions): Promise<void> {
   const display = new LiveDisplay();
   const startedAt = new Date();
   try {
-    if (options.search) return printSearch(await searchEach(options, metrics, display), options);
+    if (options.search) return printSearch(await searchEach(options, metrics, display), options, startedAt);
     if (options.spotlight) return await runSpotlight(options, metrics, display, startedAt);
-    const { phases, results, scenario } =
+    const { phases, results, scenario, targets } =
       options.variants.length > 0 ? await runVariants(options, metrics, display) : await runTogether(options, metrics, display);
-    const report = loadReport(startedAt, options, scenario ?? options.scenario, phases, results);
+    const report = loadReport(startedAt, options, scenario ?? options.scenario, phases, results, targets);
+    // The scenario's own thresholds are those of the scenario run last (the control API may have switched it).
+    const thresholds = [
+      ...options.thresholds.filter((t) => !(options.scenario.thresholds ?? []).includes(t)),
+      ...((scenario ?? options.scenario).thresholds ?? []),
+    ];
+    report.thresholds = checkThresholds(thresholds, results);
     display.stop();
-    console.log(
-      options.output === 'json' ? JSON.stringify(report, null, 2) : options.output === 'csv' ? csv(report) : table(report),
-    );
+    const json = JSON.stringify(report, null, 2);
+    console.log(options.output === 'json' ? json : options.output === 'csv' ? csv(report) : table(report));
+    if (options.out !== null) {
+      writeFileSync(options.out, `${json}\n`);
+      console.error(`lab load: wrote ${options.out}`);
+    }
+    // On stdout under the table; on stderr where stdout carries JSON or CSV.
+    const lines = thresholdLines(thresholds, report.thresholds);
+    if (lines.length > 0) (options.output === 'table' ? console.log : console.error)(lines.join('\n'));
     failUnlessAnswered(results.map((r) => ({ requests: r.requests, ok: r.ok, errors: r.errors })));
+    if (process.exitCode === undefined && report.thresholds.some((c) => !c.passed)) {
+      const failed = report.thresholds.filter((c) => !c.passed).length;
+      console.error(`lab load: ${failed} of ${report.thresholds.length} threshold checks failed`);
+      process.exitCode = EXIT_THRESHOLD_FAILED;
+    }
   } finally {
     display.stop();
   }
@@ -54,13 +76,32 @@ function loadReport(
   scenario: Scenario,
   phases: Phase[],
   results: ProbeResult[],
+  targets: TargetRecord[] = [],
 ): LoadReport {
   return {
+    run: runRecord(startedAt, targets, scenarioRecord(options, scenario)),
     startedAt: startedAt.toISOString(),
     scenario: { name: scenario.name, description: scenario.description },
     warmupSeconds: options.warmupMs / 1000,
     phases,
     results,
+    thresholds: [],
+  };
+}
+
+/** The scenario as run, for the run record: what was asked (the spec, the overrides) and what it became. */
+function scenarioRecord(options: LoadOptions, scenario: Scenario) {
+  return {
+    spec: options.scenarioSpec,
+    name: scenario.name,
+    description: scenario.description,
+    durationMs: options.durationMs ?? scenario.durationMs,
+    warmupMs: options.warmupMs,
+    timeoutMs: options.timeoutMs,
+    sendThreads: options.sendThreads,
+    overrides: options.overrides,
+    probes: scenario.probes,
+    thresholds: options.thresholds.map((t) => t.text),
   };
 }
 
@@ -121,10 +162,11 @@ async function runTogether(
   process.off('SIGINT', stop);
   if (server) await closeHttp(server);
   const run = controller.current;
-  if (!run) return { phases: [], results: [], scenario: null };
+  const targets = await Promise.all(options.targets.map((t) => targetRecord(t.name, t.metrics)));
+  if (!run) return { phases: [], results: [], scenario: null, targets };
   const { phase, results } = runResults(run);
   // The control API may have switched scenarios: the results are the last run's.
-  return { phases: [phase], results, scenario: run.config.scenario };
+  return { phases: [phase], results, scenario: run.config.scenario, targets };
 }
 
 /**
@@ -160,6 +202,7 @@ async function runSpotlight(options: LoadOptions, metrics: LoadgenMetrics | null
       }
     };
     const background = await runTogether({ ...options, targets }, metrics, display, onEvent);
+    const records = await Promise.all(targets.map((t) => targetRecord(t.name, t.metrics)));
     display.stop();
     const report =
       background.scenario === null
@@ -168,7 +211,12 @@ async function runSpotlight(options: LoadOptions, metrics: LoadgenMetrics | null
     if (options.output === 'json')
       console.log(
         JSON.stringify(
-          { startedAt: startedAt.toISOString(), spotlight: { turns: spotlightJson(turns) }, background: report },
+          {
+            run: runRecord(startedAt, records, scenarioRecord(options, background.scenario ?? options.scenario)),
+            startedAt: startedAt.toISOString(),
+            spotlight: { turns: spotlightJson(turns) },
+            background: report,
+          },
           null,
           2,
         ),
@@ -185,6 +233,7 @@ async function runSpotlight(options: LoadOptions, metrics: LoadgenMetrics | null
 async function runVariants(options: LoadOptions, metrics: LoadgenMetrics | null, display: LiveDisplay) {
   const phases: Phase[] = [];
   const results: ProbeResult[] = [];
+  const targets: TargetRecord[] = [];
   let interrupted = false;
   const onSignal = () => (interrupted = true);
   process.once('SIGINT', onSignal);
@@ -208,12 +257,13 @@ async function runVariants(options: LoadOptions, metrics: LoadgenMetrics | null,
       const outcome = runResults(run);
       phases.push(outcome.phase);
       results.push(...outcome.results);
+      targets.push(await targetRecord(variant, `127.0.0.1:${server.metricsPort}`));
     } finally {
       await server.stop();
     }
   }
   process.off('SIGINT', onSignal);
-  return { phases, results, scenario: options.scenario };
+  return { phases, results, scenario: options.scenario, targets };
 }
 
 async function searchEach(options: LoadOptions, metrics: LoadgenMetrics | null, display: LiveDisplay): Promise<SearchResult[]> {
@@ -233,8 +283,11 @@ async function searchEach(options: LoadOptions, metrics: LoadgenMetrics | null, 
   return results;
 }
 
-function printSearch(results: SearchResult[], options: LoadOptions): void {
-  if (options.output === 'json') console.log(JSON.stringify({ search: results }, null, 2));
+function printSearch(results: SearchResult[], options: LoadOptions, startedAt: Date): void {
+  if (options.output === 'json')
+    console.log(
+      JSON.stringify({ run: runRecord(startedAt, [], scenarioRecord(options, options.scenario)), search: results }, null, 2),
+    );
   else if (options.output === 'csv') {
     console.log('target,probe,rate,achieved_rate,p99_ms,error_rate,generator_bound,passed');
     for (const r of results)

@@ -31,6 +31,8 @@ export interface ProbeFigures {
   maxMs: number;
   /** Failed requests by outcome code. */
   errors: Record<string, number>;
+  /** The stretch in intervals of about a second: their length (ms) and ok replies (what `lab compare` resamples). */
+  intervals?: Array<{ ms: number; ok: number }>;
 }
 
 export interface Measurement {
@@ -100,6 +102,7 @@ export async function measure(target: Target, probes: MeasuredProbe[], options: 
       p99Ms: latency.p99,
       maxMs: latency.max,
       errors,
+      intervals: recorder.intervalCounts().map(({ ms, ok: answered }) => ({ ms, ok: answered })),
     };
   }
   return { seconds, probes: figures, generator: run.health.report() };

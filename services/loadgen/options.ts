@@ -4,7 +4,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { ConfigError } from '../lab/errors.js';
 import type { Parallelism } from '../server/plugin.js';
 import { FIB_MAX_N_LIMIT } from '../server/protocol.js';
@@ -27,6 +27,7 @@ import {
 import { VARIANT_NAMES } from '../variants/index.js';
 import { LOAD_LIMITS } from './limits.js';
 import { BUILT_IN_SCENARIOS, DEFAULT_SCENARIO_DIR, loadScenario, type Scenario } from './scenario.js';
+import { parseThreshold, type Threshold } from './thresholds.js';
 
 export interface Target {
   /** The name results and metrics are labelled with (the `variant` label). */
@@ -121,6 +122,10 @@ export interface LoadOptions {
   controlTokenGenerated: boolean;
   /** The only directory the control API reads scenario files from. */
   scenarioDir: string;
+  /** --threshold's, then the scenario's own: checked at the end of the run (exit 99 when one fails). */
+  thresholds: Threshold[];
+  /** Also write the JSON results (with the run record) to this file; null: none. */
+  out: string | null;
 }
 
 /** What the flags and variables of `lab load` say, one by one, typed: the resolver builds LoadOptions from them. */
@@ -154,6 +159,8 @@ export interface LoadFlags {
   rounds: number;
   sendThreads: number;
   rotations: number | null;
+  thresholds: Threshold[];
+  out: string | null;
 }
 
 const L = LOAD_LIMITS;
@@ -370,6 +377,34 @@ export const loadOptions: OptionSpecs<LoadFlags> = {
     defaultText: 'run until stopped, or --duration',
     ...L.rotations,
   }),
+  thresholds: {
+    flag: '--threshold',
+    argument: 'threshold',
+    repeatable: true,
+    description:
+      'checked at the end of the run, each printed PASS or FAIL; one failure exits 99. metric: p50, p90, p99, p99.9, max, mean (a duration with its unit), rate (req/s), errors (a share 1% or a count); op: < <= > >=; e.g. p99<10ms, short:p99.9<=50ms, errors<1%, rate>=1000; repeat it',
+    default: [],
+    defaultText: 'none',
+    parse(value) {
+      const items = Array.isArray(value) ? value : [value];
+      return items.map((item) => parseThreshold(item, this.flag));
+    },
+  },
+  out: {
+    flag: '--out',
+    argument: 'file.json',
+    description: 'also write the results as JSON (what --json prints, with the run record) to this file',
+    default: null,
+    defaultText: 'none',
+    parse(value) {
+      const file = resolve(str(this, value));
+      if (!existsSync(dirname(file)) || !statSync(dirname(file)).isDirectory())
+        throw new ConfigError(this.flag, `no such directory: ${JSON.stringify(dirname(file))}`);
+      if (existsSync(file) && statSync(file).isDirectory())
+        throw new ConfigError(this.flag, `${JSON.stringify(file)} is a directory`);
+      return file;
+    },
+  },
 };
 
 export type LoadOptionKey = keyof LoadFlags;
@@ -413,7 +448,19 @@ export function resolveLoadOptions(raw: RawLoadOptions): LoadOptions {
     controlTokenGenerated: false,
     scenarioDir: flags.scenarioDir,
     sendThreads: flags.sendThreads,
+    thresholds: [...flags.thresholds, ...(scenario.thresholds ?? [])],
+    out: flags.out,
   };
+  const probeNames = scenario.probes.map((p) => p.name);
+  for (const threshold of flags.thresholds)
+    if (threshold.probe !== null && !probeNames.includes(threshold.probe))
+      throw new ConfigError(
+        optionLabel(names.thresholds),
+        `no probe ${JSON.stringify(threshold.probe)} in scenario ${scenario.name} (its probes: ${probeNames.join(', ')}) in ${JSON.stringify(threshold.text)}`,
+      );
+  for (const key of ['thresholds', 'out'] as const)
+    if (given(key) && (flags.search || flags.spotlight))
+      throw new ConfigError(optionLabel(names[key]), 'applies to a run of the scenario, not to --search or --spotlight');
   if (options.metricsPort !== null && options.controlToken === null) {
     options.controlToken = randomBytes(24).toString('base64url');
     options.controlTokenGenerated = true;

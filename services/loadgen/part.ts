@@ -45,6 +45,8 @@ export interface PartFlush {
   lag: { buckets: number[]; sum: number } | null;
   /** Since the previous flush, and over the measured run so far. */
   health: { window: ThreadHealth; run: ThreadHealth };
+  /** When this flush's figures end, ms after the part's measured stretch began (the end of the warm-up): each flush is one interval of `lab compare`'s samples. */
+  atMs: number;
   /** The warm-up ended after this flush's figures: the run's figures start afresh from here. */
   warmupEnded?: boolean;
   /** The last flush: the part has stopped and every connection is closed. */
@@ -177,6 +179,7 @@ export class RunPart {
       series: this.recorders.map(() => null),
       lag: null,
       health: { window: NO_HEALTH, run: this.health.report() },
+      atMs: 0,
     };
   }
 
@@ -194,6 +197,7 @@ export class RunPart {
       series: this.recorders.map((recorder) => recorder.takeDelta()),
       lag,
       health: { window, run: this.health.report() },
+      atMs: Math.min(this.clock.now(), this.stoppedAt ?? Infinity) - this.measuredFrom,
       ...(final && { final }),
     });
   }

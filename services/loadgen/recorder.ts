@@ -238,8 +238,34 @@ export class ProbeRecorder {
   }
 }
 
+/**
+ * The run cut into intervals (one per flush of the sending threads: about a second), each with
+ * its requests and latencies: the samples `lab compare` resamples for its confidence intervals.
+ * At most MAX_INTERVALS are kept; past that, later intervals are left out (a run of more than an
+ * hour still has its whole figures, but its samples end there: `intervalsComplete` is false).
+ */
+export const MAX_INTERVALS = 3600;
+
+interface Interval {
+  ms: number;
+  requests: number;
+  ok: number;
+  /** Every part's latency counts for this interval. */
+  latency: SparseCounts[];
+}
+
+/** One interval of a run as --json writes it: its length, requests, ok replies and latency histogram (HDR, compressed base64; null: no reply). */
+export interface IntervalSample {
+  ms: number;
+  requests: number;
+  ok: number;
+  latency: string | null;
+}
+
 /** One target and probe of a run, merged in the main thread from every thread that sends for it; see the header. */
 export class ProbeTally {
+  private readonly intervals: Interval[] = [];
+  private intervalsDropped = false;
   private readonly phases = new Map<string, PhaseStats>();
   private readonly latency = newHistogram();
   private readonly uncorrected = newHistogram();
@@ -268,8 +294,10 @@ export class ProbeTally {
     metrics?.initSeries(this.labels, series);
   }
 
-  /** Merges what a sending thread recorded. */
-  apply(delta: SeriesDelta): void {
+  /** Merges what a sending thread recorded (as interval `interval.index` of its own, `interval.ms` long, where given). */
+  apply(delta: SeriesDelta | null, interval?: { index: number; ms: number }): void {
+    if (interval) this.addInterval(interval, delta);
+    if (!delta) return;
     this.requests += delta.requests;
     this.windowCount += delta.requests;
     delta.outcomes.forEach((count, i) => {
@@ -295,6 +323,42 @@ export class ProbeTally {
       addSparse(stats.latency, latency);
     }
     this.metrics?.requestDuration.add(this.labels, delta.buckets, delta.sum);
+  }
+
+  private addInterval({ index, ms }: { index: number; ms: number }, delta: SeriesDelta | null): void {
+    if (index >= MAX_INTERVALS) {
+      this.intervalsDropped = true;
+      return;
+    }
+    while (this.intervals.length <= index) this.intervals.push({ ms: 0, requests: 0, ok: 0, latency: [] });
+    const into = this.intervals[index]!;
+    // The parts' intervals of one index cover about the same time: the longest is its length.
+    into.ms = Math.max(into.ms, ms);
+    if (!delta) return;
+    into.requests += delta.requests;
+    into.ok += delta.outcomes[0]!; // OUTCOMES[0] is 'ok'
+    if (delta.latency) into.latency.push(delta.latency);
+  }
+
+  /** The run's intervals, counts only (the sweep's throughput samples). */
+  intervalCounts(): Array<{ ms: number; requests: number; ok: number }> {
+    return this.intervals.map(({ ms, requests, ok }) => ({ ms: Number(ms.toFixed(3)), requests, ok }));
+  }
+
+  /** The run's intervals, each histogram HDR-encoded; and whether they cover the whole run. */
+  intervalSamples(): { intervals: IntervalSample[]; intervalsComplete: boolean } {
+    const histogram = newHistogram();
+    const intervals = this.intervals.map(({ ms, requests, ok, latency }) => {
+      histogram.reset();
+      for (const counts of latency) addSparse(histogram, counts);
+      return {
+        ms: Number(ms.toFixed(3)),
+        requests,
+        ok,
+        latency: histogram.totalCount > 0 ? hdr.encodeIntoCompressedBase64(histogram) : null,
+      };
+    });
+    return { intervals, intervalsComplete: !this.intervalsDropped };
   }
 
   get errors(): number {
@@ -358,6 +422,8 @@ export class ProbeTally {
     this.phases.clear();
     this.outcomes.clear();
     this.requests = 0;
+    this.intervals.length = 0;
+    this.intervalsDropped = false;
   }
 
   /** The run's histograms, HDR-encoded (compressed, base64), so runs can be merged and compared later. */

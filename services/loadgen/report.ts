@@ -4,7 +4,9 @@
 
 import cliProgress from 'cli-progress';
 import type { HealthReport } from './health.js';
-import type { LatencySummary } from './recorder.js';
+import type { RunRecord } from '../lab/run-record.js';
+import type { IntervalSample, LatencySummary } from './recorder.js';
+import type { ThresholdCheck } from './thresholds.js';
 import type { LoadRun } from './run.js';
 import type { Probe } from './scenario.js';
 
@@ -45,6 +47,10 @@ export interface ProbeResult {
   phases: Array<{ phase: string; seconds: number; requests: number; requestsPerSecond: number; latencyMs: LatencySummary }>;
   /** HDR histograms of the latencies in microseconds, compressed and base64-encoded. */
   histograms: { latency: string; uncorrected: string | null };
+  /** The run in intervals of about a second (one per flush of the sending threads), each with its own histogram: what `lab compare` resamples. */
+  intervals: IntervalSample[];
+  /** False when the run outlasted the intervals kept (MAX_INTERVALS): the samples end before the run. */
+  intervalsComplete: boolean;
 }
 
 export interface Phase {
@@ -54,12 +60,16 @@ export interface Phase {
 }
 
 export interface LoadReport {
+  /** Where and how the run was made (services/lab/run-record.ts). */
+  run: RunRecord;
   startedAt: string;
   scenario: { name: string; description: string };
   warmupSeconds: number;
   /** One per run: all targets at once, or one per variant with --variants. */
   phases: Phase[];
   results: ProbeResult[];
+  /** Each threshold against each target and probe it names (empty without thresholds). */
+  thresholds: ThresholdCheck[];
 }
 
 export function describeN(n: Probe['n']): string {
@@ -107,6 +117,7 @@ export function runResults(run: LoadRun): { phase: Phase; results: ProbeResult[]
         })
         .sort((a, b) => a.phase.localeCompare(b.phase, 'en', { numeric: true })),
       histograms: recorder.encodedHistograms(),
+      ...recorder.intervalSamples(),
     };
   });
   return {

@@ -96,6 +96,8 @@ export class LoadRun {
   /** The parts' own measured lengths, once they have all finished. */
   private finalMeasuredMs: number | null = null;
   private windowStart = this.startedAt;
+  /** Per part: how many intervals it has flushed since the warm-up, and when the last one ended (its atMs). */
+  private readonly partIntervals: Array<{ count: number; atMs: number }> = [];
 
   constructor(
     readonly config: RunConfig,
@@ -168,11 +170,14 @@ export class LoadRun {
       for (const tally of this.tallies) tally.reset();
       this.health.reset();
       this.measuredFrom = performance.now();
+      this.partIntervals[flush.index] = { count: 0, atMs: 0 };
       return;
     }
-    flush.series.forEach((delta, i) => {
-      if (delta) this.tallies[i]!.apply(delta);
-    });
+    const part = (this.partIntervals[flush.index] ??= { count: 0, atMs: 0 });
+    const interval = { index: part.count++, ms: Math.max(0, flush.atMs - part.atMs) };
+    part.atMs = flush.atMs;
+    // Every series gets the interval, with nothing in it where nothing was recorded.
+    flush.series.forEach((delta, i) => this.tallies[i]!.apply(delta, interval));
     if (flush.lag) this.metrics?.scheduleLag.add(flush.lag.buckets, flush.lag.sum);
     this.health.set(flush.index, flush.health.run);
     this.windowHealth.worsen(flush.index, flush.health.window);

@@ -15,6 +15,7 @@ import { ConfigError } from '../lab/errors.js';
 import { FIB_MAX_N_LIMIT } from '../server/protocol.js';
 import { durationText, parseDuration, type Limit } from '../lab/duration.js';
 import { LOAD_LIMITS } from './limits.js';
+import { parseThreshold, type Threshold } from './thresholds.js';
 
 export interface RampRate {
   from: number;
@@ -53,6 +54,8 @@ export interface Scenario {
   /** Its natural length: the default --duration, and the period its schedule repeats with when it runs until stopped. */
   durationMs: number;
   probes: Array<Probe & { scenario: string }>;
+  /** Checked at the end of a run (thresholds.ts); absent or empty: none. */
+  thresholds?: Threshold[];
 }
 
 /** A duration within `limit` (ms), as a string with its unit or a number of seconds. */
@@ -122,6 +125,8 @@ const scenarioSchema = z
     description: z.string().default(''),
     duration: duration.default(10_000),
     probes: z.array(probeSchema).min(1, 'a scenario needs at least one probe'),
+    /** k6-style pass/fail checks at the end of the run: `p99<10ms`, `short:errors<1%` (thresholds.ts). */
+    thresholds: z.array(z.string()).default([]),
   })
   .strict()
   .superRefine((scenario, ctx) => {
@@ -158,6 +163,22 @@ export function toScenario(input: unknown, source: string): Scenario {
     throw new ConfigError(source, `${path || '(top level)'}: ${issue.message}`);
   }
   const { name, description, duration: durationMs, probes } = result.data;
+  const names = probes.map((p) => p.name);
+  const thresholds = result.data.thresholds.map((text, i) => {
+    const where = `thresholds[${i}]`;
+    let threshold: Threshold;
+    try {
+      threshold = parseThreshold(text, where);
+    } catch (error) {
+      throw new ConfigError(source, (error as Error).message.replace(/^invalid /, ''));
+    }
+    if (threshold.probe !== null && !names.includes(threshold.probe))
+      throw new ConfigError(
+        source,
+        `${where}: no probe ${JSON.stringify(threshold.probe)} in the scenario (its probes: ${names.join(', ')})`,
+      );
+    return threshold;
+  });
   return {
     name,
     description,
@@ -176,6 +197,7 @@ export function toScenario(input: unknown, source: string): Scenario {
       stopMs: p.stop ?? null,
       staggerMs: p.stagger,
     })),
+    thresholds,
   };
 }
 
@@ -268,6 +290,7 @@ export function loadScenario(spec: string, option = '--scenario'): Scenario {
     description: scenarios.map((s) => s.description).join('; '),
     durationMs: Math.max(...scenarios.map((s) => s.durationMs)),
     probes,
+    thresholds: scenarios.flatMap((s) => s.thresholds ?? []),
   };
 }
 

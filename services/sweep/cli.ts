@@ -46,4 +46,35 @@ export function addSweepCommands(program: Command): void {
         process.exitCode = 2;
       }
     });
+
+  program
+    .command('compare')
+    .description(
+      'two lab load --json runs (rates and percentiles, B - A with a 95% bootstrap interval) or two sweeps (per variant and quota): a table and an HTML page',
+    )
+    .argument('<A>', 'a lab load --json (or --out) file, or a sweep file')
+    .argument('<B>', 'another of the same kind')
+    .option('--out <compare.html>', 'where to write the page (default compare.html)')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Examples:',
+        '  lab load --variants eventloop --duration 10s --out a.json; (change something); ... --out b.json',
+        '  lab compare a.json b.json --out compare.html',
+        '  lab compare sweep-before.json sweep-after.json',
+        '',
+        'A row says "no difference" where the 95% interval of B - A holds 0. Bad input: one line, exit 2.',
+      ].join('\n'),
+    )
+    .action(async (a: string, b: string, opts: { out?: string }) => {
+      const { resolveCompareOptions, runCompare } = await import('./compare.js');
+      try {
+        runCompare(resolveCompareOptions({ a, b, out: opts.out }));
+      } catch (error) {
+        if (!(error instanceof ConfigError)) throw error;
+        console.error(`lab compare: ${error.message}`);
+        process.exitCode = 2;
+      }
+    });
 }

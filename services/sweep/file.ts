@@ -6,6 +6,7 @@
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from '../lab/errors.js';
+import { runRecordSchema } from '../lab/run-record.js';
 
 export const SWEEP_FILE_VERSION = 1;
 
@@ -62,6 +63,12 @@ export const sweepPointSchema = z.object({
   workers: count.nullable(),
   /** fib(cpuN) answered per second, closed loop, enough connections to keep the quota busy. */
   throughput: nonNegative,
+  /**
+   * The throughput measurement in intervals of about a second: their length (ms) and the fib(cpuN)
+   * answered in each, which `lab compare` resamples for a confidence interval. Absent from files
+   * written before they were recorded.
+   */
+  throughputIntervals: z.array(z.object({ ms: nonNegative, ok: count })).optional(),
   /** cpus x quotaHolders / t(fib(cpuN)). */
   ideal: positive,
   throughputConnections: count,
@@ -120,6 +127,12 @@ export const sweepFileSchema = z.object({
   /** Seconds spent measuring, over every run of the sweep (resumes add up). */
   elapsedSeconds: nonNegative,
   points: z.array(sweepPointSchema),
+  /**
+   * Where and how the sweep was started (services/lab/run-record.ts; its scenario: the mode,
+   * variants, quotas and settings). Each point holds its own quota and workers. Absent from files
+   * written before it was recorded; a resumed sweep keeps its first record.
+   */
+  run: runRecordSchema.optional(),
 });
 
 export type SweepMode = z.infer<typeof sweepModeSchema>;
@@ -164,7 +177,7 @@ export function readSweepFile(path: string, label = path): SweepFile {
 }
 
 /** `points[3].collapse.ratio: expected a number, got "fast"`: where, what was expected, what was there. */
-function describeIssue(issue: z.core.$ZodIssue): string {
+export function describeIssue(issue: z.core.$ZodIssue): string {
   const where = fieldPath(issue.path) || 'the top level';
   const got = 'input' in issue ? `, got ${received(issue.input)}` : '';
   switch (issue.code) {
@@ -206,13 +219,13 @@ function article(expected: string): string {
 }
 
 /** What was found, quoted and cut short: a message must stay one line whatever the file holds. */
-function received(value: unknown): string {
+export function received(value: unknown): string {
   if (value === undefined) return 'nothing';
   const text = JSON.stringify(value) ?? typeof value;
   return text.length > 40 ? `${text.slice(0, 37)}...` : text;
 }
 
-function oneLine(text: string): string {
+export function oneLine(text: string): string {
   const flat = text.replace(/\s+/g, ' ').trim();
   return flat.length > 160 ? `${flat.slice(0, 157)}...` : flat;
 }

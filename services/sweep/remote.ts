@@ -17,6 +17,8 @@ function revive(figures: Record<keyof ProbeFigures, unknown>): ProbeFigures {
     p99Ms: number(figures.p99Ms),
     maxMs: number(figures.maxMs),
     errors: (figures.errors ?? {}) as Record<string, number>,
+    // A generator older than the intervals sends none; the sweep file's schema checks what it does send.
+    ...(Array.isArray(figures.intervals) ? { intervals: figures.intervals as Array<{ ms: number; ok: number }> } : {}),
   };
 }
 

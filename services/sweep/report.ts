@@ -8,6 +8,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { ConfigError } from '../lab/errors.js';
 import { readSweepFile, type SweepFile, type SweepPoint } from './file.js';
+import { dataBlock, join, page, runRecordLine, trusted } from './html.js';
 import { fitUsl, usl, type UslResult } from './usl.js';
 
 export interface ReportOptions {
@@ -116,9 +117,9 @@ export function renderReport(sweep: SweepFile): string {
   const baselineText = baseline
     ? page`t(fib(${baseline.n})) = ${(baseline.secondsPerRequest * 1000).toFixed(3)} ms, one connection to <code>${baseline.variant}</code> with all the host's CPUs: the ideal line is quota × ${ideal.toFixed(0)} req/s`
     : 'no baseline was measured';
-  // Every value below goes through page``, which escapes it; the only markup written as it is
-  // comes from this module or from uPlot's files. The data the charts draw is JSON in a script
-  // block the browser never runs, every `<` in it escaped, so no string in it can end the block.
+  // Every value below goes through page``, which escapes it (html.ts); the only markup written as
+  // it is comes from this module or from uPlot's files. The data the charts draw is JSON in a
+  // script block the browser never runs, every `<` in it escaped, so no string in it can end the block.
   return page`<!doctype html>
 <html lang="en">
 <head>
@@ -139,6 +140,7 @@ code { background: #f3f3f3; padding: 0 3px; }
 <body>
 <h1>Concurrency lab: throughput, collapse and latency against the CPU quota</h1>
 <p class="meta">${sweep.mode} on ${sweep.host.cpus} CPUs (${sweep.isolation}); ${sweep.points.length} points, measured ${sweep.startedAt.slice(0, 16).replace('T', ' ')} to ${sweep.updatedAt.slice(0, 16).replace('T', ' ')} UTC. Baseline: ${baselineText}.
+Run record: ${runRecordLine(sweep.run)}.
 Each point: throughput of fib(${s.cpuN}) on ${s.connectionsPerCore} connections per core of quota (${s.throughputMs / 1000} s after ${s.warmupMs / 1000} s of warm-up); fib(${s.shortN}) on one connection alone, then beside one fib(${s.longN}) hog (${s.collapseMs / 1000} s each).</p>
 
 <h2>Throughput against quota</h2>
@@ -163,7 +165,7 @@ Each point: throughput of fib(${s.cpuN}) on ${s.connectionsPerCore} connections 
 <tbody>${join(pointRows, '\n')}</tbody></table>
 
 <script>${trusted(uplotJs)}</script>
-<script type="application/json" id="sweep-data">${trusted(JSON.stringify(data).replace(/</g, '\\u003c'))}</script>
+<script type="application/json" id="sweep-data">${dataBlock(data)}</script>
 <script>
 ${trusted(PAGE_SCRIPT)}
 </script>
@@ -176,44 +178,6 @@ function peakNote(sigma: number, kappa: number): string {
   if (kappa <= 1e-9) return sigma < 0.02 ? 'close to linear' : 'levels off, no peak';
   const peak = Math.sqrt((1 - sigma) / kappa);
   return `would peak near ${peak.toFixed(1)} cores`;
-}
-
-/** Markup this module made: written into the page as it is. */
-class Html {
-  constructor(readonly text: string) {}
-}
-
-/** Markup from this module's constants or uPlot's own files, never from the sweep file. */
-function trusted(text: string): Html {
-  return new Html(text);
-}
-
-/**
- * A template for the page whose every value is escaped unless it is markup made here (Html);
- * an array's items are written one after the other. Anything else (an object, undefined) is a
- * mistake in this module and throws rather than writing `[object Object]` into the page. (Not
- * named html: prettier would reformat the page's text inside an html`` template.)
- */
-function page(strings: TemplateStringsArray, ...values: unknown[]): Html {
-  let text = strings[0]!;
-  values.forEach((value, i) => (text += render(value) + strings[i + 1]!));
-  return new Html(text);
-}
-
-function join(items: Html[], separator: string): Html {
-  return new Html(items.map((item) => item.text).join(separator));
-}
-
-function render(value: unknown): string {
-  if (value instanceof Html) return value.text;
-  if (Array.isArray(value)) return value.map(render).join('');
-  if (typeof value === 'string') return esc(value);
-  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
-  throw new TypeError(`lab report: cannot write ${typeof value === 'number' ? value : typeof value} into the page`);
-}
-
-function esc(text: string): string {
-  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
 }
 
 // Runs in the page: reads DATA from the JSON block, draws the charts from it and counts them in

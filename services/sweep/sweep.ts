@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConfigError } from '../lab/errors.js';
+import { runRecord } from '../lab/run-record.js';
 import type { Measurement, ProbeFigures } from '../loadgen/measure.js';
 import { formatCores } from '../quota/cpus.js';
 import { usageBetween } from '../quota/docker.js';
@@ -79,6 +80,14 @@ async function sweepWith(backend: SweepBackend, options: SweepOptions): Promise<
       updatedAt: new Date().toISOString(),
       elapsedSeconds: 0,
       points: [],
+      run: runRecord(new Date(), [], {
+        mode: backend.mode,
+        isolation: backend.isolation,
+        variants: options.variants,
+        cpus: options.cpus,
+        baselineVariant: options.baselineVariant,
+        settings,
+      }),
     };
   }
 
@@ -268,6 +277,7 @@ async function measurePoint(
     quotaHolders: prepared.quotaHolders,
     workers,
     throughput: cpu.okPerSecond,
+    ...(cpu.intervals ? { throughputIntervals: cpu.intervals } : {}),
     ideal,
     throughputConnections: connections,
     throughputP50Ms: finite(cpu.p50Ms),
