@@ -2,9 +2,18 @@
 .DEFAULT_GOAL := help
 SHELL := bash
 COMPOSE := docker compose
-LOADGEN := http://127.0.0.1:9465
-# VARIANTS and VARIANT_PORTS, generated from the variant table (services/variants/index.ts).
+# VARIANTS and VARIANT_PORT_OFFSETS, generated from the variant table (services/variants/index.ts).
 include config/variants.mk
+
+# The published ports, as compose reads them: the environment's value, else .env's, else the
+# default (config/lab.env). Each variant is at VARIANT_BASE_PORT plus its offset.
+setting = $(or $($(1)),$(shell sed -n 's/^$(1)=//p' .env 2>/dev/null | tail -n 1),$(2))
+GRAFANA_PORT := $(call setting,GRAFANA_PORT,3000)
+PROMETHEUS_PORT := $(call setting,PROMETHEUS_PORT,9090)
+LOADGEN_PORT := $(call setting,LOADGEN_PORT,9465)
+VARIANT_BASE_PORT := $(call setting,VARIANT_BASE_PORT,25001)
+LOADGEN := http://127.0.0.1:$(LOADGEN_PORT)
+GRAFANA := http://127.0.0.1:$(GRAFANA_PORT)
 
 # Grafana is a compose profile, named in .env (COMPOSE_PROFILES=grafana). LAB_NO_GRAFANA=1 leaves
 # it out (where no Grafana image can be had), overriding .env.
@@ -27,15 +36,15 @@ urls: ## print the URLs and ports of a running lab
 	@echo
 	@echo "The lab is up. Open:"
 	@if [[ "$${COMPOSE_PROFILES-$$(sed -n 's/^COMPOSE_PROFILES=//p' .env 2>/dev/null)}" == *grafana* ]]; then \
-	  echo "  Grafana     http://127.0.0.1:3000  (anonymous view; the admin password is in .env)"; \
-	  echo "    every variant side by side   http://127.0.0.1:3000/d/lab-overview"; \
-	  echo "    the talk's demo              http://127.0.0.1:3000/d/lab-talk-demo"; \
-	  echo "    latency heatmaps             http://127.0.0.1:3000/d/lab-heatmaps"; \
-	  echo "    one variant in detail        http://127.0.0.1:3000/d/lab-variant"; fi
-	@echo "  Prometheus  http://127.0.0.1:9090"
-	@echo "  Load gen    http://127.0.0.1:9465/metrics"
+	  echo "  Grafana     $(GRAFANA)  (anonymous view; the admin password is in .env)"; \
+	  echo "    every variant side by side   $(GRAFANA)/d/lab-overview"; \
+	  echo "    the talk's demo              $(GRAFANA)/d/lab-talk-demo"; \
+	  echo "    latency heatmaps             $(GRAFANA)/d/lab-heatmaps"; \
+	  echo "    one variant in detail        $(GRAFANA)/d/lab-variant"; fi
+	@echo "  Prometheus  http://127.0.0.1:$(PROMETHEUS_PORT)"
+	@echo "  Load gen    $(LOADGEN)/metrics"
 	@echo "Talk to a variant yourself (type 6, get fib: 8):"
-	@for pair in $(VARIANT_PORTS); do echo "  nc 127.0.0.1 $${pair#*:}   ($${pair%%:*})"; done
+	@for pair in $(VARIANT_PORT_OFFSETS); do echo "  nc 127.0.0.1 $$(( $(VARIANT_BASE_PORT) + $${pair#*:} ))   ($${pair%%:*})"; done
 
 # make load sends the control token of the running lab (on curl's standard input, not its command
 # line): LOADGEN_TOKEN from the environment, else from .env (init-env.sh writes one at every make up).

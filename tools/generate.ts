@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { dashboardSpecs, renderDashboard } from '../grafana/src/dashboards.js';
 import type { EnvOptionSpec } from '../services/lab/options.js';
+import { PUBLISHED_PORTS, variantPortOffset, type PublishedPort } from '../services/lab/ports.js';
 import type { Variant } from '../services/server/plugin.js';
 import { VARIANTS } from '../services/variants/index.js';
 
@@ -44,6 +45,13 @@ export const SCRAPE_INTERVAL = '5s';
 const FIB_PORT = 25000;
 const METRICS_PORT = 9464;
 const LOADGEN_PORT = 9465;
+
+/** A port compose publishes on 127.0.0.1, from its .env setting (services/lab/ports.ts): `"127.0.0.1:${GRAFANA_PORT:-3000}:3000"`. */
+function published(setting: string, fallback: number, containerPort: number): string {
+  return `"127.0.0.1:\${${setting}:-${fallback}}:${containerPort}"`;
+}
+const publishedFixed = (name: PublishedPort, containerPort: number) =>
+  published(name, PUBLISHED_PORTS[name].default, containerPort);
 
 /**
  * How the load generator reaches a variant inside compose: its fib address, where its own
@@ -116,7 +124,7 @@ ${env ? `${env}\n` : ''}    cpus: \${${envName(variant, 'CPUS')}:-${DEFAULT_CPUS
     mem_limit: ${variant.limits.memory}
     pids_limit: ${variant.limits.pids}
     ports:
-      - "127.0.0.1:${variant.hostPort}:${FIB_PORT}"
+      - ${published(envName(variant, 'PORT'), variant.hostPort, FIB_PORT)}
 ${(variant.companions?.dependsOn ?? []).length > 0 ? `    depends_on:\n${variant.companions!.dependsOn.map((name) => `      ${name}:\n        condition: service_started`).join('\n')}\n` : ''}${variant.companions ? `\n${variant.companions.services}` : ''}`;
     })
     .join('\n');
@@ -126,7 +134,9 @@ ${(variant.companions?.dependsOn ?? []).length > 0 ? `    depends_on:\n${variant
 # generator hammering them lightly, Prometheus scraping both sides, Grafana showing them side by
 # side. Start it with \`make up\` (it writes .env first); see README.md.
 #
-# Every published port is bound to 127.0.0.1. CPU quotas come from .env (one variable per
+# Every published port is bound to 127.0.0.1, on the ports .env names (GRAFANA_PORT,
+# PROMETHEUS_PORT, LOADGEN_PORT; each variant's <VARIANT>_PORT, which scripts/init-env.sh derives
+# from VARIANT_BASE_PORT at every \`make up\`). CPU quotas come from .env (one variable per
 # variant) and can be changed live: \`lab cpus <variant> <cores>\` or \`make cpus\`.
 name: concurrency-lab
 
@@ -215,7 +225,7 @@ ${SPOTLIGHT_SETTINGS.map(([name, value]) => `      ${name}: \${${name}:-${value}
     mem_limit: 512m
     pids_limit: 64
     ports:
-      - "127.0.0.1:${LOADGEN_PORT}:${LOADGEN_PORT}"
+      - ${publishedFixed('LOADGEN_PORT', LOADGEN_PORT)}
     # Started, not healthy: the load generator waits for every target's /healthz itself (a chain
     # of health gates costs a whole healthcheck interval per link where Docker has no start_interval).
     depends_on:
@@ -235,7 +245,7 @@ ${dependsOn}
     cpus: \${PROMETHEUS_CPUS:-0.5}
     mem_limit: 1g
     ports:
-      - "127.0.0.1:9090:9090"
+      - ${publishedFixed('PROMETHEUS_PORT', 9090)}
     healthcheck:
       <<: *health-timing
       test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:9090/-/ready"]
@@ -271,7 +281,7 @@ ${dependsOn}
     cpus: \${GRAFANA_CPUS:-0.5}
     mem_limit: 512m
     ports:
-      - "127.0.0.1:3000:3000"
+      - ${publishedFixed('GRAFANA_PORT', 3000)}
     depends_on:
       prometheus:
         condition: service_healthy
@@ -338,6 +348,9 @@ export function envDefaultsFile(variants: readonly Variant[] = VARIANTS): string
       "#\n# The defaults of .env. `make up` (scripts/init-env.sh) copies each setting .env lacks, never\n# overwriting one that is there; *_CPUS values above the Docker host's CPU count are lowered to it.\n",
     ),
     entry('COMPOSE_PROFILES', 'grafana', 'compose profiles to start: grafana (empty leaves Grafana out)'),
+    ...Object.entries(PUBLISHED_PORTS).map(([name, port]) =>
+      entry(name, port.default, `host port (on 127.0.0.1) of ${port.what}`),
+    ),
   ];
   for (const variant of variants) {
     lines.push(
@@ -374,7 +387,8 @@ export function envDefaultsFile(variants: readonly Variant[] = VARIANTS): string
 
 export function variantsMakefile(variants: readonly Variant[] = VARIANTS): string {
   return GENERATED(`VARIANTS := ${variants.map((v) => v.name).join(' ')}
-VARIANT_PORTS := ${variants.map((v) => `${v.name}:${v.hostPort}`).join(' ')}
+# Each variant's port is VARIANT_BASE_PORT (.env) plus its offset (scripts/init-env.sh writes <VARIANT>_PORT).
+VARIANT_PORT_OFFSETS := ${variants.map((v) => `${v.name}:${variantPortOffset(v.hostPort)}`).join(' ')}
 `);
 }
 

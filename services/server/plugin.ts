@@ -112,7 +112,11 @@ export type VariantDefinition<O = object> = VariantFields<O> &
 /** What every row says, whatever runs it. */
 export interface VariantFields<O = object> {
   name: string;
-  /** The fib port compose publishes on 127.0.0.1 (docs/protocol.md, Ports). */
+  /**
+   * The fib port compose publishes on 127.0.0.1 with VARIANT_BASE_PORT at its default, 25001
+   * (docs/protocol.md, Ports); its offset from 25001 is the variant's for any base (.env's
+   * VARIANT_BASE_PORT moves them all: services/lab/ports.ts).
+   */
   hostPort: number;
   /** The concurrency model, in a phrase. */
   model: string;
