@@ -94,6 +94,7 @@ const PROMQL_WORDS = new Set([
   'sort_desc',
   'phase',
   'quantile',
+  'percentile',
   'reason',
   'clamp_max',
 ]);

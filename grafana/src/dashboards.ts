@@ -139,9 +139,9 @@ const p99Panel: PanelSpec = {
   unit: 's',
   kind: 'bargauge',
   queries: [
-    { expr: `loadgen_lesson_short_latency_seconds{${V}, phase="alone", quantile="0.99"}`, legend: '{{variant}} alone' },
+    { expr: `loadgen_lesson_short_latency_seconds{${V}, phase="alone", percentile="p99"}`, legend: '{{variant}} alone' },
     {
-      expr: `loadgen_lesson_short_latency_seconds{${V}, phase="beside_one_long", quantile="0.99"}`,
+      expr: `loadgen_lesson_short_latency_seconds{${V}, phase="beside_one_long", percentile="p99"}`,
       legend: '{{variant}} beside one long',
       exempt: 'errors',
     },
@@ -183,9 +183,9 @@ const lessonRow = (variants: readonly Variant[]): RowSpec => ({
       unit: 's',
       kind: 'bargauge',
       queries: [
-        { expr: `loadgen_lesson_short_latency_seconds{${V}, phase="alone", quantile="0.5"}`, legend: '{{variant}} alone' },
+        { expr: `loadgen_lesson_short_latency_seconds{${V}, phase="alone", percentile="p50"}`, legend: '{{variant}} alone' },
         {
-          expr: `loadgen_lesson_short_latency_seconds{${V}, phase="beside_one_long", quantile="0.5"}`,
+          expr: `loadgen_lesson_short_latency_seconds{${V}, phase="beside_one_long", percentile="p50"}`,
           legend: '{{variant}} beside one long',
           exempt: 'errors',
         },

@@ -211,7 +211,7 @@ describe('the compose stack', () => {
     const group = await byVariant('loadgen_lesson_collapse_group');
     const quota = await byVariant('loadgen_lesson_cpu_quota_cores');
     const bound = await byVariant('loadgen_lesson_generator_bound');
-    const p99 = await byVariant('loadgen_lesson_short_latency_seconds{phase="beside_one_long", quantile="0.99"}');
+    const p99 = await byVariant('loadgen_lesson_short_latency_seconds{phase="beside_one_long", percentile="p99"}');
     const alone = await byVariant('loadgen_lesson_short_requests_per_second{phase="alone"}');
     const beside = await byVariant('loadgen_lesson_short_requests_per_second{phase="beside_one_long"}');
     const used = await byVariant('loadgen_lesson_workers_used{phase="beside_one_long"}');
@@ -446,6 +446,18 @@ describe('the compose stack', () => {
       },
       30_000,
     );
+    // Named by slot (a replica index leased in Redis), not by container: w1, w2, w3.
+    const names = (await query('sum by (worker) (fib_worker_requests_total{variant="queue"})')).map((s) => s.metric.worker);
+    assert.deepEqual([...names].sort(), ['w1', 'w2', 'w3'], 'the workers are the slots w1..w3');
     compose(['up', '-d', '--no-recreate', '--scale', 'queue-worker=2', 'queue-worker']);
+    // The front drops the departed worker's series once its registration lapses (10 s).
+    await eventually(
+      "the departed worker's series gone from the front",
+      async () => {
+        const left = await query('count(fib_worker_requests_total{variant="queue"})');
+        return Number(left[0]?.value[1]) === 2 ? null : `series: ${JSON.stringify(left)}`;
+      },
+      60_000,
+    );
   });
 });
