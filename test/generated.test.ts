@@ -198,6 +198,12 @@ describe('docker-compose.yml', () => {
     assert.deepEqual(compose.services.grafana?.profiles, ['grafana']);
   });
 
+  it('lets anonymous viewers open Explore, never save (viewers_can_edit, read-only dashboards)', () => {
+    const env = compose.services.grafana?.environment ?? {};
+    assert.equal(env.GF_AUTH_ANONYMOUS_ORG_ROLE, 'Viewer');
+    assert.equal(env.GF_USERS_VIEWERS_CAN_EDIT, 'true');
+  });
+
   it('loads every variant from the load generator, started after each', () => {
     const targets = (compose.services.loadgen?.environment?.LOAD_TARGETS ?? '').split(',');
     assert.deepEqual(targets, VARIANTS.map(loadTarget));

@@ -35,6 +35,7 @@ program
         name: v.name,
         // Where the compose lab publishes it: VARIANT_BASE_PORT (environment, .env) plus its offset.
         hostPort: publishedVariantPort(v.hostPort),
+        group: v.group,
         model: v.model,
         shows: v.shows,
         runtime: v.runtime,

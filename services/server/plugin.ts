@@ -118,6 +118,13 @@ export interface VariantFields<O = object> {
    * VARIANT_BASE_PORT moves them all: services/lab/ports.ts).
    */
   hostPort: number;
+  /**
+   * The variants it is compared with side by side, named after the group's first row: the real
+   * CPython beside its emulation (`threads` for threads, gil, py-threads), a pool beside its GIL
+   * or Python twin. The dashboards' side-by-side panels list variants group by group (each group
+   * where its first row is in the table), in table order within a group.
+   */
+  group: string;
   /** The concurrency model, in a phrase. */
   model: string;
   /** What it demonstrates, in a phrase. */
