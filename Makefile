@@ -21,7 +21,7 @@ ifeq ($(LAB_NO_GRAFANA),1)
 export COMPOSE_PROFILES :=
 endif
 
-.PHONY: help up urls down ps logs load scale cpus cpus-reset report test lint test-stack build generate fuzz
+.PHONY: help up urls down clean ps logs load scale cpus cpus-reset report test lint test-stack build generate fuzz
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -69,8 +69,10 @@ scale: ## run N workers of the queue variant: make scale N=4 (each with its own 
 
 # `make cpus` needs no Node on the host: a one-shot container of the lab's image holds the Docker
 # socket for this one command (as root, to open it), with no network at all, and is removed. No
-# long-running service of the lab mounts the socket. It gets only the *_CPUS lines of .env.
-LAB_ONESHOT = docker run --rm --user root --network none -v /var/run/docker.sock:/var/run/docker.sock \
+# long-running service of the lab mounts the socket. It gets only the *_CPUS lines of .env. The
+# socket is found as the docker CLI finds the engine (DOCKER_HOST, the active context, else
+# /var/run/docker.sock: scripts/docker-socket.sh), mounted where the lab inside looks for it.
+LAB_ONESHOT = docker run --rm --user root --network none -v "$$(./scripts/docker-socket.sh)":/var/run/docker.sock \
   $(if $(wildcard .env),--env-file <(grep -E '^[A-Z_]+_CPUS=' .env)) concurrency-lab:local
 
 cpus: ## change a CPU quota live, no Node needed: make cpus VARIANT=threadpool CPUS=1 (VARIANT=all: every variant)
@@ -92,8 +94,21 @@ report: build ## sweep quotas on the running lab, write report.html: make report
 down: ## stop the lab and remove its containers and data (keeps .env)
 	$(COMPOSE) down -v --remove-orphans
 
-ps: ## show the lab's containers and their health
-	$(COMPOSE) ps
+# The lab's own images (the Node one and the Python one); third-party images (Prometheus,
+# Grafana, Redis, the base images) are left for other projects. .env is kept: it holds your
+# settings (ports, quotas, Grafana's password); delete it yourself to start from the defaults.
+clean: ## stop the lab, remove its containers, volumes, images and dist/ (keeps .env)
+	-$(COMPOSE) down -v --remove-orphans
+	-docker image rm -f concurrency-lab:local concurrency-lab-python:local
+	rm -rf dist
+
+# lab ps where Node and the built CLI are there (each variant's quota, workers and figures), else
+# compose's own list.
+ps: ## show the lab's variants (lab ps where Node is installed, else docker compose ps)
+	@if command -v node >/dev/null 2>&1 && [[ -f dist/services/cli/index.js ]]; then \
+	  node dist/services/cli/index.js ps --every 0; \
+	else \
+	  echo "make ps: no Node or no dist/ (make build): docker compose ps instead of lab ps" >&2; $(COMPOSE) ps; fi
 
 logs: ## follow the logs of every service
 	$(COMPOSE) logs -f --tail 50
