@@ -14,6 +14,8 @@ LOADGEN_PORT := $(call setting,LOADGEN_PORT,9465)
 VARIANT_BASE_PORT := $(call setting,VARIANT_BASE_PORT,25001)
 LOADGEN := http://127.0.0.1:$(LOADGEN_PORT)
 GRAFANA := http://127.0.0.1:$(GRAFANA_PORT)
+# The dashboards link to Prometheus' graph at the URL of their `prometheus` variable (9090 by default).
+DASHBOARD_VARS := $(if $(filter-out 9090,$(PROMETHEUS_PORT)),?var-prometheus=http://127.0.0.1:$(PROMETHEUS_PORT))
 
 # Grafana is a compose profile, named in .env (COMPOSE_PROFILES=grafana). LAB_NO_GRAFANA=1 leaves
 # it out (where no Grafana image can be had), overriding .env.
@@ -37,10 +39,10 @@ urls: ## print the URLs and ports of a running lab
 	@echo "The lab is up. Open:"
 	@if [[ "$${COMPOSE_PROFILES-$$(sed -n 's/^COMPOSE_PROFILES=//p' .env 2>/dev/null)}" == *grafana* ]]; then \
 	  echo "  Grafana     $(GRAFANA)  (anonymous view; the admin password is in .env)"; \
-	  echo "    every variant side by side   $(GRAFANA)/d/lab-overview"; \
-	  echo "    the talk's demo              $(GRAFANA)/d/lab-talk-demo"; \
-	  echo "    latency heatmaps             $(GRAFANA)/d/lab-heatmaps"; \
-	  echo "    one variant in detail        $(GRAFANA)/d/lab-variant"; fi
+	  echo "    every variant side by side   $(GRAFANA)/d/lab-overview$(DASHBOARD_VARS)"; \
+	  echo "    the talk's demo              $(GRAFANA)/d/lab-talk-demo$(DASHBOARD_VARS)"; \
+	  echo "    latency heatmaps             $(GRAFANA)/d/lab-heatmaps$(DASHBOARD_VARS)"; \
+	  echo "    one variant in detail        $(GRAFANA)/d/lab-variant$(DASHBOARD_VARS)"; fi
 	@echo "  Prometheus  http://127.0.0.1:$(PROMETHEUS_PORT)"
 	@echo "  Load gen    $(LOADGEN)/metrics"
 	@echo "Talk to a variant yourself (type 6, get fib: 8):"

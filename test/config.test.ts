@@ -394,7 +394,11 @@ describe('published ports (.env: GRAFANA_PORT, PROMETHEUS_PORT, LOADGEN_PORT, VA
       };
       const out = make();
       assert.match(out, /Grafana +http:\/\/127\.0\.0\.1:13000 /);
-      assert.match(out, /http:\/\/127\.0\.0\.1:13000\/d\/lab-overview/);
+      assert.match(
+        out,
+        /http:\/\/127\.0\.0\.1:13000\/d\/lab-overview\?var-prometheus=http:\/\/127\.0\.0\.1:19090$/m,
+        "the dashboards' links to Prometheus follow PROMETHEUS_PORT",
+      );
       assert.match(out, /Prometheus +http:\/\/127\.0\.0\.1:19090$/m);
       assert.match(out, /Load gen +http:\/\/127\.0\.0\.1:9465\/metrics$/m, 'the default where .env says nothing');
       for (const v of VARIANTS) assert.match(out, new RegExp(`nc 127\\.0\\.0\\.1 ${v.hostPort + 6000} +\\(${v.name}\\)`), v.name);

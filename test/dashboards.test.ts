@@ -210,7 +210,8 @@ describe('dashboards', () => {
         for (const link of links) {
           const where = `${dashboard.uid}/${panel.title}: ${link.url}`;
           // The dashboard variables a link reads must exist where it is clicked.
-          for (const [, name] of link.url.matchAll(/\$\{([a-z]+)\}/g)) assert.ok(own.has(name!), `${where}: no variable ${name}`);
+          for (const [, name] of link.url.matchAll(/\$\{([a-z]+)(?::[a-z]+)?\}/g))
+            assert.ok(own.has(name!), `${where}: no variable ${name}`);
           if (link.url.startsWith('${prometheus}/graph?g0.expr=')) {
             toPrometheus++;
             continue;

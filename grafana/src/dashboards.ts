@@ -907,7 +907,7 @@ export function panelLinks(panel: PanelSpec, spec: DashboardSpec): Array<{ title
   if (!panel.global && spec.uid !== VARIANT_DASHBOARD_UID) {
     links.push({
       title: `${variant === '${variant}' ? '${variant}' : 'This variant'} in detail (one-variant dashboard)`,
-      url: `/d/${VARIANT_DASHBOARD_UID}/${VARIANT_DASHBOARD_UID}?var-variant=${variant}&var-ds=\${ds}&from=\${__from}&to=\${__to}`,
+      url: `/d/${VARIANT_DASHBOARD_UID}/${VARIANT_DASHBOARD_UID}?var-variant=${variant}&var-ds=\${ds}&var-prometheus=\${prometheus:percentencode}&from=\${__from}&to=\${__to}`,
     });
   }
   const expr = panel.queries[0]!.expr.replaceAll('[$__rate_interval]', '[1m]')
