@@ -2,9 +2,20 @@
 .DEFAULT_GOAL := help
 SHELL := bash
 COMPOSE := docker compose
-LOADGEN := http://127.0.0.1:9465
-# VARIANTS and VARIANT_PORTS, generated from the variant table (services/variants/index.ts).
+# VARIANTS and VARIANT_PORT_OFFSETS, generated from the variant table (services/variants/index.ts).
 include config/variants.mk
+
+# The published ports, as compose reads them: the environment's value, else .env's, else the
+# default (config/lab.env). Each variant is at VARIANT_BASE_PORT plus its offset.
+setting = $(or $($(1)),$(shell sed -n 's/^$(1)=//p' .env 2>/dev/null | tail -n 1),$(2))
+GRAFANA_PORT := $(call setting,GRAFANA_PORT,3000)
+PROMETHEUS_PORT := $(call setting,PROMETHEUS_PORT,9090)
+LOADGEN_PORT := $(call setting,LOADGEN_PORT,9465)
+VARIANT_BASE_PORT := $(call setting,VARIANT_BASE_PORT,25001)
+LOADGEN := http://127.0.0.1:$(LOADGEN_PORT)
+GRAFANA := http://127.0.0.1:$(GRAFANA_PORT)
+# The dashboards link to Prometheus' graph at the URL of their `prometheus` variable (9090 by default).
+DASHBOARD_VARS := $(if $(filter-out 9090,$(PROMETHEUS_PORT)),?var-prometheus=http://127.0.0.1:$(PROMETHEUS_PORT))
 
 # Grafana is a compose profile, named in .env (COMPOSE_PROFILES=grafana). LAB_NO_GRAFANA=1 leaves
 # it out (where no Grafana image can be had), overriding .env.
@@ -12,7 +23,7 @@ ifeq ($(LAB_NO_GRAFANA),1)
 export COMPOSE_PROFILES :=
 endif
 
-.PHONY: help up urls down ps logs load scale cpus cpus-reset report test lint test-stack build generate fuzz
+.PHONY: help up urls down clean ps logs load scale cpus cpus-reset report test lint test-stack build generate fuzz
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -27,15 +38,15 @@ urls: ## print the URLs and ports of a running lab
 	@echo
 	@echo "The lab is up. Open:"
 	@if [[ "$${COMPOSE_PROFILES-$$(sed -n 's/^COMPOSE_PROFILES=//p' .env 2>/dev/null)}" == *grafana* ]]; then \
-	  echo "  Grafana     http://127.0.0.1:3000  (anonymous view; the admin password is in .env)"; \
-	  echo "    every variant side by side   http://127.0.0.1:3000/d/lab-overview"; \
-	  echo "    the talk's demo              http://127.0.0.1:3000/d/lab-talk-demo"; \
-	  echo "    latency heatmaps             http://127.0.0.1:3000/d/lab-heatmaps"; \
-	  echo "    one variant in detail        http://127.0.0.1:3000/d/lab-variant"; fi
-	@echo "  Prometheus  http://127.0.0.1:9090"
-	@echo "  Load gen    http://127.0.0.1:9465/metrics"
+	  echo "  Grafana     $(GRAFANA)  (anonymous view; the admin password is in .env)"; \
+	  echo "    every variant side by side   $(GRAFANA)/d/lab-overview$(DASHBOARD_VARS)"; \
+	  echo "    the talk's demo              $(GRAFANA)/d/lab-talk-demo$(DASHBOARD_VARS)"; \
+	  echo "    latency heatmaps             $(GRAFANA)/d/lab-heatmaps$(DASHBOARD_VARS)"; \
+	  echo "    one variant in detail        $(GRAFANA)/d/lab-variant$(DASHBOARD_VARS)"; fi
+	@echo "  Prometheus  http://127.0.0.1:$(PROMETHEUS_PORT)"
+	@echo "  Load gen    $(LOADGEN)/metrics"
 	@echo "Talk to a variant yourself (type 6, get fib: 8):"
-	@for pair in $(VARIANT_PORTS); do echo "  nc 127.0.0.1 $${pair#*:}   ($${pair%%:*})"; done
+	@for pair in $(VARIANT_PORT_OFFSETS); do echo "  nc 127.0.0.1 $$(( $(VARIANT_BASE_PORT) + $${pair#*:} ))   ($${pair%%:*})"; done
 
 # make load sends the control token of the running lab (on curl's standard input, not its command
 # line): LOADGEN_TOKEN from the environment, else from .env (init-env.sh writes one at every make up).
@@ -60,8 +71,10 @@ scale: ## run N workers of the queue variant: make scale N=4 (each with its own 
 
 # `make cpus` needs no Node on the host: a one-shot container of the lab's image holds the Docker
 # socket for this one command (as root, to open it), with no network at all, and is removed. No
-# long-running service of the lab mounts the socket. It gets only the *_CPUS lines of .env.
-LAB_ONESHOT = docker run --rm --user root --network none -v /var/run/docker.sock:/var/run/docker.sock \
+# long-running service of the lab mounts the socket. It gets only the *_CPUS lines of .env. The
+# socket is found as the docker CLI finds the engine (DOCKER_HOST, the active context, else
+# /var/run/docker.sock: scripts/docker-socket.sh), mounted where the lab inside looks for it.
+LAB_ONESHOT = docker run --rm --user root --network none -v "$$(./scripts/docker-socket.sh)":/var/run/docker.sock \
   $(if $(wildcard .env),--env-file <(grep -E '^[A-Z_]+_CPUS=' .env)) concurrency-lab:local
 
 cpus: ## change a CPU quota live, no Node needed: make cpus VARIANT=threadpool CPUS=1 (VARIANT=all: every variant)
@@ -83,8 +96,21 @@ report: build ## sweep quotas on the running lab, write report.html: make report
 down: ## stop the lab and remove its containers and data (keeps .env)
 	$(COMPOSE) down -v --remove-orphans
 
-ps: ## show the lab's containers and their health
-	$(COMPOSE) ps
+# The lab's own images (the Node one and the Python one); third-party images (Prometheus,
+# Grafana, Redis, the base images) are left for other projects. .env is kept: it holds your
+# settings (ports, quotas, Grafana's password); delete it yourself to start from the defaults.
+clean: ## stop the lab, remove its containers, volumes, images and dist/ (keeps .env)
+	-$(COMPOSE) down -v --remove-orphans
+	-docker image rm -f concurrency-lab:local concurrency-lab-python:local
+	rm -rf dist
+
+# lab ps where Node and the built CLI are there (each variant's quota, workers and figures), else
+# compose's own list.
+ps: ## show the lab's variants (lab ps where Node is installed, else docker compose ps)
+	@if command -v node >/dev/null 2>&1 && [[ -f dist/services/cli/index.js ]]; then \
+	  node dist/services/cli/index.js ps --every 0; \
+	else \
+	  echo "make ps: no Node or no dist/ (make build): docker compose ps instead of lab ps" >&2; $(COMPOSE) ps; fi
 
 logs: ## follow the logs of every service
 	$(COMPOSE) logs -f --tail 50

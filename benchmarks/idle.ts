@@ -12,6 +12,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { publishedUrl } from '../services/lab/ports.js';
 import { LabDocker, usageBetween, type ContainerCounters, type LabContainer } from '../services/quota/docker.js';
 import { LoadgenPause } from '../services/sweep/pause.js';
 
@@ -60,7 +61,7 @@ export async function hostBusyOver(seconds: number, cpus: number): Promise<numbe
  * Pauses the lab's load generator, lets what was in flight settle, then measures every
  * container for `seconds`; resumes the load at the end.
  */
-export async function measureIdleCost(seconds: number, loadgenUrl = 'http://127.0.0.1:9465'): Promise<IdleCost> {
+export async function measureIdleCost(seconds: number, loadgenUrl = publishedUrl('LOADGEN_PORT')): Promise<IdleCost> {
   const docker = new LabDocker();
   const cpus = await docker.hostCpus();
   const pause = new LoadgenPause(loadgenUrl);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Creates .env on first run, and adds any setting a newer lab introduced, never overwriting a value
 # that is already there. The defaults come from config/lab.env (generated from the variant table);
+# each variant's host port (<VARIANT>_PORT) is derived from VARIANT_BASE_PORT at every run;
 # each variant's CPU quota is lowered to the Docker host's CPU count when that is smaller (Docker
 # refuses a quota above it), and Grafana gets a random admin password. Two settings follow each
 # run instead: COMPOSE_FILE follows the engine (with Docker 25+ it adds config/compose.health.yml:
@@ -56,6 +57,25 @@ while IFS= read -r line || [[ -n $line ]]; do
       ;;
   esac
 done <"$defaults"
+
+# Each variant's published port: VARIANT_BASE_PORT plus the variant's offset (config/variants.mk,
+# from the variant table), rewritten at every run so that changing the one base moves them all.
+# The shell's VARIANT_BASE_PORT wins over the file's, as in compose.
+base=${VARIANT_BASE_PORT:-$(sed -n 's/^VARIANT_BASE_PORT=//p' "$file" | tail -n 1)}
+base=${base:-25001}
+if ! [[ $base =~ ^[0-9]+$ ]] || ((base < 1 || base > 65437)); then
+  echo "init-env: VARIANT_BASE_PORT: expected a port from 1 to 65437, got '$base'" >&2
+  exit 2
+fi
+reported=${#added[@]}
+for pair in $(sed -n 's/^VARIANT_PORT_OFFSETS := //p' config/variants.mk); do
+  name=${pair%%:*}
+  key=$(printf '%s' "$name" | tr 'a-z-' 'A-Z_')_PORT
+  renew "$key" "$((base + ${pair#*:}))" \
+    "$name's host port: VARIANT_BASE_PORT + ${pair#*:} (derived at every make up: change VARIANT_BASE_PORT)"
+done
+# Derived, not news: left out of the list of settings written.
+if ((reported == 0)); then added=(); else added=("${added[@]:0:reported}"); fi
 
 # The control token: per run.
 renew LOADGEN_TOKEN "$(head -c 24 /dev/urandom | base64 | tr -d '/+=\n')" \

@@ -40,20 +40,6 @@ load_env() {
   done <.env
 }
 
-# <VARIANT>_PORT for every variant: VARIANT_BASE_PORT plus its offset (config/variants.mk lists the
-# ports at the default base, 25000), unless the variable is set already.
-variant_ports() {
-  local base=${VARIANT_BASE_PORT:-25000} pairs pair name port var
-  [[ $base =~ ^[0-9]+$ ]] || die 2 "VARIANT_BASE_PORT: expected a port number, got '$base'"
-  pairs=$(sed -n 's/^VARIANT_PORTS := //p' config/variants.mk)
-  for pair in $pairs; do
-    name=${pair%%:*}
-    port=${pair#*:}
-    var=$(printf '%s_PORT' "$name" | tr 'a-z-' 'A-Z_')
-    [[ -n ${!var+set} ]] || export "$var=$((base + port - 25000))"
-  done
-}
-
 # One node: every role. More: each role must be on some node (the user says where).
 label_nodes() {
   local nodes role missing=()
@@ -114,7 +100,7 @@ urls() {
   fi
   echo "  Prometheus  port ${PROMETHEUS_PORT:-9090} on $(node_of prometheus)"
   echo "  Load gen    port ${LOADGEN_PORT:-9465} on $(node_of loadgen) (/metrics)"
-  echo "  Variants    ports ${VARIANT_BASE_PORT:-25000}+1.. (<VARIANT>_PORT), on the variants' nodes"
+  echo "  Variants    ports from ${VARIANT_BASE_PORT:-25001} (<VARIANT>_PORT in .env), on the variants' nodes"
   echo "Quotas: lab cpus <variant> <cores> (swarm replaces the variant's task to apply a new limit)."
 }
 
@@ -122,7 +108,6 @@ up() {
   manager_check
   ./scripts/init-env.sh
   load_env
-  variant_ports
   if [[ ${LAB_NO_GRAFANA:-} == 1 ]]; then COMPOSE_PROFILES=; fi
   label_nodes
   images

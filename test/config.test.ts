@@ -1,8 +1,16 @@
 // Bad configuration exits non-zero with one line that names the option, flag or variable.
 
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { resolveOptions } from '../services/lab/options.js';
+import { PROJECT_ROOT } from '../services/lab/dotenv.js';
+import { publishedPort, publishedUrl, publishedVariantPort } from '../services/lab/ports.js';
+import { resolvePsOptions } from '../services/quota/options.js';
+import { resolveSweepOptions } from '../services/sweep/options.js';
 import { resolveServeOptions, serveDefaults } from '../services/server/options.js';
 import { poolOptions } from '../services/server/pools.js';
 import { LOAD_LIMITS } from '../services/loadgen/limits.js';
@@ -313,6 +321,92 @@ describe('lab load configuration', () => {
       assert.equal(stderr.trim().split('\n').length, 1, stderr);
       assert.match(stderr, pattern);
       assert.doesNotMatch(stderr, /getaddrinfo|listen E/, 'no raw resolver message');
+    }
+  });
+});
+
+describe('published ports (.env: GRAFANA_PORT, PROMETHEUS_PORT, LOADGEN_PORT, VARIANT_BASE_PORT)', () => {
+  /** A directory holding an .env with these lines (the lab's .env, as init-env.sh writes it). */
+  function envDir(lines: string): string {
+    const dir = mkdtempSync(join(tmpdir(), 'lab-ports-'));
+    writeFileSync(join(dir, '.env'), lines);
+    return dir;
+  }
+
+  it('reads the environment first, then .env, else the default; variants move with the base', () => {
+    const dir = envDir('PROMETHEUS_PORT=19090\nVARIANT_BASE_PORT=31001\nLOADGEN_PORT=\n');
+    const file = join(dir, '.env');
+    try {
+      assert.equal(publishedPort('PROMETHEUS_PORT', {}, file), 19090, 'from .env');
+      assert.equal(publishedPort('PROMETHEUS_PORT', { PROMETHEUS_PORT: '29090' }, file), 29090, 'the environment wins');
+      assert.equal(publishedPort('LOADGEN_PORT', {}, file), 9465, 'empty counts as unset');
+      assert.equal(publishedUrl('GRAFANA_PORT', {}, file), 'http://127.0.0.1:3000');
+      const threadpool = VARIANTS.find((v) => v.name === 'threadpool')!;
+      assert.equal(publishedVariantPort(threadpool.hostPort, {}, file), 31005, 'threadpool: base + 4');
+      assert.equal(publishedVariantPort(threadpool.hostPort, {}, join(dir, 'none')), threadpool.hostPort, 'no .env');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('names the setting of a bad port', () => {
+    assert.match(
+      configError(() => publishedPort('GRAFANA_PORT', { GRAFANA_PORT: '3000x' })),
+      /^invalid GRAFANA_PORT: expected a port from 1 to 65535, got "3000x"/,
+    );
+    assert.match(
+      configError(() => publishedPort('VARIANT_BASE_PORT', { VARIANT_BASE_PORT: '65500' })),
+      /^invalid VARIANT_BASE_PORT: expected a port from 1 to 65437/,
+    );
+  });
+
+  it('lab ps and lab sweep find the lab on the ports of the environment, and a flag still wins', () => {
+    const saved = { ...process.env };
+    try {
+      Object.assign(process.env, { PROMETHEUS_PORT: '19090', LOADGEN_PORT: '19465' });
+      const ps = resolvePsOptions({});
+      assert.deepEqual([ps.prometheusUrl, ps.loadgenUrl], ['http://127.0.0.1:19090', 'http://127.0.0.1:19465']);
+      assert.equal(resolvePsOptions({ prometheusUrl: 'http://prom:9090/' }).prometheusUrl, 'http://prom:9090');
+      assert.equal(resolveSweepOptions({}).loadgenUrl, 'http://127.0.0.1:19465');
+    } finally {
+      for (const key of ['PROMETHEUS_PORT', 'LOADGEN_PORT']) if (saved[key] === undefined) delete process.env[key];
+    }
+  });
+
+  it('make urls prints the ports of .env, and of the environment over it', () => {
+    // A copy of the Makefile and its generated list, beside an .env of other ports.
+    const dir = envDir('COMPOSE_PROFILES=grafana\nGRAFANA_PORT=13000\nPROMETHEUS_PORT=19090\nVARIANT_BASE_PORT=31001\n');
+    try {
+      mkdirSync(join(dir, 'config'));
+      copyFileSync(join(PROJECT_ROOT, 'Makefile'), join(dir, 'Makefile'));
+      copyFileSync(join(PROJECT_ROOT, 'config/variants.mk'), join(dir, 'config/variants.mk'));
+      const env = { ...process.env };
+      for (const key of ['GRAFANA_PORT', 'PROMETHEUS_PORT', 'LOADGEN_PORT', 'VARIANT_BASE_PORT', 'COMPOSE_PROFILES'])
+        delete env[key];
+      const make = (extra: Record<string, string> = {}) => {
+        const result = spawnSync('make', ['--no-print-directory', 'urls'], {
+          cwd: dir,
+          encoding: 'utf8',
+          env: { ...env, ...extra },
+        });
+        assert.equal(result.status, 0, result.stderr);
+        return result.stdout;
+      };
+      const out = make();
+      assert.match(out, /Grafana +http:\/\/127\.0\.0\.1:13000 /);
+      assert.match(
+        out,
+        /http:\/\/127\.0\.0\.1:13000\/d\/lab-overview\?var-prometheus=http:\/\/127\.0\.0\.1:19090$/m,
+        "the dashboards' links to Prometheus follow PROMETHEUS_PORT",
+      );
+      assert.match(out, /Prometheus +http:\/\/127\.0\.0\.1:19090$/m);
+      assert.match(out, /Load gen +http:\/\/127\.0\.0\.1:9465\/metrics$/m, 'the default where .env says nothing');
+      for (const v of VARIANTS) assert.match(out, new RegExp(`nc 127\\.0\\.0\\.1 ${v.hostPort + 6000} +\\(${v.name}\\)`), v.name);
+      const over = make({ LOADGEN_PORT: '19465', GRAFANA_PORT: '23000' });
+      assert.match(over, /Load gen +http:\/\/127\.0\.0\.1:19465\/metrics$/m);
+      assert.match(over, /Grafana +http:\/\/127\.0\.0\.1:23000 /);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

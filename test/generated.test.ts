@@ -82,7 +82,7 @@ describe('docker-compose.yml', () => {
       const service = compose.services[variant.name];
       assert.ok(service, `no service ${variant.name}`);
       assert.deepEqual(service.command, ['serve', variant.name]);
-      assert.deepEqual(service.ports, [`127.0.0.1:${variant.hostPort}:25000`]);
+      assert.deepEqual(service.ports, [`127.0.0.1:\${${envName(variant, 'PORT')}:-${variant.hostPort}}:25000`]);
       assert.equal(service.cpus, `\${${envName(variant, 'CPUS')}:-${DEFAULT_CPUS}}`);
       assert.equal(service.mem_limit, variant.limits.memory);
       assert.equal(service.pids_limit, variant.limits.pids);
@@ -120,13 +120,17 @@ describe('docker-compose.yml', () => {
     assert.equal(compose.services.loadgen?.restart, '${LOADGEN_RESTART:-no}');
   });
 
-  it('publishes every port on 127.0.0.1 only', () => {
+  it('publishes every port on 127.0.0.1 only, each on the port a setting of .env names', () => {
     for (const [name, service] of Object.entries(compose.services)) {
       for (const port of service.ports ?? []) {
         const text = typeof port === 'string' ? port : JSON.stringify(port);
-        assert.match(text, /^127\.0\.0\.1:\d+:\d+$/, `${name}: ${text}`);
+        assert.match(text, /^127\.0\.0\.1:\$\{[A-Z_]+_PORT:-\d+\}:\d+$/, `${name}: ${text}`);
       }
     }
+    const published = (service: string) => compose.services[service]?.ports?.[0];
+    assert.equal(published('grafana'), '127.0.0.1:${GRAFANA_PORT:-3000}:3000');
+    assert.equal(published('prometheus'), '127.0.0.1:${PROMETHEUS_PORT:-9090}:9090');
+    assert.equal(published('loadgen'), '127.0.0.1:${LOADGEN_PORT:-9465}:9465');
   });
 
   it('checks the health of every dependency, cheaply', () => {
@@ -194,6 +198,12 @@ describe('docker-compose.yml', () => {
     assert.deepEqual(compose.services.grafana?.profiles, ['grafana']);
   });
 
+  it('lets anonymous viewers open Explore, never save (viewers_can_edit, read-only dashboards)', () => {
+    const env = compose.services.grafana?.environment ?? {};
+    assert.equal(env.GF_AUTH_ANONYMOUS_ORG_ROLE, 'Viewer');
+    assert.equal(env.GF_USERS_VIEWERS_CAN_EDIT, 'true');
+  });
+
   it('loads every variant from the load generator, started after each', () => {
     const targets = (compose.services.loadgen?.environment?.LOAD_TARGETS ?? '').split(',');
     assert.deepEqual(targets, VARIANTS.map(loadTarget));
@@ -238,11 +248,30 @@ describe('docker-compose.yml', () => {
       assert.ok(resolved.services.grafana, 'the grafana profile');
     },
   );
+
+  it(
+    'docker compose config publishes on the ports the environment (or .env) names',
+    { skip: composeAvailable ? false : 'docker compose is not installed here' },
+    () => {
+      const ports = { GRAFANA_PORT: '13000', PROMETHEUS_PORT: '19090', LOADGEN_PORT: '19465', SYNC_PORT: '26001' };
+      const { ok, stdout, stderr } = dockerCompose(['config', '--format', 'json'], { COMPOSE_PROFILES: 'grafana', ...ports });
+      assert.ok(ok, stderr);
+      const resolved = JSON.parse(stdout) as { services: Record<string, Service> };
+      const published = (name: string) =>
+        (resolved.services[name]?.ports ?? []).map((p) => (typeof p === 'object' ? `${p.published}:${p.target}` : p));
+      assert.deepEqual(['grafana', 'prometheus', 'loadgen', 'sync'].map(published), [
+        ['13000:3000'],
+        ['19090:9090'],
+        ['19465:9465'],
+        ['26001:25000'],
+      ]);
+    },
+  );
 });
 
 describe('scripts/init-env.sh', () => {
   /** Runs the script in a copy of the repository's config, with a `docker` that reports `cpus` CPUs. */
-  function initEnv(dir: string, cpus: number, api = ''): string {
+  function initEnv(dir: string, cpus: number, api = '', extra: Record<string, string> = {}): string {
     const bin = join(dir, 'bin');
     mkdirSync(bin, { recursive: true });
     writeFileSync(
@@ -252,7 +281,7 @@ describe('scripts/init-env.sh', () => {
     chmodSync(join(bin, 'docker'), 0o755);
     const result = spawnSync('bash', [join(dir, 'scripts/init-env.sh')], {
       encoding: 'utf8',
-      env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, API: api },
+      env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, API: api, ...extra },
     });
     assert.equal(result.status, 0, result.stderr);
     return readFileSync(join(dir, '.env'), 'utf8');
@@ -263,6 +292,7 @@ describe('scripts/init-env.sh', () => {
     mkdirSync(join(dir, 'config'));
     copyFileSync(`${ROOT}scripts/init-env.sh`, join(dir, 'scripts/init-env.sh'));
     copyFileSync(`${ROOT}config/lab.env`, join(dir, 'config/lab.env'));
+    copyFileSync(`${ROOT}config/variants.mk`, join(dir, 'config/variants.mk'));
     return dir;
   }
 
@@ -292,6 +322,39 @@ describe('scripts/init-env.sh', () => {
     assert.match(newer, /^COMPOSE_FILE=docker-compose\.yml:config\/compose\.health\.yml$/m);
     assert.equal([...newer.matchAll(/^COMPOSE_FILE=/gm)].length, 1, 'one COMPOSE_FILE');
     assert.match(initEnv(dir, 1, '1.43'), /^COMPOSE_FILE=docker-compose\.yml$/m, 'and back without it on an older engine');
+  });
+
+  it("derives every variant's port from VARIANT_BASE_PORT at each run, and refuses a bad base naming it", () => {
+    const dir = copyOfRepository();
+    const first = initEnv(dir, 2);
+    for (const setting of ['GRAFANA_PORT=3000', 'PROMETHEUS_PORT=9090', 'LOADGEN_PORT=9465', 'VARIANT_BASE_PORT=25001'])
+      assert.match(first, new RegExp(`^${setting}$`, 'm'), setting);
+    const portsOf = (text: string) =>
+      VARIANTS.map((v) => Number(new RegExp(`^${envName(v, 'PORT')}=(\\d+)$`, 'm').exec(text)?.[1]));
+    assert.deepEqual(
+      portsOf(first),
+      VARIANTS.map((v) => v.hostPort),
+      'the defaults: each row at its port',
+    );
+    writeFileSync(join(dir, '.env'), first.replace(/^VARIANT_BASE_PORT=25001$/m, 'VARIANT_BASE_PORT=31001'));
+    const moved = initEnv(dir, 2);
+    assert.deepEqual(
+      portsOf(moved),
+      VARIANTS.map((v) => v.hostPort + 6000),
+      'all moved with the base',
+    );
+    assert.equal([...moved.matchAll(/^SYNC_PORT=/gm)].length, 1, 'one line each');
+    assert.deepEqual(
+      portsOf(initEnv(dir, 2, '', { VARIANT_BASE_PORT: '41001' })),
+      VARIANTS.map((v) => v.hostPort + 16000),
+      'the environment wins',
+    );
+    const bad = spawnSync('bash', [join(dir, 'scripts/init-env.sh')], {
+      encoding: 'utf8',
+      env: { ...process.env, PATH: `${join(dir, 'bin')}:${process.env.PATH}`, VARIANT_BASE_PORT: 'lots' },
+    });
+    assert.equal(bad.status, 2, bad.stderr);
+    assert.match(bad.stderr, /^init-env: VARIANT_BASE_PORT: expected a port .*"?lots/);
   });
 
   it('uses nothing a stock macOS bash 3.2 lacks', () => {

@@ -49,6 +49,13 @@ function readSweep(): SweepFile | null {
 
 const CGROUP_ROOT = '/sys/fs/cgroup';
 
+/**
+ * The native sweep imposes a quota with Linux's cgroups or taskset: elsewhere (macOS, Windows)
+ * the tests that run one are skipped, each with this one line.
+ */
+const NOT_LINUX =
+  process.platform === 'linux' ? false : `needs Linux (a cgroup or taskset imposes the quota); skipped on ${process.platform}`;
+
 /** Why a native sweep can isolate nothing here (no cgroup it may create, no taskset), or null. */
 function nativeIsolationMissing(): string | null {
   const cgroups =
@@ -153,36 +160,40 @@ function killedIn(line: string): number[] {
 describe('lab sweep --native and lab report', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('an interrupted sweep keeps its measured points, puts everything back, and resumes where it stopped', async () => {
-    const child = spawn(process.execPath, [CLI, ...SWEEP], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const exited = once(child, 'exit') as Promise<[number | null]>;
-    await poll(
-      () => readSweep()?.points.length ?? 0,
-      (points) => points >= 1 || child.exitCode !== null,
-      { timeoutMs: 60_000, intervalMs: 100 },
-    );
-    assert.equal(readSweep()?.points.length, 1, `the first point is written before the second is measured: ${stderr}`);
-    child.kill('SIGINT');
-    const [code] = await exited;
-    assert.equal(code, 130, stderr);
-    assert.match(stderr, /interrupted with 1 points left/);
-    const cgroup = /cgroup v[12] (\S+)/.exec(stderr)?.[1];
-    if (cgroup) assert.ok(!existsSync(cgroup), `${cgroup} removed on Ctrl-C`);
+  it(
+    'an interrupted sweep keeps its measured points, puts everything back, and resumes where it stopped',
+    { skip: NOT_LINUX },
+    async () => {
+      const child = spawn(process.execPath, [CLI, ...SWEEP], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      const exited = once(child, 'exit') as Promise<[number | null]>;
+      await poll(
+        () => readSweep()?.points.length ?? 0,
+        (points) => points >= 1 || child.exitCode !== null,
+        { timeoutMs: 60_000, intervalMs: 100 },
+      );
+      assert.equal(readSweep()?.points.length, 1, `the first point is written before the second is measured: ${stderr}`);
+      child.kill('SIGINT');
+      const [code] = await exited;
+      assert.equal(code, 130, stderr);
+      assert.match(stderr, /interrupted with 1 points left/);
+      const cgroup = /cgroup v[12] (\S+)/.exec(stderr)?.[1];
+      if (cgroup) assert.ok(!existsSync(cgroup), `${cgroup} removed on Ctrl-C`);
 
-    const resumed = await runLab(SWEEP, {}, 120_000);
-    assert.equal(resumed.code, 0, resumed.stderr);
-    assert.match(resumed.stderr, /resuming .*: 1 of 2 points already measured/);
-    const sweep = readSweep()!;
-    assert.deepEqual(
-      sweep.points.map((p) => p.cpus),
-      sweep.mode === 'native-affinity' ? [1, 2] : [0.5, 2],
-    );
-    assert.ok(sweep.baseline && sweep.baseline.requestsPerSecondPerCore > 0, JSON.stringify(sweep.baseline));
-  });
+      const resumed = await runLab(SWEEP, {}, 120_000);
+      assert.equal(resumed.code, 0, resumed.stderr);
+      assert.match(resumed.stderr, /resuming .*: 1 of 2 points already measured/);
+      const sweep = readSweep()!;
+      assert.deepEqual(
+        sweep.points.map((p) => p.cpus),
+        sweep.mode === 'native-affinity' ? [1, 2] : [0.5, 2],
+      );
+      assert.ok(sweep.baseline && sweep.baseline.requestsPerSecondPerCore > 0, JSON.stringify(sweep.baseline));
+    },
+  );
 
-  it('each point ran inside its quota: pools sized from it at start, CPU held to it', () => {
+  it('each point ran inside its quota: pools sized from it at start, CPU held to it', { skip: NOT_LINUX }, () => {
     const sweep = readSweep()!;
     const [low, high] = sweep.points as [SweepFile['points'][0], SweepFile['points'][0]];
     const summary = JSON.stringify(
@@ -217,112 +228,116 @@ describe('lab sweep --native and lab report', () => {
     }
   });
 
-  it('a sweep killed with SIGKILL leaves its cgroup and its server: the next sweep removes them, a live sweep keeps its own', async (t) => {
-    const missing = nativeIsolationMissing();
-    if (missing) return t.skip(missing);
-    const started: Array<{ child: ChildProcess; exited: Promise<unknown> }> = [];
-    const leaked: number[] = [];
-    try {
-      // A: killed while it measures its baseline, whose server runs outside any cgroup.
-      const a = startNativeSweep(join(dir, 'killed-a.json'), '30s', '30s');
-      started.push(a);
-      let serverA = 0;
-      await waitFor(
-        'sweep A measures its baseline on a lab serve of its own',
-        () => /baseline: t\(fib/.test(a.stderr) && (serverA = servesOf(a.pid)[0] ?? 0) > 0,
-        () => a.stderr,
-      );
-      const groupsA = groupsOf(a.pid);
-      await killHard(a.child, a.exited);
-      leaked.push(serverA);
-      assert.ok(running(serverA), `A's server ${serverA} outlives A (the leak)`);
+  it(
+    'a sweep killed with SIGKILL leaves its cgroup and its server: the next sweep removes them, a live sweep keeps its own',
+    { skip: NOT_LINUX },
+    async (t) => {
+      const missing = nativeIsolationMissing();
+      if (missing) return t.skip(missing);
+      const started: Array<{ child: ChildProcess; exited: Promise<unknown> }> = [];
+      const leaked: number[] = [];
+      try {
+        // A: killed while it measures its baseline, whose server runs outside any cgroup.
+        const a = startNativeSweep(join(dir, 'killed-a.json'), '30s', '30s');
+        started.push(a);
+        let serverA = 0;
+        await waitFor(
+          'sweep A measures its baseline on a lab serve of its own',
+          () => /baseline: t\(fib/.test(a.stderr) && (serverA = servesOf(a.pid)[0] ?? 0) > 0,
+          () => a.stderr,
+        );
+        const groupsA = groupsOf(a.pid);
+        await killHard(a.child, a.exited);
+        leaked.push(serverA);
+        assert.ok(running(serverA), `A's server ${serverA} outlives A (the leak)`);
 
-      // A2: removes A's leftovers before it starts; killed in the middle of its point, its server in its cgroup.
-      const a2 = startNativeSweep(join(dir, 'killed-a2.json'), '500ms', '30s');
-      started.push(a2);
-      let serverA2 = 0;
-      await waitFor(
-        'sweep A2 measures its point, the server inside its quota',
-        () => {
-          serverA2 = servesOf(a2.pid)[0] ?? 0;
-          const groups = groupsOf(a2.pid);
-          return (
-            /\[1\/1\] threadpool at/.test(a2.stderr) &&
-            serverA2 > 0 &&
-            (groups.length === 0 || groups.every((g) => groupProcesses(g).includes(serverA2)))
-          );
-        },
-        () => `${a2.stderr} groups ${JSON.stringify(groupsOf(a2.pid))}`,
-      );
-      leaked.push(serverA2);
-      const cleanedA = LEFTOVERS.exec(a2.stderr)?.[0] ?? '';
-      t.diagnostic(`A2: ${cleanedA}`);
-      assert.ok(killedIn(cleanedA).includes(serverA), `A2 says it killed ${serverA}: ${a2.stderr}`);
-      for (const group of groupsA) assert.ok(cleanedA.includes(group), `A2 names ${group}: ${a2.stderr}`);
-      assert.deepEqual(groupsOf(a.pid), [], `A's groups removed: ${a2.stderr}`);
-      assert.ok(!running(serverA), `A's server ${serverA} is gone`);
-      const groupsA2 = groupsOf(a2.pid);
+        // A2: removes A's leftovers before it starts; killed in the middle of its point, its server in its cgroup.
+        const a2 = startNativeSweep(join(dir, 'killed-a2.json'), '500ms', '30s');
+        started.push(a2);
+        let serverA2 = 0;
+        await waitFor(
+          'sweep A2 measures its point, the server inside its quota',
+          () => {
+            serverA2 = servesOf(a2.pid)[0] ?? 0;
+            const groups = groupsOf(a2.pid);
+            return (
+              /\[1\/1\] threadpool at/.test(a2.stderr) &&
+              serverA2 > 0 &&
+              (groups.length === 0 || groups.every((g) => groupProcesses(g).includes(serverA2)))
+            );
+          },
+          () => `${a2.stderr} groups ${JSON.stringify(groupsOf(a2.pid))}`,
+        );
+        leaked.push(serverA2);
+        const cleanedA = LEFTOVERS.exec(a2.stderr)?.[0] ?? '';
+        t.diagnostic(`A2: ${cleanedA}`);
+        assert.ok(killedIn(cleanedA).includes(serverA), `A2 says it killed ${serverA}: ${a2.stderr}`);
+        for (const group of groupsA) assert.ok(cleanedA.includes(group), `A2 names ${group}: ${a2.stderr}`);
+        assert.deepEqual(groupsOf(a.pid), [], `A's groups removed: ${a2.stderr}`);
+        assert.ok(!running(serverA), `A's server ${serverA} is gone`);
+        const groupsA2 = groupsOf(a2.pid);
 
-      // B, beside A2 alive: it must leave a live sweep's group and server alone.
-      const b = startNativeSweep(join(dir, 'killed-b.json'), '30s', '30s');
-      started.push(b);
-      await waitFor(
-        'sweep B has started (its leftovers check done)',
-        () => /lab sweep: native/.test(b.stderr),
-        () => b.stderr,
-      );
-      assert.deepEqual(groupsOf(a2.pid), groupsA2, `B leaves A2's groups: ${b.stderr}`);
-      assert.ok(running(serverA2), `B leaves A2's server ${serverA2} running: ${b.stderr}`);
-      const serversB = servesOf(b.pid);
-      await killHard(b.child, b.exited);
-      await killHard(a2.child, a2.exited);
-      leaked.push(...serversB);
-      assert.ok(running(serverA2), `A2's server ${serverA2} outlives A2 (the leak)`);
+        // B, beside A2 alive: it must leave a live sweep's group and server alone.
+        const b = startNativeSweep(join(dir, 'killed-b.json'), '30s', '30s');
+        started.push(b);
+        await waitFor(
+          'sweep B has started (its leftovers check done)',
+          () => /lab sweep: native/.test(b.stderr),
+          () => b.stderr,
+        );
+        assert.deepEqual(groupsOf(a2.pid), groupsA2, `B leaves A2's groups: ${b.stderr}`);
+        assert.ok(running(serverA2), `B leaves A2's server ${serverA2} running: ${b.stderr}`);
+        const serversB = servesOf(b.pid);
+        await killHard(b.child, b.exited);
+        await killHard(a2.child, a2.exited);
+        leaked.push(...serversB);
+        assert.ok(running(serverA2), `A2's server ${serverA2} outlives A2 (the leak)`);
 
-      // C: removes what A2 and B left, then sweeps to the end.
-      const c = await runLab(
-        [
-          'sweep',
-          '--native',
-          '--variants',
-          'threadpool',
-          '--cpus',
-          '1',
-          '--warmup',
-          '200ms',
-          '--throughput-duration',
-          '500ms',
-          '--collapse-duration',
-          '500ms',
-          '--loadgen',
-          'http://127.0.0.1:9',
-          '--out',
-          join(dir, 'after-kill.json'),
-        ],
-        {},
-        120_000,
-      );
-      assert.equal(c.code, 0, c.stderr);
-      const cleaned = c.stderr.match(new RegExp(LEFTOVERS.source, 'gm')) ?? [];
-      assert.equal(cleaned.length, 1, `one line says what was removed: ${c.stderr}`);
-      const [line] = cleaned as [string];
-      t.diagnostic(`C: ${line}`);
-      assert.ok(killedIn(line).includes(serverA2), `C names A2's server ${serverA2}: ${c.stderr}`);
-      for (const group of groupsA2) assert.ok(line.includes(group), `C names ${group}: ${c.stderr}`);
-      assert.deepEqual([...groupsOf(a2.pid), ...groupsOf(b.pid)], [], `no group of a dead sweep remains: ${c.stderr}`);
-      assert.deepEqual([serverA2, ...serversB].filter(running), [], `the stale servers are gone: ${c.stderr}`);
-    } finally {
-      for (const { child, exited } of started) await killHard(child, exited);
-      // What the old code leaves: the servers and the groups of the sweeps killed here.
-      for (const pid of leaked.filter(running)) process.kill(pid, 'SIGKILL');
-      for (const group of started.flatMap(({ child }) => groupsOf(child.pid!))) {
-        await waitFor(`${group} empty`, () => groupProcesses(group).every((pid) => !running(pid)));
-        rmdirSync(group);
+        // C: removes what A2 and B left, then sweeps to the end.
+        const c = await runLab(
+          [
+            'sweep',
+            '--native',
+            '--variants',
+            'threadpool',
+            '--cpus',
+            '1',
+            '--warmup',
+            '200ms',
+            '--throughput-duration',
+            '500ms',
+            '--collapse-duration',
+            '500ms',
+            '--loadgen',
+            'http://127.0.0.1:9',
+            '--out',
+            join(dir, 'after-kill.json'),
+          ],
+          {},
+          120_000,
+        );
+        assert.equal(c.code, 0, c.stderr);
+        const cleaned = c.stderr.match(new RegExp(LEFTOVERS.source, 'gm')) ?? [];
+        assert.equal(cleaned.length, 1, `one line says what was removed: ${c.stderr}`);
+        const [line] = cleaned as [string];
+        t.diagnostic(`C: ${line}`);
+        assert.ok(killedIn(line).includes(serverA2), `C names A2's server ${serverA2}: ${c.stderr}`);
+        for (const group of groupsA2) assert.ok(line.includes(group), `C names ${group}: ${c.stderr}`);
+        assert.deepEqual([...groupsOf(a2.pid), ...groupsOf(b.pid)], [], `no group of a dead sweep remains: ${c.stderr}`);
+        assert.deepEqual([serverA2, ...serversB].filter(running), [], `the stale servers are gone: ${c.stderr}`);
+      } finally {
+        for (const { child, exited } of started) await killHard(child, exited);
+        // What the old code leaves: the servers and the groups of the sweeps killed here.
+        for (const pid of leaked.filter(running)) process.kill(pid, 'SIGKILL');
+        for (const group of started.flatMap(({ child }) => groupsOf(child.pid!))) {
+          await waitFor(`${group} empty`, () => groupProcesses(group).every((pid) => !running(pid)));
+          rmdirSync(group);
+        }
       }
-    }
-  });
+    },
+  );
 
-  it('the report is one self-contained page that Chromium draws without an error', async (t) => {
+  it('the report is one self-contained page that Chromium draws without an error', { skip: NOT_LINUX }, async (t) => {
     const missing = chromiumMissing();
     if (missing && !process.env.CI) return t.skip(missing);
     const report = join(dir, 'report.html');

@@ -67,7 +67,7 @@ describe('a throwaway variant, added as one row of a temporary table and nowhere
     const service = compose.services[THROWAWAY_NAME];
     assert.ok(service, `no service ${THROWAWAY_NAME} in ${Object.keys(compose.services).join(', ')}`);
     assert.deepEqual(service.command, ['serve', THROWAWAY_NAME]);
-    assert.deepEqual(service.ports, [`127.0.0.1:${throwaway.hostPort}:25000`]);
+    assert.deepEqual(service.ports, [`127.0.0.1:\${THROWAWAY_PORT:-${throwaway.hostPort}}:25000`], 'its port from .env');
     assert.equal(service.cpus, '${THROWAWAY_CPUS:-2}');
     assert.equal(service.environment?.TALLY_STEP, '${THROWAWAY_TALLY_STEP:-1}', 'its own option, from .env');
     assert.deepEqual([service.mem_limit, service.pids_limit], [throwaway.limits.memory, throwaway.limits.pids]);
@@ -115,7 +115,7 @@ describe('a throwaway variant, added as one row of a temporary table and nowhere
       assert.match(env, new RegExp(`^${line}$`, 'm'), line);
     const makefile = variantsMakefile(THROWAWAY_TABLE);
     assert.match(makefile, new RegExp(`^VARIANTS := .* ${THROWAWAY_NAME}$`, 'm'));
-    assert.match(makefile, new RegExp(`^VARIANT_PORTS := .* ${THROWAWAY_NAME}:${throwaway.hostPort}$`, 'm'));
+    assert.match(makefile, new RegExp(`^VARIANT_PORT_OFFSETS := .* ${THROWAWAY_NAME}:${throwaway.hostPort - 25001}$`, 'm'));
   });
 
   it('is on the dashboards: every side-by-side panel eventloop is on (same traits), and its own row and panel, only for it', () => {

@@ -49,6 +49,7 @@ const dashboards: VariantDashboards = {
 export const throwaway: Variant = defineVariant<ThrowawayOptions>({
   name: THROWAWAY_NAME,
   hostPort: 25099,
+  group: 'throwaway',
   model: 'fib inline on the event loop, tallied',
   shows: 'that a variant is one folder plus one row',
   options: {

@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { dashboardSpecs, renderDashboard } from '../grafana/src/dashboards.js';
 import type { EnvOptionSpec } from '../services/lab/options.js';
+import { PUBLISHED_PORTS, variantPortOffset, type PublishedPort } from '../services/lab/ports.js';
 import type { Variant } from '../services/server/plugin.js';
 import { VARIANTS } from '../services/variants/index.js';
 import { prometheusSwarmFile, stackFile, stackGrafanaFile } from './swarm.js';
@@ -47,6 +48,13 @@ export const SCRAPE_INTERVAL = '5s';
 const FIB_PORT = 25000;
 const METRICS_PORT = 9464;
 const LOADGEN_PORT = 9465;
+
+/** A port compose publishes on 127.0.0.1, from its .env setting (services/lab/ports.ts): `"127.0.0.1:${GRAFANA_PORT:-3000}:3000"`. */
+function published(setting: string, fallback: number, containerPort: number): string {
+  return `"127.0.0.1:\${${setting}:-${fallback}}:${containerPort}"`;
+}
+const publishedFixed = (name: PublishedPort, containerPort: number) =>
+  published(name, PUBLISHED_PORTS[name].default, containerPort);
 
 /**
  * How the load generator reaches a variant inside compose: its fib address, where its own
@@ -119,7 +127,7 @@ ${env ? `${env}\n` : ''}    cpus: \${${envName(variant, 'CPUS')}:-${DEFAULT_CPUS
     mem_limit: ${variant.limits.memory}
     pids_limit: ${variant.limits.pids}
     ports:
-      - "127.0.0.1:${variant.hostPort}:${FIB_PORT}"
+      - ${published(envName(variant, 'PORT'), variant.hostPort, FIB_PORT)}
 ${(variant.companions?.dependsOn ?? []).length > 0 ? `    depends_on:\n${variant.companions!.dependsOn.map((name) => `      ${name}:\n        condition: service_started`).join('\n')}\n` : ''}${variant.companions ? `\n${variant.companions.services}` : ''}`;
     })
     .join('\n');
@@ -129,7 +137,9 @@ ${(variant.companions?.dependsOn ?? []).length > 0 ? `    depends_on:\n${variant
 # generator hammering them lightly, Prometheus scraping both sides, Grafana showing them side by
 # side. Start it with \`make up\` (it writes .env first); see README.md.
 #
-# Every published port is bound to 127.0.0.1. CPU quotas come from .env (one variable per
+# Every published port is bound to 127.0.0.1, on the ports .env names (GRAFANA_PORT,
+# PROMETHEUS_PORT, LOADGEN_PORT; each variant's <VARIANT>_PORT, which scripts/init-env.sh derives
+# from VARIANT_BASE_PORT at every \`make up\`). CPU quotas come from .env (one variable per
 # variant) and can be changed live: \`lab cpus <variant> <cores>\` or \`make cpus\`.
 name: concurrency-lab
 
@@ -218,7 +228,7 @@ ${SPOTLIGHT_SETTINGS.map(([name, value]) => `      ${name}: \${${name}:-${value}
     mem_limit: 512m
     pids_limit: 64
     ports:
-      - "127.0.0.1:${LOADGEN_PORT}:${LOADGEN_PORT}"
+      - ${publishedFixed('LOADGEN_PORT', LOADGEN_PORT)}
     # Started, not healthy: the load generator waits for every target's /healthz itself (a chain
     # of health gates costs a whole healthcheck interval per link where Docker has no start_interval).
     depends_on:
@@ -238,7 +248,7 @@ ${dependsOn}
     cpus: \${PROMETHEUS_CPUS:-0.5}
     mem_limit: 1g
     ports:
-      - "127.0.0.1:9090:9090"
+      - ${publishedFixed('PROMETHEUS_PORT', 9090)}
     healthcheck:
       <<: *health-timing
       test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:9090/-/ready"]
@@ -263,6 +273,8 @@ ${dependsOn}
       GF_SECURITY_ADMIN_PASSWORD: \${GRAFANA_ADMIN_PASSWORD:-}
       GF_AUTH_ANONYMOUS_ENABLED: "true"
       GF_AUTH_ANONYMOUS_ORG_ROLE: Viewer
+      # Viewers (the anonymous visitor) may open Explore and try a panel's query, never save.
+      GF_USERS_VIEWERS_CAN_EDIT: "true"
       GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH: /var/lib/grafana/dashboards/lab-overview.json
       GF_ANALYTICS_REPORTING_ENABLED: "false"
       GF_ANALYTICS_CHECK_FOR_UPDATES: "false"
@@ -274,7 +286,7 @@ ${dependsOn}
     cpus: \${GRAFANA_CPUS:-0.5}
     mem_limit: 512m
     ports:
-      - "127.0.0.1:3000:3000"
+      - ${publishedFixed('GRAFANA_PORT', 3000)}
     depends_on:
       prometheus:
         condition: service_healthy
@@ -341,6 +353,9 @@ export function envDefaultsFile(variants: readonly Variant[] = VARIANTS): string
       "#\n# The defaults of .env. `make up` (scripts/init-env.sh) copies each setting .env lacks, never\n# overwriting one that is there; *_CPUS values above the Docker host's CPU count are lowered to it.\n",
     ),
     entry('COMPOSE_PROFILES', 'grafana', 'compose profiles to start: grafana (empty leaves Grafana out)'),
+    ...Object.entries(PUBLISHED_PORTS).map(([name, port]) =>
+      entry(name, port.default, `host port (on 127.0.0.1) of ${port.what}`),
+    ),
   ];
   for (const variant of variants) {
     lines.push(
@@ -377,7 +392,8 @@ export function envDefaultsFile(variants: readonly Variant[] = VARIANTS): string
 
 export function variantsMakefile(variants: readonly Variant[] = VARIANTS): string {
   return GENERATED(`VARIANTS := ${variants.map((v) => v.name).join(' ')}
-VARIANT_PORTS := ${variants.map((v) => `${v.name}:${v.hostPort}`).join(' ')}
+# Each variant's port is VARIANT_BASE_PORT (.env) plus its offset (scripts/init-env.sh writes <VARIANT>_PORT).
+VARIANT_PORT_OFFSETS := ${variants.map((v) => `${v.name}:${variantPortOffset(v.hostPort)}`).join(' ')}
 `);
 }
 
@@ -395,12 +411,11 @@ export function generatedFiles(variants: readonly Variant[] = VARIANTS): Array<{
     { path: 'config/lab.env', content: envDefaultsFile(variants) },
     { path: 'config/variants.mk', content: variantsMakefile(variants) },
     ...dashboards.map((spec) => ({ path: `grafana/dashboards/${spec.file}`, content: renderDashboard(spec) })),
-    { path: 'docker-stack.yml', content: stackFile(compose, variants) },
+    { path: 'docker-stack.yml', content: stackFile(compose) },
     {
       path: 'config/stack.grafana.yml',
       content: stackGrafanaFile(
         compose,
-        variants,
         dashboards.map((spec) => spec.file),
       ),
     },

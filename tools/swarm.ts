@@ -46,25 +46,17 @@ export const STACK = 'concurrency-lab';
  */
 export const SWARM_HEALTH_INTERVAL = '30s';
 
-/** A service's published ports: `127.0.0.1:25001:25000` in compose. */
-function portsOf(service: ComposeService): Array<{ published: number; target: number }> {
-  return (service.ports ?? []).map((spec) => {
-    const match = /^(?:[\d.]+:)?(\d+):(\d+)$/.exec(spec);
-    if (!match) throw new Error(`unexpected port ${spec}`);
-    return { published: Number(match[1]), target: Number(match[2]) };
-  });
-}
-
 /**
- * The variable naming a published port: the variants' ports move with VARIANT_BASE_PORT
- * (scripts/swarm.sh sets <VARIANT>_PORT from it, compose files having no arithmetic).
+ * A service's published ports, as compose publishes them: `127.0.0.1:${SYNC_PORT:-25001}:25000`.
+ * The stack publishes each on the same variable (scripts/init-env.sh derives the variants' from
+ * VARIANT_BASE_PORT into .env, which scripts/swarm.sh reads; stack files have no arithmetic).
  */
-function portVariable(name: string, published: number, variants: readonly Variant[]): string {
-  if (name === 'prometheus') return 'PROMETHEUS_PORT';
-  if (name === 'loadgen') return 'LOADGEN_PORT';
-  if (name === 'grafana') return 'GRAFANA_PORT';
-  if (variants.some((v) => v.name === name)) return `${name.toUpperCase().replace(/[^A-Z0-9]/g, '_')}_PORT`;
-  throw new Error(`no port variable for ${name}:${published}`);
+function portsOf(service: ComposeService): Array<{ published: string; target: number }> {
+  return (service.ports ?? []).map((spec) => {
+    const match = /^(?:[\d.]+:)?(\$\{[A-Z][A-Z0-9_]*:-\d+\}):(\d+)$/.exec(spec);
+    if (!match) throw new Error(`a published port that names no .env setting: ${spec}`);
+    return { published: match[1]!, target: Number(match[2]) };
+  });
 }
 
 function roleOf(name: string): Role {
@@ -84,7 +76,7 @@ function imageOf(image: string | undefined): string | undefined {
 }
 
 /** One compose service in swarm form. */
-function swarmService(name: string, service: ComposeService, variants: readonly Variant[]): Record<string, unknown> {
+function swarmService(name: string, service: ComposeService): Record<string, unknown> {
   const out: Record<string, unknown> = { image: imageOf(service.image) };
   if (service.entrypoint) out.entrypoint = service.entrypoint;
   if (service.command) out.command = service.command;
@@ -106,7 +98,7 @@ function swarmService(name: string, service: ComposeService, variants: readonly 
   if (ports.length > 0) {
     out.ports = ports.map(({ published, target }) => ({
       target,
-      published: `\${${portVariable(name, published, variants)}:-${published}}`,
+      published,
       protocol: 'tcp',
       mode: 'host',
     }));
@@ -165,11 +157,11 @@ function parseCompose(composeText: string): Record<string, ComposeService> {
 }
 
 /** docker-stack.yml: every compose service but Grafana. */
-export function stackFile(composeText: string, variants: readonly Variant[]): string {
+export function stackFile(composeText: string): string {
   const services: Record<string, unknown> = {};
   for (const [name, service] of Object.entries(parseCompose(composeText))) {
     if (name === 'grafana') continue;
-    const converted = swarmService(name, service, variants);
+    const converted = swarmService(name, service);
     if (name === 'prometheus') {
       // The config travels with the stack (a swarm config), not as a bind mount of this checkout.
       delete converted.volumes;
@@ -207,10 +199,10 @@ ${body}`);
 }
 
 /** config/stack.grafana.yml: Grafana, with its provisioning and dashboards as swarm configs. */
-export function stackGrafanaFile(composeText: string, variants: readonly Variant[], dashboardFiles: string[]): string {
+export function stackGrafanaFile(composeText: string, dashboardFiles: string[]): string {
   const grafana = parseCompose(composeText).grafana;
   if (!grafana) throw new Error('docker-compose.yml has no grafana service');
-  const converted = swarmService('grafana', grafana, variants);
+  const converted = swarmService('grafana', grafana);
   delete converted.volumes;
   const configs: Record<string, { name: string; file: string }> = {
     'grafana-datasources': config('grafana-datasources', './grafana/provisioning/datasources/prometheus.yml'),

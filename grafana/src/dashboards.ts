@@ -13,8 +13,10 @@ import {
   DashboardBuilder,
   DashboardLinkBuilder,
   DashboardLinkType,
+  DatasourceVariableBuilder,
   QueryVariableBuilder,
   RowBuilder,
+  TextBoxVariableBuilder,
   VariableRefresh,
 } from '@grafana/grafana-foundation-sdk/dashboard';
 import {
@@ -38,16 +40,36 @@ export type { PanelSpec, QuerySpec, RowSpec };
 const own = <T extends PanelSpec>(variant: string, panel: T): T => (panel.onlyFor ? panel : { ...panel, onlyFor: [variant] });
 const variantRows = (variants: readonly Variant[]): RowSpec[] =>
   variants.flatMap((v) =>
-    (v.dashboards?.overviewRows ?? []).map((row) => ({ ...row, panels: row.panels.map((p) => own(v.name, p)) })),
+    (v.dashboards?.overviewRows ?? []).map((row) => ({
+      ...row,
+      collapsed: true,
+      panels: row.panels.map((p) => own(v.name, p)),
+    })),
   );
+
+/**
+ * The order the side-by-side panels list variants in: group by group (each where its first row
+ * is in the table), table order within a group, so that py-threads sits beside gil and threads,
+ * py-pool beside processpool, py-coroutines beside coroutines (the row's `group`).
+ */
+export function displayOrder(variants: readonly Variant[]): string[] {
+  const groups = [...new Set(variants.map((v) => v.group))];
+  return groups.flatMap((group) => variants.filter((v) => v.group === group).map((v) => v.name));
+}
 const variantPanels = (variants: readonly Variant[]): PanelSpec[] =>
   variants.flatMap((v) => (v.dashboards?.variantPanels ?? []).map((p) => own(v.name, p)));
 
 /** Variants not served by Node (the CPython ones): no event loop of Node's, no V8 heap, no nodejs_* series. */
 const notNode = (variants: readonly Variant[]) => variants.filter((v) => v.runtime !== 'node').map((v) => v.name);
 
-/** The provisioned datasource (grafana/provisioning/datasources/prometheus.yml). */
-export const DATASOURCE = { type: 'prometheus', uid: 'lab-prometheus' } as const;
+/** The provisioned datasource (grafana/provisioning/datasources/prometheus.yml): the `ds` variable's default. */
+export const PROVISIONED_DATASOURCE = { type: 'prometheus', uid: 'lab-prometheus' } as const;
+/** What every panel, query, variable and annotation uses: the dashboard's datasource variable. */
+export const DATASOURCE = { type: 'prometheus', uid: '${ds}' } as const;
+/** Where a viewer's browser reaches Prometheus (PROMETHEUS_PORT): the links to its graph page. */
+export const PROMETHEUS_BROWSER_URL = 'http://127.0.0.1:9090';
+/** The one-variant dashboard, which the side-by-side panels link to. */
+export const VARIANT_DASHBOARD_UID = 'lab-variant';
 
 export interface DashboardSpec {
   uid: string;
@@ -60,6 +82,8 @@ export interface DashboardSpec {
   /** Marks the spotlight's phases (hogs joining and leaving) on every time series. */
   spotlightAnnotations?: boolean;
   rows: RowSpec[];
+  /** The variant table's side-by-side order (displayOrder): bar panels list their bars in it. */
+  order?: string[];
 }
 
 /** The load generator's background load, without the spotlight's bursts. */
@@ -112,7 +136,7 @@ const collapsePanel: PanelSpec = {
   unit: 'x',
   kind: 'bargauge',
   max: 1000,
-  queries: [{ expr: `sort_desc(clamp_max(loadgen_lesson_collapse_ratio{${V}}, 1000))`, legend: '{{variant}}' }],
+  queries: [{ expr: `clamp_max(loadgen_lesson_collapse_ratio{${V}}, 1000)`, legend: '{{variant}}' }],
 };
 
 const scoreboardPanel: PanelSpec = {
@@ -139,9 +163,9 @@ const p99Panel: PanelSpec = {
   unit: 's',
   kind: 'bargauge',
   queries: [
-    { expr: `loadgen_lesson_short_latency_seconds{${V}, phase="alone", quantile="0.99"}`, legend: '{{variant}} alone' },
+    { expr: `loadgen_lesson_short_latency_seconds{${V}, phase="alone", percentile="p99"}`, legend: '{{variant}} alone' },
     {
-      expr: `loadgen_lesson_short_latency_seconds{${V}, phase="beside_one_long", quantile="0.99"}`,
+      expr: `loadgen_lesson_short_latency_seconds{${V}, phase="beside_one_long", percentile="p99"}`,
       legend: '{{variant}} beside one long',
       exempt: 'errors',
     },
@@ -170,87 +194,94 @@ const livePanel: PanelSpec = {
  * The spotlight's lesson figures: the talk's experiment run on each variant alone, in rotation
  * (services/loadgen/spotlight.ts), kept per variant until its next turn.
  */
-const lessonRow = (variants: readonly Variant[]): RowSpec => ({
-  title: "The lessons at a glance: the talk's experiment, one variant at a time (the spotlight)",
-  panels: [
-    collapsePanel,
-    scoreboardPanel,
-    p99Panel,
+const lessonRows = (variants: readonly Variant[]): RowSpec[] => [
+  {
+    title: "The scoreboard: the talk's experiment, one variant at a time (the spotlight)",
+    panels: [collapsePanel, scoreboardPanel, p99Panel, p50Panel],
+  },
+  {
+    title: 'More from the spotlight: every worker busy, quotas, the live rate, event loops',
+    collapsed: true,
+    panels: lessonDetails(variants),
+  },
+];
+
+const p50Panel: PanelSpec = {
+  title: 'perf2 p50: alone, then beside one long request',
+  description:
+    'The typical fib(1) in each phase: where it grows beside a hog, every short request waits, not only the unlucky ones (eventloop, gil); where it stays, the hog runs elsewhere.',
+  unit: 's',
+  kind: 'bargauge',
+  queries: [
+    { expr: `loadgen_lesson_short_latency_seconds{${V}, phase="alone", percentile="p50"}`, legend: '{{variant}} alone' },
     {
-      title: 'perf2 p50: alone, then beside one long request',
-      description:
-        'The typical fib(1) in each phase: where it grows beside a hog, every short request waits, not only the unlucky ones (eventloop, gil); where it stays, the hog runs elsewhere.',
-      unit: 's',
-      kind: 'bargauge',
-      queries: [
-        { expr: `loadgen_lesson_short_latency_seconds{${V}, phase="alone", quantile="0.5"}`, legend: '{{variant}} alone' },
-        {
-          expr: `loadgen_lesson_short_latency_seconds{${V}, phase="beside_one_long", quantile="0.5"}`,
-          legend: '{{variant}} beside one long',
-          exempt: 'errors',
-        },
-      ],
-    },
-    {
-      title: 'perf2 beside as many hogs as workers',
-      description:
-        "Pools, cluster and the per-connection variants: once every worker (or core) has a hog, perf2 drops too. The pool was sized for the quota; the figure is perf2's rate alone against beside all workers long.",
-      unit: 'reqps',
-      kind: 'bargauge',
-      notFor: variants.filter((v) => v.parallelism === 'single').map((v) => v.name),
-      queries: [
-        {
-          expr: `loadgen_lesson_short_requests_per_second{${V}, phase="alone"} and on (variant) loadgen_lesson_short_requests_per_second{${V}, phase="beside_all_workers_long"}`,
-          legend: '{{variant}} alone',
-        },
-        {
-          expr: `loadgen_lesson_short_requests_per_second{${V}, phase="beside_all_workers_long"}`,
-          legend: '{{variant}} beside all workers long',
-        },
-      ],
-    },
-    {
-      title: 'The CPU quota and workers each variant was measured with',
-      description:
-        'The quota (cores) during its last turn, and how many hogs ran in its last phase (its workers, or its cores for a thread or process per connection): change a quota with lab cpus and the next turn shows what it buys.',
-      unit: 'none',
-      kind: 'bargauge',
-      queries: [
-        { expr: `loadgen_lesson_cpu_quota_cores{${V}}`, legend: '{{variant}} quota (cores)' },
-        { expr: `loadgen_lesson_workers{${V}}`, legend: '{{variant}} hogs in the last phase' },
-      ],
-    },
-    {
-      title: 'How old each figure is, and whether the generator could keep up',
-      description:
-        "Seconds since each variant's last turn ended (a rotation takes a few minutes), and 1 where the load generator itself was the bottleneck during it (then the figures describe the generator, not the variant).",
-      unit: 's',
-      kind: 'bargauge',
-      queries: [
-        { expr: `time() - loadgen_lesson_timestamp_seconds{${V}}`, legend: '{{variant}} age' },
-        { expr: `loadgen_lesson_generator_bound{${V}}`, legend: '{{variant}} generator-bound' },
-      ],
-    },
-    livePanel,
-    {
-      title: 'Event-loop delay p99 of each variant',
-      description:
-        "How late each variant's event loop runs its timers: the signature of blocking that server-side request timing cannot see (a request waiting in the kernel while the loop computes is stamped only when read). A fib(30) on the loop shows as milliseconds (eventloop, sync, a cluster worker); threads, pools and gil keep the loop free.",
-      unit: 's',
-      notFor: notNode(variants),
-      queries: [{ expr: `max by (variant) (nodejs_eventloop_lag_p99_seconds{${V}})`, legend: '{{variant}}' }],
-    },
-    {
-      title: 'Workers that served in each phase (pools and cluster)',
-      description:
-        "How many of a fixed set of workers computed requests in each phase. cluster balances connections, not requests: beside one hog, perf2's connection lands on the hog's worker (1 used: it waits behind every fib(30), a large collapse) or on the other (2 used: unaffected). Which one is chance, from turn to turn.",
-      unit: 'none',
-      kind: 'bargauge',
-      notFor: withoutWorkerSet(variants),
-      queries: [{ expr: `loadgen_lesson_workers_used{${V}}`, legend: '{{variant}} {{phase}}' }],
+      expr: `loadgen_lesson_short_latency_seconds{${V}, phase="beside_one_long", percentile="p50"}`,
+      legend: '{{variant}} beside one long',
+      exempt: 'errors',
     },
   ],
-});
+};
+
+const lessonDetails = (variants: readonly Variant[]): PanelSpec[] => [
+  {
+    title: 'perf2 beside as many hogs as workers',
+    description:
+      "Pools, cluster and the per-connection variants: once every worker (or core) has a hog, perf2 drops too. The pool was sized for the quota; the figure is perf2's rate alone against beside all workers long.",
+    unit: 'reqps',
+    kind: 'bargauge',
+    notFor: variants.filter((v) => v.parallelism === 'single').map((v) => v.name),
+    queries: [
+      {
+        expr: `loadgen_lesson_short_requests_per_second{${V}, phase="alone"} and on (variant) loadgen_lesson_short_requests_per_second{${V}, phase="beside_all_workers_long"}`,
+        legend: '{{variant}} alone',
+      },
+      {
+        expr: `loadgen_lesson_short_requests_per_second{${V}, phase="beside_all_workers_long"}`,
+        legend: '{{variant}} beside all workers long',
+      },
+    ],
+  },
+  {
+    title: 'The CPU quota and workers each variant was measured with',
+    description:
+      'The quota (cores) during its last turn, and how many hogs ran in its last phase (its workers, or its cores for a thread or process per connection): change a quota with lab cpus and the next turn shows what it buys.',
+    unit: 'none',
+    kind: 'bargauge',
+    queries: [
+      { expr: `loadgen_lesson_cpu_quota_cores{${V}}`, legend: '{{variant}} quota (cores)' },
+      { expr: `loadgen_lesson_workers{${V}}`, legend: '{{variant}} hogs in the last phase' },
+    ],
+  },
+  {
+    title: 'How old each figure is, and whether the generator could keep up',
+    description:
+      "Seconds since each variant's last turn ended (a rotation takes a few minutes), and 1 where the load generator itself was the bottleneck during it (then the figures describe the generator, not the variant).",
+    unit: 's',
+    kind: 'bargauge',
+    queries: [
+      { expr: `time() - loadgen_lesson_timestamp_seconds{${V}}`, legend: '{{variant}} age' },
+      { expr: `loadgen_lesson_generator_bound{${V}}`, legend: '{{variant}} generator-bound' },
+    ],
+  },
+  livePanel,
+  {
+    title: 'Event-loop delay p99 of each variant',
+    description:
+      "How late each variant's event loop runs its timers: the signature of blocking that server-side request timing cannot see (a request waiting in the kernel while the loop computes is stamped only when read). A fib(30) on the loop shows as milliseconds (eventloop, sync, a cluster worker); threads, pools and gil keep the loop free.",
+    unit: 's',
+    notFor: notNode(variants),
+    queries: [{ expr: `max by (variant) (nodejs_eventloop_lag_p99_seconds{${V}})`, legend: '{{variant}}' }],
+  },
+  {
+    title: 'Workers that served in each phase (pools and cluster)',
+    description:
+      "How many of a fixed set of workers computed requests in each phase. cluster balances connections, not requests: beside one hog, perf2's connection lands on the hog's worker (1 used: it waits behind every fib(30), a large collapse) or on the other (2 used: unaffected). Which one is chance, from turn to turn.",
+    unit: 'none',
+    kind: 'bargauge',
+    notFor: withoutWorkerSet(variants),
+    queries: [{ expr: `loadgen_lesson_workers_used{${V}}`, legend: '{{variant}} {{phase}}' }],
+  },
+];
 
 export const labOverview = (variants: readonly Variant[]): DashboardSpec => ({
   uid: 'lab-overview',
@@ -260,11 +291,12 @@ export const labOverview = (variants: readonly Variant[]): DashboardSpec => ({
   file: 'lab-overview.json',
   variable: 'multi',
   spotlightAnnotations: true,
+  order: displayOrder(variants),
+  // Open on the scoreboard and the side-by-side comparison; the rest in collapsed rows.
   rows: [
-    lessonRow(variants),
-    ...variantRows(variants),
+    ...lessonRows(variants),
     {
-      title: 'Server side, under the light background load: line received -> reply written',
+      title: 'Side by side, server side, under the light background load: line received -> reply written',
       panels: [
         {
           title: 'Requests per second',
@@ -303,6 +335,7 @@ export const labOverview = (variants: readonly Variant[]): DashboardSpec => ({
     },
     {
       title: 'Client side, under the background load: what the load generator sees (send -> reply received)',
+      collapsed: true,
       panels: [
         {
           title: 'Requests per second by probe',
@@ -357,6 +390,7 @@ export const labOverview = (variants: readonly Variant[]): DashboardSpec => ({
     },
     {
       title: 'CPU and memory of each container',
+      collapsed: true,
       panels: [
         ...cpuPanels(V, 'variant'),
         {
@@ -371,6 +405,7 @@ export const labOverview = (variants: readonly Variant[]): DashboardSpec => ({
     },
     {
       title: 'Work in progress',
+      collapsed: true,
       panels: [
         {
           title: 'Requests in flight',
@@ -401,8 +436,10 @@ export const labOverview = (variants: readonly Variant[]): DashboardSpec => ({
         },
       ],
     },
+    ...variantRows(variants),
     {
       title: 'The load generator',
+      collapsed: true,
       panels: [
         {
           title: 'Is the load generator the bottleneck?',
@@ -700,13 +737,16 @@ export const labVariant = (variants: readonly Variant[]): DashboardSpec => ({
 
 /** The dashboards of a variant table: the lab's own, or a test's (a throwaway row, to see that it needs no other edit). */
 export function dashboardSpecs(variants: readonly Variant[] = VARIANTS): DashboardSpec[] {
-  return [labOverview(variants), LAB_TALK_DEMO, LAB_HEATMAPS, labVariant(variants)];
+  return [labOverview(variants), { ...LAB_TALK_DEMO, order: displayOrder(variants) }, LAB_HEATMAPS, labVariant(variants)];
 }
 
 export const DASHBOARDS: DashboardSpec[] = dashboardSpecs();
 
 const PANEL_WIDTH = 12;
 const PANEL_HEIGHT = 8;
+
+/** The variables a dashboard defines (the dashboard test checks that every link's target has those it sets). */
+export const DASHBOARD_VARIABLES = ['ds', 'variant', 'prometheus'] as const;
 
 /** Grafana's classic dashboard JSON for one spec. */
 export function buildDashboard(spec: DashboardSpec): object {
@@ -715,7 +755,9 @@ export function buildDashboard(spec: DashboardSpec): object {
     .uid(spec.uid)
     .description(spec.description)
     .tags(['concurrency-lab', 'generated'])
-    .editable()
+    // Read-only, as the provider (grafana/provisioning/dashboards/lab.yml) forbids saving: the
+    // files are generated (make generate), an edit in the UI would be lost.
+    .readonly()
     .refresh('5s')
     .time({ from: 'now-15m', to: 'now' })
     .timezone('browser')
@@ -727,6 +769,14 @@ export function buildDashboard(spec: DashboardSpec): object {
         .asDropdown(true)
         .includeVars(true)
         .keepTime(true),
+    )
+    // Every panel, query, variable and annotation reads the datasource through this variable.
+    .withVariable(
+      new DatasourceVariableBuilder('ds')
+        .label('Datasource')
+        .description("The Prometheus to read: the lab's own by default")
+        .type('prometheus')
+        .current({ text: 'Prometheus', value: PROVISIONED_DATASOURCE.uid }),
     )
     .withVariable(
       new QueryVariableBuilder('variant')
@@ -742,7 +792,16 @@ export function buildDashboard(spec: DashboardSpec): object {
         .allValue('.+')
         .current(single ? { text: 'eventloop', value: 'eventloop' } : { text: ['All'], value: ['$__all'] }),
     )
-    // A CPU quota change (lab cpus, docker update --cpus, or .env and make up) marks every time series.
+    // Where the browser reaches Prometheus, for the links to its graph page (PROMETHEUS_PORT in .env).
+    .withVariable(
+      new TextBoxVariableBuilder('prometheus')
+        .label('Prometheus URL (links)')
+        .description("Where this browser reaches Prometheus (http://127.0.0.1:$PROMETHEUS_PORT): the panels' links to its graph")
+        .defaultValue(PROMETHEUS_BROWSER_URL)
+        .current({ text: PROMETHEUS_BROWSER_URL, value: PROMETHEUS_BROWSER_URL }),
+    )
+    // A CPU quota change (lab cpus, docker update --cpus, or .env and make up) marks every time
+    // series, where Grafana did not get lab cpus' own annotation (below) too.
     .annotation(
       new AnnotationQueryBuilder()
         .name('CPU quota changes')
@@ -754,6 +813,16 @@ export function buildDashboard(spec: DashboardSpec): object {
         .titleFormat('CPU quota of {{variant}} changed')
         .textFormat('See "Cores used against the CPU quota"')
         .tagKeys('variant'),
+    )
+    // What `lab cpus` and `lab sweep` post to Grafana's annotation API (services/lab/grafana.ts).
+    .annotation(
+      new AnnotationQueryBuilder()
+        .name('lab cpus and sweep points')
+        .datasource({ type: 'grafana', uid: '-- Grafana --' })
+        .enable(true)
+        .iconColor('red')
+        // Grafana's built-in annotations, filtered by tag (the SDK's query type has no such fields).
+        .target({ build: () => ({ type: 'tags', tags: ['concurrency-lab'], matchAny: true, limit: 100 }) } as never),
     );
   if (spec.spotlightAnnotations) {
     // Regions while each phase of the spotlight runs: perf2 alone, then with the hogs.
@@ -772,39 +841,119 @@ export function buildDashboard(spec: DashboardSpec): object {
   }
   let y = 0;
   for (const row of spec.rows) {
-    builder.withRow(new RowBuilder(row.title).gridPos({ x: 0, y, w: 24, h: 1 }));
+    const rowBuilder = new RowBuilder(row.title).gridPos({ x: 0, y, w: 24, h: 1 });
+    if (row.collapsed) rowBuilder.collapsed(true);
+    const rowY = y;
     y += 1;
     let column = 0;
+    const panels: Array<{ build(): object }> = [];
     for (const panel of row.panels) {
       const width = panel.repeat || panel.wide ? 24 : PANEL_WIDTH;
       if (column + width > 24) {
         column = 0;
         y += PANEL_HEIGHT;
       }
-      builder.withPanel(buildPanel(panel).gridPos({ x: column, y, w: width, h: PANEL_HEIGHT }));
+      const built = buildPanel(panel, spec).gridPos({ x: column, y, w: width, h: PANEL_HEIGHT });
+      panels.push({ build: () => withLinks(built.build(), panel, spec) });
       column += width;
     }
-    y += PANEL_HEIGHT;
+    // A collapsed row holds its panels (laid out below it when it opens) and takes one line; an
+    // open one is followed by them.
+    if (row.collapsed) {
+      for (const panel of panels) rowBuilder.withPanel(panel as Parameters<RowBuilder['withPanel']>[0]);
+      builder.withRow(rowBuilder);
+      y = rowY + 1;
+    } else {
+      builder.withRow(rowBuilder);
+      for (const panel of panels) builder.withPanel(panel as Parameters<DashboardBuilder['withPanel']>[0]);
+      y += PANEL_HEIGHT;
+    }
   }
-  const dashboard = builder.build() as { panels?: Array<{ id?: number }> };
-  (dashboard.panels ?? []).forEach((panel, i) => (panel.id = i + 1));
+  const dashboard = builder.build() as { panels?: Array<{ id?: number; panels?: Array<{ id?: number }> }> };
+  let id = 0;
+  for (const panel of dashboard.panels ?? []) {
+    panel.id = ++id;
+    for (const inner of panel.panels ?? []) inner.id = ++id;
+  }
   return dashboard;
 }
 
-function targets(panel: PanelSpec): DataqueryBuilder[] {
-  return panel.queries.map((query, i) => {
-    const target = new DataqueryBuilder()
-      .datasource(DATASOURCE)
-      .expr(query.expr)
-      .legendFormat(query.legend)
-      .refId(String.fromCharCode(65 + i));
+/** A query's refId: A..Z, then A1..Z1, ... (bar panels hold a query per variant). */
+const refId = (i: number) => `${String.fromCharCode(65 + (i % 26))}${i >= 26 ? Math.floor(i / 26) : ''}`;
+
+/** Keeps Grafana's variables (`${__from}`, `$variant`) as they are, percent-encodes the rest (a URL's query value). */
+function encodeKeepingVariables(text: string): string {
+  return text
+    .split(/(\$\{[^}]+\}|\$[A-Za-z_]+)/)
+    .map((part, i) => (i % 2 === 1 ? part : encodeURIComponent(part)))
+    .join('');
+}
+
+/**
+ * A panel's data links: to the one-variant dashboard with the series' variant, the datasource
+ * and the time range carried (from the side-by-side panels), and to Prometheus' own graph of the
+ * panel's first query for that variant (every panel).
+ */
+export function panelLinks(panel: PanelSpec, spec: DashboardSpec): Array<{ title: string; url: string; targetBlank?: boolean }> {
+  const links: Array<{ title: string; url: string; targetBlank?: boolean }> = [];
+  // The series' variant: a label of the series, a column of a table, the repeat's or the dashboard's value.
+  const variant =
+    spec.variable === 'single' || panel.repeat
+      ? '${variant}'
+      : panel.kind === 'table'
+        ? '${__data.fields.variant}'
+        : '${__field.labels.variant}';
+  const perSeries = !panel.global && variant !== '${variant}';
+  if (!panel.global && spec.uid !== VARIANT_DASHBOARD_UID) {
+    links.push({
+      title: `${variant === '${variant}' ? '${variant}' : 'This variant'} in detail (one-variant dashboard)`,
+      url: `/d/${VARIANT_DASHBOARD_UID}/${VARIANT_DASHBOARD_UID}?var-variant=${variant}&var-ds=\${ds}&var-prometheus=\${prometheus:percentencode}&from=\${__from}&to=\${__to}`,
+    });
+  }
+  const expr = panel.queries[0]!.expr.replaceAll('[$__rate_interval]', '[1m]')
+    .replaceAll(V, perSeries ? `variant="${variant}"` : V)
+    .replaceAll(ONE, `variant="${variant}"`);
+  links.push({
+    title: "This query in Prometheus' graph",
+    url: `\${prometheus}/graph?g0.expr=${encodeKeepingVariables(expr)}&g0.tab=0&g0.range_input=1h`,
+    targetBlank: true,
+  });
+  return links;
+}
+
+function withLinks<T extends object>(built: T, panel: PanelSpec, spec: DashboardSpec): T {
+  const withConfig = built as T & { fieldConfig?: { defaults?: { links?: unknown[] } } };
+  withConfig.fieldConfig ??= {};
+  withConfig.fieldConfig.defaults ??= {};
+  withConfig.fieldConfig.defaults.links = panelLinks(panel, spec);
+  return built;
+}
+
+/**
+ * A panel's queries. Bar panels of a multi-variant dashboard get one query per variant, in the
+ * table's side-by-side order (displayOrder): Grafana draws bars in the order of their queries,
+ * so pairs (gil, py-threads) stay together whatever their values.
+ */
+function targets(panel: PanelSpec, spec?: DashboardSpec): DataqueryBuilder[] {
+  const applies = (variant: string) =>
+    panel.onlyFor ? panel.onlyFor.includes(variant) : !(panel.notFor ?? []).includes(variant);
+  const queries: QuerySpec[] =
+    panel.kind === 'bargauge' && spec?.order && !panel.global
+      ? spec.order
+          .filter(applies)
+          .flatMap((variant) =>
+            panel.queries.map((query) => ({ ...query, expr: query.expr.replaceAll(V, `variant="${variant}", ${V}`) })),
+          )
+      : panel.queries;
+  return queries.map((query, i) => {
+    const target = new DataqueryBuilder().datasource(DATASOURCE).expr(query.expr).legendFormat(query.legend).refId(refId(i));
     if (panel.kind === 'bargauge') return target.instant();
     if (panel.kind === 'table') return target.instant().format(PromQueryFormat.Table);
     return query.format === 'heatmap' ? target.format(PromQueryFormat.Heatmap).range() : target.range();
   });
 }
 
-function buildPanel(panel: PanelSpec): TimeseriesBuilder | HeatmapBuilder | BarGaugeBuilder | TableBuilder {
+function buildPanel(panel: PanelSpec, spec: DashboardSpec): TimeseriesBuilder | HeatmapBuilder | BarGaugeBuilder | TableBuilder {
   if (panel.kind === 'table') {
     // One row per variant: the queries' values side by side (merge on the labels they share),
     // each column named after its query's legend, the timestamps hidden, sorted by the first.
@@ -846,7 +995,7 @@ function buildPanel(panel: PanelSpec): TimeseriesBuilder | HeatmapBuilder | BarG
       .showUnfilled(true)
       .reduceOptions(new common.ReduceDataOptionsBuilder().calcs(['lastNotNull']).values(false));
     if (panel.max !== undefined) bars.max(panel.max);
-    for (const target of targets(panel)) bars.withTarget(target);
+    for (const target of targets(panel, spec)) bars.withTarget(target);
     return bars;
   }
   if (panel.kind === 'heatmap') {

@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
 import { addOptions } from '../lab/command.js';
 import { ConfigError } from '../lab/errors.js';
+import { publishedVariantPort } from '../lab/ports.js';
 import { addLoadCommand } from '../loadgen/cli.js';
 import { allServeOptions } from './serve.js';
 import { addQuotaCommands } from '../quota/cli.js';
@@ -24,12 +25,17 @@ const program = new Command('lab')
 program
   .command('variants')
   .description('list the concurrency variants, one a line')
-  .option('--json', 'print every row of the variant table: model, what it shows, port, plug-in level, options, limits')
+  .option(
+    '--json',
+    'print every row of the variant table: model, what it shows, published port (VARIANT_BASE_PORT), plug-in level, options, limits',
+  )
   .action((opts: { json?: boolean }) => {
     if (opts.json) {
       const rows = VARIANTS.map((v) => ({
         name: v.name,
-        hostPort: v.hostPort,
+        // Where the compose lab publishes it: VARIANT_BASE_PORT (environment, .env) plus its offset.
+        hostPort: publishedVariantPort(v.hostPort),
+        group: v.group,
         model: v.model,
         shows: v.shows,
         runtime: v.runtime,

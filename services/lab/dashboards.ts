@@ -43,6 +43,8 @@ export interface PanelSpec {
 export interface RowSpec {
   title: string;
   panels: PanelSpec[];
+  /** Closed when the dashboard opens (a click opens it): for what a first look does not need. */
+  collapsed?: boolean;
 }
 
 /** Selects the variants of the $variant variable (a regex for multi, one name for single). */
@@ -56,7 +58,7 @@ export const quantile = (q: number, metric: string, by: string, filter: string) 
 
 /** What a variant adds to the dashboards for the series only it exports (its row of the variant table). */
 export interface VariantDashboards {
-  /** Rows on the overview dashboard, after the side-by-side ones. */
+  /** Rows on the overview dashboard, after the side-by-side ones (collapsed: the home page opens on the comparison). */
   overviewRows?: RowSpec[];
   /** Panels on the one-variant dashboard. */
   variantPanels?: PanelSpec[];

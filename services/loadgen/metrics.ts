@@ -78,8 +78,8 @@ function registerLessonMetrics(registry: Registry) {
     ),
     shortLatency: gauge(
       'loadgen_lesson_short_latency_seconds',
-      "perf2's latency in each phase of the variant's last turn (quantile 0.5 and 0.99, measured within the phase); absent when no short request was answered.",
-      ['variant', 'phase', 'quantile'] as const,
+      "perf2's latency in each phase of the variant's last turn, its percentile p50 or p99 measured within the phase (a gauge: no summary's quantile label); absent when no short request was answered.",
+      ['variant', 'phase', 'percentile'] as const,
     ),
     longRate: gauge(
       'loadgen_lesson_long_requests_per_second',

@@ -28,10 +28,13 @@ import type { PauseGate } from './pause.js';
 export const LESSON_PHASES = ['alone', 'beside_one_long', 'beside_all_workers_long'] as const;
 export type LessonPhase = (typeof LESSON_PHASES)[number];
 
-/** The quantiles of loadgen_lesson_short_latency_seconds. */
-const QUANTILES = [
-  { label: '0.5', figure: 'p50Ms' },
-  { label: '0.99', figure: 'p99Ms' },
+/**
+ * The percentiles of loadgen_lesson_short_latency_seconds: a gauge's `percentile` label (p50,
+ * p99), not a summary's `quantile`, which Prometheus tools read as a summary's series.
+ */
+const PERCENTILES = [
+  { label: 'p50', figure: 'p50Ms' },
+  { label: 'p99', figure: 'p99Ms' },
 ] as const;
 
 /** perf2 as the talk runs it: one connection, a closed loop of fib(1) without think time (perf1's n is an option). */
@@ -415,9 +418,9 @@ export class Spotlight {
       lesson.shortRateHigh.labels({ variant, phase: p.phase }).set(p.shortHigh);
       for (const [cause, count] of Object.entries(p.boundRounds))
         lesson.generatorBoundRounds.labels({ variant, phase: p.phase, cause }).set(count);
-      for (const { label, figure } of QUANTILES) {
+      for (const { label, figure } of PERCENTILES) {
         const ms = p.short[figure];
-        if (Number.isFinite(ms)) lesson.shortLatency.labels({ variant, phase: p.phase, quantile: label }).set(ms / 1000);
+        if (Number.isFinite(ms)) lesson.shortLatency.labels({ variant, phase: p.phase, percentile: label }).set(ms / 1000);
       }
       if (p.long) lesson.longRate.labels({ variant, phase: p.phase }).set(p.long.okPerSecond);
       if (p.workersUsed !== null) lesson.workersUsed.labels({ variant, phase: p.phase }).set(p.workersUsed);
@@ -460,7 +463,7 @@ function removeFigures(lesson: LessonMetrics, variant: string): void {
     lesson.shortRateLow.remove({ variant, phase });
     lesson.shortRateHigh.remove({ variant, phase });
     for (const cause of GENERATOR_CAUSES) lesson.generatorBoundRounds.remove({ variant, phase, cause });
-    for (const { label } of QUANTILES) lesson.shortLatency.remove({ variant, phase, quantile: label });
+    for (const { label } of PERCENTILES) lesson.shortLatency.remove({ variant, phase, percentile: label });
     lesson.longRate.remove({ variant, phase });
     lesson.workersUsed.remove({ variant, phase });
   }

@@ -9,6 +9,7 @@ import { LabDocker, LabNotRunningError, SWARM_STACK, type LabContainer, type Var
 import { envQuota, envVariable } from './env.js';
 import type { CpusOptions } from './options.js';
 import { parseExposition, pick } from '../lab/exposition.js';
+import { postAnnotation } from '../lab/grafana.js';
 
 export type { CpusOptions } from './options.js';
 
@@ -60,6 +61,11 @@ export async function runCpus(options: CpusOptions, docker = new LabDocker()): P
     ),
   );
   for (const change of changes) console.log(describe(change));
+  // One annotation per variant changed, on the dashboards of a running Grafana (skipped where none runs).
+  const changed = [...wanted].filter(([variant]) => changes.some((c) => c.variant === variant && c.error === null));
+  await Promise.all(
+    changed.map(([variant, cores]) => postAnnotation(`lab cpus: ${variant} quota ${formatCores(cores)}`, ['lab-cpus', variant])),
+  );
   return changes;
 }
 

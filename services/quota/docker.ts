@@ -19,6 +19,7 @@
 import Docker from 'dockerode';
 import { PassThrough } from 'node:stream';
 import { ConfigError } from '../lab/errors.js';
+import { dockerOptions } from './docker-host.js';
 import { VARIANT_NAMES, findVariant } from '../variants/index.js';
 
 export const COMPOSE_PROJECT = 'concurrency-lab';
@@ -85,8 +86,19 @@ export class LabNotRunningError extends ConfigError {
 export class LabDocker {
   readonly docker: Docker;
 
-  constructor(docker: Docker = new Docker()) {
-    this.docker = docker;
+  /** Where the engine was looked for (in the message when it cannot be reached). */
+  readonly source: string;
+
+  constructor(docker?: Docker) {
+    if (docker) {
+      this.docker = docker;
+      this.source = 'the given client';
+    } else {
+      // DOCKER_HOST, else the active Docker context, else /var/run/docker.sock (docker-host.ts).
+      const { options, source } = dockerOptions();
+      this.docker = new Docker(options);
+      this.source = source;
+    }
   }
 
   private kindFound: Promise<LabKind> | null = null;
@@ -140,7 +152,7 @@ export class LabDocker {
         },
       });
     } catch (error) {
-      throw new LabNotRunningError(`cannot reach the Docker daemon: ${(error as Error).message}`);
+      throw new LabNotRunningError(`cannot reach the Docker daemon (at ${this.source}): ${(error as Error).message}`);
     }
     return list
       .map((c) => ({

@@ -2,26 +2,14 @@
 // (scripts/init-env.sh writes it on `make up`), in compose's order of precedence (the shell's
 // environment wins over the file). `lab cpus --reset` puts these back.
 
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { PROJECT_ROOT, readEnvFile } from '../lab/dotenv.js';
 import { ConfigError } from '../lab/errors.js';
 
-/** The project's root, where compose and `make up` keep `.env` (dist/services/quota -> ../../..). */
-export const PROJECT_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export { PROJECT_ROOT, readEnvFile };
 
 export function envVariable(variant: string): string {
   return `${variant.toUpperCase().replace(/[^A-Z0-9]/g, '_')}_CPUS`;
-}
-
-export function readEnvFile(path: string): Record<string, string> {
-  if (!existsSync(path)) return {};
-  const values: Record<string, string> = {};
-  for (const line of readFileSync(path, 'utf8').split('\n')) {
-    const match = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$/.exec(line);
-    if (match) values[match[1]!] = match[2]!.replace(/^(['"])(.*)\1$/, '$2');
-  }
-  return values;
 }
 
 /**

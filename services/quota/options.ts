@@ -13,6 +13,7 @@ import {
   type OptionSpecs,
   type RawOptions,
 } from '../lab/options.js';
+import { publishedUrl } from '../lab/ports.js';
 
 /** A number of seconds (a flag's argument) as ms; `accept` says which (the message says the same in words). */
 function secondsOption(spell: {
@@ -39,16 +40,17 @@ function secondsOption(spell: {
   };
 }
 
-/** A URL, written back without its trailing slash. */
+/** A URL, written back without its trailing slash; unset (null), the lab's published port (.env) says where. */
 function urlOption(spell: {
   flag: string;
   env: string;
   argument: string;
   description: string;
-  default: string;
-}): OptionSpec<string> {
+  defaultText: string;
+}): OptionSpec<string | null> {
   return {
     ...spell,
+    default: null,
     parse(value) {
       try {
         return new URL(String(value)).toString().replace(/\/$/, '');
@@ -140,7 +142,9 @@ export interface PsOptions {
   loadgenUrl: string;
 }
 
-export const psOptions: OptionSpecs<PsOptions> = {
+type PsFlags = Omit<PsOptions, 'prometheusUrl' | 'loadgenUrl'> & { prometheusUrl: string | null; loadgenUrl: string | null };
+
+export const psOptions: OptionSpecs<PsFlags> = {
   json: switchOption({ flag: '--json', description: 'print one snapshot as JSON' }),
   everyMs: secondsOption({
     flag: '--every',
@@ -155,17 +159,22 @@ export const psOptions: OptionSpecs<PsOptions> = {
     env: 'LAB_PROMETHEUS_URL',
     argument: 'url',
     description: "the lab's Prometheus",
-    default: 'http://127.0.0.1:9090',
+    defaultText: 'http://127.0.0.1:$PROMETHEUS_PORT, from the environment or .env, else 9090',
   }),
   loadgenUrl: urlOption({
     flag: '--loadgen',
     env: 'LAB_LOADGEN_URL',
     argument: 'url',
     description: "the lab's load generator",
-    default: 'http://127.0.0.1:9465',
+    defaultText: 'http://127.0.0.1:$LOADGEN_PORT, from the environment or .env, else 9465',
   }),
 };
 
-export function resolvePsOptions(raw: RawOptions<PsOptions> = {}): PsOptions {
-  return resolveOptions(psOptions, raw);
+export function resolvePsOptions(raw: RawOptions<PsFlags> = {}): PsOptions {
+  const flags = resolveOptions(psOptions, raw);
+  return {
+    ...flags,
+    prometheusUrl: flags.prometheusUrl ?? publishedUrl('PROMETHEUS_PORT'),
+    loadgenUrl: flags.loadgenUrl ?? publishedUrl('LOADGEN_PORT'),
+  };
 }

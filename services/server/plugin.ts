@@ -112,8 +112,19 @@ export type VariantDefinition<O = object> = VariantFields<O> &
 /** What every row says, whatever runs it. */
 export interface VariantFields<O = object> {
   name: string;
-  /** The fib port compose publishes on 127.0.0.1 (docs/protocol.md, Ports). */
+  /**
+   * The fib port compose publishes on 127.0.0.1 with VARIANT_BASE_PORT at its default, 25001
+   * (docs/protocol.md, Ports); its offset from 25001 is the variant's for any base (.env's
+   * VARIANT_BASE_PORT moves them all: services/lab/ports.ts).
+   */
   hostPort: number;
+  /**
+   * The variants it is compared with side by side, named after the group's first row: the real
+   * CPython beside its emulation (`threads` for threads, gil, py-threads), a pool beside its GIL
+   * or Python twin. The dashboards' side-by-side panels list variants group by group (each group
+   * where its first row is in the table), in table order within a group.
+   */
+  group: string;
   /** The concurrency model, in a phrase. */
   model: string;
   /** What it demonstrates, in a phrase. */

@@ -10,6 +10,7 @@ import { measureThroughLoadgen } from './remote.js';
 import { changeQuota, formatCores } from '../quota/cpus.js';
 import { LabDocker, type ContainerCounters, type LabContainer, type LabKind } from '../quota/docker.js';
 import { parseExposition, pick } from '../lab/exposition.js';
+import { publishedVariantPort } from '../lab/ports.js';
 import { findVariant } from '../variants/index.js';
 import type { SweepMode } from './file.js';
 
@@ -150,8 +151,7 @@ export class DockerBackend implements SweepBackend {
 
   async prepare(variant: string, cpus: number): Promise<PreparedPoint> {
     const { holders } = await this.setQuota(variant, cpus);
-    const hostPort = findVariant(variant)!.hostPort;
-    const target = localTarget(variant, hostPort);
+    const target = localTarget(variant, publishedVariantPort(findVariant(variant)!.hostPort));
     return {
       target,
       measure: this.measureFor(variant, target),
@@ -170,7 +170,7 @@ export class DockerBackend implements SweepBackend {
 
   async baseline(variant: string) {
     await this.setQuota(variant, this.hostCpus);
-    const target = localTarget(variant, findVariant(variant)!.hostPort);
+    const target = localTarget(variant, publishedVariantPort(findVariant(variant)!.hostPort));
     return { target, measure: this.measureFor(variant, target), release: async () => {} };
   }
 

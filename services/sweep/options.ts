@@ -18,6 +18,7 @@ import {
   type OptionSpecs,
   type RawOptions,
 } from '../lab/options.js';
+import { publishedUrl } from '../lab/ports.js';
 import { VARIANT_NAMES } from '../variants/index.js';
 import type { SweepSettings } from './file.js';
 
@@ -68,7 +69,8 @@ export interface SweepFlags {
   connectionsPerCore: number;
   cpuN: number;
   baselineVariant: string;
-  loadgenUrl: string;
+  /** Null: the lab's own (LOADGEN_PORT of the environment or .env). */
+  loadgenUrl: string | null;
 }
 
 /** A phase measured for at least 500 ms: shorter ones hold too few long requests to say anything. */
@@ -181,7 +183,8 @@ export const sweepOptions: OptionSpecs<SweepFlags> = {
     argument: 'url',
     description:
       "the lab load generator's control API (its load is paused per point, with the token LOADGEN_TOKEN from the environment, else from .env in the current directory)",
-    default: 'http://127.0.0.1:9465',
+    default: null,
+    defaultText: 'http://127.0.0.1:$LOADGEN_PORT, from the environment or .env, else 9465',
     parse(value) {
       const url = text(value);
       try {
@@ -245,7 +248,7 @@ export function resolveSweepOptions(raw: RawSweepOptions): SweepOptions {
       collapseMs: flags.collapseDuration,
     },
     baselineVariant: flags.baselineVariant,
-    loadgenUrl: flags.loadgenUrl,
+    loadgenUrl: flags.loadgenUrl ?? publishedUrl('LOADGEN_PORT'),
     confirmTimeoutMs: CONFIRM_TIMEOUT_MS,
   };
 }

@@ -15,6 +15,7 @@ import { runRecord } from '../lab/run-record.js';
 import type { Measurement, ProbeFigures } from '../loadgen/measure.js';
 import { formatCores } from '../quota/cpus.js';
 import { usageBetween } from '../quota/docker.js';
+import { postAnnotation } from '../lab/grafana.js';
 import { DockerBackend, type Counters, type PreparedPoint, type SweepBackend } from './backend.js';
 import {
   SWEEP_FILE_VERSION,
@@ -157,6 +158,9 @@ async function sweepWith(backend: SweepBackend, options: SweepOptions): Promise<
       sweep.elapsedSeconds = elapsedBefore + (Date.now() - started) / 1000;
       writeSweepFile(options.out, sweep);
       progress.point(describePoint(point));
+      // On the compose lab, each point marks the dashboards of its Grafana (skipped where none runs).
+      if (backend instanceof DockerBackend)
+        await postAnnotation(`lab sweep: ${describePoint(point)}`, ['lab-sweep', point.variant]);
     }
   } finally {
     progress.stop();

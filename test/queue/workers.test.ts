@@ -208,17 +208,65 @@ describe('queue: a worker on its own', () => {
     }
   });
 
-  it('takes the host name, or the host name with a suffix when a live worker has it', { timeout: 60_000 }, async () => {
-    const queue = await startQueue({ workers: 0 });
-    try {
-      const first = await queue.addWorker();
-      const second = await queue.addWorker();
-      assert.notEqual(first.name, second.name);
-      assert.equal(second.name, `${first.name}-2`);
-    } finally {
-      await queue.stop();
-    }
-  });
+  it(
+    'takes the lowest free slot, w1, w2, ..., and a slot a worker left (cleanly or not) is taken again',
+    { timeout: 60_000 },
+    async () => {
+      const queue = await startQueue({ workers: 0 });
+      try {
+        const [first, second, third] = [await queue.addWorker(), await queue.addWorker(), await queue.addWorker()];
+        assert.deepEqual([first.name, second.name, third.name], ['w1', 'w2', 'w3']);
+        assert.equal(await second.stop('SIGTERM'), 0, second.stderr());
+        assert.equal((await queue.addWorker()).name, 'w2', 'a clean stop frees its slot at once');
+        await first.stop('SIGKILL');
+        const redis = queue.redis.client();
+        const held = await redis.pttl('lab:fib:worker:w1');
+        assert.ok(held > 0, `the dead worker's lease still runs: ${held} ms`);
+        assert.equal((await queue.addWorker()).name, 'w4', 'not while the dead one still holds it');
+        await waitFor("the dead worker's lease to expire", async () => (await redis.exists('lab:fib:worker:w1')) === 0);
+        assert.equal((await queue.addWorker()).name, 'w1', 'then its slot is taken back');
+      } finally {
+        await queue.stop();
+      }
+    },
+  );
+
+  it(
+    "the front drops a departed worker's series once its registration lapses, and keeps the others'",
+    { timeout: 90_000 },
+    async () => {
+      const queue = await startQueue({ workers: 0 });
+      const clients: TestClient[] = [];
+      try {
+        const [w1, w2] = [await queue.addWorker(), await queue.addWorker()];
+        const answeredBy = async (worker: string) =>
+          sample(await metricsOf(queue.front), 'fib_worker_requests_total', { worker });
+        // Two fib(30)s at once: one worker each (a worker takes one job at a time).
+        for (let i = 0; i < 2; i++) clients.push(await TestClient.connect(queue.front.port));
+        await Promise.all(clients.map((client) => client.write('30\n')));
+        for (const client of clients) assert.equal(await client.line(30_000), `fib: ${referenceFib(30)}`);
+        assert.deepEqual([await answeredBy(w1.name), await answeredBy(w2.name)], [1, 1], 'each answered one');
+        await w2.stop('SIGKILL');
+        const started = Date.now();
+        await waitFor(
+          `the front to drop ${w2.name}'s series`,
+          async () => Number.isNaN(await answeredBy(w2.name)),
+          async () =>
+            (await metricsOf(queue.front))
+              .split('\n')
+              .filter((line) => line.startsWith('fib_worker_requests_total'))
+              .join('\n'),
+        );
+        const gone = Date.now() - started;
+        console.log(`queue: ${w2.name}'s series dropped ${gone} ms after it was killed (live window 10 s)`);
+        assert.equal(await answeredBy(w1.name), 1, `${w1.name}, still live, keeps its series`);
+        assert.equal(sample(await metricsOf(queue.front), 'fib_workers'), 1, 'fib_workers counts the one left');
+      } finally {
+        for (const client of clients) client.close();
+        await queue.stop();
+      }
+    },
+  );
 
   it('exits 2 naming the option on bad configuration', async () => {
     const worker = startWorker('redis://127.0.0.1:1', { CLAIM_IDLE_MS: 'soon' });

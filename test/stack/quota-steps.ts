@@ -16,6 +16,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { publishedUrl } from '../../services/lab/ports.js';
 import { envQuota } from '../../services/quota/env.js';
 import type { PsSnapshot } from '../../services/quota/ps.js';
 import type { SweepFile } from '../../services/sweep/file.js';
@@ -23,7 +24,8 @@ import { VARIANT_NAMES } from '../../services/variants/index.js';
 import { runLab, waitUntil } from '../helpers.js';
 import { checkReportPage, chromiumMissing } from '../report-browser.js';
 
-const PROMETHEUS = 'http://127.0.0.1:9090';
+// The lab's published ports, as .env (or the environment) sets them.
+const PROMETHEUS = publishedUrl('PROMETHEUS_PORT');
 
 function nanoCpus(variant: string): number {
   const result = spawnSync('docker', ['inspect', '-f', '{{.HostConfig.NanoCpus}}', `concurrency-lab-${variant}-1`], {

@@ -17,6 +17,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { allQueries } from '../../grafana/src/dashboards.js';
 import type { LoadReport } from '../../services/loadgen/report.js';
+import { publishedUrl, publishedVariantPort } from '../../services/lab/ports.js';
 import { VARIANTS } from '../../services/variants/index.js';
 import { IDLE_BOUND_CORES, hostBusyOver, idleTable, measureIdleCost } from '../../benchmarks/idle.js';
 import { TestClient, runLab, waitUntil } from '../helpers.js';
@@ -24,7 +25,11 @@ import { SPOTLIGHT_FOR_CI, eventually, queryAt, type Sample } from './prometheus
 import { checkCpusAndReset, checkMakeCpusOneShot, checkPs, checkShortSweepReport, checkQuotaLesson } from './quota-steps.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const PROMETHEUS = 'http://127.0.0.1:9090';
+// The lab's published ports, as .env (or the environment) sets them.
+const PROMETHEUS = publishedUrl('PROMETHEUS_PORT');
+const LOADGEN = publishedUrl('LOADGEN_PORT');
+/** Where the stack publishes a variant (VARIANT_BASE_PORT plus its offset). */
+const portOf = (variant: { hostPort: number }) => publishedVariantPort(variant.hostPort);
 const NAMES = VARIANTS.map((v) => v.name);
 /** What Grafana's $__rate_interval becomes: 4 scrape intervals at least; 30 s gives the rates enough samples. */
 const RATE_INTERVAL = '30s';
@@ -83,12 +88,13 @@ describe('the compose stack', () => {
       'every variant answering on its published port, and the load generator serving',
       async () => {
         const down: string[] = [];
-        for (const { name, hostPort } of VARIANTS) {
-          const client = await TestClient.connect(hostPort).catch(() => null);
+        for (const variant of VARIANTS) {
+          const { name } = variant;
+          const client = await TestClient.connect(portOf(variant)).catch(() => null);
           if (!client) down.push(name);
           else client.close();
         }
-        const loadgen = await fetch('http://127.0.0.1:9465/healthz').then(
+        const loadgen = await fetch(`${LOADGEN}/healthz`).then(
           (r) => r.ok,
           () => false,
         );
@@ -120,7 +126,9 @@ describe('the compose stack', () => {
     });
 
   step("every variant answers `6` with `fib: 8` on its published port, and the talk's no-newline client", async () => {
-    for (const { name, hostPort } of VARIANTS) {
+    for (const variant of VARIANTS) {
+      const { name } = variant;
+      const hostPort = portOf(variant);
       const client = await TestClient.connect(hostPort);
       try {
         assert.equal(await client.ask('6'), 'fib: 8', name);
@@ -138,7 +146,7 @@ describe('the compose stack', () => {
   });
 
   step('a short load from the host gets every request answered', async () => {
-    const targets = VARIANTS.map((v) => `${v.name}=127.0.0.1:${v.hostPort}`).join(',');
+    const targets = VARIANTS.map((v) => `${v.name}=127.0.0.1:${portOf(v)}`).join(',');
     const { code, stdout, stderr } = await runLab([
       'load',
       '--target',
@@ -187,7 +195,7 @@ describe('the compose stack', () => {
     const group = await byVariant('loadgen_lesson_collapse_group');
     const quota = await byVariant('loadgen_lesson_cpu_quota_cores');
     const bound = await byVariant('loadgen_lesson_generator_bound');
-    const p99 = await byVariant('loadgen_lesson_short_latency_seconds{phase="beside_one_long", quantile="0.99"}');
+    const p99 = await byVariant('loadgen_lesson_short_latency_seconds{phase="beside_one_long", percentile="p99"}');
     const alone = await byVariant('loadgen_lesson_short_requests_per_second{phase="alone"}');
     const beside = await byVariant('loadgen_lesson_short_requests_per_second{phase="beside_one_long"}');
     const used = await byVariant('loadgen_lesson_workers_used{phase="beside_one_long"}');
@@ -311,15 +319,15 @@ describe('the compose stack', () => {
     }
   });
 
-  step('the load generator serves its control API on 127.0.0.1:9465, changes only with the token of .env', async () => {
-    const state = (await (await fetch('http://127.0.0.1:9465/scenario')).json()) as {
+  step('the load generator serves its control API on 127.0.0.1:$LOADGEN_PORT, changes only with the token of .env', async () => {
+    const state = (await (await fetch(`${LOADGEN}/scenario`)).json()) as {
       targets: string[];
       scenario: { spec: string };
     };
     assert.deepEqual(state.targets, NAMES);
     assert.equal(state.scenario.spec, envFile().LOAD_SCENARIO ?? 'perf1,perf2');
     const put = (body: unknown, token = envFile().LOADGEN_TOKEN) =>
-      fetch('http://127.0.0.1:9465/scenario', {
+      fetch(`${LOADGEN}/scenario`, {
         method: 'PUT',
         headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
         body: JSON.stringify(body),
@@ -370,7 +378,7 @@ describe('the compose stack', () => {
     async () => {
       // The spotlight on the two pools alone for the turns this takes, then back to the rotation.
       const spotlight = (variants: string[]) =>
-        fetch('http://127.0.0.1:9465/spotlight', {
+        fetch(`${LOADGEN}/spotlight`, {
           method: 'PUT',
           headers: { authorization: `Bearer ${envFile().LOADGEN_TOKEN}` },
           body: JSON.stringify({ variants }),
@@ -402,7 +410,7 @@ describe('the compose stack', () => {
     const { code, stdout, stderr } = await runLab([
       'load',
       '--target',
-      `queue=127.0.0.1:${queue.hostPort}`,
+      `queue=127.0.0.1:${portOf(queue)}`,
       '--scenario',
       'perf1',
       '--connections',
@@ -422,6 +430,18 @@ describe('the compose stack', () => {
       },
       30_000,
     );
+    // Named by slot (a replica index leased in Redis), not by container: w1, w2, w3.
+    const names = (await query('sum by (worker) (fib_worker_requests_total{variant="queue"})')).map((s) => s.metric.worker);
+    assert.deepEqual([...names].sort(), ['w1', 'w2', 'w3'], 'the workers are the slots w1..w3');
     compose(['up', '-d', '--no-recreate', '--scale', 'queue-worker=2', 'queue-worker']);
+    // The front drops the departed worker's series once its registration lapses (10 s).
+    await eventually(
+      "the departed worker's series gone from the front",
+      async () => {
+        const left = await query('count(fib_worker_requests_total{variant="queue"})');
+        return Number(left[0]?.value[1]) === 2 ? null : `series: ${JSON.stringify(left)}`;
+      },
+      60_000,
+    );
   });
 });

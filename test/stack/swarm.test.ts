@@ -27,9 +27,9 @@ const ROLES = ['lab.load', 'lab.variants', 'lab.monitor'];
 const NAMES = VARIANTS.map((v) => v.name);
 
 /** Ports of its own, apart from the compose lab's (9090, 9465, 25001...), which may be running. */
-const PORTS = { VARIANT_BASE_PORT: 36000, PROMETHEUS_PORT: 39190, LOADGEN_PORT: 39565, GRAFANA_PORT: 39300 };
+const PORTS = { VARIANT_BASE_PORT: 36001, PROMETHEUS_PORT: 39190, LOADGEN_PORT: 39565, GRAFANA_PORT: 39300 };
 const PROMETHEUS = `http://127.0.0.1:${PORTS.PROMETHEUS_PORT}`;
-const variantPort = (hostPort: number) => PORTS.VARIANT_BASE_PORT + hostPort - 25000;
+const variantPort = (hostPort: number) => PORTS.VARIANT_BASE_PORT + hostPort - 25001;
 
 const ENV: Record<string, string> = {
   ...SPOTLIGHT_FOR_CI,

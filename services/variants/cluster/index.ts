@@ -55,6 +55,7 @@ const KILL_GRACE_MS = 5000;
 
 const row = {
   hostPort: 25008,
+  group: 'cluster',
   model: 'node:cluster, pre-forked workers sharing the listening socket',
   shows: 'connection-level balancing: one hog connection pins one worker',
   // Counted across the cluster; each connection costs its worker a few kilobytes.

@@ -55,6 +55,7 @@ const poolKindOption: EnvOptionSpec<PoolKind> = {
 export const coroutines = defineVariant<CoroutinesOptions>({
   name: 'coroutines',
   hostPort: 25014,
+  group: 'coroutines',
   model: "the talk's generator scheduler; each task yields the future of a fib handed to a pool of processes",
   shows: 'one thread serves every connection and never computes: fib runs in parallel in the pool, futures wake the tasks',
   ...poolTraits,

@@ -7,6 +7,7 @@ import { inlineExecutor } from '../../server/server.js';
 export const eventloop = defineVariant({
   name: 'eventloop',
   hostPort: 25002,
+  group: 'eventloop',
   model: 'one thread, non-blocking I/O, fib inline on the event loop',
   shows: 'one long fib stalls every client',
   options: {},

@@ -28,6 +28,7 @@ export const generators = defineVariant<GeneratorOptions>({
   dashboards: generatorsDashboards,
   name: 'generators',
   hostPort: 25003,
+  group: 'generators',
   model: "the talk's round-robin scheduler of generator tasks; fib yields every FIB_SLICE calls",
   shows: 'fairness on one core without threads; throughput stays one core',
   options: {

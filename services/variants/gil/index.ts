@@ -17,6 +17,7 @@ interface GilOptions {
 export const gil = defineVariant<GilOptions>({
   name: 'gil',
   hostPort: 25009,
+  group: 'threads',
   model: 'a worker_thread per connection, but fib must hold one global lock (5 ms switch interval)',
   shows: "the GIL's convoy effect in Node, next to threads without it",
   options: {

@@ -23,6 +23,7 @@ interface GilPoolOptions extends PoolOptions {
 export const gilpool = defineVariant<GilPoolOptions>({
   name: 'gilpool',
   hostPort: 25015,
+  group: 'threadpool',
   model: 'event loop + a fixed pool of worker_threads whose fib must hold one global lock (5 ms switch interval)',
   shows: 'a thread pool under a GIL: short requests convoy behind a long one although a worker is free',
   ...poolTraits,

@@ -13,6 +13,7 @@ import { defineVariant, type ConnectionOwner, type VariantContext } from '../../
 export const processes = defineVariant({
   name: 'processes',
   hostPort: 25006,
+  group: 'processes',
   model: 'one child process per connection (fork per client)',
   shows: 'parallelism and its memory and start-up cost',
   options: {},

@@ -12,6 +12,7 @@ import { ProcessPool } from '../../server/process-pool.js';
 export const processpool = defineVariant<PoolOptions>({
   name: 'processpool',
   hostPort: 25007,
+  group: 'processpool',
   model: 'event loop + a fixed pool of child processes over IPC',
   shows: 'IPC overhead on tiny requests',
   ...poolTraits,

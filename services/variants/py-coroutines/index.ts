@@ -8,6 +8,7 @@ import { poolOptions } from '../../server/pools.js';
 export const pyCoroutines = defineVariant({
   name: 'py-coroutines',
   hostPort: 25013,
+  group: 'coroutines',
   model: "CPython: the talk's generator scheduler over select, fib in a ProcessPoolExecutor",
   shows: 'one thread for every connection, no GIL contention: fib runs in the pool, futures wake the tasks',
   runtime: 'python',

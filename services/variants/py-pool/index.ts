@@ -7,6 +7,7 @@ import { poolOptions } from '../../server/pools.js';
 export const pyPool = defineVariant({
   name: 'py-pool',
   hostPort: 25012,
+  group: 'processpool',
   model: 'CPython: a thread per connection handing fib to a ProcessPoolExecutor',
   shows: 'the GIL left behind: fib(1) pays a trip to a pool process instead of a turn behind fib(30)',
   runtime: 'python',

@@ -7,6 +7,7 @@ import { defineVariant } from '../../server/plugin.js';
 export const pyThreads = defineVariant({
   name: 'py-threads',
   hostPort: 25011,
+  group: 'threads',
   model: 'CPython: a thread per connection, fib inline',
   shows: "the real GIL's convoy: a fib(1) waits its turn behind a fib(30) in another thread",
   runtime: 'python',

@@ -27,7 +27,7 @@ export const queueRow: RowSpec = {
     {
       title: 'Requests per second by worker',
       description:
-        'Each worker container (named after its host) on its own: they share the work; a worker that joins takes its share at once, one that dies stops and its jobs go to the others.',
+        'Each worker on its own, by the slot it holds (w1, w2, ...: a worker that is replaced takes the slot back): they share the work; a worker that joins takes its share at once, one that dies stops and its jobs go to the others.',
       unit: 'reqps',
       queries: [
         {

@@ -354,12 +354,13 @@ export class QueueFront implements Executor {
         this.commands.pexpire(this.replyKey, REPLY_STREAM_TTL_MS),
         this.commands.xtrim(this.replyKey, 'MINID', this.lastReplyId),
       ]);
-      const [length, pending, waiting, workers, dead] = status;
+      const [length, pending, waiting, workers, dead, names] = status;
       this.metrics.streamEntries.set(length);
       this.metrics.pendingEntries.set(pending);
       this.metrics.waitingEntries.set(waiting);
       this.metrics.deadLetterEntries.set(dead);
       this.workersSeen = workers;
+      this.metrics.keepWorkers(new Set(names));
       this.streamFull = length >= this.options.streamMaxLength;
       if (expire === 0) void this.ensureStream(); // the reply stream vanished without a reconnect
     } catch (error) {

@@ -12,6 +12,7 @@ import { queueFrontOptions, type QueueFrontOptions } from './options.js';
 export const queue = defineVariant<QueueFrontOptions>({
   name: 'queue',
   hostPort: 25010,
+  group: 'queue',
   model: 'front service + worker containers on Redis (ioredis, Streams with consumer groups)',
   shows: 'scale-out across containers and hosts; no request lost when a worker dies',
   options: queueFrontOptions,

@@ -8,7 +8,7 @@ import { LATENCY_BUCKETS, defaultMetrics, registerCgroupMetrics, registerEventLo
 // ---- The `queue` variant (services/variants/queue) ------------------------------------------------------
 // Its front serves the usual request series (variant="queue") plus what the queue itself looks
 // like from Redis; each worker process serves its own, labelled with its `worker` name (the
-// consumer name it picked: a host name, never a pid).
+// consumer name: the slot it claimed in Redis, w1, w2, ..., never a host name or a pid).
 
 export type QueueFrontMetrics = ReturnType<typeof registerQueueFrontMetrics>;
 
@@ -29,8 +29,10 @@ export function registerQueueFrontMetrics(registry: Registry) {
   });
   for (const reason of ['duplicate', 'late']) dropped.labels({ reason }).inc(0);
   for (const reason of ['redis_down', 'deadline', 'redis_lost']) unavailable.labels({ reason }).inc(0);
-  // The pools' per-worker series, here labelled with each worker's name.
+  // The pools' per-worker series, here labelled with each worker's name (its slot, w1, w2, ...).
   const workerRequests = registry.getSingleMetric('fib_worker_requests_total') as Counter<'worker'> | undefined;
+  /** The workers this front has a series of. */
+  const exported = new Set<string>();
   return {
     streamEntries: gauge(
       'lab_queue_stream_entries',
@@ -61,6 +63,18 @@ export function registerQueueFrontMetrics(registry: Registry) {
     /** One request answered by worker `name`. */
     workerAnswered(name: string) {
       workerRequests?.labels({ worker: name }).inc();
+      exported.add(name);
+    },
+    /**
+     * Drops the series of every worker not in `live` (its heartbeat and lease lapsed, or it
+     * stopped): a departed worker's counter does not linger, flat, beside those still working.
+     */
+    keepWorkers(live: ReadonlySet<string>) {
+      for (const name of exported) {
+        if (live.has(name)) continue;
+        workerRequests?.remove({ worker: name });
+        exported.delete(name);
+      }
     },
   };
 }

@@ -29,7 +29,7 @@ export interface QueueFrontOptions extends QueueConnection {
 }
 
 export interface QueueWorkerOptions extends QueueConnection {
-  /** The consumer name and the `worker` label; null: the host name (with -2, -3... when taken). */
+  /** The consumer name and the `worker` label; null: the lowest free slot (w1, w2, ...), leased in Redis. */
   name: string | null;
   /** A job delivered to a worker that has not reported on it for this long is claimed by another, ms. */
   claimIdleMs: number;
@@ -122,7 +122,7 @@ export const queueWorkerOptions: EnvOptionSpecs<QueueWorkerOptions> = {
     argument: 'name',
     description: 'consumer name and `worker` label',
     default: null,
-    defaultText: 'the host name, with -2, -3... when taken',
+    defaultText: 'the lowest free slot, w1, w2..., claimed in Redis under a lease',
     parse(value) {
       if (value === null || value === undefined || value === '') return null;
       const name = str(this, value);

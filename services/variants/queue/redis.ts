@@ -308,7 +308,9 @@ return 1`,
   },
   /**
    * KEYS: requests, workers, dead. ARGV: group, live window ms, lag cap. What a front reports:
-   * {stream length, pending, waiting (not yet delivered), live workers, dead-letter length}.
+   * {stream length, pending, waiting (not yet delivered), live workers, dead-letter length, the
+   * live workers' names}. Live: registered within the window (a worker whose heartbeat and lease
+   * lapsed, or that stopped cleanly, is not).
    */
   queueStatus: {
     numberOfKeys: 3,
@@ -329,7 +331,8 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
     end
   end
 end
-return {redis.call('XLEN', KEYS[1]), pending, waiting, redis.call('ZCARD', KEYS[2]), redis.call('XLEN', KEYS[3])}`,
+return {redis.call('XLEN', KEYS[1]), pending, waiting, redis.call('ZCARD', KEYS[2]), redis.call('XLEN', KEYS[3]),
+  redis.call('ZRANGE', KEYS[2], 0, -1)}`,
   },
 };
 
@@ -364,6 +367,6 @@ declare module 'ioredis' {
       group: string,
       liveWindowMs: number,
       lagCap: number,
-    ): Result<[length: number, pending: number, waiting: number, workers: number, dead: number], Context>;
+    ): Result<[length: number, pending: number, waiting: number, workers: number, dead: number, names: string[]], Context>;
   }
 }

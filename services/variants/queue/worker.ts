@@ -13,7 +13,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import { Piscina } from 'piscina';
 import { CgroupReader } from '../../lab/cgroup.js';
@@ -38,6 +37,8 @@ import {
   whenReady,
 } from './redis.js';
 
+/** The names of the slots workers claim (leaseName): w1, w2, ... */
+export const SLOT_PREFIX = 'w';
 /** A worker's name lease lasts this long unless renewed (every REGISTER_EVERY_MS). */
 const LEASE_MS = 10_000;
 const REGISTER_EVERY_MS = 2000;
@@ -216,16 +217,17 @@ export class QueueWorker {
   }
 
   /**
-   * The host name, or the host name with -2, -3, ... when a live worker on the same host holds
-   * it: a stable, low-cardinality label (in compose each container has its own host name).
+   * The lowest free slot, `w1`, `w2`, ...: a replica index claimed in Redis under a lease (renewed
+   * every REGISTER_EVERY_MS, released on a clean stop, expiring LEASE_MS after a worker died). A
+   * stable, low-cardinality name and `worker` label: N workers are w1..wN whatever their
+   * containers are called, and a recreated container takes its predecessor's slot back. Not the
+   * host name (in compose a container's id, new at every recreation) nor compose's replica number
+   * (visible only through the Docker API; Swarm's {{.Task.Slot}} exists only in Swarm), which
+   * would hold the Docker socket in every worker or work under one orchestrator only.
    */
   private async leaseName(): Promise<string> {
-    const host =
-      hostname()
-        .replace(/[^\w.-]/g, '-')
-        .slice(0, 60) || 'worker';
-    for (let index = 1; ; index++) {
-      const candidate = index === 1 ? host : `${host}-${index}`;
+    for (let slot = 1; ; slot++) {
+      const candidate = `${SLOT_PREFIX}${slot}`;
       const taken = await this.commands.queueRegister(
         this.keys.lease(candidate),
         this.keys.workers,

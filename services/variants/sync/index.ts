@@ -12,6 +12,7 @@ import { inlineExecutor, serveLines } from '../../server/server.js';
 export const sync = defineVariant({
   name: 'sync',
   hostPort: 25001,
+  group: 'sync',
   model: 'one connection at a time, one request at a time',
   shows: 'a second client waits until the first leaves',
   options: {},

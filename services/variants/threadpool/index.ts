@@ -12,6 +12,7 @@ import { ThreadPool } from '../../server/thread-pool.js';
 export const threadpool = defineVariant<PoolOptions>({
   name: 'threadpool',
   hostPort: 25005,
+  group: 'threadpool',
   model: 'event loop for I/O + a fixed pool of worker_threads (piscina) for fib',
   shows: 'parallelism with bounded threads; queue wait vs run time',
   ...poolTraits,

@@ -8,6 +8,7 @@ import { ThreadPerConnectionOwner, threadPerConnectionTraits } from '../../serve
 export const threads = defineVariant({
   name: 'threads',
   hostPort: 25004,
+  group: 'threads',
   model: 'one worker_thread per connection',
   shows: 'parallelism up to the CPU quota, no GIL; memory per connection',
   options: {},
