@@ -4,6 +4,8 @@ SHELL := bash
 COMPOSE := docker compose
 # VARIANTS and VARIANT_PORT_OFFSETS, generated from the variant table (services/variants/index.ts).
 include config/variants.mk
+# The commit the images are built from, for the run records (the images have no .git).
+export LAB_COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
 
 # The published ports, as compose reads them: the environment's value, else .env's, else the
 # default (config/lab.env). Each variant is at VARIANT_BASE_PORT plus its offset.

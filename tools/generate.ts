@@ -149,6 +149,8 @@ x-build: &build
   context: .
   args:
     NODE_IMAGE: \${NODE_IMAGE:-node:24-bookworm-slim}
+    # The commit in lab load's and lab sweep's run records (make up and make swarm-up set it).
+    LAB_COMMIT: \${LAB_COMMIT:-}
 
 # The variants written in Python (py-*) run a second image, CPython with prometheus_client, built
 # once the same way; PYTHON_IMAGE names its base (the offline setup seeds a local one).
