@@ -86,8 +86,8 @@ function swarmService(name: string, service: ComposeService): Record<string, unk
   if (service.cap_drop) out.cap_drop = service.cap_drop;
   // Swarm has no tmpfs key (nor security_opt: swarm services cannot set no-new-privileges).
   if (service.tmpfs) out.volumes = service.tmpfs.map((target) => ({ type: 'tmpfs', target }));
-  // Scaled workers name themselves after their host name (their `worker` label): the task's slot
-  // reads better than a container id, and stays when swarm replaces the task.
+  // Scaled workers get a host name that reads in logs (the task's slot, kept when swarm replaces
+  // the task); their `worker` label is the slot each claims in Redis (w1, w2, ...), as in compose.
   if (service.deploy?.replicas !== undefined) out.hostname = `${name}-{{.Task.Slot}}`;
   if (service.stop_grace_period) out.stop_grace_period = service.stop_grace_period;
   if (service.healthcheck) {
