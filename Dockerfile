@@ -38,5 +38,9 @@ HEALTHCHECK --interval=60s --timeout=3s --start-period=60s --retries=3 CMD ["lab
 # Last, so that a new commit rebuilds no earlier layer.
 ARG LAB_COMMIT=
 ENV LAB_COMMIT=${LAB_COMMIT}
-ENTRYPOINT ["node", "dist/services/cli/index.js"]
+# --no-memory-reducer: V8 otherwise shrinks the heap each time a process falls idle, a full
+# collection that an idle lab's processes ran again after every scrape (Prometheus asks every 5 s):
+# a third of what answering a scrape cost them (benchmarks/idle.ts). Cluster workers and pool
+# processes are forked with the same flags.
+ENTRYPOINT ["node", "--no-memory-reducer", "dist/services/cli/index.js"]
 CMD ["variants"]

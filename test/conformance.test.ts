@@ -250,7 +250,14 @@ function conformance(row: Variant, start: (env: Record<string, string>) => Promi
         'lab_memory_bytes',
         // The runtime's own series, with the variant label like the rest.
         ...(row.runtime === 'node'
-          ? ['lab_event_loop_busy_seconds_total', 'nodejs_eventloop_lag_seconds']
+          ? [
+              'lab_event_loop_busy_seconds_total',
+              // Node's default metrics the lab reads (DEFAULT_METRICS), one by one from prom-client.
+              'nodejs_eventloop_lag_seconds',
+              'nodejs_eventloop_lag_p99_seconds',
+              'nodejs_heap_size_used_bytes',
+              'process_cpu_seconds_total',
+            ]
           : ['process_cpu_seconds_total', 'python_gc_objects_collected_total']),
       ]) {
         assert.match(body, new RegExp(`^${name}\\{[^}]*variant="${variant}"`, 'm'), `${name} with variant="${variant}"`);

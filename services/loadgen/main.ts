@@ -10,6 +10,7 @@ import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { runRecord, targetRecord, type TargetRecord } from '../lab/run-record.js';
 import { createMetricsServer } from '../lab/http.js';
+import { eventLoopSampler } from '../lab/metrics.js';
 import { createLoadgenMetrics, type LoadgenMetrics } from './metrics.js';
 import { Controller } from './control.js';
 import { localTarget, startLocalVariant, type LocalVariant } from './local.js';
@@ -129,6 +130,19 @@ async function runTogether(
   const late = await waitForTargets(options.targets);
   if (late.length > 0) console.error(`loadgen: starting without ${late.join(', ')}: not healthy after waiting`);
   const controller = new Controller(options, metrics, new PauseGate(), () => display.reset());
+  // This thread's event-loop delay is sampled while load may be sent, not while all of it is
+  // paused (EventLoopSampler: an idle lab's processes do not wake for it).
+  let unhold: (() => void) | null = null;
+  const followGate = () => {
+    if (!controller.gate.allPaused) {
+      unhold ??= eventLoopSampler.hold();
+    } else if (unhold) {
+      unhold();
+      unhold = null;
+    }
+  };
+  followGate();
+  controller.gate.subscribe(followGate);
   const spotlight = options.spotlight
     ? new Spotlight(options.targets.map(toSpotlightTarget), options.spotlight, {
         gate: controller.gate,

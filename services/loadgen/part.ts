@@ -148,6 +148,17 @@ export class RunPart {
         }, spec.warmupMs),
       );
     }
+    if (gate) {
+      // All load paused (a sweep's lease, the idle lab): the health samplers sleep too.
+      const follow = () => {
+        for (const health of [this.health, this.windowHealth]) {
+          if (gate.allPaused) health.suspend();
+          else health.resume();
+        }
+      };
+      follow();
+      this.timers.push(gate.subscribe(follow));
+    }
     if (spec.durationMs > 0) this.timers.push(clock.setTimer(() => this.stop(), spec.warmupMs + spec.durationMs));
     const tick = () => {
       this.flush();

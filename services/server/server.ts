@@ -11,6 +11,7 @@ import { CgroupReader, defaultParallelism } from '../lab/cgroup.js';
 import { LineConnection, afterNextPoll, endAndDiscard, type RequestHandler } from './connection.js';
 import { computeFib } from './fib.js';
 import { createMetricsServer, type MetricsSource } from '../lab/http.js';
+import { eventLoopSampler } from '../lab/metrics.js';
 import { createServerMetrics } from './metrics.js';
 import { hostError } from '../lab/options.js';
 import { serveOptions, type ServeOptions } from './options.js';
@@ -298,10 +299,13 @@ class Acceptor implements Drainable {
         }
         this.open += 1;
         this.sockets.add(socket);
+        // The event-loop delay is sampled while a client is connected (EventLoopSampler).
+        const unhold = eventLoopSampler.hold();
         let released = false;
         owner.adopt(socket, () => {
           if (released) return;
           released = true;
+          unhold();
           this.open -= 1;
           gate.release();
           this.sockets.delete(socket);

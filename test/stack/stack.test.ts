@@ -260,13 +260,14 @@ describe('the compose stack', () => {
     // 120 s: one healthcheck of every container (every 120 s), its share of Prometheus' scrapes.
     const cost = await measureIdleCost(120);
     console.log(`the lab's idle cost:\n${idleTable(cost, hostBaseline)}`);
-    const shown = `containers ${cost.totalCores.toFixed(3)} cores, host ${cost.hostBusyCores?.toFixed(3)} (before the lab: ${hostBaseline?.toFixed(3)})`;
-    assert.ok(cost.totalCores <= IDLE_BOUND_CORES, `every container of the lab together: ${shown}`);
-    if (cost.hostBusyCores !== null && hostBaseline !== null)
-      assert.ok(
-        cost.hostBusyCores - hostBaseline <= IDLE_BOUND_CORES,
-        `the whole host, over what it used before the lab started (Docker's own work for the lab included): ${shown}`,
-      );
+    const docker = cost.dockerCores === null ? 'not readable here' : cost.dockerCores.toFixed(3);
+    const shown =
+      `the lab ${cost.labCores.toFixed(3)} cores: containers ${cost.totalCores.toFixed(3)}, Docker's processes ${docker}; ` +
+      `the whole host ${cost.hostBusyCores?.toFixed(3)}, before the lab started ${hostBaseline?.toFixed(3)}`;
+    // The host's figure is shown, not judged: it also holds what else runs on the machine (a
+    // kernel thread, the CI runner), 0.01-0.03 cores that come and go, and what the lab costs is
+    // read exactly from the containers' cgroups and Docker's own processes.
+    assert.ok(cost.labCores <= IDLE_BOUND_CORES, `its containers and Docker's work for them: ${shown}`);
   });
 
   step('every dashboard query returns a series for every variant it applies to', async () => {

@@ -19,6 +19,7 @@ import { CgroupReader } from '../../lab/cgroup.js';
 import { computeFib } from '../../server/fib.js';
 import type { FibResult, FibTask } from '../../server/messages.js';
 import { createMetricsServer } from '../../lab/http.js';
+import { eventLoopSampler } from '../../lab/metrics.js';
 import { createQueueWorkerMetrics, type QueueWorkerMetrics } from './metrics.js';
 import { FIB_MAX_N_LIMIT } from '../../server/protocol.js';
 import { listen } from '../../server/server.js';
@@ -268,7 +269,15 @@ export class QueueWorker {
         const job = await this.nextJob();
         failures = 0;
         await sending;
-        if (job) ({ sending } = await this.handle(job));
+        if (job) {
+          // The event-loop delay is sampled while a job is in hand (EventLoopSampler).
+          const unhold = eventLoopSampler.hold();
+          try {
+            ({ sending } = await this.handle(job));
+          } finally {
+            unhold();
+          }
+        }
       } catch (error) {
         if (isNoGroupError(error)) {
           await ensureGroup(this.commands, this.keys).catch(() => {}); // Redis restarted empty
