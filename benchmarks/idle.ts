@@ -151,7 +151,7 @@ export async function measureIdleCost(seconds: number, loadgenUrl = publishedUrl
 }
 
 /** This host's CPUs, for the table's caption. */
-const cpus = () => availableParallelism();
+const machineCpus = () => availableParallelism();
 
 function used(before: ContainerCounters | null, after: ContainerCounters | null): number {
   if (!before || !after) return NaN;
@@ -196,7 +196,7 @@ async function main(args: string[]): Promise<void> {
       path,
       text.replace(
         marked,
-        `<!-- idle-cost -->\nMeasured ${when}, \`node dist/benchmarks/idle.js ${seconds}\` against a plain \`make up\`, ${cost.containers.length} containers on ${cpus()} cores:\n\n${table}\n<!-- /idle-cost -->`,
+        `<!-- idle-cost -->\nMeasured ${when}, \`node dist/benchmarks/idle.js ${seconds}\` against a plain \`make up\`, ${cost.containers.length} containers on ${machineCpus()} cores:\n\n${table}\n<!-- /idle-cost -->`,
       ),
     );
     console.error(`wrote the table into ${path}`);

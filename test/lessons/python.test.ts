@@ -11,8 +11,10 @@ import { measureCollapse, startVariant } from '../helpers.js';
 async function collapseOf(variant: string, env: Record<string, string> = {}) {
   const server = await startVariant(variant, env);
   try {
-    // CPython's fib(30) takes a few hundred ms: 2 s phases give the hog several replies.
-    return await measureCollapse(server, { ms: 2000 });
+    // 1 s phases give the hog 15-20 fib(30) replies (CPython's takes about 50 ms here). The
+    // ratios are far from their bounds (py-threads 93x-214x against 10x, the pools 1.0x-1.3x
+    // against 3x, in 10 runs with 2 s phases), so the shorter phases cost no margin.
+    return await measureCollapse(server, { ms: 1000 });
   } finally {
     await server.stop();
   }
