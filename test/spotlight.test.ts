@@ -17,10 +17,13 @@ import {
   Spotlight,
   allWorkersHogs,
   collapseRatio,
+  overRounds,
   toSpotlightTarget,
   type LessonTurn,
+  type PhaseRound,
   type SpotlightEvent,
 } from '../services/loadgen/spotlight.js';
+import { NO_HEALTH, judge } from '../services/loadgen/health.js';
 import {
   TEST_CONTROL_TOKEN,
   configErrorOf as configError,
@@ -152,6 +155,33 @@ describe('spotlight configuration', () => {
     assert.equal(collapseRatio(1000, 10), 100);
     assert.equal(collapseRatio(1000, 0), Infinity);
     assert.ok(Number.isNaN(collapseRatio(0, 0)));
+  });
+
+  it('flags a phase generator-bound when at least half its rounds were; the median stays among the others', () => {
+    /** A round at `rate` fib(1)s a second whose sending thread's event loop was `delayMs` late at p99. */
+    const round = (rate: number, delayMs: number): PhaseRound => ({
+      hogs: 0,
+      seconds: 1,
+      short: { requests: rate, ok: rate, okPerSecond: rate, p50Ms: 0.1, p99Ms: 0.3, maxMs: 1, errors: {} },
+      long: null,
+      workersUsed: null,
+      generator: judge({ ...NO_HEALTH, cpuCores: 0.4, busy: 0.5, eventLoopDelayP99Ms: delayMs }, null),
+    });
+    // One round in three with a 35 ms stall (and a rate it cost): the phase's median is a clean round's.
+    const one = overRounds('alone', 0, [round(1000, 2), round(700, 35), round(1010, 3)]);
+    assert.equal(one.short.okPerSecond, 1000);
+    assert.equal(one.generator.generatorBound, false, JSON.stringify(one.generator));
+    assert.deepEqual(one.generator.causes, []);
+    assert.deepEqual(one.boundRounds, { event_loop_delay: 1 }, 'the round is still counted');
+    // Two in three: the median is a stalled round's, and the phase says so, with the cause.
+    const two = overRounds('alone', 0, [round(1000, 2), round(700, 35), round(720, 40)]);
+    assert.equal(two.generator.generatorBound, true);
+    assert.deepEqual(two.generator.causes, ['event_loop_delay']);
+    assert.match(two.generator.reasons.join(), /event-loop delay p99 40\.0 ms > 20 ms/);
+    // With one or two rounds a bound round moves the median (of two, their mean): flagged.
+    assert.equal(overRounds('alone', 0, [round(700, 35)]).generator.generatorBound, true);
+    assert.equal(overRounds('alone', 0, [round(1000, 2), round(700, 35)]).generator.generatorBound, true);
+    assert.equal(overRounds('alone', 0, [round(1000, 2), round(990, 3), round(1010, 1)]).generator.generatorBound, false);
   });
 });
 

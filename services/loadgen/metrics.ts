@@ -133,7 +133,7 @@ function registerLessonMetrics(registry: Registry) {
     ),
     generatorBound: gauge(
       'loadgen_lesson_generator_bound',
-      "1 when the load generator itself was the bottleneck during any phase of the variant's last turn (those figures then describe the generator), else 0.",
+      "1 when the load generator itself was the bottleneck in at least half the rounds of a phase of the variant's last turn (those figures, medians of the rounds, then describe the generator), else 0. A single bound round shows in loadgen_lesson_generator_bound_rounds.",
       ['variant'] as const,
     ),
     generatorBoundRounds: gauge(

@@ -516,6 +516,7 @@ export function overRounds(phase: LessonPhase, hogs: number, rounds: PhaseRound[
   for (const round of rounds) for (const cause of round.generator.causes) boundRounds[cause] = (boundRounds[cause] ?? 0) + 1;
   const worst = rounds.map((r) => r.generator);
   const throttled = worst.map((g) => g.throttled).filter((t): t is number => t !== null);
+  const merged = judge(mergeHealth(worst), throttled.length > 0 ? Math.max(...throttled) : null);
   return {
     phase,
     hogs,
@@ -525,10 +526,24 @@ export function overRounds(phase: LessonPhase, hogs: number, rounds: PhaseRound[
     shortHigh: Math.max(...rounds.map((r) => r.short.okPerSecond)),
     long,
     workersUsed: used.length > 0 ? median(used) : null,
-    generator: judge(mergeHealth(worst), throttled.length > 0 ? Math.max(...throttled) : null),
+    generator: phaseVerdict(merged, rounds),
     boundRounds,
     rounds,
   };
+}
+
+/**
+ * A phase's verdict from its rounds'. Its figures are medians of the rounds, and a median stays
+ * within the range of the rounds the generator did not bound while those are more than half (a
+ * round it slowed, whatever its figure, is one value at an end of the sorted list): one stalled
+ * round in three (a 20 ms hiccup of the generator's thread on a shared core) does not make the
+ * phase's figures describe the generator. So the phase is generator-bound when at least half
+ * its rounds were, with their causes; the rounds that were stay counted in `boundRounds`.
+ */
+export function phaseVerdict(merged: HealthReport, rounds: PhaseRound[]): HealthReport {
+  const bound = rounds.filter((r) => r.generator.generatorBound);
+  if (bound.length * 2 >= rounds.length && bound.length > 0) return merged;
+  return { ...merged, generatorBound: false, causes: [], reasons: [] };
 }
 
 /**
