@@ -534,11 +534,12 @@ export function overRounds(phase: LessonPhase, hogs: number, rounds: PhaseRound[
 
 /**
  * A phase's verdict from its rounds'. Its figures are medians of the rounds, and a median stays
- * within the range of the rounds the generator did not bound while those are more than half (a
- * round it slowed, whatever its figure, is one value at an end of the sorted list): one stalled
- * round in three (a 20 ms hiccup of the generator's thread on a shared core) does not make the
- * phase's figures describe the generator. So the phase is generator-bound when at least half
- * its rounds were, with their causes; the rounds that were stay counted in `boundRounds`.
+ * within the range of the rounds the generator did not bound while those are more than half
+ * (wherever a slowed round's figure falls, the median lies between two clean rounds' figures):
+ * one stalled round in three (a 20 ms hiccup of the generator's thread on a shared core) does
+ * not make the phase's figures describe the generator. So the phase is generator-bound when at
+ * least half its rounds were, with their causes; the rounds that were stay counted in
+ * `boundRounds`.
  */
 export function phaseVerdict(merged: HealthReport, rounds: PhaseRound[]): HealthReport {
   const bound = rounds.filter((r) => r.generator.generatorBound);
