@@ -10,6 +10,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ControlAccess } from '../services/loadgen/control.js';
+import { NO_HEALTH, concatHealth, judge, mergeHealth, type ThreadHealth } from '../services/loadgen/health.js';
 import type { LoadReport } from '../services/loadgen/report.js';
 import type { SearchResult } from '../services/loadgen/search.js';
 import { LoadgenPause, loadgenToken } from '../services/sweep/pause.js';
@@ -712,5 +713,33 @@ describe("the control API's limits, and who may use it", () => {
     } finally {
       own.child.kill('SIGKILL');
     }
+  });
+});
+
+describe("the generator's health over a window", () => {
+  it('weighs each stretch of a thread by its length: a flush microseconds after the last one does not read 100% busy', () => {
+    const stretch = (wallMs: number, busy: number, delayMs: number, lag: number): ThreadHealth => ({
+      ...NO_HEALTH,
+      wallMs,
+      busy,
+      cpuCores: busy,
+      eventLoopDelayP99Ms: delayMs,
+      scheduleLagP99Ms: lag,
+      scheduleLagMaxMs: lag,
+      scheduleLagCount: 10,
+    });
+    // A second of a thread 30% busy, then a 5 us window read inside the callback that flushed twice.
+    const window = concatHealth(stretch(1000, 0.3, 2, 0.5), stretch(0.005, 1, 0, 0.1));
+    assert.ok(Math.abs(window.busy - 0.3) < 0.001, `busy ${window.busy}`);
+    assert.equal(judge(window, null).generatorBound, false, JSON.stringify(judge(window, null)));
+    assert.equal(window.wallMs, 1000.005);
+    assert.equal(window.scheduleLagCount, 20);
+    // The tails stay the worst of the stretches: a late timer in either is late in the window.
+    const late = concatHealth(stretch(1000, 0.3, 2, 0.5), stretch(500, 0.2, 35, 7));
+    assert.equal(late.eventLoopDelayP99Ms, 35);
+    assert.equal(late.scheduleLagMaxMs, 7);
+    assert.deepEqual(judge(late, null).causes, ['event_loop_delay']);
+    // Threads side by side: the busiest speaks (mergeHealth), as before.
+    assert.equal(mergeHealth([stretch(1000, 0.3, 2, 0.5), stretch(1000, 0.95, 2, 0.5)]).busy, 0.95);
   });
 });

@@ -39,6 +39,8 @@ export interface ThreadHealth {
   scheduleLagMaxMs: number | null;
   /** Open-loop requests sent with a free connection (the schedule lag's samples). */
   scheduleLagCount: number;
+  /** How long the stretch was (cpuCores and busy are shares of it). */
+  wallMs: number;
 }
 
 export interface HealthReport extends ThreadHealth {
@@ -84,6 +86,7 @@ export class GeneratorHealth {
       scheduleLagP99Ms: hasLag ? this.lag.getValueAtPercentile(99) / 1000 : null,
       scheduleLagMaxMs: hasLag ? this.lag.maxValue / 1000 : null,
       scheduleLagCount: this.lag.totalCount,
+      wallMs,
     };
   }
 
@@ -123,6 +126,7 @@ export const NO_HEALTH: ThreadHealth = {
   scheduleLagP99Ms: null,
   scheduleLagMaxMs: null,
   scheduleLagCount: 0,
+  wallMs: 0,
 };
 
 /** Several threads' reports as one: the worst of each (a stretch is as bound as its most bound thread). */
@@ -139,6 +143,30 @@ export function mergeHealth(reports: ThreadHealth[]): ThreadHealth {
     scheduleLagP99Ms: worst((r) => r.scheduleLagP99Ms),
     scheduleLagMaxMs: worst((r) => r.scheduleLagMaxMs),
     scheduleLagCount: reports.reduce((sum, r) => sum + r.scheduleLagCount, 0),
+    wallMs: worst((r) => r.wallMs) ?? 0,
+  };
+}
+
+/**
+ * One thread's consecutive stretches as one: its CPU and busy share weighted by their lengths,
+ * the tails the worst of the two. (Taking the worst busy share too read 100% whenever a thread
+ * flushed twice in one callback: at the start of a spotlight turn each paused target's last
+ * connection closing flushes every part, and a window of a few microseconds spent inside a
+ * callback is all busy.)
+ */
+export function concatHealth(a: ThreadHealth, b: ThreadHealth): ThreadHealth {
+  const wallMs = a.wallMs + b.wallMs;
+  const weighted = (pick: (r: ThreadHealth) => number) =>
+    wallMs > 0 ? (pick(a) * a.wallMs + pick(b) * b.wallMs) / wallMs : Math.max(pick(a), pick(b));
+  const worst = (x: number | null, y: number | null) => (x === null ? y : y === null ? x : Math.max(x, y));
+  return {
+    cpuCores: weighted((r) => r.cpuCores),
+    busy: weighted((r) => r.busy),
+    eventLoopDelayP99Ms: Math.max(a.eventLoopDelayP99Ms, b.eventLoopDelayP99Ms),
+    scheduleLagP99Ms: worst(a.scheduleLagP99Ms, b.scheduleLagP99Ms),
+    scheduleLagMaxMs: worst(a.scheduleLagMaxMs, b.scheduleLagMaxMs),
+    scheduleLagCount: a.scheduleLagCount + b.scheduleLagCount,
+    wallMs,
   };
 }
 

@@ -7,7 +7,7 @@
 import type { LoadgenMetrics } from './metrics.js';
 import { CgroupReader, type CgroupStats } from '../lab/cgroup.js';
 import type { Clock, Connect } from './drivers.js';
-import { judge, mergeHealth, type HealthReport, type ThreadHealth } from './health.js';
+import { concatHealth, judge, mergeHealth, type HealthReport, type ThreadHealth } from './health.js';
 import type { Target } from './options.js';
 import type { PauseGate } from './pause.js';
 import { RunPart, seriesOf, type PartFlush, type PartSpec } from './part.js';
@@ -63,10 +63,10 @@ class RunHealth {
     this.latest[part] = health;
   }
 
-  /** For windows: the worst of every report since the last reset. */
-  worsen(part: number, health: ThreadHealth): void {
+  /** For windows: every report of a part since the last reset, as one stretch (concatHealth). */
+  add(part: number, health: ThreadHealth): void {
     const before = this.latest[part];
-    this.latest[part] = before ? mergeHealth([before, health]) : health;
+    this.latest[part] = before ? concatHealth(before, health) : health;
   }
 
   report(): HealthReport {
@@ -180,7 +180,7 @@ export class LoadRun {
     flush.series.forEach((delta, i) => this.tallies[i]!.apply(delta, interval));
     if (flush.lag) this.metrics?.scheduleLag.add(flush.lag.buckets, flush.lag.sum);
     this.health.set(flush.index, flush.health.run);
-    this.windowHealth.worsen(flush.index, flush.health.window);
+    this.windowHealth.add(flush.index, flush.health.window);
   }
 
   /** Stops sending; what is in flight gets a grace period (STOP_GRACE_MS) to come back. */
