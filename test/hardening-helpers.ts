@@ -1,4 +1,6 @@
-// Helpers of the hardening reproductions (test/hardening.test.ts) and the fuzz harness: each one
+// Helpers of the hardening reproductions (test/hardening.test.ts, the first pass, and
+// test/hardening-second-pass.test.ts; two files so that the test runner can run them side by
+// side) and the fuzz harness: each one
 // drives a server into a state the hardening issue describes (a connection closing after
 // line_too_long, a busy worker at SIGTERM, a deep pipeline) or waits for a state (a metric's
 // value, a draining /healthz, an exit), always with a deadline, and reports what it measured.
@@ -9,12 +11,15 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { VARIANTS } from '../services/variants/index.js';
+import { startServing } from './backends.js';
 import {
   TestClient,
   childProcesses,
   cpuSeconds,
   metricsOf,
   poll,
+  referenceFib,
   sample,
   waitForValue,
   type Polled,
@@ -23,6 +28,37 @@ import {
 
 /** What one server-side limit or defect needs to be observed, at most; a test fails after it. */
 export const STATE_DEADLINE_MS = 5000;
+
+/**
+ * How many servers the describes whose tests mostly wait (for an idle or line timeout, a close, a
+ * drain) run at once: their bounds are state deadlines of seconds, not CPU time, so they share the
+ * machine without a test measuring its neighbour. Defect 3's pipelines run three at a time (the
+ * py-* variants and the pools spend most of theirs waiting on a pool's round trip, one request at
+ * a time). Tests that time bytes (issue 20 item 1) or audit a drain under load (defect 2) stay one
+ * at a time.
+ */
+export const WAITING_SERVERS = 4;
+/** A safety net over each hardening test's own deadlines (the slowest, py-coroutines' 30,000-request pipeline, takes about 20 s). */
+export const TEST_TIMEOUT_MS = 120_000;
+export const fibReply = (n: number) => `fib: ${referenceFib(n)}`;
+export const UNAVAILABLE = /^error: unavailable \S/;
+/** Variants that serve one connection at a time by design (sync): a second client waits until the first leaves. */
+export const TAKES_TURNS = VARIANTS.filter((v) => v.takesTurns).map((v) => v.name);
+
+/** Runs `body` against a fresh server; whatever happens, the server and its children are gone after. */
+export async function withServer(
+  variant: string,
+  env: Record<string, string>,
+  body: (server: RunningVariant) => Promise<void>,
+): Promise<void> {
+  const server = await startServing(variant, env);
+  try {
+    await body(server);
+  } finally {
+    killServerTree(server);
+    await server.exited;
+  }
+}
 
 /** Resolves after `ms` without keeping the process alive: the losing side of a race with a deadline. */
 export function deadline(ms: number): Promise<void> {

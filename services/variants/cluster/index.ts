@@ -94,6 +94,14 @@ async function startWorkers(ctx: VariantContext<ClusterOptions>): Promise<Proces
   let draining = false;
   /** Workers drained away when the cluster shrank: not replaced when they exit. */
   const retired = new WeakSet<Worker>();
+  /**
+   * Workers that said they listen. Only they are sent a message: a worker still loading its modules
+   * has no listener yet, and a message it is sent then is lost. A drain lost that way (a SIGTERM
+   * just after a crashed worker was replaced) held the shutdown for the drain timeout and the kill
+   * grace, 17 s; a collect, /metrics for its timeout.
+   */
+  const ready = new WeakSet<Worker>();
+  const listening = () => [...workers.values()].filter((worker) => ready.has(worker));
 
   const fork = (index: number): Promise<number> => {
     // Every worker listens on options.port, even 0: the primary then binds one port and shares it.
@@ -132,7 +140,13 @@ async function startWorkers(ctx: VariantContext<ClusterOptions>): Promise<Proces
       else again();
     });
     return new Promise((resolve, reject) => {
-      worker.on('message', (message: ClusterWorkerMessage) => message.type === 'listening' && resolve(message.port));
+      worker.on('message', (message: ClusterWorkerMessage) => {
+        if (message.type !== 'listening') return;
+        ready.add(worker);
+        // Told to go while it was starting: now it can hear it.
+        if (draining || retired.has(worker)) tell(worker, { type: 'drain' });
+        resolve(message.port);
+      });
       worker.once('exit', (code) => reject(new Error(`cluster worker ${index} exited with ${code} before listening`)));
     });
   };
@@ -146,7 +160,7 @@ async function startWorkers(ctx: VariantContext<ClusterOptions>): Promise<Proces
       // Past the new size: stop taking connections, finish the ones it has, exit.
       if (index >= next && !retired.has(worker)) {
         retired.add(worker);
-        tell(worker, { type: 'drain' });
+        if (ready.has(worker)) tell(worker, { type: 'drain' });
       }
     }
     await Promise.all(Array.from({ length: Math.max(0, next - before) }, (_, i) => fork(before + i)));
@@ -156,7 +170,7 @@ async function startWorkers(ctx: VariantContext<ClusterOptions>): Promise<Proces
   let collectId = 0;
   const collect = async (): Promise<string> => {
     const id = ++collectId;
-    const replies = [...workers.values()].map(
+    const replies = listening().map(
       (worker) =>
         new Promise<unknown[] | null>((resolve) => {
           const timer = setTimeout(() => finish(null), COLLECT_TIMEOUT_MS);
@@ -184,8 +198,9 @@ async function startWorkers(ctx: VariantContext<ClusterOptions>): Promise<Proces
     [...workers.values()].map(
       (worker) => new Promise<void>((resolve) => (worker.isDead() ? resolve() : worker.once('exit', () => resolve()))),
     );
+  /** Tells every worker that listens (one still starting is told to drain once it listens). */
   const tellAll = (message: ClusterPrimaryMessage) => {
-    for (const worker of workers.values()) tell(worker, message);
+    for (const worker of listening()) tell(worker, message);
   };
 
   return {
