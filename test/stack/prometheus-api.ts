@@ -4,7 +4,7 @@
 import { waitUntil } from '../helpers.js';
 
 /** The spotlight as the stack tests run it: shorter phases than make up's (SPOTLIGHT_* in .env), the same rounds. */
-export const SPOTLIGHT_FOR_CI = { SPOTLIGHT_PHASE: '1s', SPOTLIGHT_WARMUP: '250ms', SPOTLIGHT_GAP: '1s' };
+export const SPOTLIGHT_FOR_CI = { SPOTLIGHT_PHASE: '750ms', SPOTLIGHT_WARMUP: '250ms', SPOTLIGHT_GAP: '1s' };
 
 export interface Sample {
   metric: Record<string, string>;

@@ -5,10 +5,12 @@
 // Docker calls every container healthy; and what the idle lab costs the machine. Always tears
 // the stack down. Run with `make test-stack` (needs Docker).
 //
-// Two settings differ from a plain `make up`, to fit CI's time: the spotlight's phases are 1 s
+// Two settings differ from a plain `make up`, to fit CI's time: the spotlight's phases are 750 ms
 // (2.5 s by default; the same 3 rounds), and the test does not wait for Docker's first
 // healthcheck (120 s after a start where Docker has no start_interval) before it begins: it waits
-// until every variant answers, and checks Docker's verdict in a later step.
+// until every variant answers, and checks Docker's verdict in a later step. The steps that read
+// the rotation's figures (the dashboards, the multi-core lesson's turn at 2 cores) come right
+// after it, before the idle step's minute without load.
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -22,7 +24,15 @@ import { VARIANTS } from '../../services/variants/index.js';
 import { IDLE_BOUND_CORES, hostBusyOver, idleTable, measureIdleCost } from '../../benchmarks/idle.js';
 import { TestClient, runLab, waitUntil } from '../helpers.js';
 import { SPOTLIGHT_FOR_CI, eventually, queryAt, type Sample } from './prometheus-api.js';
-import { checkCpusAndReset, checkMakeCpusOneShot, checkPs, checkShortSweepReport, checkQuotaLesson } from './quota-steps.js';
+import {
+  checkCpusAndReset,
+  checkMakeCpusOneShot,
+  checkPs,
+  checkShortSweepReport,
+  checkQuotaLesson,
+  nextSpotlightTurn,
+  type SpotlightTurn,
+} from './quota-steps.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 // The lab's published ports, as .env (or the environment) sets them.
@@ -74,6 +84,8 @@ describe('the compose stack', () => {
 
   /** The host's busy cores before the lab started (the idle step compares against it). */
   let hostBaseline: number | null = null;
+  /** threadpool's turn of the first rotation, at its .env quota of 2 cores (the multi-core lesson's 2-core side). */
+  let threadpoolAtTwo: SpotlightTurn | null = null;
 
   before(async () => {
     // The multi-core lesson below needs a pool that follows its quota (threadpool: one worker at
@@ -232,6 +244,43 @@ describe('the compose stack', () => {
       assert.ok(collapse.get('cluster')! <= 3, `cluster, perf2 on its own worker: collapse <= 3: ${shown}`);
     }
     console.log(`cluster: perf2 ${clusterWorkers === 1 ? "shared the hog's worker" : 'had a worker of its own'} this turn`);
+    // The multi-core lesson's figure at 2 cores (below): this rotation's turn of threadpool.
+    threadpoolAtTwo = await nextSpotlightTurn('threadpool', 0, 2, 30_000);
+  });
+
+  // Right after the rotation, while every variant's series are fresh (after the idle step's
+  // minute without load the rate panels would wait for new samples: 20 s).
+  step('every dashboard query returns a series for every variant it applies to', async () => {
+    const checks = allQueries();
+    for (const q of checks) {
+      const expr = q.expr.replaceAll('$__rate_interval', RATE_INTERVAL);
+      const variants = NAMES.filter((name) => q.appliesTo(name));
+      if (q.exempt) {
+        await query(expr.replaceAll('$variant', '.+')); // must still be valid PromQL
+        continue;
+      }
+      await eventually(`${q.dashboard} / ${q.panel}`, async () => {
+        // A NaN (a quantile over a window without observations) draws nothing: it does not count.
+        const finite = (samples: Sample[]) => samples.filter((s) => Number.isFinite(Number(s.value[1])));
+        let missing: string[];
+        if (q.global) {
+          missing = finite(await query(expr)).length > 0 ? [] : ['the lab'];
+        } else if (q.perVariant) {
+          // A repeated panel, or the one-variant dashboard: the query selects one variant at a time.
+          const results = await Promise.all(
+            variants.map(async (name) => [name, finite(await query(expr.replaceAll('$variant', name)))] as const),
+          );
+          missing = results.filter(([, samples]) => samples.length === 0).map(([name]) => name);
+        } else {
+          const seen = new Set(finite(await query(expr.replaceAll('$variant', '.+'))).map((s) => s.metric.variant));
+          missing = variants.filter((name) => !seen.has(name));
+        }
+        return missing.length === 0 ? null : `no finite series for ${missing.join(', ')} from ${expr}`;
+      });
+    }
+    console.log(
+      `checked ${checks.length} panel queries of ${new Set(checks.map((q) => q.dashboard)).size} dashboards against ${NAMES.length} variants`,
+    );
   });
 
   step('Docker calls every container healthy (a bash healthcheck, no JavaScript runtime per check)', async () => {
@@ -271,39 +320,6 @@ describe('the compose stack', () => {
     // kernel thread, the CI runner), 0.01-0.03 cores that come and go, and what the lab costs is
     // read exactly from the containers' cgroups and Docker's own processes.
     assert.ok(cost.labCores <= IDLE_BOUND_CORES, `its containers and Docker's work for them: ${shown}`);
-  });
-
-  step('every dashboard query returns a series for every variant it applies to', async () => {
-    const checks = allQueries();
-    for (const q of checks) {
-      const expr = q.expr.replaceAll('$__rate_interval', RATE_INTERVAL);
-      const variants = NAMES.filter((name) => q.appliesTo(name));
-      if (q.exempt) {
-        await query(expr.replaceAll('$variant', '.+')); // must still be valid PromQL
-        continue;
-      }
-      await eventually(`${q.dashboard} / ${q.panel}`, async () => {
-        // A NaN (a quantile over a window without observations) draws nothing: it does not count.
-        const finite = (samples: Sample[]) => samples.filter((s) => Number.isFinite(Number(s.value[1])));
-        let missing: string[];
-        if (q.global) {
-          missing = finite(await query(expr)).length > 0 ? [] : ['the lab'];
-        } else if (q.perVariant) {
-          // A repeated panel, or the one-variant dashboard: the query selects one variant at a time.
-          const results = await Promise.all(
-            variants.map(async (name) => [name, finite(await query(expr.replaceAll('$variant', name)))] as const),
-          );
-          missing = results.filter(([, samples]) => samples.length === 0).map(([name]) => name);
-        } else {
-          const seen = new Set(finite(await query(expr.replaceAll('$variant', '.+'))).map((s) => s.metric.variant));
-          missing = variants.filter((name) => !seen.has(name));
-        }
-        return missing.length === 0 ? null : `no finite series for ${missing.join(', ')} from ${expr}`;
-      });
-    }
-    console.log(
-      `checked ${checks.length} panel queries of ${new Set(checks.map((q) => q.dashboard)).size} dashboards against ${NAMES.length} variants`,
-    );
   });
 
   step("each variant reports its own container's CPU quota from its cgroup", async () => {
@@ -387,9 +403,10 @@ describe('the compose stack', () => {
           headers: { authorization: `Bearer ${envFile().LOADGEN_TOKEN}` },
           body: JSON.stringify({ variants }),
         });
+      assert.ok(threadpoolAtTwo, "the first rotation's turn of threadpool (an earlier step)");
       assert.equal((await spotlight(['threadpool', 'processpool'])).status, 200);
       try {
-        await checkQuotaLesson();
+        await checkQuotaLesson(threadpoolAtTwo);
       } finally {
         await spotlight(NAMES);
       }
