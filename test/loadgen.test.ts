@@ -8,9 +8,11 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ControlAccess } from '../services/loadgen/control.js';
-import { NO_HEALTH, concatHealth, judge, mergeHealth, type ThreadHealth } from '../services/loadgen/health.js';
+import { GeneratorHealth, NO_HEALTH, concatHealth, judge, mergeHealth, type ThreadHealth } from '../services/loadgen/health.js';
 import type { LoadReport } from '../services/loadgen/report.js';
 import type { SearchResult } from '../services/loadgen/search.js';
 import { LoadgenPause, loadgenToken } from '../services/sweep/pause.js';
@@ -717,29 +719,73 @@ describe("the control API's limits, and who may use it", () => {
 });
 
 describe("the generator's health over a window", () => {
+  /** A stretch of a thread: its busy share, event-loop delay (p99, and the share of 100 samples a second past 20 ms), schedule lag. */
+  const stretch = (wallMs: number, busy: number, delayMs: number, lateShare: number, lag: number): ThreadHealth => ({
+    ...NO_HEALTH,
+    wallMs,
+    busy,
+    cpuCores: busy,
+    eventLoopDelayP99Ms: delayMs,
+    eventLoopDelaySamples: Math.round(wallMs / 10),
+    eventLoopDelayLateShare: lateShare,
+    scheduleLagP99Ms: lag,
+    scheduleLagMaxMs: lag,
+    scheduleLagCount: 10,
+  });
+
   it('weighs each stretch of a thread by its length: a flush microseconds after the last one does not read 100% busy', () => {
-    const stretch = (wallMs: number, busy: number, delayMs: number, lag: number): ThreadHealth => ({
-      ...NO_HEALTH,
-      wallMs,
-      busy,
-      cpuCores: busy,
-      eventLoopDelayP99Ms: delayMs,
-      scheduleLagP99Ms: lag,
-      scheduleLagMaxMs: lag,
-      scheduleLagCount: 10,
-    });
     // A second of a thread 30% busy, then a 5 us window read inside the callback that flushed twice.
-    const window = concatHealth(stretch(1000, 0.3, 2, 0.5), stretch(0.005, 1, 0, 0.1));
+    const window = concatHealth(stretch(1000, 0.3, 2, 0, 0.5), stretch(0.005, 1, 0, 0, 0.1));
     assert.ok(Math.abs(window.busy - 0.3) < 0.001, `busy ${window.busy}`);
     assert.equal(judge(window, null).generatorBound, false, JSON.stringify(judge(window, null)));
     assert.equal(window.wallMs, 1000.005);
     assert.equal(window.scheduleLagCount, 20);
-    // The tails stay the worst of the stretches: a late timer in either is late in the window.
-    const late = concatHealth(stretch(1000, 0.3, 2, 0.5), stretch(500, 0.2, 35, 7));
-    assert.equal(late.eventLoopDelayP99Ms, 35);
+    // The schedule lag's tails stay the worst of the stretches: a late timer in either is late in the window.
+    const late = concatHealth(stretch(1000, 0.3, 2, 0, 0.5), stretch(500, 0.2, 35, 0.04, 7));
     assert.equal(late.scheduleLagMaxMs, 7);
-    assert.deepEqual(judge(late, null).causes, ['event_loop_delay']);
     // Threads side by side: the busiest speaks (mergeHealth), as before.
-    assert.equal(mergeHealth([stretch(1000, 0.3, 2, 0.5), stretch(1000, 0.95, 2, 0.5)]).busy, 0.95);
+    assert.equal(mergeHealth([stretch(1000, 0.3, 2, 0, 0.5), stretch(1000, 0.95, 2, 0, 0.5)]).busy, 0.95);
+  });
+
+  it("pools a window's event-loop delay samples: one stall in ten seconds is no p99, stalls in 2% of them are", () => {
+    // Ten one-second flushes; in one, a single sample of its 100 was 27 ms late (its own p99 27 ms).
+    const quiet = Array.from({ length: 9 }, () => stretch(1000, 0.3, 2, 0, 0.5));
+    const once = [...quiet, stretch(1000, 0.3, 27, 0.01, 0.5)].reduce(concatHealth);
+    assert.equal(once.eventLoopDelaySamples, 1000);
+    assert.ok(Math.abs(once.eventLoopDelayLateShare - 0.001) < 1e-9, `late share ${once.eventLoopDelayLateShare}`);
+    assert.equal(once.eventLoopDelayP99Ms, 27, "the worst flush's p99, shown");
+    assert.equal(judge(once, null).generatorBound, false, JSON.stringify(judge(once, null)));
+    // Five flushes with 4 late samples of 100 each: 2% of the window's samples.
+    const often = [...quiet.slice(0, 5), ...Array.from({ length: 5 }, () => stretch(1000, 0.3, 35, 0.04, 0.5))].reduce(
+      concatHealth,
+    );
+    assert.ok(Math.abs(often.eventLoopDelayLateShare - 0.02) < 1e-9, `late share ${often.eventLoopDelayLateShare}`);
+    const verdict = judge(often, null);
+    assert.deepEqual(verdict.causes, ['event_loop_delay'], JSON.stringify(verdict));
+    assert.match(verdict.reasons.join(), /event-loop delay p99 over 20 ms: 2\.0% of 1000 samples later/);
+  });
+
+  it("counts a sending thread's late event-loop samples from Node's own histogram", async () => {
+    const health = new GeneratorHealth();
+    try {
+      // Two stalls of 60 ms among about 375 ms of idle turns sampled every 10 ms (Node's first
+      // sample only starts its clock: the stalls come after it).
+      for (const stall of [false, true, false, true, false]) {
+        if (stall) {
+          const until = performance.now() + 60;
+          while (performance.now() < until);
+        }
+        await sleep(75);
+      }
+      const report = health.report();
+      const shown = JSON.stringify(report);
+      assert.ok(report.eventLoopDelaySamples >= 2, shown);
+      // At least the two stalled samples are late (each about 50 ms past its due time); a busy
+      // machine can only add late ones.
+      assert.ok(Math.round(report.eventLoopDelayLateShare * report.eventLoopDelaySamples) >= 2, shown);
+      assert.ok(report.eventLoopDelayP99Ms > 20, shown);
+    } finally {
+      health.close();
+    }
   });
 });

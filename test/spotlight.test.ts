@@ -165,7 +165,18 @@ describe('spotlight configuration', () => {
       short: { requests: rate, ok: rate, okPerSecond: rate, p50Ms: 0.1, p99Ms: 0.3, maxMs: 1, errors: {} },
       long: null,
       workersUsed: null,
-      generator: judge({ ...NO_HEALTH, cpuCores: 0.4, busy: 0.5, eventLoopDelayP99Ms: delayMs }, null),
+      // 100 samples, 4 of them past 20 ms when the round stalled.
+      generator: judge(
+        {
+          ...NO_HEALTH,
+          cpuCores: 0.4,
+          busy: 0.5,
+          eventLoopDelayP99Ms: delayMs,
+          eventLoopDelaySamples: 100,
+          eventLoopDelayLateShare: delayMs > 20 ? 0.04 : 0,
+        },
+        null,
+      ),
     });
     // One round in three with a 35 ms stall (and a rate it cost): the phase's median is a clean round's.
     const one = overRounds('alone', 0, [round(1000, 2), round(700, 35), round(1010, 3)]);
@@ -177,7 +188,10 @@ describe('spotlight configuration', () => {
     const two = overRounds('alone', 0, [round(1000, 2), round(700, 35), round(720, 40)]);
     assert.equal(two.generator.generatorBound, true);
     assert.deepEqual(two.generator.causes, ['event_loop_delay']);
-    assert.match(two.generator.reasons.join(), /event-loop delay p99 40\.0 ms > 20 ms/);
+    assert.match(
+      two.generator.reasons.join(),
+      /event-loop delay p99 over 20 ms: 4\.0% of 100 samples later \(worst stretch's p99 40\.0 ms\)/,
+    );
     // With one or two rounds a bound round moves the median (of two, their mean): flagged.
     assert.equal(overRounds('alone', 0, [round(700, 35)]).generator.generatorBound, true);
     assert.equal(overRounds('alone', 0, [round(1000, 2), round(700, 35)]).generator.generatorBound, true);
