@@ -53,7 +53,7 @@ describe('the spotlight', () => {
       '--think',
       '50ms',
       '--spotlight-phase',
-      '1s',
+      '750ms',
       '--spotlight-warmup',
       '250ms',
       '--spotlight-gap',
@@ -79,7 +79,7 @@ describe('the spotlight', () => {
         collapse: figure('loadgen_lesson_collapse_ratio', { variant }),
         usedBesideOne: figure('loadgen_lesson_workers_used', { variant, phase: 'beside_one_long' }),
       }));
-      console.log('spotlight, 3 rounds of 1 s phases (short requests per second, medians):');
+      console.log('spotlight, 3 rounds of 750 ms phases (short requests per second, medians):');
       console.table(table);
 
       for (const variant of variants) {

@@ -94,7 +94,7 @@ describe('the compose stack', () => {
     process.env.PROCESSPOOL_POOL_FOLLOWS_QUOTA = '0';
     compose(['down', '-v', '--remove-orphans'], 180_000);
     compose(['build']);
-    hostBaseline = await hostBusyOver(10, hostCpus());
+    hostBaseline = await hostBusyOver(5, hostCpus());
     compose(['up', '-d', '--remove-orphans']);
     await waitUntil(
       'every variant answering on its published port, and the load generator serving',
