@@ -763,6 +763,9 @@ describe("the generator's health over a window", () => {
     const verdict = judge(often, null);
     assert.deepEqual(verdict.causes, ['event_loop_delay'], JSON.stringify(verdict));
     assert.match(verdict.reasons.join(), /event-loop delay p99 over 20 ms: 2\.0% of 1000 samples later/);
+    // Threads side by side: the one with the most late samples speaks, with its own count.
+    const threads = mergeHealth([stretch(2000, 0.3, 2, 0, 0.5), stretch(1000, 0.3, 35, 0.02, 0.5)]);
+    assert.deepEqual([threads.eventLoopDelayLateShare, threads.eventLoopDelaySamples], [0.02, 100]);
   });
 
   it("counts a sending thread's late event-loop samples from Node's own histogram", async () => {

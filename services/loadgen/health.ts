@@ -169,6 +169,7 @@ export const NO_HEALTH: ThreadHealth = {
 /** Several threads' reports as one: the worst of each (a stretch is as bound as its most bound thread). */
 export function mergeHealth(reports: ThreadHealth[]): ThreadHealth {
   if (reports.length === 0) return NO_HEALTH;
+  const tardiest = reports.reduce((a, b) => (b.eventLoopDelayLateShare > a.eventLoopDelayLateShare ? b : a));
   const worst = (pick: (r: ThreadHealth) => number | null) => {
     const values = reports.map(pick).filter((v): v is number => v !== null);
     return values.length > 0 ? Math.max(...values) : null;
@@ -177,8 +178,9 @@ export function mergeHealth(reports: ThreadHealth[]): ThreadHealth {
     cpuCores: worst((r) => r.cpuCores) ?? 0,
     busy: worst((r) => r.busy) ?? 0,
     eventLoopDelayP99Ms: worst((r) => r.eventLoopDelayP99Ms) ?? 0,
-    eventLoopDelaySamples: worst((r) => r.eventLoopDelaySamples) ?? 0,
-    eventLoopDelayLateShare: worst((r) => r.eventLoopDelayLateShare) ?? 0,
+    // The thread late most often (the largest share) speaks, with its own count of samples.
+    eventLoopDelaySamples: tardiest.eventLoopDelaySamples,
+    eventLoopDelayLateShare: tardiest.eventLoopDelayLateShare,
     scheduleLagP99Ms: worst((r) => r.scheduleLagP99Ms),
     scheduleLagMaxMs: worst((r) => r.scheduleLagMaxMs),
     scheduleLagCount: reports.reduce((sum, r) => sum + r.scheduleLagCount, 0),
