@@ -187,8 +187,9 @@ export async function nextSpotlightTurn(variant: string, after: number, quota: n
  * turns at 1 core come next. threadpool follows its quota (THREADPOOL_POOL_FOLLOWS_QUOTA=true): at
  * 1 core it has one worker, so short requests queue behind the hog, and it collapses far more than
  * at 2 cores (2 workers). processpool, at 1 core in the same rotation, keeps its 2 workers (a
- * fixed pool, the default): the mismatch. Its two hogs ask for two cores of one, so the quota binds and it is
- * throttled, while its short requests share the core instead of queueing, and collapse less.
+ * fixed pool, the default): the mismatch. Its two hogs ask for two cores of one, so the quota
+ * binds and it is throttled, while its short requests share the core instead of queueing, and
+ * collapse less.
  *
  * Why the throttling is asserted on processpool, not threadpool: a pool sized to its quota never
  * asks for more than the quota (that is what following it is for), so threadpool at 1 core is
