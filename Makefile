@@ -117,7 +117,14 @@ ps: ## show the lab's variants (lab ps where Node is installed, else docker comp
 logs: ## follow the logs of every service
 	$(COMPOSE) logs -f --tail 50
 
-build: node_modules/.package-lock.json ## compile the TypeScript into dist/
+build: dist/.built ## compile the TypeScript into dist/ (again only when a source changed)
+
+# npm run build writes dist/.built last. A target that needs dist/ compiles it again only when a
+# TypeScript file, a folder of them (a file added or removed) or the packages changed since: the
+# stack tests that CI runs after make test reuse what it built. The folders end in a slash: `test`
+# alone would name the phony target, and make would run the tests to build dist/.
+TS_SOURCES := $(shell find services grafana/src test benchmarks tools \( -type d -printf '%p/\n' -o -name '*.ts' -print \) 2>/dev/null)
+dist/.built: node_modules/.package-lock.json tsconfig.json $(TS_SOURCES)
 	npm run build
 
 test: node_modules/.package-lock.json ## run the tests: lint, protocol, conformance, hardening, fuzz, lessons, load generator, generated files (no Docker needed)
@@ -126,9 +133,8 @@ test: node_modules/.package-lock.json ## run the tests: lint, protocol, conforma
 lint: node_modules/.package-lock.json ## type-check, lint and check the formatting
 	npm run lint
 
-test-stack: node_modules/.package-lock.json ## bring the compose stack up afresh, check it through Prometheus, tear it down
+test-stack: dist/.built ## bring the compose stack up afresh, check it through Prometheus, tear it down
 	./scripts/init-env.sh
-	npm run build
 	node --test dist/test/stack/stack.test.js
 
 generate: build ## regenerate what the variant table drives: docker-compose.yml, prometheus.yml, config/, dashboards
@@ -141,8 +147,7 @@ node_modules/.package-lock.json: package.json package-lock.json
 # unless FUZZ_SEED is given (the seed is printed, with every failure's replay command).
 FUZZ_SECONDS ?= 10
 .PHONY: fuzz
-fuzz: node_modules/.package-lock.json ## fuzz every variant: make fuzz [FUZZ_SECONDS=10] [FUZZ_SEED=n] [FUZZ_VARIANTS=a,b]
-	npm run build
+fuzz: dist/.built ## fuzz every variant: make fuzz [FUZZ_SECONDS=10] [FUZZ_SEED=n] [FUZZ_VARIANTS=a,b]
 	node dist/test/fuzz/run.js --seconds $(FUZZ_SECONDS) $(if $(FUZZ_SEED),--seed $(FUZZ_SEED)) $(if $(FUZZ_VARIANTS),--variants $(FUZZ_VARIANTS))
 
 # The same lab on Docker Swarm (docs/swarm.md): docker-stack.yml, generated like docker-compose.yml.
@@ -153,6 +158,5 @@ swarm-up: ## deploy the lab as a Docker Swarm stack (this node must be a manager
 swarm-down: ## remove the swarm stack (the swarm itself stays)
 	./scripts/swarm.sh down
 
-test-swarm: node_modules/.package-lock.json ## deploy the swarm stack on this machine (swarm init if needed), check it, remove it
-	npm run build
+test-swarm: dist/.built ## deploy the swarm stack on this machine (swarm init if needed), check it, remove it
 	node --test dist/test/stack/swarm.test.js
