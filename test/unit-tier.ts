@@ -15,6 +15,23 @@ import { fileURLToPath } from 'node:url';
 /** The files (relative to dist/test, without .test.js) whose assertions a busy second core would skew. */
 export const MEASURING = new Set(['loadgen', 'spotlight', 'sweep', 'thresholds', 'idle', 'fuzz', 'open-loop']);
 
+/**
+ * The waiting part's longest files, longest first (seconds, two at a time, 2026-12-05): each
+ * starts before the short ones, so that the two lanes end together instead of one running a
+ * long file alone at the end (in alphabetical order the last file, queue/workers, ran alone).
+ * The rest follow in alphabetical order.
+ */
+export const LONGEST_FIRST = [
+  'hardening', // 95
+  'hardening-second-pass', // 81
+  'conformance', // 58
+  'queue/workers', // 33
+  'pool-quota', // 25
+  'queue/redis', // 24
+  'queue/scale', // 15
+  'config', // 15
+];
+
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 
 function testFiles(): string[] {
@@ -44,12 +61,17 @@ if (only !== undefined && only !== 'measuring' && only !== 'waiting') {
   process.exit(2);
 }
 const files = testFiles();
-const unknown = [...MEASURING].filter((name) => !files.some((file) => key(file) === name));
+const unknown = [...MEASURING, ...LONGEST_FIRST].filter((name) => !files.some((file) => key(file) === name));
 if (unknown.length > 0) {
-  console.error(`unit-tier: MEASURING names files that do not exist: ${unknown.join(', ')}`);
+  console.error(`unit-tier: MEASURING or LONGEST_FIRST names files that do not exist: ${unknown.join(', ')}`);
   process.exit(2);
 }
 const measuring = files.filter((file) => MEASURING.has(key(file)));
-const waiting = files.filter((file) => !MEASURING.has(key(file)));
+const rank = (file: string) => {
+  const index = LONGEST_FIRST.indexOf(key(file));
+  return index === -1 ? LONGEST_FIRST.length : index;
+};
+// A stable sort: the files LONGEST_FIRST leaves out keep their alphabetical order.
+const waiting = files.filter((file) => !MEASURING.has(key(file))).sort((a, b) => rank(a) - rank(b));
 const codes = [only === 'measuring' ? 0 : run(waiting, 2), only === 'waiting' ? 0 : run(measuring, 1)];
 process.exit(Math.max(...codes));
