@@ -506,7 +506,7 @@ export interface CollapseRound {
  */
 export async function measureCollapse(
   server: RunningVariant,
-  { ms = 1000, rounds = 3, hogs = 1, longN = 30 }: { ms?: number; rounds?: number; hogs?: number; longN?: number } = {},
+  { ms = 500, rounds = 3, hogs = 1, longN = 30 }: { ms?: number; rounds?: number; hogs?: number; longN?: number } = {},
 ): Promise<{ ratio: number; rounds: CollapseRound[]; shown: string }> {
   // Warm up both paths for a whole phase: a first round measured cold reads a third of the
   // later rounds' alone rate (JIT, pool threads and processes not yet hot).
