@@ -7,9 +7,12 @@
 //
 //   npm run build && node dist/test/unit-tier.js [--only measuring|waiting]
 
-import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import { run as runTests } from 'node:test';
+import { spec, tap } from 'node:test/reporters';
 import { fileURLToPath } from 'node:url';
 
 /** The files (relative to dist/test, without .test.js) whose assertions a busy second core would skew. */
@@ -45,14 +48,21 @@ function testFiles(): string[] {
 
 const key = (file: string) => file.replace(/^\.\//, '').replace(/\.test\.js$/, '');
 
-function run(files: string[], concurrency: number): number {
+/**
+ * Runs the files in the order given, `concurrency` at a time, each in its own process, and
+ * reports as `node --test` does (TAP unless on a terminal); 1 when a test failed. Not `node
+ * --test <files>`: it sorts its arguments, which would undo LONGEST_FIRST.
+ */
+async function run(files: string[], concurrency: number): Promise<number> {
   if (files.length === 0) return 0;
-  const result = spawnSync(
-    process.execPath,
-    ['--test', `--test-concurrency=${concurrency}`, ...files.map((file) => join(HERE, file))],
-    { stdio: 'inherit' },
-  );
-  return result.status ?? 1;
+  let failed = false;
+  const events = runTests({ files: files.map((file) => join(HERE, file)), concurrency });
+  events.on('test:fail', () => (failed = true));
+  // compose() is typed `any` here (@types/node): a Readable of the reporter's text.
+  const report = events.compose(process.stdout.isTTY ? new spec() : tap) as Readable;
+  report.pipe(process.stdout, { end: false });
+  await finished(report);
+  return failed ? 1 : 0;
 }
 
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
@@ -73,5 +83,5 @@ const rank = (file: string) => {
 };
 // A stable sort: the files LONGEST_FIRST leaves out keep their alphabetical order.
 const waiting = files.filter((file) => !MEASURING.has(key(file))).sort((a, b) => rank(a) - rank(b));
-const codes = [only === 'measuring' ? 0 : run(waiting, 2), only === 'waiting' ? 0 : run(measuring, 1)];
+const codes = [only === 'measuring' ? 0 : await run(waiting, 2), only === 'waiting' ? 0 : await run(measuring, 1)];
 process.exit(Math.max(...codes));
