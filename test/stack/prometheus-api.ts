@@ -6,8 +6,9 @@ import { waitUntil } from '../helpers.js';
 /**
  * The spotlight as the stack tests run it: shorter phases and gaps than make up's (SPOTLIGHT_* in
  * .env), the same 3 rounds. At 500 ms a phase still holds 90 of eventloop's fib(1) replies beside
- * a hog and 200 of gil's: the rotation's verdicts keep their margins (collapse 50x and 14x against
- * 10x and 5x; at most 1x against 3x), and it takes 35 s less than with 750 ms phases and 1 s gaps.
+ * a hog and 200 of gil's: the rotation's verdicts keep their margins (in CI here eventloop 54x and
+ * gil 14x against 10x and 5x, the parallel ones at most 0.9x against 3x), and the rotation took
+ * 106 s instead of 140 s with 750 ms phases and 1 s gaps.
  */
 export const SPOTLIGHT_FOR_CI = { SPOTLIGHT_PHASE: '500ms', SPOTLIGHT_WARMUP: '250ms', SPOTLIGHT_GAP: '500ms' };
 
