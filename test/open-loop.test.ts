@@ -73,12 +73,32 @@ const probe: Probe & { scenario: string } = {
   staggerMs: 0,
 };
 
-async function openLoopAgainst(serviceMs: (now: number) => number, runMs: number) {
-  const clock = new ManualClock();
+/**
+ * A clock that keeps no timer until it has started, `startAt` ms after it was made (as the pacer
+ * thread, tens of ms after its first use): a timer due before then runs at the start, late.
+ */
+function lateStartingClock(clock: ManualClock, startAt: number): Clock {
+  let started = false;
+  const running = new Promise<void>((resolve) =>
+    clock.setTimer(() => {
+      started = true;
+      resolve();
+    }, startAt),
+  );
+  return {
+    now: clock.now,
+    setTimer: (fn, ms) => clock.setTimer(fn, started ? ms : Math.max(ms, startAt - clock.now())),
+    ready: () => running,
+  };
+}
+
+async function openLoopAgainst(serviceMs: (now: number) => number, runMs: number, startAt: number | null = null) {
+  const manual = new ManualClock();
+  const clock: Clock = startAt === null ? manual : lateStartingClock(manual, startAt);
   const recorder = new ProbeRecorder({ target: 'fake', scenario: 'test', probe: 'short' }, 1);
   const lags: number[] = [];
   const stopper = new AbortController();
-  const connection = startFakeStallingConnection(clock, serviceMs);
+  const connection = startFakeStallingConnection(manual, serviceMs);
   const done = runProbe({
     target: { name: 'fake', host: 'fake', port: 1, connectPerRequest: false, legacy: false },
     probe,
@@ -91,9 +111,9 @@ async function openLoopAgainst(serviceMs: (now: number) => number, runMs: number
     connect: async () => connection,
     onScheduleLag: (ms) => lags.push(ms),
   });
-  await clock.advanceTo(runMs);
+  await manual.advanceTo(runMs);
   stopper.abort();
-  await clock.advanceTo(runMs + 10_000);
+  await manual.advanceTo(runMs + 10_000);
   await done;
   // What the sending thread hands over, merged as the main thread does.
   const tally = new ProbeTally(recorder.key, 1, null);
@@ -112,6 +132,19 @@ describe('open loop (injected clock)', () => {
       lags.every((lag) => lag === 0),
       'timers fire on time: no schedule lag',
     );
+  });
+
+  it('begins its schedule once its clock keeps timers: none of its requests left late for the clock starting', async () => {
+    // The clock starts 35 ms in (the pacer thread's start, measured 25-35 ms): a schedule begun at
+    // once would send the requests due at 10, 20 and 30 ms at 35 ms, 25, 15 and 5 ms late.
+    const { recorder, lags } = await openLoopAgainst(() => 1, 2000, 35);
+    assert.ok(lags.length > 0, 'requests were sent');
+    assert.deepEqual(
+      lags.filter((lag) => lag !== 0),
+      [],
+      `schedule lags other than 0 ms (${lags.length} requests, ${recorder.requests} recorded)`,
+    );
+    assert.equal(recorder.requests, 196, 'one request every 10 ms from 35 ms: due at 45, 55 .. 1995 ms');
   });
 
   it('queues due requests behind a stalled server without calling it schedule lag, and corrects their latency', async () => {

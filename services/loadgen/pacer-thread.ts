@@ -2,12 +2,15 @@
 // owner's event loop with a message. Wakes early whenever the owner changes the time.
 
 import { parentPort, workerData } from 'node:worker_threads';
-import { epochMicros, type PacerShared } from './pacer.js';
+import { epochMicros, type FromPacer, type PacerShared } from './pacer.js';
 
 const shared = workerData as PacerShared;
 const control = new Int32Array(shared.control);
 const due = new BigInt64Array(shared.due);
 const port = parentPort!;
+const post = (message: FromPacer) => port.postMessage(message);
+
+post('ready');
 
 for (;;) {
   const seq = Atomics.load(control, 0);
@@ -22,5 +25,5 @@ for (;;) {
     continue;
   }
   // Due: wake the owner once for this time (unless it changed it meanwhile).
-  if (Atomics.compareExchange(due, 0, at, 0n) === at) port.postMessage(0);
+  if (Atomics.compareExchange(due, 0, at, 0n) === at) post('due');
 }

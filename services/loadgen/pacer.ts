@@ -17,6 +17,9 @@ const COARSE_MS = 4;
 /** Slots of the shared control block: a sequence number bumped on every change (what the pacer waits on), and the due time. */
 const SEQ = 0;
 
+/** What the pacer thread posts: it runs (once, first), or the earliest timer is due. */
+export type FromPacer = 'ready' | 'due';
+
 interface Timer {
   at: number;
   fn: () => void;
@@ -40,9 +43,16 @@ class PreciseClock implements Clock {
   private readonly due = new BigInt64Array(new SharedArrayBuffer(8));
   private worker: Worker | null = null;
   private armedAt = Infinity;
+  private running: Promise<void> | null = null;
 
   now(): number {
     return performance.now();
+  }
+
+  /** Starts the pacer thread; resolves once it runs (before then no timer can fire on time). */
+  ready(): Promise<void> {
+    this.start();
+    return this.running!;
   }
 
   setTimer(fn: () => void, ms: number): () => void {
@@ -103,8 +113,16 @@ class PreciseClock implements Clock {
   private start(): void {
     if (this.worker) return;
     const shared: PacerShared = { control: this.control.buffer, due: this.due.buffer };
-    this.worker = new Worker(new URL('./pacer-thread.js', import.meta.url), { workerData: shared });
-    this.worker.on('message', () => this.fire());
+    const worker = new Worker(new URL('./pacer-thread.js', import.meta.url), { workerData: shared });
+    this.worker = worker;
+    this.running = new Promise((resolve) => {
+      worker.on('message', (message: FromPacer) => {
+        if (message === 'due') return this.fire();
+        // Running: referenced only while a timer waits, like a Node timer.
+        if (this.armedAt === Infinity) worker.unref();
+        resolve();
+      });
+    });
   }
 }
 
