@@ -18,6 +18,12 @@ const PINGPONG = fileURLToPath(new URL('./pingpong.js', import.meta.url));
 const CLI = fileURLToPath(new URL('../services/cli/index.js', import.meta.url));
 const seconds = Number(process.argv[2] ?? 10);
 const ROUNDS = 3;
+/**
+ * Seconds of load before each measurement, on both sides, not counted: without it, the first
+ * tenth of a second of a run (the JIT compiling the hot path, the pacer thread starting) set the
+ * open loop's maximum schedule lag, and weighed on the lab's side more than the minimal client's.
+ */
+const WARMUP = 2;
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 function run(args: string[]): Promise<string> {
@@ -74,13 +80,16 @@ const server = await startServer();
 try {
   console.log(`Load generator benchmarks, ${seconds} s per measurement, against a trivial server (benchmarks/pingpong.ts)`);
   console.log(`reproduce: npm run build && node dist/benchmarks/loadgen.js ${seconds}`);
+  console.log(`every measurement after ${WARMUP} s of the same load, not counted`);
   console.log(`\n1. Ceiling: closed loop, fib(1), minimal client vs lab load (${ROUNDS} alternating rounds each, medians)`);
   console.log('connections  minimal req/s  lab load req/s  ratio');
   for (const connections of [1, 64]) {
     const minimal: number[] = [];
     const lab: number[] = [];
     for (let round = 0; round < ROUNDS; round++) {
-      minimal.push(Number(await run([PINGPONG, 'client', String(server.port), String(connections), String(seconds)])));
+      minimal.push(
+        Number(await run([PINGPONG, 'client', String(server.port), String(connections), String(seconds), String(WARMUP)])),
+      );
       const report = JSON.parse(
         await run([
           CLI,
@@ -93,6 +102,8 @@ try {
           String(connections),
           '--duration',
           `${seconds}s`,
+          '--warmup',
+          `${WARMUP}s`,
           '--json',
         ]),
       ) as Report;
@@ -111,7 +122,17 @@ try {
     [1_000_000, 64],
   ] as const) {
     const report = JSON.parse(
-      await run([CLI, 'load', '--target', `t=127.0.0.1:${server.port}`, '--scenario', scenarioFile(rate, connections), '--json']),
+      await run([
+        CLI,
+        'load',
+        '--target',
+        `t=127.0.0.1:${server.port}`,
+        '--scenario',
+        scenarioFile(rate, connections),
+        '--warmup',
+        `${WARMUP}s`,
+        '--json',
+      ]),
     ) as Report;
     const g = report.phases[0]!.generator;
     const r = report.results[0]!;

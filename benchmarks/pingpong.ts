@@ -2,8 +2,10 @@
 //   node dist/benchmarks/pingpong.js server           answers every line with `fib: 1` (prints its port)
 //   node dist/benchmarks/pingpong.js bare             a bare fib server: splits lines, computes fib(n)
 //                                                     by the same recursion, writes `fib: <value>` (prints its port)
-//   node dist/benchmarks/pingpong.js client PORT C S  C connections, each: send `1`, wait for the reply,
-//                                                     repeat, for S seconds; prints the replies per second
+//   node dist/benchmarks/pingpong.js client PORT C S [W]
+//                                                     C connections, each: send `1`, wait for the reply,
+//                                                     repeat, for S seconds after W seconds of warm-up
+//                                                     (default 0, not counted); prints the replies per second
 // No framing library, no metrics, no timers: the most a Node client can send through one thread,
 // and the least a Node server can do to answer the protocol (the baseline of benchmarks/hotpath.ts).
 
@@ -38,9 +40,11 @@ if (mode === 'server') {
   });
   server.listen(0, '127.0.0.1', () => console.log((server.address() as { port: number }).port));
 } else if (mode === 'client') {
-  const [port, connections, seconds] = args.map(Number) as [number, number, number];
+  const [port, connections, seconds, warmup = 0] = args.map(Number) as [number, number, number, number?];
   let replies = 0;
-  const until = Date.now() + seconds * 1000;
+  const until = Date.now() + (warmup + seconds) * 1000;
+  // The warm-up's replies are not counted: the count starts again when it ends.
+  if (warmup > 0) setTimeout(() => (replies = 0), warmup * 1000);
   let open = connections;
   for (let i = 0; i < connections; i++) {
     const socket = connect({ port, host: '127.0.0.1' }, () => socket.write('1\n'));
@@ -55,6 +59,6 @@ if (mode === 'server') {
     });
   }
 } else {
-  console.error('usage: pingpong.js server | bare | client PORT CONNECTIONS SECONDS');
+  console.error('usage: pingpong.js server | bare | client PORT CONNECTIONS SECONDS [WARMUP]');
   process.exit(2);
 }
