@@ -6,6 +6,7 @@
 // its own ProbeRecorders and GeneratorHealth, and hands what it measured over as plain data
 // every `flushEveryMs` and once more at the end (PartFlush): the main thread merges.
 
+import { setMaxListeners } from 'node:events';
 import type { Target } from './options.js';
 import type { PauseGate } from './pause.js';
 import { connectTo, realClock, runProbe, type Clock, type Connect } from './drivers.js';
@@ -88,6 +89,9 @@ export class RunPart {
     connect: Connect = connectTo,
   ) {
     const { scenario } = spec;
+    // Every connection's loop listens for the stop (up to 256 of them): not a leak, which is what
+    // Node's warning past 10 listeners would tell the user.
+    setMaxListeners(0, this.stopper.signal);
     this.startedAt = clock.now();
     this.measuredFrom = this.startedAt;
     const onScheduleLag = (ms: number) => {
