@@ -123,7 +123,8 @@ build: dist/.built ## compile the TypeScript into dist/ (again only when a sourc
 # TypeScript file, a folder of them (a file added or removed) or the packages changed since: the
 # stack tests that CI runs after make test reuse what it built. The folders end in a slash: `test`
 # alone would name the phony target, and make would run the tests to build dist/.
-TS_SOURCES := $(shell find services grafana/src test benchmarks tools \( -type d -printf '%p/\n' -o -name '*.ts' -print \) 2>/dev/null)
+TS_DIRS := services grafana/src test benchmarks tools
+TS_SOURCES := $(addsuffix /,$(shell find $(TS_DIRS) -type d 2>/dev/null)) $(shell find $(TS_DIRS) -name '*.ts' 2>/dev/null)
 dist/.built: node_modules/.package-lock.json tsconfig.json $(TS_SOURCES)
 	npm run build
 
