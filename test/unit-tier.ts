@@ -1,8 +1,8 @@
 // Runs `make test`'s first tier (test/*.test.ts, test/queue/) in two parts, to fit CI's time on a
-// 2-core machine: the files that only wait for states two at a time (each starts its own servers
-// on port 0, so they cannot meet), then, one at a time on a quiet machine, the files that measure
-// time or CPU (a rate, a latency bound, the generator judging itself, a drain within a second).
-// A new test file that measures belongs in MEASURING. Both parts run even when the first fails;
+// 2-core machine: the files that only wait for states two at a time, the longest first (each
+// starts its own servers on port 0, so they cannot meet), then, one at a time on a quiet machine,
+// the files that measure time or CPU (a rate, a latency bound, the generator judging itself, a
+// drain within a second). A new test file that measures belongs in MEASURING. Both parts run even when the first fails;
 // the exit code is the worse of the two.
 //
 //   npm run build && node dist/test/unit-tier.js [--only measuring|waiting]
