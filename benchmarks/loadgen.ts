@@ -77,6 +77,13 @@ interface Report {
 }
 
 const server = await startServer();
+
+/** `lab load` against the trivial server after WARMUP s of the same load, its JSON report. */
+async function labLoad(args: string[]): Promise<Report> {
+  const out = await run([CLI, 'load', '--target', `t=127.0.0.1:${server.port}`, ...args, '--warmup', `${WARMUP}s`, '--json']);
+  return JSON.parse(out) as Report;
+}
+
 try {
   console.log(`Load generator benchmarks, ${seconds} s per measurement, against a trivial server (benchmarks/pingpong.ts)`);
   console.log(`reproduce: npm run build && node dist/benchmarks/loadgen.js ${seconds}`);
@@ -90,23 +97,7 @@ try {
       minimal.push(
         Number(await run([PINGPONG, 'client', String(server.port), String(connections), String(seconds), String(WARMUP)])),
       );
-      const report = JSON.parse(
-        await run([
-          CLI,
-          'load',
-          '--target',
-          `t=127.0.0.1:${server.port}`,
-          '--scenario',
-          'perf2',
-          '--connections',
-          String(connections),
-          '--duration',
-          `${seconds}s`,
-          '--warmup',
-          `${WARMUP}s`,
-          '--json',
-        ]),
-      ) as Report;
+      const report = await labLoad(['--scenario', 'perf2', '--connections', String(connections), '--duration', `${seconds}s`]);
       lab.push(report.results[0]!.requestsPerSecond);
     }
     const [m, l] = [median(minimal), median(lab)];
@@ -121,19 +112,7 @@ try {
     [10_000, 32],
     [1_000_000, 64],
   ] as const) {
-    const report = JSON.parse(
-      await run([
-        CLI,
-        'load',
-        '--target',
-        `t=127.0.0.1:${server.port}`,
-        '--scenario',
-        scenarioFile(rate, connections),
-        '--warmup',
-        `${WARMUP}s`,
-        '--json',
-      ]),
-    ) as Report;
+    const report = await labLoad(['--scenario', scenarioFile(rate, connections)]);
     const g = report.phases[0]!.generator;
     const r = report.results[0]!;
     const ms = (v: number | null) => (v === null ? '-' : `${v.toFixed(2)} ms`);
