@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Answer, FibConnection } from '../services/loadgen/client.js';
+import type { FibConnection } from '../services/loadgen/client.js';
 import { runProbe, type Clock } from '../services/loadgen/drivers.js';
 import { LOAD_LIMITS, MAX_QUEUED_REQUESTS } from '../services/loadgen/limits.js';
 import { ProbeRecorder, ProbeTally } from '../services/loadgen/recorder.js';
@@ -47,12 +47,11 @@ function startFakeStallingConnection(clock: ManualClock, serviceMs: (now: number
   let busyUntil = 0;
   return {
     isOpen: true,
-    request: () =>
-      new Promise<Answer>((resolve) => {
-        const start = Math.max(clock.now(), busyUntil);
-        busyUntil = start + serviceMs(start);
-        clock.setTimer(() => resolve({ outcome: 'ok', value: '1' }), busyUntil - clock.now());
-      }),
+    send: (_n, _timeoutMs, onAnswer) => {
+      const start = Math.max(clock.now(), busyUntil);
+      busyUntil = start + serviceMs(start);
+      clock.setTimer(() => onAnswer('ok'), busyUntil - clock.now());
+    },
     close() {},
     destroy() {},
   };
@@ -190,9 +189,8 @@ describe('open loop (injected clock)', () => {
     let sent = 0;
     const silent: FibConnection = {
       isOpen: true,
-      request: () => {
+      send: () => {
         sent += 1;
-        return new Promise<Answer>(() => {});
       },
       close() {},
       destroy() {},

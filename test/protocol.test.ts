@@ -303,4 +303,25 @@ describe('replies', () => {
       assert.deepEqual(lines, ['fib: 1', 'fib: 832040', 'error: bad_request x'], `split at ${cut}`);
     }
   });
+
+  it('tells a chunk that is exactly one ok reply, and nothing else, without decoding it', () => {
+    const decoder = new ReplyDecoder();
+    for (const reply of ['fib: 1\n', 'fib: 832040\n']) assert.ok(decoder.isOneOkReply(Buffer.from(reply)), reply);
+    for (const other of [
+      'fib: 1',
+      'fib: \n',
+      'fib: 1\r\n',
+      'fib: 1\nfib: 1\n',
+      'fib: x\n',
+      'fib:  1\n',
+      'error: bad_request x\n',
+      '1\n',
+      '',
+    ])
+      assert.ok(!decoder.isOneOkReply(Buffer.from(other)), JSON.stringify(other));
+    // Part of an error line is buffered: a chunk that looks like an ok reply is the end of that line.
+    assert.deepEqual(decoder.push(Buffer.from('error: bad_request ')), []);
+    assert.ok(!decoder.isOneOkReply(Buffer.from('fib: 1\n')));
+    assert.deepEqual(decoder.push(Buffer.from('fib: 1\n')), ['error: bad_request fib: 1']);
+  });
 });

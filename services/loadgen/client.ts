@@ -9,25 +9,19 @@ import { performance } from 'node:perf_hooks';
 import type { ClientErrorCode, Outcome } from '../lab/errors.js';
 import { ReplyDecoder, formatRequest, parseReply } from '../server/protocol.js';
 
-export interface Answer {
-  outcome: Outcome;
-  /** The reply's value when ok. */
-  value?: string;
-}
+/** Called once with a request's outcome. */
+export type OnAnswer = (outcome: Outcome) => void;
 
 /** What the load drivers need of a connection (ClientConnection, or a test's fake). */
 export interface FibConnection {
   readonly isOpen: boolean;
-  /** Sends fib(n) and resolves with its answer; never rejects. */
-  request(n: number, timeoutMs: number): Promise<Answer>;
+  /**
+   * Sends fib(n); `onAnswer` is called once with its outcome, never synchronously (a callback,
+   * not a Promise: this is the generator's hot path, once per request).
+   */
+  send(n: number, timeoutMs: number, onAnswer: OnAnswer): void;
   close(): void;
   destroy(): void;
-}
-
-interface Pending {
-  resolve(answer: Answer): void;
-  /** When it times out, on performance.now(). */
-  deadline: number;
 }
 
 /** How often a connection looks for timed-out requests: one timer per connection, not per request (the hot path). */
@@ -35,9 +29,14 @@ const TIMEOUT_CHECKS_PER_TIMEOUT = 10;
 
 export class ClientConnection implements FibConnection {
   private readonly decoder = new ReplyDecoder();
-  private readonly pending: Pending[] = [];
+  /** The requests in flight, oldest first: who to answer, and when each times out (performance.now()). */
+  private readonly waiting: OnAnswer[] = [];
+  private readonly deadlines: number[] = [];
   private closedWith: ClientErrorCode | null = null;
   private watchdog: NodeJS.Timeout | null = null;
+  /** The last request line sent, kept: a closed loop sends the same n over and over. */
+  private lastN = -1;
+  private lastLine = '';
 
   private constructor(
     private readonly socket: Socket,
@@ -45,20 +44,23 @@ export class ClientConnection implements FibConnection {
   ) {
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => {
+      // The common case, one whole ok reply in a chunk, without making a string of it.
+      if (!this.legacy && this.decoder.isOneOkReply(chunk)) return this.answer('ok');
       for (const line of this.decoder.push(chunk)) {
-        const next = this.pending.shift();
-        if (!next) continue; // a reply nobody asked for (e.g. the cap's overloaded line)
-        // The common reply first, without a regular expression.
-        if (!this.legacy && line.startsWith('fib: ') && !line.endsWith('\r')) {
-          next.resolve({ outcome: 'ok', value: line.slice(5) });
-          continue;
-        }
         const reply = parseReply(line, this.legacy);
-        next.resolve(reply.ok ? { outcome: 'ok', value: reply.value } : { outcome: reply.code });
+        this.answer(reply.ok ? 'ok' : reply.code);
       }
     });
     socket.on('error', () => {});
     socket.on('close', () => this.fail('closed'));
+  }
+
+  /** The oldest request's reply came. A reply nobody asked for (e.g. the cap's overloaded line) is dropped. */
+  private answer(outcome: Outcome): void {
+    const onAnswer = this.waiting.shift();
+    if (!onAnswer) return;
+    this.deadlines.shift();
+    onAnswer(outcome);
   }
 
   /** Opens a connection; rejects with `connect_error` (or `timeout`). */
@@ -84,20 +86,26 @@ export class ClientConnection implements FibConnection {
     return this.closedWith === null;
   }
 
-  /** Sends fib(n) and resolves with its answer; never rejects. */
-  request(n: number, timeoutMs: number): Promise<Answer> {
-    if (this.closedWith) return Promise.resolve({ outcome: this.closedWith });
+  send(n: number, timeoutMs: number, onAnswer: OnAnswer): void {
+    const closedWith = this.closedWith;
+    if (closedWith) {
+      queueMicrotask(() => onAnswer(closedWith));
+      return;
+    }
     this.watchdog ??= setInterval(() => this.checkTimeouts(), Math.max(10, timeoutMs / TIMEOUT_CHECKS_PER_TIMEOUT)).unref();
-    return new Promise((resolve) => {
-      this.pending.push({ resolve, deadline: performance.now() + timeoutMs });
-      this.socket.write(this.legacy ? String(n) : formatRequest(n));
-    });
+    this.waiting.push(onAnswer);
+    this.deadlines.push(performance.now() + timeoutMs);
+    if (n !== this.lastN) {
+      this.lastN = n;
+      this.lastLine = this.legacy ? String(n) : formatRequest(n);
+    }
+    this.socket.write(this.lastLine);
   }
 
   /** The oldest request is overdue: the connection is out of step, so everything on it fails and it closes. */
   private checkTimeouts(): void {
-    const oldest = this.pending[0];
-    if (oldest && performance.now() >= oldest.deadline) this.fail('timeout');
+    const oldest = this.deadlines[0];
+    if (oldest !== undefined && performance.now() >= oldest) this.fail('timeout');
   }
 
   close(): void {
@@ -114,7 +122,10 @@ export class ClientConnection implements FibConnection {
   private fail(code: ClientErrorCode): void {
     this.closedWith ??= code;
     if (this.watchdog) clearInterval(this.watchdog);
-    for (const pending of this.pending.splice(0)) pending.resolve({ outcome: code });
+    this.deadlines.length = 0;
+    // Later, not from inside close() or destroy(): their callers are not re-entered.
+    const failed = this.waiting.splice(0);
+    if (failed.length > 0) queueMicrotask(() => failed.forEach((onAnswer) => onAnswer(code)));
     this.socket.destroy();
   }
 }

@@ -10,6 +10,7 @@
 
 import { performance } from 'node:perf_hooks';
 import { ClientConnection, ClientFailure, type FibConnection } from './client.js';
+import type { Outcome } from '../lab/errors.js';
 import type { Target } from './options.js';
 import type { ConnectionRecorder, ProbeRecorder } from './recorder.js';
 import { arrivals } from './arrivals.js';
@@ -140,6 +141,8 @@ async function closedLoop(run: ProbeRun, index: number): Promise<void> {
   stopped.addEventListener('abort', cut, { once: true });
   // Most probes run throughout: skip the schedule check on the hot path.
   const scheduled = isScheduled(probe);
+  // ... and most send again as soon as a reply comes, on the same connection: see steadyStretch.
+  const steady = !scheduled && !perRequest && !(probe.thinkMs > 0);
   try {
     // Start at a random point of one think time, so connections do not march in lockstep.
     if (probe.thinkMs > 0) await sleep(run, random() * probe.thinkMs);
@@ -174,13 +177,16 @@ async function closedLoop(run: ProbeRun, index: number): Promise<void> {
           continue;
         }
       }
+      if (steady) {
+        await steadyStretch(run, connection, recorder, random);
+        continue;
+      }
       // Connect-per-request targets count the wait to be accepted: it is part of what the client sees.
       const sentAt = perRequest ? start : clock.now();
       const phase = run.recorder.currentPhase();
-      const answer = await connection.request(pickN(probe, random), run.timeoutMs);
-      const gotReply = answer.outcome !== 'timeout' && answer.outcome !== 'closed';
-      if (recorded(run, gotReply))
-        recorder.record({ outcome: answer.outcome, latencyMs: gotReply ? clock.now() - sentAt : null, phase });
+      const outcome = await new Promise<Outcome>((resolve) => connection!.send(pickN(probe, random), run.timeoutMs, resolve));
+      const gotReply = outcome !== 'timeout' && outcome !== 'closed';
+      if (recorded(run, gotReply)) recorder.record({ outcome, latencyMs: gotReply ? clock.now() - sentAt : null, phase });
       if (perRequest) hangUp();
       // Think times vary uniformly by ±50% around the setting, for the same reason.
       if (probe.thinkMs > 0) await sleep(run, probe.thinkMs * (0.5 + random()));
@@ -191,6 +197,37 @@ async function closedLoop(run: ProbeRun, index: number): Promise<void> {
     cancelCut();
     hangUp();
   }
+}
+
+/**
+ * A closed loop's steady state, without a Promise per request (the generator's ceiling is its
+ * hot path): each reply sends the next request from its own callback, for as long as the
+ * connection stays open and the run goes on unpaused. Resolves when that ends; the loop above
+ * handles what comes next (reconnecting, waiting for a resume, finishing).
+ */
+function steadyStretch(
+  run: ProbeRun,
+  connection: FibConnection,
+  recorder: ConnectionRecorder,
+  random: () => number,
+): Promise<void> {
+  const { clock, probe, stopped, gate, target, timeoutMs } = run;
+  return new Promise((resolve) => {
+    let sentAt = 0;
+    let phase: string | undefined;
+    const sendNext = () => {
+      if (stopped.aborted || !connection.isOpen || gate?.isPaused(target.name)) return resolve();
+      sentAt = clock.now();
+      phase = run.recorder.currentPhase();
+      connection.send(pickN(probe, random), timeoutMs, onAnswer);
+    };
+    const onAnswer = (outcome: Outcome) => {
+      const gotReply = outcome !== 'timeout' && outcome !== 'closed';
+      if (recorded(run, gotReply)) recorder.record({ outcome, latencyMs: gotReply ? clock.now() - sentAt : null, phase });
+      sendNext();
+    };
+    sendNext();
+  });
 }
 
 /** ms from scenario time `t` until connection `index` is active again. */
@@ -318,13 +355,13 @@ class OpenLoop {
     slot.inFlight += 1;
     const sentAt = clock.now();
     const phase = recorder.currentPhase();
-    void connection.request(pickN(probe, this.run.random), this.run.timeoutMs).then((answer) => {
+    connection.send(pickN(probe, this.run.random), this.run.timeoutMs, (outcome) => {
       const now = clock.now();
       slot.inFlight -= 1;
-      const gotReply = answer.outcome !== 'timeout' && answer.outcome !== 'closed';
+      const gotReply = outcome !== 'timeout' && outcome !== 'closed';
       if (recorded(this.run, gotReply)) {
         recorder.record(slot.index, {
-          outcome: answer.outcome,
+          outcome,
           latencyMs: gotReply ? now - intended : null,
           uncorrectedMs: gotReply ? now - sentAt : undefined,
           queueWaitMs: gotReply ? queueWaitMs : undefined,

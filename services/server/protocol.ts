@@ -335,9 +335,27 @@ export function parseReply(line: string, bare = false): Reply {
   return { ok: false, code: 'bad_reply', message: `unexpected reply ${quote(text)}` };
 }
 
+const FIB_PREFIX = Buffer.from('fib: ', 'latin1');
+
 /** Splits a client's received bytes into reply lines. */
 export class ReplyDecoder {
   private buffered = '';
+
+  /**
+   * Whether `chunk` is exactly one `fib: <digits>` line with nothing buffered before it: the
+   * load generator's hot path counts such a reply without making a string of it. Anything else
+   * (false) goes through push() and parseReply() as usual.
+   */
+  isOneOkReply(chunk: Buffer): boolean {
+    const last = chunk.length - 1;
+    if (this.buffered !== '' || last <= FIB_PREFIX.length || chunk[last] !== 10) return false;
+    for (let i = 0; i < FIB_PREFIX.length; i++) if (chunk[i] !== FIB_PREFIX[i]) return false;
+    for (let i = FIB_PREFIX.length; i < last; i++) {
+      const byte = chunk[i]!;
+      if (byte < 48 || byte > 57) return false;
+    }
+    return true;
+  }
 
   push(chunk: Buffer): string[] {
     // The usual case, one whole reply in one chunk, without splitting (the load generator's hot path).
