@@ -10,9 +10,19 @@
 // the main thread about every connection it opens or closes to a gated target, so that the
 // spotlight can wait until a variant is really left alone.
 
+import { setFlagsFromString } from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import type { PauseGate } from './pause.js';
 import { RunPart, type PartFlush, type PartSpec } from './part.js';
+
+// V8's memory reducer, off for the threads started from here on (the sending threads and their
+// pacers), wherever `lab load` runs; the lab's image turns it off for the whole process (its
+// ENTRYPOINT), which a plain `node` cannot do this late for its main thread. Once a thread's
+// compiling is over and it allocates little, V8 takes it for idle and shrinks its heap with a
+// compacting mark-compact: 10-11 ms in a sending thread, about 8 s into every run, and the open
+// loop's maximum schedule lag read 12-18 ms in 10 s runs. The heap still grows and is collected
+// as usual.
+setFlagsFromString('--no-memory-reducer');
 
 export type ToSender =
   | { type: 'start'; spec: PartSpec; gateId: number | null }
