@@ -1,5 +1,5 @@
-// A clock whose timers fire within a quarter of a millisecond of when they are due, for the open
-// loop's arrival schedule. Node's timers count whole milliseconds (libuv's loop time and the
+// A clock whose timers fire at most about a quarter of a millisecond after they are due (the
+// OS's scheduling aside), for the open loop's arrival schedule. Node's timers count whole milliseconds (libuv's loop time and the
 // poll timeout are in ms), so at 10,000 requests/s a request due 0.1 ms from now leaves up to
 // a millisecond late. Spinning would cost a core. Instead a pacer thread sleeps on a futex
 // (Atomics.wait takes fractional milliseconds) until the earliest timer is due and then wakes
@@ -18,8 +18,8 @@ const COARSE_MS = 4;
  * The least time between two wake-ups of the owner, ms: a timer due sooner after the last one
  * waits for the next, at most this late. A wake-up (the pacer's message, a turn of the owner's
  * event loop) costs the owner tens of microseconds; at 10,000 requests/s, due 0.1 ms apart, one
- * per request took 0.57-0.73 cores, against 0.39-0.44 with this, for a schedule lag p99 of
- * 0.37-0.48 ms instead of 0.13-0.59 (benchmarks/README.md).
+ * per request took 0.57-0.73 cores, against 0.37-0.45 with this, for a schedule lag p99 of
+ * 0.36-0.69 ms instead of 0.13-0.59 (benchmarks/README.md).
  */
 export const MIN_WAKE_GAP_MS = 0.25;
 
