@@ -212,7 +212,7 @@ function steadyStretch(
   random: () => number,
 ): Promise<void> {
   const { clock, probe, stopped, gate, target, timeoutMs } = run;
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     let sentAt = 0;
     let phase: string | undefined;
     const sendNext = () => {
@@ -222,9 +222,15 @@ function steadyStretch(
       connection.send(pickN(probe, random), timeoutMs, onAnswer);
     };
     const onAnswer = (outcome: Outcome) => {
-      const gotReply = outcome !== 'timeout' && outcome !== 'closed';
-      if (recorded(run, gotReply)) recorder.record({ outcome, latencyMs: gotReply ? clock.now() - sentAt : null, phase });
-      sendNext();
+      // Called from the socket's 'data' handler: a failure here fails the loop (as an await
+      // would), not the process.
+      try {
+        const gotReply = outcome !== 'timeout' && outcome !== 'closed';
+        if (recorded(run, gotReply)) recorder.record({ outcome, latencyMs: gotReply ? clock.now() - sentAt : null, phase });
+        sendNext();
+      } catch (error) {
+        reject(error instanceof Error ? error : new Error(String(error)));
+      }
     };
     sendNext();
   });
