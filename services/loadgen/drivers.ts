@@ -118,6 +118,18 @@ function recorded(run: ProbeRun, gotReply: boolean): boolean {
   return run.stopped.aborted ? gotReply && !run.dropLateReplies : true;
 }
 
+/** Records a closed loop's answer to a request sent at `sentAt` (its latency, when a reply came). */
+function recordAnswer(
+  run: ProbeRun,
+  recorder: ConnectionRecorder,
+  outcome: Outcome,
+  sentAt: number,
+  phase: string | undefined,
+): void {
+  const gotReply = outcome !== 'timeout' && outcome !== 'closed';
+  if (recorded(run, gotReply)) recorder.record({ outcome, latencyMs: gotReply ? run.clock.now() - sentAt : null, phase });
+}
+
 async function closedLoop(run: ProbeRun, index: number): Promise<void> {
   const { target, probe, clock, stopped } = run;
   const recorder: ConnectionRecorder = run.recorder.forConnection(index);
@@ -185,8 +197,7 @@ async function closedLoop(run: ProbeRun, index: number): Promise<void> {
       const sentAt = perRequest ? start : clock.now();
       const phase = run.recorder.currentPhase();
       const outcome = await new Promise<Outcome>((resolve) => connection!.send(pickN(probe, random), run.timeoutMs, resolve));
-      const gotReply = outcome !== 'timeout' && outcome !== 'closed';
-      if (recorded(run, gotReply)) recorder.record({ outcome, latencyMs: gotReply ? clock.now() - sentAt : null, phase });
+      recordAnswer(run, recorder, outcome, sentAt, phase);
       if (perRequest) hangUp();
       // Think times vary uniformly by ±50% around the setting, for the same reason.
       if (probe.thinkMs > 0) await sleep(run, probe.thinkMs * (0.5 + random()));
@@ -225,8 +236,7 @@ function steadyStretch(
       // Called from the socket's 'data' handler: a failure here fails the loop (as an await
       // would), not the process.
       try {
-        const gotReply = outcome !== 'timeout' && outcome !== 'closed';
-        if (recorded(run, gotReply)) recorder.record({ outcome, latencyMs: gotReply ? clock.now() - sentAt : null, phase });
+        recordAnswer(run, recorder, outcome, sentAt, phase);
         sendNext();
       } catch (error) {
         reject(error instanceof Error ? error : new Error(String(error)));
