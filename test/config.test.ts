@@ -6,6 +6,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { resolveOptions } from '../services/lab/options.js';
 import { PROJECT_ROOT } from '../services/lab/dotenv.js';
 import { publishedPort, publishedUrl, publishedVariantPort } from '../services/lab/ports.js';
@@ -16,7 +17,9 @@ import { poolOptions } from '../services/server/pools.js';
 import { LOAD_LIMITS } from '../services/loadgen/limits.js';
 import { parseTargets, resolveLoadOptions } from '../services/loadgen/options.js';
 import { VARIANTS } from '../services/variants/index.js';
-import { configErrorOf as configError, runLab, startVariant } from './helpers.js';
+import { CLI, configErrorOf as configError, runLab, startVariant } from './helpers.js';
+
+const MODULE_TRACE = fileURLToPath(new URL('./module-trace.js', import.meta.url));
 
 /** The rows that take --pool-size, in the table's order (as the CLI lists them). */
 const POOL_SIZED = VARIANTS.filter((row) => Object.values(row.options).some((spec) => spec.flag === '--pool-size'))
@@ -102,6 +105,23 @@ describe('lab serve configuration', () => {
     const usage = await runLab(['serve']);
     assert.equal(usage.code, 2, usage.stderr);
     assert.match(usage.stderr, /missing required argument 'variant'/);
+  });
+
+  it('lab serve declares only its own commands: it loads neither zod nor yaml, and lab --help still lists every command', () => {
+    // test/module-trace.ts prints every package the process resolves.
+    const packagesOf = (args: string[]) => {
+      const run = spawnSync(process.execPath, ['--import', MODULE_TRACE, CLI, ...args], { encoding: 'utf8' });
+      assert.equal(run.status, 0, run.stderr);
+      return { stdout: run.stdout, packages: new Set([...run.stderr.matchAll(/^resolve (\S+)$/gm)].map((m) => m[1]!)) };
+    };
+    const serve = packagesOf(['serve', '--help']);
+    assert.ok(serve.packages.has('commander'), `the trace saw no package at all: ${[...serve.packages].join(', ')}`);
+    for (const heavy of ['zod', 'yaml'])
+      assert.ok(!serve.packages.has(heavy), `lab serve loaded ${heavy}: ${[...serve.packages].join(', ')}`);
+    const help = packagesOf(['--help']);
+    for (const command of ['variants', 'serve', 'load', 'worker', 'cpus', 'ps', 'sweep', 'report', 'compare']) {
+      assert.match(help.stdout, new RegExp(`^  ${command} `, 'm'), `lab --help lists ${command}:\n${help.stdout}`);
+    }
   });
 
   it('exits non-zero with one line when the port is taken', async () => {

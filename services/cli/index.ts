@@ -8,10 +8,7 @@ import { Command, CommanderError } from 'commander';
 import { addOptions } from '../lab/command.js';
 import { ConfigError } from '../lab/errors.js';
 import { publishedVariantPort } from '../lab/ports.js';
-import { addLoadCommand } from '../loadgen/cli.js';
 import { allServeOptions } from './serve.js';
-import { addQuotaCommands } from '../quota/cli.js';
-import { addSweepCommands } from '../sweep/cli.js';
 import { VARIANTS, VARIANT_NAMES } from '../variants/index.js';
 
 const { version } = createRequire(import.meta.url)('../../../package.json') as { version: string };
@@ -76,11 +73,23 @@ serve.action(async (variantName: string, parsed: Record<string, unknown>) => {
   await runServe(variantName, raw, given);
 });
 
-addLoadCommand(program);
+/**
+ * The commands whose options pull in zod and yaml (scenario and sweep files): 0.1 s of every
+ * start, and `lab serve` (each variant's container, and the tests' hundreds of servers) needs
+ * neither. They are declared unless the command run is one declared above or by a variant's
+ * row (found on a scratch program); help and an unknown command see them all, in this order.
+ */
+const firstArgument = process.argv[2];
+const rowCommands = new Command();
+for (const variant of VARIANTS) variant.commands?.(rowCommands);
+const runsOwnCommand = [...program.commands, ...rowCommands.commands].some((command) => command.name() === firstArgument);
+if (!runsOwnCommand) (await import('../loadgen/cli.js')).addLoadCommand(program);
 // Commands of the variants' own (their rows say).
 for (const variant of VARIANTS) variant.commands?.(program);
-addQuotaCommands(program);
-addSweepCommands(program);
+if (!runsOwnCommand) {
+  (await import('../quota/cli.js')).addQuotaCommands(program);
+  (await import('../sweep/cli.js')).addSweepCommands(program);
+}
 
 program.parseAsync().catch((error: unknown) => {
   if (error instanceof CommanderError) {
