@@ -6,10 +6,20 @@
 //                                                     C connections, each: send `1`, wait for the reply,
 //                                                     repeat, for S seconds after W seconds of warm-up
 //                                                     (default 0, not counted); prints the replies per second
+//   node dist/benchmarks/pingpong.js paced PORT R C S W spin|sleep
+//                                                     an open loop: `1` due every 1/R s, in turn on C
+//                                                     connections, for S seconds after W of warm-up, and
+//                                                     between requests either spinning (never asleep: a
+//                                                     core's worth of CPU) or asleep on a futex until the
+//                                                     next is due (Atomics.wait, fractional ms). How late
+//                                                     it sends is the floor this machine sets under any
+//                                                     client that runs, or that sleeps, that way: prints
+//                                                     `<lag p99 ms> <lag max ms> <requests counted>`
 // No framing library, no metrics, no timers: the most a Node client can send through one thread,
 // and the least a Node server can do to answer the protocol (the baseline of benchmarks/hotpath.ts).
 
-import { connect, createServer } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 
 const [mode, ...args] = process.argv.slice(2);
 
@@ -58,7 +68,49 @@ if (mode === 'server') {
       if (--open === 0) console.log(Math.round(replies / seconds));
     });
   }
+} else if (mode === 'paced') {
+  const [port, rate, connections, seconds, warmup] = args.slice(0, 5).map(Number) as [number, number, number, number, number];
+  const sleep = args[5] === 'sleep';
+  const sockets = await Promise.all(
+    Array.from(
+      { length: connections },
+      () =>
+        new Promise<Socket>((resolve) => {
+          const socket = connect({ port, host: '127.0.0.1' }, () => resolve(socket));
+          socket.setNoDelay(true);
+          socket.on('data', () => {});
+        }),
+    ),
+  );
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  const periodMs = 1000 / rate;
+  const start = performance.now();
+  const countFrom = start + warmup * 1000;
+  const end = countFrom + seconds * 1000;
+  const lags = new Float64Array(Math.ceil(rate * seconds) + 1);
+  let counted = 0;
+  let sent = 0;
+  // One turn of the event loop at a time (replies are read between turns, never waited for).
+  const turn = () => {
+    if (sleep) {
+      const wait = start + sent * periodMs - performance.now();
+      if (wait > 0) Atomics.wait(nap, 0, 0, wait);
+    }
+    const now = performance.now();
+    for (let due = start + sent * periodMs; due <= now && due < end; due = start + sent * periodMs) {
+      sockets[sent % connections]!.write('1\n');
+      sent += 1;
+      if (due >= countFrom && counted < lags.length) lags[counted++] = now - due;
+    }
+    if (now < end) return setImmediate(turn);
+    const sorted = lags.subarray(0, counted).sort();
+    console.log(`${sorted[Math.floor(counted * 0.99)]!.toFixed(3)} ${sorted[counted - 1]!.toFixed(3)} ${counted}`);
+    for (const socket of sockets) socket.destroy();
+  };
+  turn();
 } else {
-  console.error('usage: pingpong.js server | bare | client PORT CONNECTIONS SECONDS [WARMUP]');
+  console.error(
+    'usage: pingpong.js server | bare | client PORT CONNECTIONS SECONDS [WARMUP] | paced PORT RATE CONNECTIONS SECONDS WARMUP spin|sleep',
+  );
   process.exit(2);
 }
