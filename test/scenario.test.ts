@@ -6,15 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { seededRandom } from '../services/loadgen/arrivals.js';
-import {
-  BUILT_IN_SCENARIOS,
-  DEFAULT_SCENARIO_DIR,
-  connectionActive,
-  loadScenario,
-  loadScenarioFrom,
-  pickN,
-  rateAt,
-} from '../services/loadgen/scenario.js';
+import { BUILT_IN_SCENARIOS, DEFAULT_SCENARIO_DIR, loadScenario, loadScenarioFrom } from '../services/loadgen/scenario.js';
+import { connectionActive, pickN, rateAt } from '../services/loadgen/schedule.js';
 import { configErrorOf, writeScenario } from './helpers.js';
 
 const errorOf = (yaml: string) => configErrorOf(() => loadScenario(writeScenario(yaml)));

@@ -16,7 +16,8 @@ import type { ConnectionRecorder, ProbeRecorder } from './recorder.js';
 import { arrivals } from './arrivals.js';
 import { MAX_QUEUED_REQUESTS } from './limits.js';
 import type { PauseGate } from './pause.js';
-import { connectionActive, isScheduled, pickN, rateAt, type Probe } from './scenario.js';
+import type { Probe } from './scenario.js';
+import { connectionActive, isScheduled, pickN, rateAt } from './schedule.js';
 
 export interface Clock {
   /** Milliseconds, monotonic. */

@@ -14,7 +14,8 @@ import { GeneratorHealth, NO_HEALTH, type ThreadHealth } from './health.js';
 import { preciseClock } from './pacer.js';
 import { ProbeRecorder, bucketOf, type SeriesDelta } from './recorder.js';
 import { LATENCY_BUCKETS } from '../lab/metrics.js';
-import { isScheduled, phaseAt, type Scenario } from './scenario.js';
+import type { Scenario } from './scenario.js';
+import { isScheduled, phaseAt } from './schedule.js';
 
 /** How often the time spent in each phase of a scenario is sampled, ms. */
 const PHASE_SAMPLE_MS = 50;
