@@ -308,10 +308,9 @@ describe('the compose stack', () => {
 
   step(`the idle lab (load generator paused) costs at most ${IDLE_BOUND_CORES} cores`, async () => {
     // 30 s, a quarter of benchmarks/idle.ts's 120 s, to fit CI's time. The containers' round of
-    // healthchecks (every 120 s, about 0.1 s of CPU each, 20 containers, started together with
-    // the lab) falls inside the window or outside it: up to about 0.07 cores over 30 s. Over 60 s
-    // without one, CI read 0.033-0.042 (containers 0.024-0.030, Docker's processes 0.009): with a
-    // round, about 0.11, still inside the bound.
+    // healthchecks (every 120 s: a `runc exec` into each of 20 containers, about 1.5 s of CPU in
+    // all) falls inside the window or outside it: five 30 s windows in a row after a plain `make
+    // up` read 0.029-0.039 cores without it and 0.083 and 0.088 with it, inside the bound.
     const cost = await measureIdleCost(30);
     console.log(`the lab's idle cost:\n${idleTable(cost, hostBaseline)}`);
     const docker = cost.dockerCores === null ? 'not readable here' : cost.dockerCores.toFixed(3);
