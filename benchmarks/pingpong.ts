@@ -68,7 +68,7 @@ if (mode === 'server') {
       if (--open === 0) console.log(Math.round(replies / seconds));
     });
   }
-} else if (mode === 'paced') {
+} else if (mode === 'paced' && (args[5] === 'spin' || args[5] === 'sleep')) {
   const [port, rate, connections, seconds, warmup] = args.slice(0, 5).map(Number) as [number, number, number, number, number];
   const sleep = args[5] === 'sleep';
   const sockets = await Promise.all(
