@@ -151,18 +151,23 @@ export async function fetchText(url: string): Promise<{ status: number; body: st
  */
 export async function loopRequests(port: number, n: number, ms: number, depth = 1): Promise<number> {
   const client = await TestClient.connect(port);
+  try {
+    await client.write(`${n}\n`.repeat(depth - 1));
+    return await askRepeatedly(client, n, ms);
+  } finally {
+    client.close();
+  }
+}
+
+/** Asks fib(n) over and over on an open connection for `ms`, one at a time; how many replies came back. */
+export async function askRepeatedly(client: TestClient, n: number, ms: number): Promise<number> {
   const expected = `fib: ${referenceFib(n)}`;
   const until = performance.now() + ms;
   let count = 0;
-  try {
-    await client.write(`${n}\n`.repeat(depth - 1));
-    while (performance.now() < until) {
-      const reply = await client.ask(String(n));
-      if (reply !== expected) throw new Error(`fib(${n}) answered ${JSON.stringify(reply)}`);
-      count += 1;
-    }
-  } finally {
-    client.close();
+  while (performance.now() < until) {
+    const reply = await client.ask(String(n));
+    if (reply !== expected) throw new Error(`fib(${n}) answered ${JSON.stringify(reply)}`);
+    count += 1;
   }
   return count;
 }

@@ -1,6 +1,7 @@
 // threads' lessons: a thread per connection is started and ended with its connection (no leak
 // of threads or memory over many cycles: OS threads counted, the main thread's heap read after a
-// full collection), and two connections compute in parallel on two cores.
+// full collection), and two connections compute in parallel on two cores (rounds of a pair, the
+// median of their ratios).
 
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -8,7 +9,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { STATE_DEADLINE_MS, heapHeld, heapReadable } from '../hardening-helpers.js';
-import { TestClient, loopRequests, metricsOf, poll, processStatus, sample, startVariant } from '../helpers.js';
+import { TestClient, askRepeatedly, metricsOf, poll, processStatus, sample, startVariant } from '../helpers.js';
 
 const MB = 1024 * 1024;
 
@@ -64,17 +65,38 @@ describe('lesson: threads', () => {
     { skip: availableParallelism() < 2 && 'needs 2 CPUs' },
     async () => {
       const server = await startVariant('threads');
+      const clients = [await TestClient.connect(server.port), await TestClient.connect(server.port)] as const;
       try {
-        await loopRequests(server.port, 27, 300); // warm up
-        const ms = 2000;
-        const one = await loopRequests(server.port, 27, ms);
-        const two = (await Promise.all([loopRequests(server.port, 27, ms), loopRequests(server.port, 27, ms)])).reduce(
-          (a, b) => a + b,
+        // Two connections, two threads, kept for the whole test: each phase measures threads
+        // already running and compiled. A new connection per phase measured a new thread's
+        // start and warm-up too, two at once in the two-client phase: 1.48-1.86x in 700 ms
+        // phases, where 2 s phases read 1.90-2.04x.
+        await Promise.all(clients.map((client) => askRepeatedly(client, 27, 300))); // warm up
+        // Rounds of a pair, one client and two (the order alternating), each round's own ratio,
+        // their median: this VM's speed drifts by up to 20% over seconds, and a single pair of
+        // 2 s phases read 1.41x and 1.48x in 2 of 10 runs where the others read 1.90-2.04x.
+        const ms = 1000;
+        const oneClient = () => askRepeatedly(clients[0], 27, ms);
+        const twoClients = async () =>
+          (await Promise.all(clients.map((client) => askRepeatedly(client, 27, ms)))).reduce((a, b) => a + b);
+        const rounds: Array<{ one: number; two: number }> = [];
+        for (let round = 0; round < 3; round++) {
+          const pair = { one: 0, two: 0 };
+          for (const side of round % 2 === 0 ? (['one', 'two'] as const) : (['two', 'one'] as const)) {
+            pair[side] = side === 'one' ? await oneClient() : await twoClients();
+          }
+          rounds.push(pair);
+        }
+        const ratios = rounds.map(({ one, two }) => two / one).sort((a, b) => a - b);
+        const ratio = ratios[1]!;
+        const shown = rounds.map(({ one, two }) => `${one} -> ${two}`).join(', ');
+        console.log(`threads: fib(27) in rounds of ${ms} ms, one client -> two: ${shown} (median ${ratio.toFixed(2)}x)`);
+        assert.ok(
+          ratio >= 1.3,
+          `two clients against one, fib(27) replies in ${ms} ms: ${shown}: ${ratio.toFixed(2)}x at the median, expected >= 1.3x`,
         );
-        const ratio = two / one;
-        console.log(`threads: fib(27) in ${ms} ms: one client ${one}, two clients ${two} (${ratio.toFixed(2)}x)`);
-        assert.ok(ratio >= 1.3, `two clients got ${two} replies, one got ${one}: ${ratio.toFixed(2)}x, expected >= 1.3x`);
       } finally {
+        for (const client of clients) client.close();
         await server.stop();
       }
     },
