@@ -6,6 +6,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { Command } from 'commander';
 import { fileURLToPath } from 'node:url';
 import { resolveOptions } from '../services/lab/options.js';
 import { PROJECT_ROOT } from '../services/lab/dotenv.js';
@@ -119,7 +120,11 @@ describe('lab serve configuration', () => {
     for (const heavy of ['zod', 'yaml'])
       assert.ok(!serve.packages.has(heavy), `lab serve loaded ${heavy}: ${[...serve.packages].join(', ')}`);
     const help = packagesOf(['--help']);
-    for (const command of ['variants', 'serve', 'load', 'worker', 'cpus', 'ps', 'sweep', 'report', 'compare']) {
+    // The variants' own commands (queue's `worker`) as their rows declare them, on a scratch program.
+    const rowCommands = new Command();
+    for (const variant of VARIANTS) variant.commands?.(rowCommands);
+    const own = rowCommands.commands.map((command) => command.name());
+    for (const command of ['variants', 'serve', 'load', ...own, 'cpus', 'ps', 'sweep', 'report', 'compare']) {
       assert.match(help.stdout, new RegExp(`^  ${command} `, 'm'), `lab --help lists ${command}:\n${help.stdout}`);
     }
   });
