@@ -6,14 +6,15 @@
 // spotlight's first turn is exported), and that `lab cpus eventloop 1` goes through the service
 // API, swarm replacing the task, and shows in lab_cpu_quota_cores. Always removes the stack and
 // leaves the machine as it was, but for the bridge docker_gwbridge that `docker swarm init` makes
-// and Docker keeps after leaving (its stale endpoint refuses `docker network rm`: moby#37018). Run with `make test-swarm` (needs Docker; not beside the compose
+// and Docker keeps after leaving (its stale endpoint refuses `docker network rm`: moby#37018), and
+// puts back .env as it found it. Run with `make test-swarm` (needs Docker; not beside the compose
 // lab's default ports: its own ports are below).
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SweepFile } from '../../services/sweep/file.js';
@@ -67,8 +68,15 @@ describe('the swarm stack', () => {
   const figures: string[] = [];
   /** When make swarm-up returned: every task running and healthy. */
   let deployed = 0;
+  /**
+   * .env as it was: swarm.sh rewrites it (the variants' ports from this test's VARIANT_BASE_PORT,
+   * a new control token), and a compose lab running beside would then be out of step with it.
+   */
+  const ENV_FILE = join(ROOT, '.env');
+  let envBefore: string | null = null;
 
   before(() => {
+    envBefore = existsSync(ENV_FILE) ? readFileSync(ENV_FILE, 'utf8') : null;
     const state = must('docker', ['info', '--format', '{{.Swarm.LocalNodeState}}']).trim();
     if (state === 'inactive') {
       must('docker', ['swarm', 'init', '--advertise-addr', '127.0.0.1']);
@@ -105,6 +113,8 @@ describe('the swarm stack', () => {
         const added = ROLES.filter((role) => !labelsBefore.has(role));
         if (added.length > 0) must('docker', ['node', 'update', ...added.flatMap((r) => ['--label-rm', r]), nodeId]);
       }
+      if (envBefore === null) rmSync(ENV_FILE, { force: true });
+      else writeFileSync(ENV_FILE, envBefore);
       console.log(`swarm figures:\n  ${figures.join('\n  ')}`);
     }
   });
