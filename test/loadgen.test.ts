@@ -94,7 +94,36 @@ describe('lab load', () => {
       assert.equal(r.uncorrectedLatencyMs, null, 'closed loop: latency is from the send');
       assert.equal(r.fairness, 1, 'one connection per probe is trivially fair');
     }
-    assert.match(stderr, /^\[\s+1s\] ev: long [\d.]+\/s p50 /m, 'plain live lines on stderr when it is not a terminal');
+    assert.match(stderr, /^\[\s+\d+s\] ev: long [\d.]+\/s p50 /m, 'plain live lines on stderr when it is not a terminal');
+  });
+
+  it("shows in every live line the rate the sending threads measured, not what their flushes' timing let into the display's second", async () => {
+    // The sending threads flush every second on their own clocks, the display refreshes every
+    // second on the main thread's: a rate counted from what arrived in the display's second read
+    // 0/s for the first one (no flush yet) and double wherever two flushes fell into one.
+    const rate = 200;
+    const scenario = writeScenario(
+      [
+        'name: paced',
+        'duration: 5s',
+        'probes:',
+        '  - name: short',
+        '    model: open',
+        `    rate: ${rate}`,
+        '    connections: 4',
+        '    n: 1',
+      ].join('\n'),
+    );
+    const { code, stderr } = await runLab(['load', '--target', `ev=127.0.0.1:${server.port}`, '--scenario', scenario, '--json']);
+    assert.equal(code, 0, stderr);
+    const lines = [...stderr.matchAll(/^\[\s*(\d+)s\] ev: short ([\d.]+)\/s /gm)].map((m) => ({
+      at: Number(m[1]),
+      rate: Number(m[2]),
+    }));
+    const shown = lines.map((l) => `[${l.at}s] ${l.rate}/s`).join(', ');
+    assert.ok(lines.length >= 3, `a live line for most of the 5 s: ${shown}\n${stderr}`);
+    for (const line of lines)
+      assert.ok(Math.abs(line.rate - rate) <= rate / 4, `every line within 25% of the scheduled ${rate}/s: ${shown}`);
   });
 
   it('prints a final table by default, and CSV with --csv', async () => {

@@ -272,6 +272,13 @@ export class ProbeTally {
   private readonly queueWait = newHistogram();
   private readonly window = newHistogram();
   private windowCount = 0;
+  /**
+   * Per sending thread, the requests of its flushes since the last window and the time those
+   * flushes cover (their own clock): the window's rate is what the flushes measured, not what
+   * happened to arrive in the display's second (a thread flushes every second on its own clock,
+   * so a display second can hold no flush or two).
+   */
+  private readonly windowParts = new Map<number, { requests: number; ms: number }>();
   /** Requests answered ok per connection: over the run, and in the current window. */
   private readonly perConnection: number[];
   private readonly perConnectionWindow: number[];
@@ -294,9 +301,18 @@ export class ProbeTally {
     metrics?.initSeries(this.labels, series);
   }
 
-  /** Merges what a sending thread recorded (as interval `interval.index` of its own, `interval.ms` long, where given). */
-  apply(delta: SeriesDelta | null, interval?: { index: number; ms: number }): void {
-    if (interval) this.addInterval(interval, delta);
+  /**
+   * Merges what a sending thread recorded (as interval `interval.index` of its own, `interval.ms`
+   * long, where given; `interval.part` says which thread, for the window's rate).
+   */
+  apply(delta: SeriesDelta | null, interval?: { index: number; ms: number; part?: number }): void {
+    if (interval) {
+      this.addInterval(interval, delta);
+      const part = this.windowParts.get(interval.part ?? 0) ?? { requests: 0, ms: 0 };
+      part.requests += delta?.requests ?? 0;
+      part.ms += interval.ms;
+      this.windowParts.set(interval.part ?? 0, part);
+    }
     if (!delta) return;
     this.requests += delta.requests;
     this.windowCount += delta.requests;
@@ -402,12 +418,22 @@ export class ProbeTally {
    * Requests, latency and fairness since the previous call (the live display, and the fairness
    * gauge), then starts a new window.
    */
-  takeWindow(): { requests: number; latency: LatencySummary; fairness: number | null } {
+  takeWindow(): {
+    requests: number;
+    /** Requests per second as the window's flushes measured them; null when no flush covered any time. */
+    requestsPerSecond: number | null;
+    latency: LatencySummary;
+    fairness: number | null;
+  } {
     const fairness = jainIndex(this.perConnectionWindow);
-    const result = { requests: this.windowCount, latency: summarize(this.window), fairness };
+    const covered = [...this.windowParts.values()].filter((part) => part.ms > 0);
+    const requestsPerSecond =
+      covered.length === 0 ? null : covered.reduce((sum, part) => sum + (part.requests / part.ms) * 1000, 0);
+    const result = { requests: this.windowCount, requestsPerSecond, latency: summarize(this.window), fairness };
     if (fairness !== null && this.series.fairnessGauge) this.metrics?.fairness.labels(this.labels).set(fairness);
     this.window.reset();
     this.windowCount = 0;
+    this.windowParts.clear();
     this.perConnectionWindow.fill(0);
     return result;
   }
@@ -416,6 +442,7 @@ export class ProbeTally {
   reset(): void {
     for (const histogram of [this.latency, this.uncorrected, this.queueWait, this.window]) histogram.reset();
     this.windowCount = 0;
+    this.windowParts.clear();
     this.perConnection.fill(0);
     this.perConnectionWindow.fill(0);
     this.activeMs.fill(0);

@@ -283,17 +283,20 @@ export class LiveDisplay {
     this.reset();
   }
 
-  /** One refresh: the window just ended, per target. */
+  /**
+   * One refresh: what the sending threads flushed since the last one, per target. Where none has
+   * flushed yet (the threads flush every second on their own clocks), the lines stay as they are.
+   */
   update(run: LoadRun, label = ''): void {
-    const { health, probes, windowMs } = run.takeWindow();
-    const seconds = Math.max(1e-3, windowMs / 1000);
+    const window = run.takeWindow();
+    if (!window) return;
+    const { health, probes } = window;
     const byTarget = new Map<string, string[]>();
     for (const probe of probes) {
       const parts = byTarget.get(probe.key.target) ?? [];
       const errors = probe.errors > 0 ? ` err ${probe.errors}` : '';
-      parts.push(
-        `${probe.key.probe} ${formatRate(probe.requests / seconds)}/s p50 ${formatMs(probe.latency.p50)} p99 ${formatMs(probe.latency.p99)}${errors}`,
-      );
+      const rate = probe.requestsPerSecond === null ? '-' : formatRate(probe.requestsPerSecond);
+      parts.push(`${probe.key.probe} ${rate}/s p50 ${formatMs(probe.latency.p50)} p99 ${formatMs(probe.latency.p99)}${errors}`);
       byTarget.set(probe.key.target, parts);
     }
     const elapsed = run.elapsedMs() / 1000;

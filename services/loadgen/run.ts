@@ -95,7 +95,8 @@ export class LoadRun {
   private stoppedAt: number | null = null;
   /** The parts' own measured lengths, once they have all finished. */
   private finalMeasuredMs: number | null = null;
-  private windowStart = this.startedAt;
+  /** Flushes applied since the last window: none, and a window has nothing new to say. */
+  private windowFlushes = 0;
   /** Per part: how many intervals it has flushed since the warm-up, and when the last one ended (its atMs). */
   private readonly partIntervals: Array<{ count: number; atMs: number }> = [];
 
@@ -174,13 +175,14 @@ export class LoadRun {
       return;
     }
     const part = (this.partIntervals[flush.index] ??= { count: 0, atMs: 0 });
-    const interval = { index: part.count++, ms: Math.max(0, flush.atMs - part.atMs) };
+    const interval = { index: part.count++, ms: Math.max(0, flush.atMs - part.atMs), part: flush.index };
     part.atMs = flush.atMs;
     // Every series gets the interval, with nothing in it where nothing was recorded.
     flush.series.forEach((delta, i) => this.tallies[i]!.apply(delta, interval));
     if (flush.lag) this.metrics?.scheduleLag.add(flush.lag.buckets, flush.lag.sum);
     this.health.set(flush.index, flush.health.run);
     this.windowHealth.add(flush.index, flush.health.window);
+    this.windowFlushes += 1;
   }
 
   /** Stops sending; what is in flight gets a grace period (STOP_GRACE_MS) to come back. */
@@ -216,16 +218,17 @@ export class LoadRun {
     return this.tallies.map((t) => ({ variant: t.key.target, scenario: t.key.scenario, probe: t.key.probe }));
   }
 
-  /** Figures since the previous window (also updates the fairness and generator-bound gauges). */
+  /**
+   * Figures since the previous window (also updates the fairness and generator-bound gauges); null
+   * when no sending thread has flushed since (the next window takes this one's time with its own).
+   */
   takeWindow() {
-    const now = performance.now();
-    const windowMs = now - this.windowStart;
-    this.windowStart = now;
+    if (this.windowFlushes === 0) return null;
+    this.windowFlushes = 0;
     const health = this.windowHealth.report();
     this.windowHealth.reset();
     this.metrics?.generatorBound.set(health.generatorBound ? 1 : 0);
     return {
-      windowMs,
       health,
       probes: this.tallies.map((tally) => ({ key: tally.key, errors: tally.errors, ...tally.takeWindow() })),
     };
