@@ -271,7 +271,6 @@ export class ProbeTally {
   private readonly uncorrected = newHistogram();
   private readonly queueWait = newHistogram();
   private readonly window = newHistogram();
-  private windowCount = 0;
   /**
    * Per sending thread, the requests of its flushes since the last window and the time those
    * flushes cover (their own clock): the window's rate is what the flushes measured, not what
@@ -315,7 +314,6 @@ export class ProbeTally {
     }
     if (!delta) return;
     this.requests += delta.requests;
-    this.windowCount += delta.requests;
     delta.outcomes.forEach((count, i) => {
       if (count === 0) return;
       const outcome = OUTCOMES[i]!;
@@ -415,11 +413,10 @@ export class ProbeTally {
   }
 
   /**
-   * Requests, latency and fairness since the previous call (the live display, and the fairness
+   * The request rate, latency and fairness since the previous call (the live display, and the fairness
    * gauge), then starts a new window.
    */
   takeWindow(): {
-    requests: number;
     /** Requests per second as the window's flushes measured them; null when no flush covered any time. */
     requestsPerSecond: number | null;
     latency: LatencySummary;
@@ -429,10 +426,9 @@ export class ProbeTally {
     const covered = [...this.windowParts.values()].filter((part) => part.ms > 0);
     const requestsPerSecond =
       covered.length === 0 ? null : covered.reduce((sum, part) => sum + (part.requests / part.ms) * 1000, 0);
-    const result = { requests: this.windowCount, requestsPerSecond, latency: summarize(this.window), fairness };
+    const result = { requestsPerSecond, latency: summarize(this.window), fairness };
     if (fairness !== null && this.series.fairnessGauge) this.metrics?.fairness.labels(this.labels).set(fairness);
     this.window.reset();
-    this.windowCount = 0;
     this.windowParts.clear();
     this.perConnectionWindow.fill(0);
     return result;
@@ -441,7 +437,6 @@ export class ProbeTally {
   /** Forgets everything merged so far (the warm-up); Prometheus series keep counting. */
   reset(): void {
     for (const histogram of [this.latency, this.uncorrected, this.queueWait, this.window]) histogram.reset();
-    this.windowCount = 0;
     this.windowParts.clear();
     this.perConnection.fill(0);
     this.perConnectionWindow.fill(0);
