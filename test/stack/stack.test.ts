@@ -202,7 +202,7 @@ describe('the compose stack', () => {
     console.log(`the lesson scoreboard after one rotation (medians of 3 rounds, lowest-highest):\n${scoreboard.join('\n')}`);
     console.log(`generator-bound rounds: ${causes.length === 0 ? 'none' : causes.join('; ')}`);
     const shown = scoreboard.join(' | ');
-    // The issue's goal for a plain `make up`: no turn of the first rotation describes the generator.
+    // As after a plain `make up` on a quiet machine: no turn of the first rotation describes the generator.
     const flagged = NAMES.filter((name) => bound.get(name) !== 0);
     assert.deepEqual(flagged, [], `turns flagged generator-bound (rounds: ${causes.join('; ') || 'none'}): ${shown}`);
     const stalls = ['eventloop', 'sync'];
