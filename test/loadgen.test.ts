@@ -121,6 +121,7 @@ describe('lab load', () => {
       rate: Number(m[2]),
     }));
     const shown = lines.map((l) => `[${l.at}s] ${l.rate}/s`).join(', ');
+    console.log(`live lines of an open loop at ${rate}/s: ${shown}`);
     assert.ok(lines.length >= 3, `a live line for most of the 5 s: ${shown}\n${stderr}`);
     for (const line of lines)
       assert.ok(Math.abs(line.rate - rate) <= rate / 4, `every line within 25% of the scheduled ${rate}/s: ${shown}`);
